@@ -1,0 +1,39 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "deskgate", description = "REST API of the deskgate support gateway. The live part (chat, queue) is the WebSocket protocol in docs/protocol.md."),
+    paths(
+        super::bootstrap::create,
+        super::session::login, super::session::logout, super::session::me,
+        super::visitor::create,
+        super::users::list, super::users::create, super::users::update,
+        super::tickets::list, super::tickets::show, super::tickets::messages,
+        super::tickets::notes, super::tickets::update, super::tickets::customer_history,
+        super::queue::show,
+        super::health::live, super::health::ready, super::health::metrics,
+    ),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[utoipa::path(get, path = "/api/openapi.json", tag = "operations", responses((status = 200, description = "this document")))]
+pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,90 @@
+//! Staff login sessions: `POST /api/session` (log in), `DELETE /api/session` (log out),
+//! `GET /api/me`.
+
+use super::{bearer, ApiError, ApiResult, Body, Staff};
+use crate::app::App;
+use crate::auth::{password, token};
+use crate::clock::Timestamp;
+use crate::store::{StoreError, User};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct Login {
+    pub username: String,
+    #[schema(value_type = String, format = Password)]
+    pub password: SecretString,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SessionCreated {
+    /// Bearer token for the API and the `hello` of `/ws/agent`. Shown once.
+    pub token: String,
+    pub expires_at: Timestamp,
+    pub user: User,
+}
+
+/// Log in with username and password.
+#[utoipa::path(post, path = "/api/session", tag = "session", request_body = Login,
+    responses(
+        (status = 201, body = SessionCreated),
+        (status = 400, body = super::ErrorBody),
+        (status = 401, description = "wrong username or password (indistinguishable)", body = super::ErrorBody),
+    ))]
+pub async fn login(
+    State(app): State<App>,
+    Body(login): Body<Login>,
+) -> ApiResult<(StatusCode, Json<SessionCreated>)> {
+    let found = match app.store.user_credentials(&login.username).await {
+        Ok(found) => Some(found),
+        Err(StoreError::NotFound) => None,
+        Err(e) => return Err(e.into()),
+    };
+    // Argon2 is slow on purpose; keep it off the async workers.
+    let pw = login.password.clone();
+    let stored = found.as_ref().map(|(_, h)| h.clone());
+    let ok = tokio::task::spawn_blocking(move || password::verify(&pw, stored.as_deref()))
+        .await
+        .unwrap_or(false);
+    let user = match found {
+        Some((user, _)) if ok && user.active => user,
+        _ => {
+            tracing::info!(username_len = login.username.len(), "login failed");
+            return Err(ApiError::Unauthenticated);
+        }
+    };
+    let (secret, digest) = token::issue(token::Kind::Session);
+    let now = app.clock.now();
+    let expires_at = now.plus(app.config.session_ttl);
+    app.store
+        .create_session(&digest, user.id, now, expires_at)
+        .await?;
+    tracing::info!(user = user.id.0, "login");
+    Ok((
+        StatusCode::CREATED,
+        Json(SessionCreated {
+            token: secret.expose_secret().to_string(),
+            expires_at,
+            user,
+        }),
+    ))
+}
+
+/// Log out: the session token stops working at once.
+#[utoipa::path(delete, path = "/api/session", tag = "session", security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = super::ErrorBody)))]
+pub async fn logout(State(app): State<App>, headers: HeaderMap) -> ApiResult<StatusCode> {
+    let token = bearer(&headers).ok_or(ApiError::Unauthenticated)?;
+    app.store.delete_session(&token::digest(token)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The logged-in user.
+#[utoipa::path(get, path = "/api/me", tag = "session", security(("bearer" = [])),
+    responses((status = 200, body = User), (status = 401, body = super::ErrorBody)))]
+pub async fn me(Staff(user): Staff) -> Json<User> {
+    Json(user)
+}

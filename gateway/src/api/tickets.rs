@@ -1,0 +1,169 @@
+//! Tickets over REST: lists, one ticket with its messages and notes, a customer's history,
+//! priority changes. Agents see queued tickets and their own; leads, supervisors and admins
+//! see all. A ticket one may not see answers exactly like a missing one.
+
+use super::{ApiError, ApiResult, Body, Staff};
+use crate::app::App;
+use crate::desk::Desk;
+use crate::ids::{CustomerId, Seq, TicketId, UserId};
+use crate::store::{Message, Note, Priority, Ticket, TicketFilter, TicketStatus};
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    pub status: Option<TicketStatus>,
+    pub agent: Option<i64>,
+    pub customer: Option<i64>,
+    /// At most 500; default 100.
+    pub limit: Option<i64>,
+}
+
+fn limit(l: Option<i64>) -> ApiResult<i64> {
+    match l {
+        None => Ok(100),
+        Some(n @ 1..=500) => Ok(n),
+        Some(_) => Err(ApiError::Invalid("limit must be 1-500".into())),
+    }
+}
+
+/// List tickets, newest first.
+#[utoipa::path(get, path = "/api/tickets", tag = "tickets", security(("bearer" = [])),
+    params(ListQuery),
+    responses((status = 200, body = Vec<Ticket>), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody)))]
+pub async fn list(
+    State(app): State<App>,
+    Staff(me): Staff,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Vec<Ticket>>> {
+    let filter = TicketFilter {
+        status: q.status,
+        agent: q.agent.map(UserId),
+        customer: q.customer.map(CustomerId),
+        limit: limit(q.limit)?,
+    };
+    let tickets = app.store.tickets(filter).await?;
+    Ok(Json(
+        tickets
+            .into_iter()
+            .filter(|t| Desk::may_read(&me, t))
+            .collect(),
+    ))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TicketDetail {
+    pub ticket: Ticket,
+    pub notes: Vec<Note>,
+}
+
+/// One ticket with its internal notes.
+#[utoipa::path(get, path = "/api/tickets/{id}", tag = "tickets", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "ticket id")),
+    responses((status = 200, body = TicketDetail), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
+pub async fn show(
+    State(app): State<App>,
+    Staff(me): Staff,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<TicketDetail>> {
+    let ticket = app.desk.readable_ticket(&me, TicketId(id)).await?;
+    let notes = app.store.notes(ticket.id).await?;
+    Ok(Json(TicketDetail { ticket, notes }))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct MessagesQuery {
+    /// Return messages after this sequence number; default 0.
+    pub after: Option<i64>,
+    /// At most 500; default 100.
+    pub limit: Option<i64>,
+}
+
+/// A ticket's messages in sequence order.
+#[utoipa::path(get, path = "/api/tickets/{id}/messages", tag = "tickets", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "ticket id"), MessagesQuery),
+    responses((status = 200, body = Vec<Message>), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
+pub async fn messages(
+    State(app): State<App>,
+    Staff(me): Staff,
+    Path(id): Path<i64>,
+    Query(q): Query<MessagesQuery>,
+) -> ApiResult<Json<Vec<Message>>> {
+    let ticket = app.desk.readable_ticket(&me, TicketId(id)).await?;
+    let after = Seq(q.after.unwrap_or(0).max(0));
+    Ok(Json(
+        app.store
+            .messages_after(ticket.conversation, after, limit(q.limit)?)
+            .await?,
+    ))
+}
+
+/// Internal notes of a ticket.
+#[utoipa::path(get, path = "/api/tickets/{id}/notes", tag = "tickets", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "ticket id")),
+    responses((status = 200, body = Vec<Note>), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
+pub async fn notes(
+    State(app): State<App>,
+    Staff(me): Staff,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Vec<Note>>> {
+    let ticket = app.desk.readable_ticket(&me, TicketId(id)).await?;
+    Ok(Json(app.store.notes(ticket.id).await?))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct UpdateTicket {
+    pub priority: Option<Priority>,
+}
+
+/// Change a ticket's priority (its agent, or a lead, supervisor or admin).
+#[utoipa::path(patch, path = "/api/tickets/{id}", tag = "tickets", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "ticket id")),
+    request_body = UpdateTicket,
+    responses((status = 200, body = Ticket), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
+pub async fn update(
+    State(app): State<App>,
+    Staff(me): Staff,
+    Path(id): Path<i64>,
+    Body(req): Body<UpdateTicket>,
+) -> ApiResult<Json<Ticket>> {
+    let ticket = app.desk.readable_ticket(&me, TicketId(id)).await?;
+    let own = ticket.agent.as_ref().map(|a| a.id) == Some(me.id);
+    if !(own || me.role.sees_all_tickets()) {
+        return Err(ApiError::Forbidden);
+    }
+    let Some(priority) = req.priority else {
+        return Ok(Json(ticket));
+    };
+    let t = app.store.set_priority(ticket.id, priority).await?;
+    app.desk.publish_ticket(&t).await;
+    Ok(Json(t))
+}
+
+/// A customer's tickets, newest first: the history an agent sees beside the chat. Agents see
+/// it only for customers whose ticket they hold.
+#[utoipa::path(get, path = "/api/customers/{id}/tickets", tag = "customers", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "customer id")),
+    responses((status = 200, body = Vec<Ticket>), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
+pub async fn customer_history(
+    State(app): State<App>,
+    Staff(me): Staff,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Vec<Ticket>>> {
+    let tickets = app
+        .store
+        .tickets(TicketFilter {
+            customer: Some(CustomerId(id)),
+            limit: 200,
+            ..Default::default()
+        })
+        .await?;
+    let holds_one = tickets
+        .iter()
+        .any(|t| t.is_open() && t.agent.as_ref().map(|a| a.id) == Some(me.id));
+    if !(me.role.sees_all_tickets() || holds_one) {
+        return Err(ApiError::NotFound);
+    }
+    Ok(Json(tickets))
+}

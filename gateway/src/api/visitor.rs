@@ -1,0 +1,114 @@
+//! `POST /api/visitor`: a customer arriving through the widget gets a visitor token for
+//! `/ws/customer`. With a signed identity token from the site, the customer is "verified"
+//! and matched to their earlier conversations; without one, whatever they say about
+//! themselves is kept but marked unverified.
+
+use super::{ApiError, ApiResult, Body};
+use crate::app::App;
+use crate::auth::{identity, token};
+use crate::clock::Timestamp;
+use crate::ids::CustomerId;
+use crate::store::NewCustomer;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct VisitorRequest {
+    /// The key of the embedding site.
+    pub site_key: String,
+    /// JWT (HS256) signed by the site with its identity secret: `sub`, `name`, `email`,
+    /// `phone`, `exp`.
+    pub identity_token: Option<String>,
+    /// Name the customer typed (unverified).
+    pub name: Option<String>,
+    /// Email the customer typed (unverified).
+    pub email: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct VisitorCustomer {
+    pub id: CustomerId,
+    pub name: String,
+    pub verified: bool,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct VisitorCreated {
+    /// Token for the `hello` of `/ws/customer`. Shown once.
+    pub visitor_token: String,
+    pub expires_at: Timestamp,
+    pub customer: VisitorCustomer,
+}
+
+fn clean(field: &str, v: Option<String>, max: usize) -> ApiResult<Option<String>> {
+    match v.map(|s| s.trim().to_string()) {
+        Some(s) if s.is_empty() => Ok(None),
+        Some(s) if s.chars().count() > max || s.chars().any(char::is_control) => {
+            Err(ApiError::Invalid(format!(
+                "{field} must be at most {max} printable characters"
+            )))
+        }
+        other => Ok(other),
+    }
+}
+
+/// Start a customer session.
+#[utoipa::path(post, path = "/api/visitor", tag = "customers", request_body = VisitorRequest,
+    responses(
+        (status = 201, body = VisitorCreated),
+        (status = 400, body = super::ErrorBody),
+        (status = 401, description = "identity token invalid or expired", body = super::ErrorBody),
+        (status = 404, description = "unknown site key", body = super::ErrorBody),
+    ))]
+pub async fn create(
+    State(app): State<App>,
+    Body(req): Body<VisitorRequest>,
+) -> ApiResult<(StatusCode, Json<VisitorCreated>)> {
+    let site = app.sites.get(&req.site_key).ok_or(ApiError::NotFound)?;
+    let now = app.clock.now();
+    let new = match &req.identity_token {
+        Some(t) => {
+            let id = identity::verify(t, site.identity_secret.as_ref(), now).map_err(|e| {
+                tracing::info!(site = %site.key, error = %e, "identity token refused");
+                ApiError::Unauthenticated
+            })?;
+            NewCustomer {
+                site: site.key.clone(),
+                external_id: Some(id.sub),
+                name: clean("name", id.name, 120)?.unwrap_or_else(|| "Customer".into()),
+                email: clean("email", id.email, 254)?,
+                phone: clean("phone", id.phone, 32)?,
+                verified: true,
+            }
+        }
+        None => NewCustomer {
+            site: site.key.clone(),
+            external_id: None,
+            name: clean("name", req.name, 120)?.unwrap_or_else(|| "Visitor".into()),
+            email: clean("email", req.email, 254)?,
+            phone: None,
+            verified: false,
+        },
+    };
+    let customer = app.store.upsert_customer(new, now).await?;
+    let (secret, digest) = token::issue(token::Kind::Visitor);
+    let expires_at = now.plus(app.config.visitor_ttl);
+    app.store
+        .create_visitor(&digest, customer.id, now, expires_at)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(VisitorCreated {
+            visitor_token: secret.expose_secret().to_string(),
+            expires_at,
+            customer: VisitorCustomer {
+                id: customer.id,
+                name: customer.name,
+                verified: customer.verified,
+            },
+        }),
+    ))
+}

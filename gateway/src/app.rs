@@ -1,0 +1,66 @@
+//! The shared state of a running gateway, built once at start-up and cloned into every
+//! request handler and connection task.
+
+use crate::bus::memory::MemoryBus;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::desk::Desk;
+use crate::hub::{Hub, Registry};
+use crate::metrics::Metrics;
+use crate::sites::Sites;
+use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+#[derive(Clone)]
+pub struct App {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub desk: Arc<Desk>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+    pub sites: Arc<Sites>,
+    /// Cancelled when the gateway shuts down; every connection task watches it.
+    pub shutdown: CancellationToken,
+    /// The connection tasks, so shutdown can wait for them to close cleanly.
+    pub tracker: TaskTracker,
+}
+
+impl App {
+    /// Opens the store under the data dir and wires the embedded bus.
+    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&config.data, config.store_busy_timeout).await?);
+        Self::with_store(config, clock, store)
+    }
+
+    pub fn with_store(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        store: Arc<dyn Store>,
+    ) -> anyhow::Result<App> {
+        let sites = Arc::new(Sites::load(&config)?);
+        let metrics = Arc::new(Metrics::default());
+        let registry = Arc::new(Registry::default());
+        let hub = Hub::new(registry.clone(), Arc::new(MemoryBus::new(registry)));
+        let desk = Arc::new(Desk::new(
+            store.clone(),
+            hub,
+            clock.clone(),
+            config.desk.clone(),
+            metrics.clone(),
+        ));
+        Ok(App {
+            config: Arc::new(config),
+            store,
+            desk,
+            clock,
+            metrics,
+            sites,
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        })
+    }
+}

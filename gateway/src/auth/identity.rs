@@ -1,0 +1,119 @@
+//! Customer identity signed by the embedding site: a JWT (HS256, i.e. HMAC-SHA256) over the
+//! customer's id, name, email and phone, made on the site's server with the site's secret.
+//! An identity that is not signed, or whose signature does not check, is never "verified".
+
+use crate::clock::Timestamp;
+use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// What a valid token says about the customer.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Identity {
+    /// The customer's id at the site.
+    pub sub: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// Expiry, seconds since the epoch; required so a leaked token does not work forever.
+    pub exp: i64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IdentityError {
+    #[error("identity token is malformed or its signature does not match")]
+    Invalid,
+    #[error("identity token has expired")]
+    Expired,
+    #[error("this site has no identity secret configured")]
+    NoSecret,
+}
+
+/// Leeway for clocks that disagree between the site and the gateway.
+const LEEWAY_SECS: i64 = 60;
+
+pub fn verify(
+    token: &str,
+    secret: Option<&SecretString>,
+    now: Timestamp,
+) -> Result<Identity, IdentityError> {
+    let secret = secret.ok_or(IdentityError::NoSecret)?;
+    let mut v = Validation::new(Algorithm::HS256);
+    // Expiry is checked below against the gateway's clock, not the system's.
+    v.validate_exp = false;
+    v.required_spec_claims = ["exp", "sub"].iter().map(|s| s.to_string()).collect();
+    let data = decode::<Identity>(
+        token,
+        &DecodingKey::from_secret(secret.expose_secret().as_bytes()),
+        &v,
+    )
+    .map_err(|_| IdentityError::Invalid)?;
+    let id = data.claims;
+    if id.exp + LEEWAY_SECS < now.0 / 1000 {
+        return Err(IdentityError::Expired);
+    }
+    if id.sub.is_empty() || id.sub.len() > 256 {
+        return Err(IdentityError::Invalid);
+    }
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    use serde_json::json;
+
+    fn sign(secret: &str, claims: serde_json::Value) -> String {
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    const NOW: Timestamp = Timestamp(1_800_000_000_000);
+
+    #[test]
+    fn accepts_a_token_signed_with_the_site_secret() {
+        let t = sign(
+            "s3cret",
+            json!({"sub": "cust-1", "name": "Ada", "email": "ada@example.com", "exp": 1_800_000_600}),
+        );
+        let id = verify(&t, Some(&SecretString::from("s3cret")), NOW).unwrap();
+        assert_eq!(id.sub, "cust-1");
+        assert_eq!(id.email.as_deref(), Some("ada@example.com"));
+    }
+
+    #[test]
+    fn refuses_wrong_secret_expired_alg_none_and_missing_exp() {
+        let good = SecretString::from("s3cret");
+        let t = sign("other", json!({"sub": "c", "exp": 1_800_000_600}));
+        assert_eq!(
+            verify(&t, Some(&good), NOW).unwrap_err(),
+            IdentityError::Invalid
+        );
+        let t = sign("s3cret", json!({"sub": "c", "exp": 1_799_999_000}));
+        assert_eq!(
+            verify(&t, Some(&good), NOW).unwrap_err(),
+            IdentityError::Expired
+        );
+        let t = sign("s3cret", json!({"sub": "c"}));
+        assert_eq!(
+            verify(&t, Some(&good), NOW).unwrap_err(),
+            IdentityError::Invalid
+        );
+        // An unsigned token ("alg": "none") must never pass.
+        let unsigned =
+            "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJjIiwiZXhwIjoxODAwMDAwNjAwfQ.";
+        assert_eq!(
+            verify(unsigned, Some(&good), NOW).unwrap_err(),
+            IdentityError::Invalid
+        );
+        assert_eq!(verify(&t, None, NOW).unwrap_err(), IdentityError::NoSecret);
+    }
+}

@@ -1,0 +1,343 @@
+//! Configuration: built-in defaults, overridden by a TOML file (`--config`), overridden by
+//! `DESKGATE_*` environment variables, overridden by command-line flags. Every flag has the same
+//! key in the file with dashes turned into underscores; unknown keys are an error.
+
+use clap::{Args, ValueEnum};
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Flags of `deskgate serve`. Each is optional here so that a value given in the config file is
+/// only replaced by one the operator actually set; the defaults live in [`Config::default`].
+#[derive(Debug, Default, Args)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (keys as the flags, with underscores).
+    #[arg(long, env = "DESKGATE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "DESKGATE_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// Directory for the database, keys and outbox [default: ./deskgate-data]
+    #[arg(long, env = "DESKGATE_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+
+    /// URL people use to reach this gateway, for the links it prints [default: http://<listen>]
+    #[arg(long, env = "DESKGATE_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// Log filter, in tracing's EnvFilter syntax [default: info]
+    #[arg(long, env = "DESKGATE_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+
+    /// Log line format [default: text]
+    #[arg(long, env = "DESKGATE_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    /// Largest WebSocket frame accepted, in bytes [default: 65536]
+    #[arg(long, env = "DESKGATE_MAX_FRAME_BYTES", value_name = "BYTES")]
+    pub max_frame_bytes: Option<usize>,
+
+    /// Frames per second one connection may send, on average [default: 20]
+    #[arg(long, env = "DESKGATE_RATE_PER_SEC", value_name = "N")]
+    pub rate_per_sec: Option<u32>,
+
+    /// Frames one connection may send in a burst above the average [default: 60]
+    #[arg(long, env = "DESKGATE_RATE_BURST", value_name = "N")]
+    pub rate_burst: Option<u32>,
+
+    /// Frames queued for a connection before it counts as too slow and is closed [default: 256]
+    #[arg(long, env = "DESKGATE_OUTBOUND_QUEUE", value_name = "FRAMES")]
+    pub outbound_queue: Option<usize>,
+
+    /// Time a new connection has to send its `hello` [default: 10s]
+    #[arg(long, env = "DESKGATE_HELLO_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub hello_timeout: Option<Duration>,
+
+    /// How long after resolution a customer message reopens a ticket instead of opening a new one [default: 72h]
+    #[arg(long, env = "DESKGATE_REOPEN_WINDOW", value_parser = humantime::parse_duration)]
+    pub reopen_window: Option<Duration>,
+
+    /// Assign new tickets round-robin to online agents with free capacity [default: off]
+    #[arg(long, env = "DESKGATE_AUTO_ASSIGN", num_args = 0..=1, default_missing_value = "true")]
+    pub auto_assign: Option<bool>,
+
+    /// Concurrent chats for agents created without an explicit capacity [default: 5]
+    #[arg(long, env = "DESKGATE_DEFAULT_CAPACITY", value_name = "N")]
+    pub default_capacity: Option<u32>,
+
+    /// Lifetime of a staff login session [default: 12h]
+    #[arg(long, env = "DESKGATE_SESSION_TTL", value_parser = humantime::parse_duration)]
+    pub session_ttl: Option<Duration>,
+
+    /// Lifetime of a customer's visitor token [default: 30days]
+    #[arg(long, env = "DESKGATE_VISITOR_TTL", value_parser = humantime::parse_duration)]
+    pub visitor_ttl: Option<Duration>,
+
+    /// How long a write waits for a locked database before the sender gets `unavailable` [default: 5s]
+    #[arg(long, env = "DESKGATE_STORE_BUSY_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub store_busy_timeout: Option<Duration>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// One embedding site: the widget presents `key`; identity tokens from that site are signed
+/// with its secret.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    pub key: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// HMAC-SHA256 secret for identity tokens (JWT HS256). Prefer `identity_secret_file`.
+    #[serde(default)]
+    pub identity_secret: Option<SecretString>,
+    #[serde(default)]
+    pub identity_secret_file: Option<PathBuf>,
+}
+
+/// The config file. Every field is optional; absent ones keep their default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data: Option<PathBuf>,
+    public_url: Option<String>,
+    log: Option<String>,
+    log_format: Option<LogFormat>,
+    max_frame_bytes: Option<usize>,
+    rate_per_sec: Option<u32>,
+    rate_burst: Option<u32>,
+    outbound_queue: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    hello_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    reopen_window: Option<Duration>,
+    auto_assign: Option<bool>,
+    default_capacity: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    session_ttl: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    visitor_ttl: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    store_busy_timeout: Option<Duration>,
+    #[serde(default)]
+    sites: Vec<SiteConfig>,
+}
+
+/// The settings the server runs with, after all sources are merged.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data: PathBuf,
+    pub public_url: Option<String>,
+    pub log: String,
+    pub log_format: LogFormat,
+    pub ws: WsConfig,
+    pub desk: DeskConfig,
+    pub session_ttl: Duration,
+    pub visitor_ttl: Duration,
+    pub store_busy_timeout: Duration,
+    /// Sites from the config file; a `demo` site is added when none is configured.
+    pub sites: Vec<SiteConfig>,
+}
+
+/// Limits of one WebSocket connection.
+#[derive(Clone, Debug)]
+pub struct WsConfig {
+    pub max_frame_bytes: usize,
+    pub rate_per_sec: u32,
+    pub rate_burst: u32,
+    pub outbound_queue: usize,
+    pub hello_timeout: Duration,
+}
+
+/// How tickets move through the queue.
+#[derive(Clone, Debug)]
+pub struct DeskConfig {
+    pub reopen_window: Duration,
+    pub auto_assign: bool,
+    pub default_capacity: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data: PathBuf::from("./deskgate-data"),
+            public_url: None,
+            log: "info".into(),
+            log_format: LogFormat::Text,
+            ws: WsConfig {
+                max_frame_bytes: 64 * 1024,
+                rate_per_sec: 20,
+                rate_burst: 60,
+                outbound_queue: 256,
+                hello_timeout: Duration::from_secs(10),
+            },
+            desk: DeskConfig {
+                reopen_window: Duration::from_secs(72 * 3600),
+                auto_assign: false,
+                default_capacity: 5,
+            },
+            session_ttl: Duration::from_secs(12 * 3600),
+            visitor_ttl: Duration::from_secs(30 * 24 * 3600),
+            store_busy_timeout: Duration::from_secs(5),
+            sites: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid setting {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl Config {
+    /// Merges the config file named by `args.config` (if any) with the flags and environment.
+    pub fn load(args: &ServeArgs) -> Result<Config, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let mut c = Config::default();
+        macro_rules! take {
+            ($($field:ident),* ; $($ws:ident),* ; $($desk:ident),*) => {
+                $( if let Some(v) = args.$field.clone().or(file.$field.clone()) { c.$field = v; } )*
+                $( if let Some(v) = args.$ws.clone().or(file.$ws.clone()) { c.ws.$ws = v; } )*
+                $( if let Some(v) = args.$desk.clone().or(file.$desk.clone()) { c.desk.$desk = v; } )*
+            };
+        }
+        take!(listen, data, log, log_format, session_ttl, visitor_ttl, store_busy_timeout;
+              max_frame_bytes, rate_per_sec, rate_burst, outbound_queue, hello_timeout;
+              reopen_window, auto_assign, default_capacity);
+        c.public_url = args.public_url.clone().or(file.public_url);
+        c.sites = file.sites;
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.into(),
+            })
+        };
+        if self.ws.max_frame_bytes < 1024 {
+            return invalid("max_frame_bytes", "must be at least 1024");
+        }
+        if self.ws.rate_per_sec == 0 || self.ws.rate_burst == 0 {
+            return invalid("rate_per_sec", "rate and burst must be at least 1");
+        }
+        if self.ws.outbound_queue < 8 {
+            return invalid("outbound_queue", "must be at least 8");
+        }
+        if self.desk.default_capacity == 0 {
+            return invalid("default_capacity", "must be at least 1");
+        }
+        let mut keys = std::collections::HashSet::new();
+        for site in &self.sites {
+            if site.key.is_empty() || !keys.insert(site.key.as_str()) {
+                return invalid("sites", "every site needs a unique, non-empty key");
+            }
+            if site.identity_secret.is_some() && site.identity_secret_file.is_some() {
+                return invalid(
+                    "sites",
+                    "give identity_secret or identity_secret_file, not both",
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The base URL printed for people: `public_url`, else derived from the listen address.
+    pub fn base_url(&self, bound: SocketAddr) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => format!("http://{bound}"),
+        }
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), text).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults_without_any_source() {
+        let c = Config::load(&ServeArgs::default()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.data, PathBuf::from("./deskgate-data"));
+        assert_eq!(c.ws.max_frame_bytes, 65536);
+    }
+
+    #[test]
+    fn flags_override_file() {
+        let f = write("listen = \"127.0.0.1:9000\"\nreopen_window = \"1h\"\nauto_assign = true\n");
+        let args = ServeArgs {
+            config: Some(f.path().into()),
+            listen: Some("127.0.0.1:9100".parse().unwrap()),
+            ..Default::default()
+        };
+        let c = Config::load(&args).unwrap();
+        assert_eq!(c.listen.port(), 9100);
+        assert_eq!(c.desk.reopen_window, Duration::from_secs(3600));
+        assert!(c.desk.auto_assign);
+    }
+
+    #[test]
+    fn unknown_key_is_a_clear_error() {
+        let f = write("listen = \"127.0.0.1:9000\"\nlisten_port = 9\n");
+        let args = ServeArgs {
+            config: Some(f.path().into()),
+            ..Default::default()
+        };
+        let err = Config::load(&args).unwrap_err().to_string();
+        assert!(err.contains("unknown field `listen_port`"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_are_refused() {
+        let f = write("max_frame_bytes = 10\n");
+        let args = ServeArgs {
+            config: Some(f.path().into()),
+            ..Default::default()
+        };
+        assert!(Config::load(&args).is_err());
+    }
+}

@@ -1,0 +1,376 @@
+//! The desk: what can happen to a ticket, for both the WebSocket sessions and the REST API.
+//!
+//! Every operation commits to the store first and only then publishes events, so nothing is
+//! ever announced that a restart could lose. Authorisation that depends on a ticket's state is
+//! checked inside the store's transaction; role checks happen here.
+
+mod assign;
+
+use crate::bus::{Audience, Effect, Event, Topic};
+use crate::clock::Clock;
+use crate::config::DeskConfig;
+use crate::hub::Hub;
+use crate::ids::{ConnId, ConversationId, Seq, TicketId, UserId};
+use crate::metrics::{inc, Metrics};
+use crate::protocol::{ClientId, CustomerTicket, MessageText, QueueOp, ServerFrame};
+use crate::store::{
+    Appended, Author, AuthorKind, Customer, Message, NewMessage, Note, Store, StoreError, Ticket,
+    TicketStatus, Transition, User,
+};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+pub use assign::spawn_assigner;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeskError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The caller's role may not do this at all.
+    #[error("not permitted for this role")]
+    Role,
+}
+
+pub type DeskResult<T> = Result<T, DeskError>;
+
+pub struct Desk {
+    pub store: Arc<dyn Store>,
+    pub hub: Hub,
+    pub clock: Arc<dyn Clock>,
+    pub config: DeskConfig,
+    pub metrics: Arc<Metrics>,
+    /// Wakes the auto-assigner when a ticket is queued or an agent frees up.
+    assign_kick: Notify,
+}
+
+impl Desk {
+    pub fn new(
+        store: Arc<dyn Store>,
+        hub: Hub,
+        clock: Arc<dyn Clock>,
+        config: DeskConfig,
+        metrics: Arc<Metrics>,
+    ) -> Desk {
+        Desk {
+            store,
+            hub,
+            clock,
+            config,
+            metrics,
+            assign_kick: Notify::new(),
+        }
+    }
+
+    /// The oldest resolution time that still lets a customer message reopen a ticket.
+    pub fn reopen_after(&self) -> crate::clock::Timestamp {
+        self.clock.now().minus(self.config.reopen_window)
+    }
+
+    async fn publish(&self, event: Event) {
+        if let Err(e) = self.hub.publish(event).await {
+            // The change is committed; followers catch up from the store on their next frame
+            // or reconnect.
+            tracing::warn!(error = %e, "publish failed");
+        }
+    }
+
+    /// Announces a stored message to every follower of its conversation.
+    pub async fn publish_message(&self, ticket: TicketId, message: &Message) {
+        let frame = ServerFrame::Message { ticket, message }.encode();
+        let mut ev = Event::new(
+            Topic::Conversation(message.conversation),
+            Audience::Everyone,
+            frame,
+        );
+        ev.seq = Some((message.conversation, message.seq));
+        self.publish(ev).await;
+    }
+
+    /// Announces a ticket's new state: in full to staff, reduced to the customer, and to the
+    /// queue view of every agent.
+    pub async fn publish_ticket(&self, ticket: &Ticket) {
+        let topic = Topic::Conversation(ticket.conversation);
+        let staff = ServerFrame::TicketStaff { ticket }.encode();
+        self.publish(Event::new(topic, Audience::Staff, staff))
+            .await;
+        let customer = ServerFrame::TicketCustomer {
+            ticket: CustomerTicket::from(ticket),
+        }
+        .encode();
+        self.publish(Event::new(topic, Audience::Customers, customer))
+            .await;
+        let op = if ticket.status == TicketStatus::Queued {
+            QueueOp::Upsert
+        } else {
+            QueueOp::Remove
+        };
+        let queue = ServerFrame::Queue { op, ticket }.encode();
+        self.publish(Event::new(Topic::Queue, Audience::Staff, queue))
+            .await;
+    }
+
+    /// Tells all devices of an agent that a ticket is now theirs, and has them follow it.
+    async fn hand_to(&self, agent: UserId, ticket: &Ticket) {
+        let mut ev = Event::new(
+            Topic::User(agent),
+            Audience::Staff,
+            ServerFrame::TicketStaff { ticket }.encode(),
+        );
+        ev.effect = Some(Effect::Follow {
+            conversation: ticket.conversation,
+            ticket: ticket.id,
+            after: ticket.last_seq,
+        });
+        self.publish(ev).await;
+    }
+
+    /// Tells all devices of an agent that a ticket left them.
+    async fn take_from(&self, agent: UserId, ticket: &Ticket) {
+        let mut ev = Event::new(
+            Topic::User(agent),
+            Audience::Staff,
+            ServerFrame::TicketStaff { ticket }.encode(),
+        );
+        ev.effect = Some(Effect::Unfollow(ticket.conversation));
+        self.publish(ev).await;
+    }
+
+    pub async fn customer_send(
+        &self,
+        customer: &Customer,
+        client_id: &ClientId,
+        text: &MessageText,
+    ) -> DeskResult<Appended> {
+        let author = Author {
+            kind: AuthorKind::Customer,
+            id: Some(customer.id.0),
+            name: customer.name.clone(),
+        };
+        let msg = NewMessage {
+            author,
+            text: text.as_str(),
+            client_id: client_id.as_str(),
+        };
+        let now = self.clock.now();
+        let appended = self
+            .store
+            .append_customer_message(customer, msg, now, self.reopen_after())
+            .await
+            .inspect_err(|_| inc(&self.metrics.store_errors))?;
+        if appended.duplicate {
+            return Ok(appended);
+        }
+        inc(&self.metrics.messages_stored);
+        let t = &appended.ticket;
+        if appended.opened {
+            // The customer's other tabs start following the new conversation.
+            let ev = Event::effect(
+                Topic::Customer(customer.id),
+                Effect::Follow {
+                    conversation: t.conversation,
+                    ticket: t.id,
+                    after: Seq(0),
+                },
+            );
+            self.publish(ev).await;
+        }
+        self.publish_message(t.id, &appended.message).await;
+        if appended.opened || appended.reopened {
+            self.publish_ticket(t).await;
+            self.assign_kick.notify_one();
+        }
+        Ok(appended)
+    }
+
+    pub async fn agent_send(
+        &self,
+        user: &User,
+        ticket: TicketId,
+        client_id: &ClientId,
+        text: &MessageText,
+    ) -> DeskResult<Appended> {
+        if !user.role.works_tickets() {
+            return Err(DeskError::Role);
+        }
+        let author = Author {
+            kind: AuthorKind::Agent,
+            id: Some(user.id.0),
+            name: user.name.clone(),
+        };
+        let msg = NewMessage {
+            author,
+            text: text.as_str(),
+            client_id: client_id.as_str(),
+        };
+        let appended = self
+            .store
+            .append_agent_message(ticket, user.id, msg, self.clock.now())
+            .await?;
+        if !appended.duplicate {
+            inc(&self.metrics.messages_stored);
+            self.publish_message(appended.ticket.id, &appended.message)
+                .await;
+        }
+        Ok(appended)
+    }
+
+    /// Claims a queued ticket for `agent`. Of two racing claims, the store lets exactly one win.
+    pub async fn claim(&self, user: &User, ticket: TicketId) -> DeskResult<Ticket> {
+        if !user.role.works_tickets() {
+            return Err(DeskError::Role);
+        }
+        let tr = self.store.claim(ticket, user.id, self.clock.now()).await?;
+        self.after_assignment(user.id, &tr).await;
+        Ok(tr.ticket)
+    }
+
+    async fn after_assignment(&self, agent: UserId, tr: &Transition) {
+        self.publish_message(tr.ticket.id, &tr.message).await;
+        self.publish_ticket(&tr.ticket).await;
+        self.hand_to(agent, &tr.ticket).await;
+    }
+
+    pub async fn transfer(
+        &self,
+        user: &User,
+        ticket: TicketId,
+        to: Option<UserId>,
+    ) -> DeskResult<Ticket> {
+        if !user.role.works_tickets() {
+            return Err(DeskError::Role);
+        }
+        let tr = self
+            .store
+            .transfer(ticket, user.id, to, self.clock.now())
+            .await?;
+        self.publish_message(tr.ticket.id, &tr.message).await;
+        self.publish_ticket(&tr.ticket).await;
+        self.take_from(user.id, &tr.ticket).await;
+        match to {
+            Some(to) => self.hand_to(to, &tr.ticket).await,
+            None => self.assign_kick.notify_one(),
+        }
+        Ok(tr.ticket)
+    }
+
+    pub async fn resolve(&self, user: &User, ticket: TicketId) -> DeskResult<Ticket> {
+        if !user.role.works_tickets() {
+            return Err(DeskError::Role);
+        }
+        let tr = self
+            .store
+            .resolve(ticket, user.id, self.clock.now())
+            .await?;
+        self.publish_message(tr.ticket.id, &tr.message).await;
+        self.publish_ticket(&tr.ticket).await;
+        self.take_from(user.id, &tr.ticket).await;
+        self.assign_kick.notify_one();
+        Ok(tr.ticket)
+    }
+
+    /// Whether a staff user may read a ticket: queued ones and their own, or all for leads,
+    /// supervisors and admins.
+    pub fn may_read(user: &User, ticket: &Ticket) -> bool {
+        user.role.sees_all_tickets()
+            || ticket.status == TicketStatus::Queued
+            || ticket.agent.as_ref().map(|a| a.id) == Some(user.id)
+    }
+
+    /// A ticket the user may read; others look exactly like missing ones.
+    pub async fn readable_ticket(&self, user: &User, id: TicketId) -> DeskResult<Ticket> {
+        let t = self.store.ticket(id).await?;
+        if Self::may_read(user, &t) {
+            Ok(t)
+        } else {
+            Err(StoreError::NotFound.into())
+        }
+    }
+
+    /// Adds an internal note; staff following the conversation see it, customers never do.
+    pub async fn note(
+        &self,
+        user: &User,
+        ticket: TicketId,
+        client_id: &ClientId,
+        text: &MessageText,
+    ) -> DeskResult<(Note, bool)> {
+        let t = self.store.ticket(ticket).await?;
+        let own = t.agent.as_ref().map(|a| a.id) == Some(user.id);
+        if !(own || user.role.sees_all_tickets()) {
+            return Err(StoreError::NotFound.into());
+        }
+        let (note, duplicate) = self
+            .store
+            .add_note(
+                ticket,
+                user.id,
+                client_id.as_str(),
+                text.as_str(),
+                self.clock.now(),
+            )
+            .await?;
+        if !duplicate {
+            let frame = ServerFrame::Note { note: &note }.encode();
+            self.publish(Event::new(
+                Topic::Conversation(t.conversation),
+                Audience::Staff,
+                frame,
+            ))
+            .await;
+        }
+        Ok((note, duplicate))
+    }
+
+    /// Relays a typing indicator to the other followers of the conversation; not stored.
+    pub async fn typing(
+        &self,
+        ticket: TicketId,
+        conversation: ConversationId,
+        from: Author,
+        active: bool,
+        origin: ConnId,
+    ) {
+        let frame = ServerFrame::Typing {
+            ticket,
+            from: &from,
+            active,
+        }
+        .encode();
+        let mut ev = Event::new(Topic::Conversation(conversation), Audience::Everyone, frame);
+        ev.skip = Some(origin);
+        self.publish(ev).await;
+    }
+
+    /// Records and relays a read receipt.
+    pub async fn read(
+        &self,
+        ticket: TicketId,
+        conversation: ConversationId,
+        by: AuthorKind,
+        seq: Seq,
+    ) -> DeskResult<()> {
+        let seq = self.store.mark_read(conversation, by, seq).await?;
+        let frame = ServerFrame::Read { ticket, by, seq }.encode();
+        self.publish(Event::new(
+            Topic::Conversation(conversation),
+            Audience::Everyone,
+            frame,
+        ))
+        .await;
+        Ok(())
+    }
+
+    /// Closes the connections of a user whose access changed; they must log in again.
+    pub async fn revoke(&self, user: UserId) {
+        let ev = Event::effect(
+            Topic::User(user),
+            Effect::Close(crate::protocol::close::REVOKED),
+        );
+        self.publish(ev).await;
+    }
+
+    /// An agent came online or freed capacity: let the assigner look at the queue.
+    pub fn kick_assigner(&self) {
+        self.assign_kick.notify_one();
+    }
+}

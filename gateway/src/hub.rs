@@ -1,0 +1,245 @@
+//! The node-local hub: which connection follows which topic, fan-out of arriving events to
+//! them, and which agents are online here.
+//!
+//! Fan-out never waits on a connection: each one has a bounded queue, and a connection whose
+//! queue is full is told to close (code 4009) instead of slowing everyone else down.
+
+use crate::bus::{Bus, BusError, Event, Side, Topic};
+use crate::ids::{ConnId, UserId};
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, Notify};
+
+/// Close code for a connection that does not read fast enough.
+pub const CLOSE_TOO_SLOW: u16 = 4009;
+
+/// How the hub reaches one connection.
+#[derive(Clone)]
+pub struct Subscriber {
+    pub conn: ConnId,
+    pub side: Side,
+    pub tx: mpsc::Sender<Arc<Event>>,
+    pub ctl: Arc<ConnCtl>,
+}
+
+/// Out-of-band control of one connection: asks its task to close with a code.
+#[derive(Debug, Default)]
+pub struct ConnCtl {
+    close: AtomicU16,
+    notify: Notify,
+}
+
+impl ConnCtl {
+    /// Asks the connection to close; the first code asked for wins.
+    pub fn close(&self, code: u16) {
+        if self
+            .close
+            .compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Waits until a close is asked for and returns its code.
+    pub async fn closed(&self) -> u16 {
+        loop {
+            let code = self.close.load(Ordering::SeqCst);
+            if code != 0 {
+                return code;
+            }
+            self.notify.notified().await;
+        }
+    }
+}
+
+const SHARDS: usize = 32;
+
+/// Local followers by topic, sharded so that busy conversations do not contend on one lock.
+pub struct Registry {
+    shards: Vec<Mutex<HashMap<Topic, Vec<Subscriber>>>>,
+    hasher: std::collections::hash_map::RandomState,
+    /// Connections closed because their queue filled up.
+    pub slow_closed: AtomicU64,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: Default::default(),
+            slow_closed: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Registry {
+    fn shard(&self, topic: &Topic) -> &Mutex<HashMap<Topic, Vec<Subscriber>>> {
+        let mut h = self.hasher.build_hasher();
+        topic.hash(&mut h);
+        &self.shards[(h.finish() as usize) % SHARDS]
+    }
+
+    /// Adds a follower; true if it is the topic's first on this node.
+    fn add(&self, topic: Topic, sub: Subscriber) -> bool {
+        let mut map = self.shard(&topic).lock().unwrap_or_else(|p| p.into_inner());
+        let subs = map.entry(topic).or_default();
+        if subs.iter().any(|s| s.conn == sub.conn) {
+            return false;
+        }
+        subs.push(sub);
+        subs.len() == 1
+    }
+
+    /// Removes a follower; true if the topic has no follower left on this node.
+    fn remove(&self, topic: Topic, conn: ConnId) -> bool {
+        let mut map = self.shard(&topic).lock().unwrap_or_else(|p| p.into_inner());
+        let Some(subs) = map.get_mut(&topic) else {
+            return false;
+        };
+        subs.retain(|s| s.conn != conn);
+        if subs.is_empty() {
+            map.remove(&topic);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Hands the event to every local follower it is meant for, without waiting.
+    pub fn deliver(&self, event: Arc<Event>) {
+        let map = self
+            .shard(&event.topic)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let Some(subs) = map.get(&event.topic) else {
+            return;
+        };
+        for s in subs {
+            if Some(s.conn) == event.skip || !event.audience.admits(s.side) {
+                continue;
+            }
+            if let Err(mpsc::error::TrySendError::Full(_)) = s.tx.try_send(event.clone()) {
+                self.slow_closed.fetch_add(1, Ordering::Relaxed);
+                s.ctl.close(CLOSE_TOO_SLOW);
+            }
+        }
+    }
+}
+
+/// The hub: the registry plus the bus that brings events from other nodes.
+#[derive(Clone)]
+pub struct Hub {
+    pub registry: Arc<Registry>,
+    bus: Arc<dyn Bus>,
+    presence: Arc<Mutex<BTreeMap<UserId, u32>>>,
+    next_conn: Arc<AtomicU64>,
+}
+
+impl Hub {
+    pub fn new(registry: Arc<Registry>, bus: Arc<dyn Bus>) -> Hub {
+        Hub {
+            registry,
+            bus,
+            presence: Default::default(),
+            next_conn: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    pub fn conn_id(&self) -> ConnId {
+        ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub async fn publish(&self, event: Event) -> Result<(), BusError> {
+        self.bus.publish(event).await
+    }
+
+    pub async fn follow(&self, topic: Topic, sub: Subscriber) -> Result<(), BusError> {
+        if self.registry.add(topic, sub) {
+            self.bus.listen(topic).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn unfollow(&self, topic: Topic, conn: ConnId) {
+        if self.registry.remove(topic, conn) {
+            // A bus that cannot drop the topic now will deliver events no one takes; harmless.
+            let _ = self.bus.unlisten(topic).await;
+        }
+    }
+
+    pub fn bus_ready(&self) -> bool {
+        self.bus.ready()
+    }
+
+    /// An agent connection opened on this node.
+    pub fn agent_online(&self, user: UserId) {
+        let mut p = self.presence.lock().unwrap_or_else(|p| p.into_inner());
+        *p.entry(user).or_default() += 1;
+    }
+
+    /// An agent connection closed on this node.
+    pub fn agent_offline(&self, user: UserId) {
+        let mut p = self.presence.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = p.get_mut(&user) {
+            *n -= 1;
+            if *n == 0 {
+                p.remove(&user);
+            }
+        }
+    }
+
+    /// Agents with at least one open connection, in id order.
+    pub fn online_agents(&self) -> Vec<UserId> {
+        let p = self.presence.lock().unwrap_or_else(|p| p.into_inner());
+        p.keys().copied().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::{memory::MemoryBus, Audience};
+    use crate::ids::ConversationId;
+
+    fn sub(id: u64, side: Side, cap: usize) -> (Subscriber, mpsc::Receiver<Arc<Event>>) {
+        let (tx, rx) = mpsc::channel(cap);
+        (
+            Subscriber {
+                conn: ConnId(id),
+                side,
+                tx,
+                ctl: Arc::new(ConnCtl::default()),
+            },
+            rx,
+        )
+    }
+
+    #[tokio::test]
+    async fn fans_out_by_audience_and_closes_a_full_follower_only() {
+        let registry = Arc::new(Registry::default());
+        let hub = Hub::new(registry.clone(), Arc::new(MemoryBus::new(registry)));
+        let topic = Topic::Conversation(ConversationId(1));
+        let (customer, mut crx) = sub(1, Side::Customer, 8);
+        let (agent, mut arx) = sub(2, Side::Staff, 8);
+        let (slow, _srx) = sub(3, Side::Staff, 1);
+        let slow_ctl = slow.ctl.clone();
+        hub.follow(topic, customer).await.unwrap();
+        hub.follow(topic, agent).await.unwrap();
+        hub.follow(topic, slow).await.unwrap();
+
+        hub.publish(Event::new(topic, Audience::Staff, "note".into()))
+            .await
+            .unwrap();
+        hub.publish(Event::new(topic, Audience::Everyone, "msg".into()))
+            .await
+            .unwrap();
+
+        assert_eq!(crx.recv().await.unwrap().frame.as_deref(), Some("msg"));
+        assert_eq!(arx.recv().await.unwrap().frame.as_deref(), Some("note"));
+        assert_eq!(arx.recv().await.unwrap().frame.as_deref(), Some("msg"));
+        assert_eq!(slow_ctl.closed().await, CLOSE_TOO_SLOW);
+    }
+}

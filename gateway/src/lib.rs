@@ -1,0 +1,33 @@
+//! deskgate: a customer-support gateway. Customers chat through a widget, every conversation
+//! becomes a ticket in a live queue, agents work it.
+//!
+//! Map of the crate, following one chat message:
+//! - [`ws`]: WebSocket sessions (`/ws/customer`, `/ws/agent`); [`protocol`] is their wire format.
+//! - [`desk`]: what can happen to a ticket (send, claim, transfer, resolve, notes), for the
+//!   sessions and the REST API alike; commits to the [`store`], then publishes on the [`hub`].
+//! - [`store`]: the durable store seam (SQLite embedded); [`bus`]: the live-event seam
+//!   (in-process embedded); [`hub`]: fan-out to this node's connections.
+//! - [`api`]: the REST API; [`auth`]: passwords, tokens, signed identities; [`sites`]:
+//!   embedding sites; [`bootstrap`]: the first admin.
+//! - [`app`]: shared state; [`server`]: routes and `run`; [`config`]; [`clock`]; [`metrics`].
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod bootstrap;
+pub mod bus;
+pub mod clock;
+pub mod config;
+pub mod desk;
+pub mod hub;
+pub mod ids;
+pub mod metrics;
+pub mod protocol;
+pub mod server;
+pub mod sites;
+pub mod store;
+pub mod ws;
+
+pub use app::App;
+pub use config::Config;
+pub use server::run;

@@ -1,0 +1,245 @@
+//! The `deskgate` command: parses config, sets up logging, binds, and runs.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use deskgate::auth::password;
+use deskgate::clock::{Clock, SystemClock};
+use deskgate::config::{Config, LogFormat, ServeArgs};
+use deskgate::store::sqlite::SqliteStore;
+use deskgate::store::{NewUser, Role, Store};
+use deskgate::App;
+use secrecy::{ExposeSecret, SecretString};
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+#[derive(Parser)]
+#[command(
+    name = "deskgate",
+    version,
+    about = "Customer-support gateway: chats become tickets in a live agent queue"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway. With no flags: 127.0.0.1:8080, data in ./deskgate-data.
+    Serve(ServeArgs),
+    /// Manage staff accounts in a data dir (works while the gateway runs).
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(clap::Args)]
+struct DataArgs {
+    /// TOML config file (the same one `serve` reads).
+    #[arg(long, env = "DESKGATE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory [default: ./deskgate-data]
+    #[arg(long, env = "DESKGATE_DATA", value_name = "DIR")]
+    data: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a staff account. Without --password-stdin a random password is printed once.
+    Add {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        username: String,
+        /// Display name [default: the username]
+        #[arg(long)]
+        name: Option<String>,
+        /// agent, lead, supervisor, approver or admin
+        #[arg(long, default_value = "agent", value_parser = parse_role)]
+        role: Role,
+        /// Concurrent chats [default: the configured default capacity]
+        #[arg(long)]
+        capacity: Option<u32>,
+        /// Read the password from standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List staff accounts.
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse()
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    match cli.command {
+        Command::Serve(args) => {
+            let config = Config::load(&args)?;
+            init_tracing(&config);
+            runtime.block_on(serve(config))
+        }
+        Command::User(cmd) => runtime.block_on(user(cmd)),
+    }
+}
+
+fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let bound = listener.local_addr()?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let app = App::build(config, clock).await?;
+    let bootstrap = deskgate::bootstrap::prepare(app.store.as_ref()).await?;
+    print_banner(&app.config, bound, bootstrap.as_ref());
+
+    let shutdown = app.shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        shutdown.cancel();
+    });
+    deskgate::run(listener, app).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn print_banner(config: &Config, bound: std::net::SocketAddr, bootstrap: Option<&SecretString>) {
+    let base = config.base_url(bound);
+    let ws = base.replacen("http", "ws", 1);
+    println!("deskgate is listening on {base}");
+    println!("  data:            {}", config.data.display());
+    println!("  REST API:        {base}/api/openapi.json");
+    println!("  customer socket: {ws}/ws/customer   staff socket: {ws}/ws/agent");
+    println!("  health:          {base}/healthz  {base}/readyz  metrics: {base}/metrics");
+    if config.sites.is_empty() {
+        println!(
+            "  site key:        demo (identity secret in {})",
+            config.data.join("sites/demo.identity-secret").display()
+        );
+    }
+    if let Some(secret) = bootstrap {
+        println!();
+        println!("No staff account exists yet. Create the first admin with this one-time secret");
+        println!("(it is shown once; restarting issues a new one):");
+        println!();
+        println!(
+            "  curl -X POST {base}/api/bootstrap -H 'content-type: application/json' \\\n    -d '{{\"secret\":\"{}\",\"username\":\"admin\",\"password\":\"<choose one>\"}}'",
+            secret.expose_secret()
+        );
+        println!();
+        println!("or, from a shell on this machine: deskgate user add --data {} --username admin --role admin", config.data.display());
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn open_store(data: DataArgs) -> anyhow::Result<(Config, SqliteStore)> {
+    let args = ServeArgs {
+        config: data.config,
+        data: data.data,
+        ..Default::default()
+    };
+    let config = Config::load(&args)?;
+    let store = SqliteStore::open(&config.data, config.store_busy_timeout).await?;
+    Ok((config, store))
+}
+
+async fn user(cmd: UserCommand) -> anyhow::Result<()> {
+    match cmd {
+        UserCommand::Add {
+            data,
+            username,
+            name,
+            role,
+            capacity,
+            password_stdin,
+        } => {
+            deskgate::api::users::valid_username(&username).map_err(|_| {
+                anyhow::anyhow!("username must be 1-64 letters, digits, '.', '_', '-' or '@'")
+            })?;
+            let (config, store) = open_store(data).await?;
+            let (secret, generated) = if password_stdin {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s)?;
+                (
+                    SecretString::from(s.trim_end_matches(['\r', '\n']).to_string()),
+                    false,
+                )
+            } else {
+                (password::generate(), true)
+            };
+            let hash = password::hash(&secret)?;
+            let user = store
+                .create_user(
+                    NewUser {
+                        name: name.unwrap_or_else(|| username.clone()),
+                        username,
+                        role,
+                        password_hash: hash,
+                        capacity: capacity.unwrap_or(config.desk.default_capacity),
+                    },
+                    SystemClock.now(),
+                )
+                .await?;
+            println!("created {} ({}, id {})", user.username, user.role, user.id);
+            if generated {
+                println!("password (shown once): {}", secret.expose_secret());
+            }
+            Ok(())
+        }
+        UserCommand::List { data } => {
+            let (_, store) = open_store(data).await?;
+            for u in store.users().await? {
+                println!(
+                    "{:>5}  {:<24} {:<10} capacity {:<4} {}",
+                    u.id,
+                    u.username,
+                    u.role,
+                    u.capacity,
+                    if u.active { "active" } else { "disabled" }
+                );
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,430 @@
+//! The `deskgate.v1` wire format (docs/protocol.md): frames clients send, parsed and validated
+//! at the edge, and frames the gateway sends, serialised once and shared.
+
+use crate::clock::Timestamp;
+use crate::ids::{ConversationId, Seq, TicketId, UserId};
+use crate::store::{Author, AuthorKind, Message, Note, Ticket, TicketStatus, User};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// The WebSocket subprotocol clients must offer.
+pub const SUBPROTOCOL: &str = "deskgate.v1";
+
+/// Longest chat message, in characters.
+pub const MAX_TEXT_CHARS: usize = 8000;
+/// Longest `ref` and `client_id`, in bytes.
+pub const MAX_ID_BYTES: usize = 64;
+
+/// WebSocket close codes (docs/protocol.md, "Close codes").
+pub mod close {
+    pub const NORMAL: u16 = 1000;
+    pub const GOING_AWAY: u16 = 1001;
+    pub const TOO_LARGE: u16 = 1009;
+    pub const INTERNAL: u16 = 1011;
+    pub const UNAUTHENTICATED: u16 = 4001;
+    pub const REVOKED: u16 = 4003;
+    pub const RATE_LIMITED: u16 = 4008;
+    pub const TOO_SLOW: u16 = crate::hub::CLOSE_TOO_SLOW;
+}
+
+/// Error codes of `error` frames (docs/protocol.md, "Error codes").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidFrame,
+    UnknownType,
+    InvalidText,
+    NotFound,
+    Forbidden,
+    Conflict,
+    Capacity,
+    Unavailable,
+    RateLimited,
+    TooLarge,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidFrame => "invalid_frame",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::InvalidText => "invalid_text",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::Capacity => "capacity",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::TooLarge => "too_large",
+        }
+    }
+}
+
+/// A chat message's text: not blank, at most [`MAX_TEXT_CHARS`] characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageText(String);
+
+impl MessageText {
+    pub fn parse(s: String) -> Result<MessageText, &'static str> {
+        if s.trim().is_empty() {
+            return Err("text must not be blank");
+        }
+        if s.chars().count() > MAX_TEXT_CHARS {
+            return Err("text is longer than 8000 characters");
+        }
+        Ok(MessageText(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A client's id for a message it sends, making retries idempotent: 1–64 visible characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientId(String);
+
+impl ClientId {
+    pub fn parse(s: String) -> Result<ClientId, &'static str> {
+        if s.is_empty() || s.len() > MAX_ID_BYTES || s.chars().any(char::is_control) {
+            return Err("client_id must be 1-64 characters without control characters");
+        }
+        Ok(ClientId(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+pub struct ResumePoint {
+    pub conversation: ConversationId,
+    pub after: Seq,
+}
+
+/// A frame from a client, as typed on the wire (before text and ids are validated).
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    Hello {
+        token: String,
+        #[serde(default)]
+        resume: Vec<ResumePoint>,
+    },
+    Send {
+        #[serde(default)]
+        ticket: Option<TicketId>,
+        client_id: String,
+        text: String,
+    },
+    Note {
+        ticket: TicketId,
+        client_id: String,
+        text: String,
+    },
+    Typing {
+        #[serde(default)]
+        ticket: Option<TicketId>,
+        active: bool,
+    },
+    Read {
+        #[serde(default)]
+        ticket: Option<TicketId>,
+        seq: Seq,
+    },
+    Claim {
+        ticket: TicketId,
+    },
+    Transfer {
+        ticket: TicketId,
+        #[serde(default)]
+        to: Option<UserId>,
+    },
+    Resolve {
+        ticket: TicketId,
+    },
+    Sync {
+        ticket: TicketId,
+        #[serde(default)]
+        after: Seq,
+    },
+    Ping,
+}
+
+const CLIENT_TYPES: &[&str] = &[
+    "hello", "send", "note", "typing", "read", "claim", "transfer", "resolve", "sync", "ping",
+];
+
+/// A parsed client frame and the `ref` to echo in the reply.
+#[derive(Debug)]
+pub struct Inbound {
+    pub frame: ClientFrame,
+    pub reference: Option<String>,
+}
+
+/// Why a text frame could not be read. The message never quotes the frame: a client that put a
+/// card number in the wrong field must not get it echoed back.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FrameError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub reference: Option<String>,
+}
+
+pub fn parse_frame(text: &str) -> Result<Inbound, FrameError> {
+    let fail = |code, message: &str, reference: Option<String>| FrameError {
+        code,
+        message: message.to_string(),
+        reference,
+    };
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|_| fail(ErrorCode::InvalidFrame, "frame is not valid JSON", None))?;
+    let serde_json::Value::Object(mut obj) = value else {
+        return Err(fail(
+            ErrorCode::InvalidFrame,
+            "frame must be a JSON object",
+            None,
+        ));
+    };
+    let reference = match obj.remove("ref") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(r)) if r.len() <= MAX_ID_BYTES => Some(r),
+        Some(_) => {
+            return Err(fail(
+                ErrorCode::InvalidFrame,
+                "ref must be a string of at most 64 bytes",
+                None,
+            ))
+        }
+    };
+    let kind = match obj.get("type") {
+        Some(serde_json::Value::String(t)) => t.clone(),
+        _ => {
+            return Err(fail(
+                ErrorCode::InvalidFrame,
+                "frame has no string field `type`",
+                reference,
+            ))
+        }
+    };
+    if !CLIENT_TYPES.contains(&kind.as_str()) {
+        return Err(fail(
+            ErrorCode::UnknownType,
+            "unknown frame type",
+            reference,
+        ));
+    }
+    match serde_json::from_value::<ClientFrame>(serde_json::Value::Object(obj)) {
+        Ok(frame) => Ok(Inbound { frame, reference }),
+        Err(e) => {
+            let detail = e.to_string();
+            // serde names a missing field without quoting input; other errors may quote it.
+            let message = if detail.starts_with("missing field") {
+                format!("{kind}: {detail}")
+            } else {
+                format!("{kind}: a field has the wrong type or value")
+            };
+            Err(FrameError {
+                code: ErrorCode::InvalidFrame,
+                message,
+                reference,
+            })
+        }
+    }
+}
+
+/// A ticket as customers see it: no internal fields, the agent's display name only.
+#[derive(Debug, Serialize)]
+pub struct CustomerTicket {
+    pub id: TicketId,
+    pub conversation: ConversationId,
+    pub status: TicketStatus,
+    pub agent: Option<AgentName>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AgentName {
+    pub name: String,
+}
+
+impl From<&Ticket> for CustomerTicket {
+    fn from(t: &Ticket) -> Self {
+        CustomerTicket {
+            id: t.id,
+            conversation: t.conversation,
+            status: t.status,
+            agent: t.agent.as_ref().map(|a| AgentName {
+                name: a.name.clone(),
+            }),
+        }
+    }
+}
+
+/// The conversation a customer has open, in `welcome`.
+#[derive(Debug, Serialize)]
+pub struct OpenConversation {
+    pub conversation: ConversationId,
+    pub ticket: TicketId,
+    pub status: TicketStatus,
+    pub last_seq: Seq,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CustomerSelf {
+    pub id: crate::ids::CustomerId,
+    pub name: String,
+    pub verified: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueOp {
+    Upsert,
+    Remove,
+}
+
+/// A frame the gateway sends.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame<'a> {
+    #[serde(rename = "welcome")]
+    WelcomeCustomer {
+        customer: CustomerSelf,
+        conversation: Option<OpenConversation>,
+    },
+    #[serde(rename = "welcome")]
+    WelcomeAgent {
+        user: &'a User,
+        assigned: &'a [Ticket],
+        queue: &'a [Ticket],
+    },
+    Message {
+        ticket: TicketId,
+        #[serde(flatten)]
+        message: &'a Message,
+    },
+    Ack {
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a str>,
+        client_id: &'a str,
+        ticket: TicketId,
+        conversation: ConversationId,
+        seq: Seq,
+        at: Timestamp,
+        duplicate: bool,
+    },
+    Resumed {
+        conversation: ConversationId,
+        last_seq: Seq,
+    },
+    Typing {
+        ticket: TicketId,
+        from: &'a Author,
+        active: bool,
+    },
+    Read {
+        ticket: TicketId,
+        by: AuthorKind,
+        seq: Seq,
+    },
+    #[serde(rename = "ticket")]
+    TicketStaff {
+        ticket: &'a Ticket,
+    },
+    #[serde(rename = "ticket")]
+    TicketCustomer {
+        ticket: CustomerTicket,
+    },
+    Queue {
+        op: QueueOp,
+        ticket: &'a Ticket,
+    },
+    Note {
+        #[serde(flatten)]
+        note: &'a Note,
+    },
+    Ok {
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ticket: Option<&'a Ticket>,
+    },
+    Pong {
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a str>,
+    },
+    Error {
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a str>,
+        code: ErrorCode,
+        message: &'a str,
+    },
+}
+
+impl ServerFrame<'_> {
+    pub fn encode(&self) -> Arc<str> {
+        // These types serialise infallibly (no maps with non-string keys, no foreign impls).
+        serde_json::to_string(self)
+            .unwrap_or_else(|_| {
+                r#"{"type":"error","code":"invalid_frame","message":"encoding failed"}"#.into()
+            })
+            .into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_known_frames_and_keeps_ref() {
+        let f = parse_frame(r#"{"type":"send","ref":"r1","client_id":"c1","text":"hi"}"#).unwrap();
+        assert_eq!(f.reference.as_deref(), Some("r1"));
+        assert!(matches!(f.frame, ClientFrame::Send { ref text, .. } if text == "hi"));
+        let f = parse_frame(r#"{"type":"ping"}"#).unwrap();
+        assert!(matches!(f.frame, ClientFrame::Ping));
+    }
+
+    #[test]
+    fn classifies_bad_frames() {
+        assert_eq!(
+            parse_frame("{nope").unwrap_err().code,
+            ErrorCode::InvalidFrame
+        );
+        assert_eq!(
+            parse_frame("[1,2]").unwrap_err().code,
+            ErrorCode::InvalidFrame
+        );
+        assert_eq!(
+            parse_frame(r#"{"text":"x"}"#).unwrap_err().code,
+            ErrorCode::InvalidFrame
+        );
+        let e = parse_frame(r#"{"type":"teleport","ref":"9"}"#).unwrap_err();
+        assert_eq!(
+            (e.code, e.reference.as_deref()),
+            (ErrorCode::UnknownType, Some("9"))
+        );
+        let e = parse_frame(r#"{"type":"send","client_id":"c"}"#).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidFrame);
+        assert!(e.message.contains("missing field `text`"), "{}", e.message);
+    }
+
+    #[test]
+    fn errors_never_quote_the_frame() {
+        let e =
+            parse_frame(r#"{"type":"send","client_id":"c","text":4111111111111111}"#).unwrap_err();
+        assert!(!e.message.contains("4111"), "{}", e.message);
+    }
+
+    #[test]
+    fn text_and_client_id_rules() {
+        assert!(MessageText::parse("   ".into()).is_err());
+        assert!(MessageText::parse("x".repeat(8001)).is_err());
+        assert!(MessageText::parse("ж".repeat(8000)).is_ok());
+        assert!(ClientId::parse(String::new()).is_err());
+        assert!(ClientId::parse("a".repeat(65)).is_err());
+        assert!(ClientId::parse("a\nb".into()).is_err());
+        assert!(ClientId::parse("5f1c-uuid".into()).is_ok());
+    }
+}

@@ -1,0 +1,98 @@
+//! The HTTP server: routes, and `run`, which serves a listener until shutdown and then waits
+//! for every WebSocket connection to close.
+
+use crate::api;
+use crate::app::App;
+use crate::ws;
+use axum::extract::DefaultBodyLimit;
+use axum::response::Html;
+use axum::routing::{get, patch, post};
+use axum::Router;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+/// Largest REST request body.
+const MAX_BODY: usize = 64 * 1024;
+/// How long shutdown waits for connections to close.
+const DRAIN: Duration = Duration::from_secs(10);
+/// How often resolved tickets past the reopen window are closed.
+const SWEEP: Duration = Duration::from_secs(60);
+
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/api/bootstrap", post(api::bootstrap::create))
+        .route(
+            "/api/session",
+            post(api::session::login).delete(api::session::logout),
+        )
+        .route("/api/me", get(api::session::me))
+        .route("/api/visitor", post(api::visitor::create))
+        .route("/api/users", get(api::users::list).post(api::users::create))
+        .route("/api/users/{id}", patch(api::users::update))
+        .route("/api/tickets", get(api::tickets::list))
+        .route(
+            "/api/tickets/{id}",
+            get(api::tickets::show).patch(api::tickets::update),
+        )
+        .route("/api/tickets/{id}/messages", get(api::tickets::messages))
+        .route("/api/tickets/{id}/notes", get(api::tickets::notes))
+        .route(
+            "/api/customers/{id}/tickets",
+            get(api::tickets::customer_history),
+        )
+        .route("/api/queue", get(api::queue::show))
+        .route("/api/openapi.json", get(api::openapi::serve))
+        .route("/healthz", get(api::health::live))
+        .route("/readyz", get(api::health::ready))
+        .route("/metrics", get(api::health::metrics))
+        .route("/ws/customer", get(ws::customer))
+        .route("/ws/agent", get(ws::agent))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(TraceLayer::new_for_http())
+        .with_state(app)
+}
+
+async fn index() -> Html<&'static str> {
+    Html(include_str!("index.html"))
+}
+
+/// Serves until `app.shutdown` is cancelled, then closes every connection (code 1001) and
+/// waits up to ten seconds for them.
+pub async fn run(listener: TcpListener, app: App) -> std::io::Result<()> {
+    crate::desk::spawn_assigner(app.desk.clone(), app.shutdown.clone());
+    spawn_sweeper(app.clone());
+    let shutdown = app.shutdown.clone();
+    let tracker = app.tracker.clone();
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await?;
+    tracker.close();
+    if tokio::time::timeout(DRAIN, tracker.wait()).await.is_err() {
+        tracing::warn!("some connections did not close in time");
+    }
+    Ok(())
+}
+
+/// Closes resolved tickets once the reopen window has passed.
+fn spawn_sweeper(app: App) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SWEEP);
+        loop {
+            tokio::select! {
+                _ = app.shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let now = app.clock.now();
+            match app.store.close_resolved(app.desk.reopen_after(), now).await {
+                Ok(closed) => {
+                    for t in &closed {
+                        app.desk.publish_ticket(t).await;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "closing resolved tickets failed"),
+            }
+        }
+    });
+}

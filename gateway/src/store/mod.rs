@@ -1,0 +1,189 @@
+//! The durable store seam: tickets, conversations, users, sessions, customers.
+//!
+//! [`Store`] is the one trait the rest of the gateway talks to; [`sqlite::SqliteStore`] is the
+//! embedded default. Every operation that changes a ticket is one transaction, and every
+//! authorisation that depends on a ticket's state (who it is assigned to) is checked inside it,
+//! so two racing requests can never both succeed.
+
+pub mod model;
+pub mod sqlite;
+
+pub use model::*;
+
+use crate::clock::Timestamp;
+use crate::ids::{ConversationId, CustomerId, Seq, TicketId, UserId};
+use async_trait::async_trait;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// The object is not in a state that allows the change (already claimed, resolved, …).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// The agent has as many open tickets as their capacity allows.
+    #[error("at capacity")]
+    Capacity,
+    /// The caller may not do this to this object.
+    #[error("forbidden")]
+    Forbidden,
+    /// The database could not be reached, was locked for too long, or is full.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            other => StoreError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A ticket after a change of state, and the system message that records it in the
+/// conversation ("Grace joined the conversation").
+#[derive(Clone, Debug)]
+pub struct Transition {
+    pub ticket: Ticket,
+    pub message: Message,
+}
+
+/// A message to append; the store assigns its sequence number.
+#[derive(Clone, Debug)]
+pub struct NewMessage<'a> {
+    pub author: Author,
+    pub text: &'a str,
+    pub client_id: &'a str,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Cheap liveness probe for `/readyz`.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // --- staff -----------------------------------------------------------------------------
+    async fn create_user(&self, user: NewUser, now: Timestamp) -> StoreResult<User>;
+    async fn user(&self, id: UserId) -> StoreResult<User>;
+    /// The user and their password hash, for login.
+    async fn user_credentials(&self, username: &str) -> StoreResult<(User, String)>;
+    async fn users(&self) -> StoreResult<Vec<User>>;
+    async fn update_user(&self, id: UserId, patch: UserPatch) -> StoreResult<User>;
+    async fn count_users(&self) -> StoreResult<i64>;
+
+    async fn create_session(
+        &self,
+        token_hash: &[u8],
+        user: UserId,
+        now: Timestamp,
+        expires: Timestamp,
+    ) -> StoreResult<()>;
+    /// The active user owning an unexpired session.
+    async fn session_user(&self, token_hash: &[u8], now: Timestamp) -> StoreResult<User>;
+    async fn delete_session(&self, token_hash: &[u8]) -> StoreResult<()>;
+    async fn delete_user_sessions(&self, user: UserId) -> StoreResult<()>;
+
+    // --- customers -------------------------------------------------------------------------
+    /// Creates the customer, or for a verified identity already known, updates and returns it.
+    async fn upsert_customer(&self, c: NewCustomer, now: Timestamp) -> StoreResult<Customer>;
+    async fn customer(&self, id: CustomerId) -> StoreResult<Customer>;
+    async fn create_visitor(
+        &self,
+        token_hash: &[u8],
+        customer: CustomerId,
+        now: Timestamp,
+        expires: Timestamp,
+    ) -> StoreResult<()>;
+    async fn visitor_customer(&self, token_hash: &[u8], now: Timestamp) -> StoreResult<Customer>;
+
+    // --- tickets and messages --------------------------------------------------------------
+    /// The customer's current ticket: open, or resolved no earlier than `reopen_after`.
+    async fn current_ticket(
+        &self,
+        customer: CustomerId,
+        reopen_after: Timestamp,
+    ) -> StoreResult<Option<Ticket>>;
+
+    /// Appends a customer message to their current ticket, reopening a resolved one resolved
+    /// no earlier than `reopen_after`, or opening a new ticket.
+    async fn append_customer_message(
+        &self,
+        customer: &Customer,
+        msg: NewMessage<'_>,
+        now: Timestamp,
+        reopen_after: Timestamp,
+    ) -> StoreResult<Appended>;
+
+    /// Appends an agent's reply; the ticket must be assigned to that agent.
+    async fn append_agent_message(
+        &self,
+        ticket: TicketId,
+        agent: UserId,
+        msg: NewMessage<'_>,
+        now: Timestamp,
+    ) -> StoreResult<Appended>;
+
+    async fn messages_after(
+        &self,
+        conversation: ConversationId,
+        after: Seq,
+        limit: i64,
+    ) -> StoreResult<Vec<Message>>;
+
+    async fn ticket(&self, id: TicketId) -> StoreResult<Ticket>;
+    async fn ticket_by_conversation(&self, id: ConversationId) -> StoreResult<Ticket>;
+    async fn tickets(&self, filter: TicketFilter) -> StoreResult<Vec<Ticket>>;
+    /// Queued tickets, most urgent and longest waiting first.
+    async fn queue(&self, limit: i64) -> StoreResult<Vec<Ticket>>;
+
+    /// Assigns a queued ticket to an agent below their capacity.
+    async fn claim(
+        &self,
+        ticket: TicketId,
+        agent: UserId,
+        now: Timestamp,
+    ) -> StoreResult<Transition>;
+    /// Moves a ticket from `from` to another agent (within capacity) or back to the queue.
+    async fn transfer(
+        &self,
+        ticket: TicketId,
+        from: UserId,
+        to: Option<UserId>,
+        now: Timestamp,
+    ) -> StoreResult<Transition>;
+    async fn resolve(
+        &self,
+        ticket: TicketId,
+        agent: UserId,
+        now: Timestamp,
+    ) -> StoreResult<Transition>;
+    /// Closes tickets resolved before `before`; returns them.
+    async fn close_resolved(&self, before: Timestamp, now: Timestamp) -> StoreResult<Vec<Ticket>>;
+    async fn set_priority(&self, ticket: TicketId, priority: Priority) -> StoreResult<Ticket>;
+    async fn mark_read(
+        &self,
+        conversation: ConversationId,
+        by: AuthorKind,
+        seq: Seq,
+    ) -> StoreResult<Seq>;
+
+    async fn add_note(
+        &self,
+        ticket: TicketId,
+        author: UserId,
+        client_id: &str,
+        text: &str,
+        now: Timestamp,
+    ) -> StoreResult<(Note, bool)>;
+    async fn notes(&self, ticket: TicketId) -> StoreResult<Vec<Note>>;
+
+    async fn queue_stats(&self, now: Timestamp) -> StoreResult<QueueStats>;
+
+    // --- settings --------------------------------------------------------------------------
+    async fn setting(&self, name: &str) -> StoreResult<Option<Vec<u8>>>;
+    async fn put_setting(&self, name: &str, value: &[u8]) -> StoreResult<()>;
+    /// Deletes the setting if it holds `value`; true if it did (used for one-time secrets).
+    async fn take_setting(&self, name: &str, value: &[u8]) -> StoreResult<bool>;
+}

@@ -1,0 +1,1002 @@
+//! The embedded store: one SQLite file under the data dir, in WAL mode.
+//!
+//! Writes go through a pool of exactly one connection, so transactions on this node never
+//! contend with each other and a read-then-write inside one is never interleaved; reads use a
+//! separate pool of read-only connections that WAL lets run beside the writer.
+
+use super::*;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, SqliteConnection};
+use std::path::Path;
+use std::time::Duration;
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+/// Columns of a ticket as every ticket-returning query selects them.
+const TICKET_SELECT: &str = "SELECT t.id, c.id AS conversation, t.status, t.priority, t.subject, \
+     t.customer_id, cu.name AS customer_name, cu.verified, t.agent_id, u.name AS agent_name, \
+     t.created_at, t.queued_at, t.first_response_at, t.resolved_at, t.closed_at, \
+     c.last_seq, c.customer_read_seq, c.agent_read_seq \
+     FROM tickets t JOIN conversations c ON c.ticket_id = t.id \
+     JOIN customers cu ON cu.id = t.customer_id LEFT JOIN users u ON u.id = t.agent_id";
+
+const MESSAGE_SELECT: &str =
+    "SELECT conversation_id, seq, at, author_kind, author_id, author_name, body, client_id FROM messages";
+
+const USER_SELECT: &str =
+    "SELECT id, username, name, role, capacity, active, created_at FROM users";
+
+const CUSTOMER_SELECT: &str =
+    "SELECT id, site, external_id, name, email, phone, verified, created_at FROM customers";
+
+impl SqliteStore {
+    /// Opens (creating if needed) `deskgate.db` in `dir` and brings its schema up to date.
+    pub async fn open(dir: &Path, busy_timeout: Duration) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+        })?;
+        let path = dir.join("deskgate.db");
+        let base = SqliteConnectOptions::new()
+            .filename(&path)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(busy_timeout)
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(busy_timeout + Duration::from_secs(5))
+            .connect_with(base.clone().create_if_missing(true))
+            .await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&writer)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(base.read_only(true))
+            .await?;
+        Ok(SqliteStore { writer, reader })
+    }
+}
+
+fn ts(v: i64) -> Timestamp {
+    Timestamp(v)
+}
+
+fn opt_ts(v: Option<i64>) -> Option<Timestamp> {
+    v.map(Timestamp)
+}
+
+fn parse<T: std::str::FromStr<Err = String>>(s: &str) -> StoreResult<T> {
+    s.parse()
+        .map_err(|e: String| StoreError::Unavailable(format!("corrupt row: {e}")))
+}
+
+fn ticket_from_row(r: &SqliteRow) -> StoreResult<Ticket> {
+    let agent_id: Option<i64> = r.try_get("agent_id")?;
+    let agent_name: Option<String> = r.try_get("agent_name")?;
+    Ok(Ticket {
+        id: TicketId(r.try_get("id")?),
+        conversation: ConversationId(r.try_get("conversation")?),
+        status: parse(r.try_get("status")?)?,
+        priority: parse(r.try_get("priority")?)?,
+        subject: r.try_get("subject")?,
+        customer: CustomerRef {
+            id: CustomerId(r.try_get("customer_id")?),
+            name: r.try_get("customer_name")?,
+            verified: r.try_get("verified")?,
+        },
+        agent: agent_id.map(|id| AgentRef {
+            id: UserId(id),
+            name: agent_name.unwrap_or_default(),
+        }),
+        created_at: ts(r.try_get("created_at")?),
+        queued_at: ts(r.try_get("queued_at")?),
+        first_response_at: opt_ts(r.try_get("first_response_at")?),
+        resolved_at: opt_ts(r.try_get("resolved_at")?),
+        closed_at: opt_ts(r.try_get("closed_at")?),
+        last_seq: Seq(r.try_get("last_seq")?),
+        customer_read_seq: Seq(r.try_get("customer_read_seq")?),
+        agent_read_seq: Seq(r.try_get("agent_read_seq")?),
+    })
+}
+
+fn message_from_row(r: &SqliteRow) -> StoreResult<Message> {
+    Ok(Message {
+        conversation: ConversationId(r.try_get("conversation_id")?),
+        seq: Seq(r.try_get("seq")?),
+        at: ts(r.try_get("at")?),
+        from: Author {
+            kind: parse(r.try_get("author_kind")?)?,
+            id: r.try_get("author_id")?,
+            name: r.try_get("author_name")?,
+        },
+        text: r.try_get("body")?,
+        client_id: r.try_get("client_id")?,
+    })
+}
+
+fn user_from_row(r: &SqliteRow) -> StoreResult<User> {
+    Ok(User {
+        id: UserId(r.try_get("id")?),
+        username: r.try_get("username")?,
+        name: r.try_get("name")?,
+        role: parse(r.try_get("role")?)?,
+        capacity: r.try_get::<i64, _>("capacity")?.try_into().unwrap_or(1),
+        active: r.try_get("active")?,
+        created_at: ts(r.try_get("created_at")?),
+    })
+}
+
+fn customer_from_row(r: &SqliteRow) -> StoreResult<Customer> {
+    Ok(Customer {
+        id: CustomerId(r.try_get("id")?),
+        site: r.try_get("site")?,
+        external_id: r.try_get("external_id")?,
+        name: r.try_get("name")?,
+        email: r.try_get("email")?,
+        phone: r.try_get("phone")?,
+        verified: r.try_get("verified")?,
+        created_at: ts(r.try_get("created_at")?),
+    })
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// The subject of a new ticket: the first line of its first message, shortened.
+fn subject_of(text: &str) -> String {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    let mut s: String = line.chars().take(120).collect();
+    if line.chars().count() > 120 {
+        s.push('…');
+    }
+    s
+}
+
+async fn ticket_in(conn: &mut SqliteConnection, id: TicketId) -> StoreResult<Ticket> {
+    let row = sqlx::query(&format!("{TICKET_SELECT} WHERE t.id = ?"))
+        .bind(id.0)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    ticket_from_row(&row)
+}
+
+async fn user_in(conn: &mut SqliteConnection, id: UserId) -> StoreResult<User> {
+    let row = sqlx::query(&format!("{USER_SELECT} WHERE id = ?"))
+        .bind(id.0)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    user_from_row(&row)
+}
+
+/// A message already stored under this author's client id, if any.
+async fn existing_message(
+    conn: &mut SqliteConnection,
+    kind: AuthorKind,
+    author_id: Option<i64>,
+    client_id: &str,
+) -> StoreResult<Option<Message>> {
+    let row = sqlx::query(&format!(
+        "{MESSAGE_SELECT} WHERE author_kind = ? AND author_id IS ? AND client_id = ?"
+    ))
+    .bind(kind.as_str())
+    .bind(author_id)
+    .bind(client_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(message_from_row).transpose()
+}
+
+/// Gives the next sequence number of the conversation and stores the message under it.
+async fn insert_message(
+    conn: &mut SqliteConnection,
+    conversation: ConversationId,
+    author: &Author,
+    text: &str,
+    client_id: Option<&str>,
+    now: Timestamp,
+) -> StoreResult<Message> {
+    let seq: i64 = sqlx::query_scalar(
+        "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
+    )
+    .bind(conversation.0)
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO messages (conversation_id, seq, at, author_kind, author_id, author_name, body, client_id) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(conversation.0)
+    .bind(seq)
+    .bind(now.0)
+    .bind(author.kind.as_str())
+    .bind(author.id)
+    .bind(&author.name)
+    .bind(text)
+    .bind(client_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Message {
+        conversation,
+        seq: Seq(seq),
+        at: now,
+        from: author.clone(),
+        text: text.to_string(),
+        client_id: client_id.map(str::to_string),
+    })
+}
+
+fn system_author() -> Author {
+    Author {
+        kind: AuthorKind::System,
+        id: None,
+        name: "deskgate".into(),
+    }
+}
+
+/// Number of tickets assigned to the agent now.
+async fn load_of(conn: &mut SqliteConnection, agent: UserId) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM tickets WHERE agent_id = ? AND status = 'assigned'",
+    )
+    .bind(agent.0)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn create_user(&self, u: NewUser, now: Timestamp) -> StoreResult<User> {
+        let res = sqlx::query(
+            "INSERT INTO users (username, name, role, password_hash, capacity, active, created_at) \
+             VALUES (?, ?, ?, ?, ?, 1, ?) RETURNING id, username, name, role, capacity, active, created_at",
+        )
+        .bind(&u.username)
+        .bind(&u.name)
+        .bind(u.role.as_str())
+        .bind(&u.password_hash)
+        .bind(i64::from(u.capacity))
+        .bind(now.0)
+        .fetch_one(&self.writer)
+        .await;
+        match res {
+            Ok(row) => user_from_row(&row),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict("username taken")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn user(&self, id: UserId) -> StoreResult<User> {
+        let mut conn = self.reader.acquire().await?;
+        user_in(&mut conn, id).await
+    }
+
+    async fn user_credentials(&self, username: &str) -> StoreResult<(User, String)> {
+        let row = sqlx::query(
+            "SELECT id, username, name, role, capacity, active, created_at, password_hash FROM users WHERE username = ?",
+        )
+        .bind(username)
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        Ok((user_from_row(&row)?, row.try_get("password_hash")?))
+    }
+
+    async fn users(&self) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query(&format!("{USER_SELECT} ORDER BY id"))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn update_user(&self, id: UserId, p: UserPatch) -> StoreResult<User> {
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query(
+            "UPDATE users SET name = COALESCE(?, name), role = COALESCE(?, role), \
+             capacity = COALESCE(?, capacity), active = COALESCE(?, active), \
+             password_hash = COALESCE(?, password_hash) WHERE id = ?",
+        )
+        .bind(p.name)
+        .bind(p.role.map(Role::as_str))
+        .bind(p.capacity.map(i64::from))
+        .bind(p.active)
+        .bind(p.password_hash)
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let user = user_in(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    async fn count_users(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.reader)
+            .await?)
+    }
+
+    async fn create_session(
+        &self,
+        token_hash: &[u8],
+        user: UserId,
+        now: Timestamp,
+        expires: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
+            .bind(token_hash)
+            .bind(user.0)
+            .bind(now.0)
+            .bind(expires.0)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn session_user(&self, token_hash: &[u8], now: Timestamp) -> StoreResult<User> {
+        let row = sqlx::query(
+            "SELECT u.id, u.username, u.name, u.role, u.capacity, u.active, u.created_at \
+             FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.token_hash = ? AND s.expires_at > ? AND u.active = 1",
+        )
+        .bind(token_hash)
+        .bind(now.0)
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        user_from_row(&row)
+    }
+
+    async fn delete_session(&self, token_hash: &[u8]) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
+            .bind(token_hash)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_user_sessions(&self, user: UserId) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+            .bind(user.0)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn upsert_customer(&self, c: NewCustomer, now: Timestamp) -> StoreResult<Customer> {
+        // Only a verified identity may be matched to an existing customer: an unverified claim
+        // to be someone must never open that someone's history.
+        let external_id = if c.verified { c.external_id } else { None };
+        let row = sqlx::query(
+            "INSERT INTO customers (site, external_id, name, email, phone, verified, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (site, external_id) WHERE external_id IS NOT NULL DO UPDATE SET \
+             name = excluded.name, email = COALESCE(excluded.email, email), \
+             phone = COALESCE(excluded.phone, phone), verified = excluded.verified \
+             RETURNING id, site, external_id, name, email, phone, verified, created_at",
+        )
+        .bind(&c.site)
+        .bind(external_id)
+        .bind(&c.name)
+        .bind(&c.email)
+        .bind(&c.phone)
+        .bind(c.verified)
+        .bind(now.0)
+        .fetch_one(&self.writer)
+        .await?;
+        customer_from_row(&row)
+    }
+
+    async fn customer(&self, id: CustomerId) -> StoreResult<Customer> {
+        let row = sqlx::query(&format!("{CUSTOMER_SELECT} WHERE id = ?"))
+            .bind(id.0)
+            .fetch_optional(&self.reader)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        customer_from_row(&row)
+    }
+
+    async fn create_visitor(
+        &self,
+        token_hash: &[u8],
+        customer: CustomerId,
+        now: Timestamp,
+        expires: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query("INSERT INTO visitors (token_hash, customer_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
+            .bind(token_hash)
+            .bind(customer.0)
+            .bind(now.0)
+            .bind(expires.0)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn visitor_customer(&self, token_hash: &[u8], now: Timestamp) -> StoreResult<Customer> {
+        let row = sqlx::query(
+            "SELECT c.id, c.site, c.external_id, c.name, c.email, c.phone, c.verified, c.created_at \
+             FROM visitors v JOIN customers c ON c.id = v.customer_id \
+             WHERE v.token_hash = ? AND v.expires_at > ?",
+        )
+        .bind(token_hash)
+        .bind(now.0)
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        customer_from_row(&row)
+    }
+
+    async fn current_ticket(
+        &self,
+        customer: CustomerId,
+        reopen_after: Timestamp,
+    ) -> StoreResult<Option<Ticket>> {
+        let row = sqlx::query(&format!(
+            "{TICKET_SELECT} WHERE t.customer_id = ? AND (t.status IN ('queued','assigned') \
+             OR (t.status = 'resolved' AND t.resolved_at >= ?)) ORDER BY t.id DESC LIMIT 1"
+        ))
+        .bind(customer.0)
+        .bind(reopen_after.0)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(ticket_from_row).transpose()
+    }
+
+    async fn append_customer_message(
+        &self,
+        customer: &Customer,
+        msg: NewMessage<'_>,
+        now: Timestamp,
+        reopen_after: Timestamp,
+    ) -> StoreResult<Appended> {
+        let mut tx = self.writer.begin().await?;
+        let author_id = Some(customer.id.0);
+        if let Some(message) =
+            existing_message(&mut tx, AuthorKind::Customer, author_id, msg.client_id).await?
+        {
+            let ticket = ticket_of_conversation(&mut tx, message.conversation).await?;
+            return Ok(Appended {
+                ticket,
+                message,
+                duplicate: true,
+                opened: false,
+                reopened: false,
+            });
+        }
+        let current = sqlx::query(
+            "SELECT t.id, t.status, t.resolved_at, c.id AS conversation FROM tickets t \
+             JOIN conversations c ON c.ticket_id = t.id \
+             WHERE t.customer_id = ? AND t.status IN ('queued','assigned','resolved') \
+             ORDER BY t.id DESC LIMIT 1",
+        )
+        .bind(customer.id.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let mut opened = false;
+        let mut reopened = false;
+        let mut target = None;
+        if let Some(row) = current {
+            let id = TicketId(row.try_get("id")?);
+            let conversation = ConversationId(row.try_get("conversation")?);
+            let status: TicketStatus = parse(row.try_get("status")?)?;
+            let resolved_at: Option<i64> = row.try_get("resolved_at")?;
+            match status {
+                TicketStatus::Queued | TicketStatus::Assigned => target = Some((id, conversation)),
+                TicketStatus::Resolved if resolved_at.unwrap_or(0) >= reopen_after.0 => {
+                    sqlx::query(
+                        "UPDATE tickets SET status = 'queued', agent_id = NULL, queued_at = ?, \
+                         resolved_at = NULL, reopened = reopened + 1 WHERE id = ?",
+                    )
+                    .bind(now.0)
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await?;
+                    reopened = true;
+                    target = Some((id, conversation));
+                }
+                _ => {
+                    sqlx::query("UPDATE tickets SET status = 'closed', closed_at = ? WHERE id = ?")
+                        .bind(now.0)
+                        .bind(id.0)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        let (ticket_id, conversation) = match target {
+            Some(t) => t,
+            None => {
+                opened = true;
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO tickets (customer_id, status, priority, subject, created_at, queued_at) \
+                     VALUES (?, 'queued', 'normal', ?, ?, ?) RETURNING id",
+                )
+                .bind(customer.id.0)
+                .bind(subject_of(msg.text))
+                .bind(now.0)
+                .bind(now.0)
+                .fetch_one(&mut *tx)
+                .await?;
+                let conv: i64 = sqlx::query_scalar(
+                    "INSERT INTO conversations (ticket_id) VALUES (?) RETURNING id",
+                )
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+                (TicketId(id), ConversationId(conv))
+            }
+        };
+        let message = insert_message(
+            &mut tx,
+            conversation,
+            &msg.author,
+            msg.text,
+            Some(msg.client_id),
+            now,
+        )
+        .await?;
+        let ticket = ticket_in(&mut tx, ticket_id).await?;
+        tx.commit().await?;
+        Ok(Appended {
+            ticket,
+            message,
+            duplicate: false,
+            opened,
+            reopened,
+        })
+    }
+
+    async fn append_agent_message(
+        &self,
+        ticket: TicketId,
+        agent: UserId,
+        msg: NewMessage<'_>,
+        now: Timestamp,
+    ) -> StoreResult<Appended> {
+        let mut tx = self.writer.begin().await?;
+        if let Some(message) =
+            existing_message(&mut tx, AuthorKind::Agent, Some(agent.0), msg.client_id).await?
+        {
+            let t = ticket_of_conversation(&mut tx, message.conversation).await?;
+            return Ok(Appended {
+                ticket: t,
+                message,
+                duplicate: true,
+                opened: false,
+                reopened: false,
+            });
+        }
+        let current = ticket_in(&mut tx, ticket).await?;
+        if current.agent.as_ref().map(|a| a.id) != Some(agent) {
+            return Err(StoreError::Forbidden);
+        }
+        if current.status != TicketStatus::Assigned {
+            return Err(StoreError::Conflict("ticket is not assigned"));
+        }
+        let message = insert_message(
+            &mut tx,
+            current.conversation,
+            &msg.author,
+            msg.text,
+            Some(msg.client_id),
+            now,
+        )
+        .await?;
+        sqlx::query(
+            "UPDATE tickets SET first_response_at = COALESCE(first_response_at, ?) WHERE id = ?",
+        )
+        .bind(now.0)
+        .bind(ticket.0)
+        .execute(&mut *tx)
+        .await?;
+        let t = ticket_in(&mut tx, ticket).await?;
+        tx.commit().await?;
+        Ok(Appended {
+            ticket: t,
+            message,
+            duplicate: false,
+            opened: false,
+            reopened: false,
+        })
+    }
+
+    async fn messages_after(
+        &self,
+        conversation: ConversationId,
+        after: Seq,
+        limit: i64,
+    ) -> StoreResult<Vec<Message>> {
+        let rows = sqlx::query(&format!(
+            "{MESSAGE_SELECT} WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+        ))
+        .bind(conversation.0)
+        .bind(after.0)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(message_from_row).collect()
+    }
+
+    async fn ticket(&self, id: TicketId) -> StoreResult<Ticket> {
+        let mut conn = self.reader.acquire().await?;
+        ticket_in(&mut conn, id).await
+    }
+
+    async fn ticket_by_conversation(&self, id: ConversationId) -> StoreResult<Ticket> {
+        let mut conn = self.reader.acquire().await?;
+        ticket_of_conversation(&mut conn, id).await
+    }
+
+    async fn tickets(&self, f: TicketFilter) -> StoreResult<Vec<Ticket>> {
+        let rows = sqlx::query(&format!(
+            "{TICKET_SELECT} WHERE (? IS NULL OR t.status = ?) AND (? IS NULL OR t.agent_id = ?) \
+             AND (? IS NULL OR t.customer_id = ?) ORDER BY t.id DESC LIMIT ?"
+        ))
+        .bind(f.status.map(TicketStatus::as_str))
+        .bind(f.status.map(TicketStatus::as_str))
+        .bind(f.agent.map(|a| a.0))
+        .bind(f.agent.map(|a| a.0))
+        .bind(f.customer.map(|c| c.0))
+        .bind(f.customer.map(|c| c.0))
+        .bind(f.limit)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(ticket_from_row).collect()
+    }
+
+    async fn queue(&self, limit: i64) -> StoreResult<Vec<Ticket>> {
+        let rows = sqlx::query(&format!(
+            "{TICKET_SELECT} WHERE t.status = 'queued' ORDER BY \
+             CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END, \
+             t.queued_at, t.id LIMIT ?"
+        ))
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(ticket_from_row).collect()
+    }
+
+    async fn claim(
+        &self,
+        ticket: TicketId,
+        agent: UserId,
+        now: Timestamp,
+    ) -> StoreResult<Transition> {
+        let mut tx = self.writer.begin().await?;
+        let current = ticket_in(&mut tx, ticket).await?;
+        if current.status != TicketStatus::Queued {
+            return Err(StoreError::Conflict("ticket is not queued"));
+        }
+        let user = user_in(&mut tx, agent).await?;
+        if !user.active {
+            return Err(StoreError::Forbidden);
+        }
+        if load_of(&mut tx, agent).await? >= i64::from(user.capacity) {
+            return Err(StoreError::Capacity);
+        }
+        sqlx::query("UPDATE tickets SET status = 'assigned', agent_id = ? WHERE id = ? AND status = 'queued'")
+            .bind(agent.0)
+            .bind(ticket.0)
+            .execute(&mut *tx)
+            .await?;
+        let text = format!("{} joined the conversation", user.name);
+        let message = insert_message(
+            &mut tx,
+            current.conversation,
+            &system_author(),
+            &text,
+            None,
+            now,
+        )
+        .await?;
+        let ticket = ticket_in(&mut tx, ticket).await?;
+        tx.commit().await?;
+        Ok(Transition { ticket, message })
+    }
+
+    async fn transfer(
+        &self,
+        ticket: TicketId,
+        from: UserId,
+        to: Option<UserId>,
+        now: Timestamp,
+    ) -> StoreResult<Transition> {
+        let mut tx = self.writer.begin().await?;
+        let current = ticket_in(&mut tx, ticket).await?;
+        if current.agent.as_ref().map(|a| a.id) != Some(from) {
+            return Err(StoreError::Forbidden);
+        }
+        if current.status != TicketStatus::Assigned {
+            return Err(StoreError::Conflict("ticket is not assigned"));
+        }
+        let text = match to {
+            Some(to) if to == from => return Err(StoreError::Conflict("ticket is already yours")),
+            Some(to) => {
+                let target = user_in(&mut tx, to).await?;
+                if !target.active || !target.role.works_tickets() {
+                    return Err(StoreError::Conflict("target cannot take tickets"));
+                }
+                if load_of(&mut tx, to).await? >= i64::from(target.capacity) {
+                    return Err(StoreError::Capacity);
+                }
+                sqlx::query("UPDATE tickets SET agent_id = ? WHERE id = ?")
+                    .bind(to.0)
+                    .bind(ticket.0)
+                    .execute(&mut *tx)
+                    .await?;
+                format!("The conversation was transferred to {}", target.name)
+            }
+            None => {
+                sqlx::query(
+                    "UPDATE tickets SET status = 'queued', agent_id = NULL, queued_at = ? WHERE id = ?",
+                )
+                .bind(now.0)
+                .bind(ticket.0)
+                .execute(&mut *tx)
+                .await?;
+                "The conversation is back in the queue; the next available agent will answer".into()
+            }
+        };
+        let message = insert_message(
+            &mut tx,
+            current.conversation,
+            &system_author(),
+            &text,
+            None,
+            now,
+        )
+        .await?;
+        let ticket = ticket_in(&mut tx, ticket).await?;
+        tx.commit().await?;
+        Ok(Transition { ticket, message })
+    }
+
+    async fn resolve(
+        &self,
+        ticket: TicketId,
+        agent: UserId,
+        now: Timestamp,
+    ) -> StoreResult<Transition> {
+        let mut tx = self.writer.begin().await?;
+        let current = ticket_in(&mut tx, ticket).await?;
+        if current.agent.as_ref().map(|a| a.id) != Some(agent) {
+            return Err(StoreError::Forbidden);
+        }
+        if current.status != TicketStatus::Assigned {
+            return Err(StoreError::Conflict("ticket is not assigned"));
+        }
+        sqlx::query("UPDATE tickets SET status = 'resolved', resolved_at = ? WHERE id = ?")
+            .bind(now.0)
+            .bind(ticket.0)
+            .execute(&mut *tx)
+            .await?;
+        let text = "The conversation was marked resolved".to_string();
+        let message = insert_message(
+            &mut tx,
+            current.conversation,
+            &system_author(),
+            &text,
+            None,
+            now,
+        )
+        .await?;
+        let ticket = ticket_in(&mut tx, ticket).await?;
+        tx.commit().await?;
+        Ok(Transition { ticket, message })
+    }
+
+    async fn close_resolved(&self, before: Timestamp, now: Timestamp) -> StoreResult<Vec<Ticket>> {
+        let mut tx = self.writer.begin().await?;
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "UPDATE tickets SET status = 'closed', closed_at = ? \
+             WHERE status = 'resolved' AND resolved_at < ? RETURNING id",
+        )
+        .bind(now.0)
+        .bind(before.0)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(ticket_in(&mut tx, TicketId(id)).await?);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn set_priority(&self, ticket: TicketId, priority: Priority) -> StoreResult<Ticket> {
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query("UPDATE tickets SET priority = ? WHERE id = ?")
+            .bind(priority.as_str())
+            .bind(ticket.0)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let t = ticket_in(&mut tx, ticket).await?;
+        tx.commit().await?;
+        Ok(t)
+    }
+
+    async fn mark_read(
+        &self,
+        conversation: ConversationId,
+        by: AuthorKind,
+        seq: Seq,
+    ) -> StoreResult<Seq> {
+        let column = match by {
+            AuthorKind::Customer => "customer_read_seq",
+            AuthorKind::Agent => "agent_read_seq",
+            AuthorKind::System => return Err(StoreError::Forbidden),
+        };
+        let v: i64 = sqlx::query_scalar(&format!(
+            "UPDATE conversations SET {column} = MAX({column}, MIN(?, last_seq)) WHERE id = ? RETURNING {column}"
+        ))
+        .bind(seq.0)
+        .bind(conversation.0)
+        .fetch_optional(&self.writer)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        Ok(Seq(v))
+    }
+
+    async fn add_note(
+        &self,
+        ticket: TicketId,
+        author: UserId,
+        client_id: &str,
+        text: &str,
+        now: Timestamp,
+    ) -> StoreResult<(Note, bool)> {
+        let mut tx = self.writer.begin().await?;
+        let existing: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM notes WHERE author_id = ? AND client_id = ?")
+                .bind(author.0)
+                .bind(client_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (id, duplicate) = match existing {
+            Some(id) => (id, true),
+            None => (
+                sqlx::query_scalar(
+                    "INSERT INTO notes (ticket_id, at, author_id, body, client_id) VALUES (?, ?, ?, ?, ?) RETURNING id",
+                )
+                .bind(ticket.0)
+                .bind(now.0)
+                .bind(author.0)
+                .bind(text)
+                .bind(client_id)
+                .fetch_one(&mut *tx)
+                .await?,
+                false,
+            ),
+        };
+        let row = sqlx::query(
+            "SELECT n.id, n.ticket_id, n.at, n.author_id, u.name, n.body, n.client_id \
+             FROM notes n JOIN users u ON u.id = n.author_id WHERE n.id = ?",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((note_from_row(&row)?, duplicate))
+    }
+
+    async fn notes(&self, ticket: TicketId) -> StoreResult<Vec<Note>> {
+        let rows = sqlx::query(
+            "SELECT n.id, n.ticket_id, n.at, n.author_id, u.name, n.body, n.client_id \
+             FROM notes n JOIN users u ON u.id = n.author_id WHERE n.ticket_id = ? ORDER BY n.id",
+        )
+        .bind(ticket.0)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(note_from_row).collect()
+    }
+
+    async fn queue_stats(&self, now: Timestamp) -> StoreResult<QueueStats> {
+        let row = sqlx::query(
+            "SELECT \
+               COALESCE(SUM(status = 'queued'), 0) AS queued, \
+               COALESCE(SUM(status = 'assigned'), 0) AS assigned, \
+               COALESCE(SUM(status = 'resolved'), 0) AS resolved, \
+               MIN(CASE WHEN status = 'queued' THEN queued_at END) AS oldest \
+             FROM tickets WHERE status != 'closed'",
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        let oldest: Option<i64> = row.try_get("oldest")?;
+        Ok(QueueStats {
+            queued: row.try_get("queued")?,
+            assigned: row.try_get("assigned")?,
+            resolved: row.try_get("resolved")?,
+            longest_wait_ms: oldest.map(|o| (now.0 - o).max(0)).unwrap_or(0),
+        })
+    }
+
+    async fn setting(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&self.reader)
+                .await?,
+        )
+    }
+
+    async fn put_setting(&self, name: &str, value: &[u8]) -> StoreResult<()> {
+        sqlx::query("INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+            .bind(name)
+            .bind(value)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn take_setting(&self, name: &str, value: &[u8]) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM settings WHERE name = ? AND value = ?")
+            .bind(name)
+            .bind(value)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+async fn ticket_of_conversation(
+    conn: &mut SqliteConnection,
+    id: ConversationId,
+) -> StoreResult<Ticket> {
+    let row = sqlx::query(&format!("{TICKET_SELECT} WHERE c.id = ?"))
+        .bind(id.0)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    ticket_from_row(&row)
+}
+
+fn note_from_row(r: &SqliteRow) -> StoreResult<Note> {
+    Ok(Note {
+        id: crate::ids::NoteId(r.try_get("id")?),
+        ticket: TicketId(r.try_get("ticket_id")?),
+        at: ts(r.try_get("at")?),
+        author: AgentRef {
+            id: UserId(r.try_get("author_id")?),
+            name: r.try_get("name")?,
+        },
+        text: r.try_get("body")?,
+        client_id: r.try_get("client_id")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_is_first_non_empty_line_shortened() {
+        assert_eq!(subject_of("\n  Hello there \nsecond"), "Hello there");
+        let long = "x".repeat(200);
+        assert_eq!(subject_of(&long).chars().count(), 121);
+    }
+}

@@ -1,0 +1,223 @@
+//! Frames of a staff connection (`/ws/agent`): the live queue, claiming, replying, notes,
+//! transfers and resolution. Every frame is authorised against the ticket's current state.
+
+use super::conn::{closing, Conn, Flow, Who};
+use crate::ids::{ConversationId, TicketId};
+use crate::protocol::{
+    close, ClientFrame, ClientId, ErrorCode, Inbound, MessageText, ResumePoint, ServerFrame,
+};
+use crate::store::{Author, AuthorKind, TicketFilter, TicketStatus, User};
+
+/// Queued tickets sent in `welcome`; the rest arrive as `queue` events or through the API.
+const WELCOME_QUEUE: i64 = 200;
+/// Assigned tickets sent in `welcome`; far above any sensible capacity.
+const WELCOME_ASSIGNED: i64 = 1000;
+
+fn user(conn: &Conn) -> Option<User> {
+    match &conn.who {
+        Who::Staff(u) => Some(u.clone()),
+        Who::Customer(_) => None,
+    }
+}
+
+pub(super) async fn welcome(conn: &mut Conn, resume: &[ResumePoint]) -> Flow {
+    let Some(me) = user(conn) else {
+        return Err(closing(close::INTERNAL, "not staff"));
+    };
+    let unavailable = |_| closing(close::INTERNAL, "store unavailable");
+    let assigned = conn
+        .app
+        .store
+        .tickets(TicketFilter {
+            status: Some(TicketStatus::Assigned),
+            agent: Some(me.id),
+            customer: None,
+            limit: WELCOME_ASSIGNED,
+        })
+        .await
+        .map_err(unavailable)?;
+    let queue = conn
+        .app
+        .store
+        .queue(WELCOME_QUEUE)
+        .await
+        .map_err(unavailable)?;
+    let frame = ServerFrame::WelcomeAgent {
+        user: &me,
+        assigned: &assigned,
+        queue: &queue,
+    }
+    .encode();
+    conn.send(frame).await?;
+    for t in &assigned {
+        match resume.iter().find(|r| r.conversation == t.conversation) {
+            Some(r) => conn.follow(t.conversation, t.id, r.after, true).await?,
+            None => conn.follow(t.conversation, t.id, t.last_seq, false).await?,
+        }
+    }
+    for r in resume {
+        if assigned.iter().any(|t| t.conversation == r.conversation) {
+            continue;
+        }
+        let readable = match conn.app.store.ticket_by_conversation(r.conversation).await {
+            Ok(t) if crate::desk::Desk::may_read(&me, &t) => Some(t),
+            _ => None,
+        };
+        match readable {
+            Some(t) => conn.replay(t.id, t.conversation, r.after).await?,
+            None => {
+                conn.reply_error(None, ErrorCode::NotFound, "no such conversation")
+                    .await?
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The conversation of a ticket this connection follows (one assigned to the agent).
+fn followed(conn: &Conn, ticket: TicketId) -> Option<ConversationId> {
+    conn.follows
+        .iter()
+        .find(|(_, f)| f.ticket == ticket)
+        .map(|(c, _)| *c)
+}
+
+pub(super) async fn on_frame(conn: &mut Conn, inbound: Inbound) -> Flow {
+    let Some(me) = user(conn) else {
+        return Err(closing(close::INTERNAL, "not staff"));
+    };
+    let reference = inbound.reference.as_deref();
+    let desk = conn.app.desk.clone();
+    match inbound.frame {
+        ClientFrame::Claim { ticket } => match desk.claim(&me, ticket).await {
+            Ok(t) => ok(conn, reference, Some(&t)).await,
+            Err(e) => conn.reply_desk_error(reference, e).await,
+        },
+        ClientFrame::Send {
+            ticket,
+            client_id,
+            text,
+        } => {
+            let Some(ticket) = ticket else {
+                return conn
+                    .reply_error(
+                        reference,
+                        ErrorCode::InvalidFrame,
+                        "send: missing field `ticket`",
+                    )
+                    .await;
+            };
+            let Some((client_id, text)) = validate(conn, reference, client_id, text).await? else {
+                return Ok(());
+            };
+            match desk.agent_send(&me, ticket, &client_id, &text).await {
+                Ok(a) => {
+                    let frame = ServerFrame::Ack {
+                        reference,
+                        client_id: client_id.as_str(),
+                        ticket: a.ticket.id,
+                        conversation: a.message.conversation,
+                        seq: a.message.seq,
+                        at: a.message.at,
+                        duplicate: a.duplicate,
+                    }
+                    .encode();
+                    conn.send(frame).await
+                }
+                Err(e) => conn.reply_desk_error(reference, e).await,
+            }
+        }
+        ClientFrame::Note {
+            ticket,
+            client_id,
+            text,
+        } => {
+            let Some((client_id, text)) = validate(conn, reference, client_id, text).await? else {
+                return Ok(());
+            };
+            match desk.note(&me, ticket, &client_id, &text).await {
+                Ok(_) => ok(conn, reference, None).await,
+                Err(e) => conn.reply_desk_error(reference, e).await,
+            }
+        }
+        ClientFrame::Transfer { ticket, to } => match desk.transfer(&me, ticket, to).await {
+            Ok(t) => ok(conn, reference, Some(&t)).await,
+            Err(e) => conn.reply_desk_error(reference, e).await,
+        },
+        ClientFrame::Resolve { ticket } => match desk.resolve(&me, ticket).await {
+            Ok(t) => ok(conn, reference, Some(&t)).await,
+            Err(e) => conn.reply_desk_error(reference, e).await,
+        },
+        ClientFrame::Typing { ticket, active } => {
+            let Some((ticket, conversation)) =
+                ticket.and_then(|t| followed(conn, t).map(|c| (t, c)))
+            else {
+                return conn
+                    .reply_error(reference, ErrorCode::NotFound, "no such ticket")
+                    .await;
+            };
+            let from = Author {
+                kind: AuthorKind::Agent,
+                id: Some(me.id.0),
+                name: me.name.clone(),
+            };
+            desk.typing(ticket, conversation, from, active, conn.id)
+                .await;
+            Ok(())
+        }
+        ClientFrame::Read { ticket, seq } => {
+            let Some((ticket, conversation)) =
+                ticket.and_then(|t| followed(conn, t).map(|c| (t, c)))
+            else {
+                return conn
+                    .reply_error(reference, ErrorCode::NotFound, "no such ticket")
+                    .await;
+            };
+            match desk
+                .read(ticket, conversation, AuthorKind::Agent, seq)
+                .await
+            {
+                Ok(()) => Ok(()),
+                Err(e) => conn.reply_desk_error(reference, e).await,
+            }
+        }
+        ClientFrame::Sync { ticket, after } => match desk.readable_ticket(&me, ticket).await {
+            Ok(t) => conn.replay(t.id, t.conversation, after).await,
+            Err(e) => conn.reply_desk_error(reference, e).await,
+        },
+        ClientFrame::Hello { .. } | ClientFrame::Ping => Ok(()),
+    }
+}
+
+async fn validate(
+    conn: &mut Conn,
+    reference: Option<&str>,
+    client_id: String,
+    text: String,
+) -> Result<Option<(ClientId, MessageText)>, super::conn::Closing> {
+    let client_id = match ClientId::parse(client_id) {
+        Ok(c) => c,
+        Err(why) => {
+            conn.reply_error(reference, ErrorCode::InvalidFrame, why)
+                .await?;
+            return Ok(None);
+        }
+    };
+    match MessageText::parse(text) {
+        Ok(t) => Ok(Some((client_id, t))),
+        Err(why) => {
+            conn.reply_error(reference, ErrorCode::InvalidText, why)
+                .await?;
+            Ok(None)
+        }
+    }
+}
+
+async fn ok(
+    conn: &mut Conn,
+    reference: Option<&str>,
+    ticket: Option<&crate::store::Ticket>,
+) -> Flow {
+    conn.send(ServerFrame::Ok { reference, ticket }.encode())
+        .await
+}

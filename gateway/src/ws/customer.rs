@@ -1,0 +1,177 @@
+//! Frames of a customer connection (`/ws/customer`). A customer has at most one open
+//! conversation; their frames name no ticket, the gateway knows which one is theirs.
+
+use super::conn::{closing, Closing, Conn, Flow, Who};
+use crate::ids::{ConversationId, Seq, TicketId};
+use crate::protocol::{
+    close, ClientFrame, ClientId, CustomerSelf, ErrorCode, Inbound, MessageText, OpenConversation,
+    ResumePoint, ServerFrame,
+};
+use crate::store::{Author, AuthorKind, Customer};
+
+/// The customer on this connection; the handlers here are only reached for customers.
+fn customer(conn: &Conn) -> Result<Customer, Closing> {
+    match &conn.who {
+        Who::Customer(c) => Ok(c.clone()),
+        Who::Staff(_) => Err(closing(close::INTERNAL, "not a customer")),
+    }
+}
+
+pub(super) fn set_current(conn: &mut Conn, ticket: TicketId, conversation: ConversationId) {
+    conn.current = Some((ticket, conversation));
+}
+
+pub(super) async fn welcome(conn: &mut Conn, resume: &[ResumePoint]) -> Flow {
+    let me = customer(conn)?;
+    let current = conn
+        .app
+        .store
+        .current_ticket(me.id, conn.app.desk.reopen_after())
+        .await
+        .map_err(|_| closing(close::INTERNAL, "store unavailable"))?;
+    let open = current.as_ref().map(|t| OpenConversation {
+        conversation: t.conversation,
+        ticket: t.id,
+        status: t.status,
+        last_seq: t.last_seq,
+    });
+    let frame = ServerFrame::WelcomeCustomer {
+        customer: CustomerSelf {
+            id: me.id,
+            name: me.name.clone(),
+            verified: me.verified,
+        },
+        conversation: open,
+    }
+    .encode();
+    conn.send(frame).await?;
+    if let Some(t) = &current {
+        set_current(conn, t.id, t.conversation);
+        let asked = resume.iter().find(|r| r.conversation == t.conversation);
+        match asked {
+            Some(r) => conn.follow(t.conversation, t.id, r.after, true).await?,
+            None => conn.follow(t.conversation, t.id, t.last_seq, false).await?,
+        }
+    }
+    for r in resume {
+        if current
+            .as_ref()
+            .is_some_and(|t| t.conversation == r.conversation)
+        {
+            continue;
+        }
+        // An earlier conversation of this customer: replay it, but do not follow it.
+        match conn.app.store.ticket_by_conversation(r.conversation).await {
+            Ok(t) if t.customer.id == me.id => conn.replay(t.id, t.conversation, r.after).await?,
+            _ => {
+                conn.reply_error(None, ErrorCode::NotFound, "no such conversation")
+                    .await?
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn on_frame(conn: &mut Conn, inbound: Inbound) -> Flow {
+    let reference = inbound.reference.as_deref();
+    match inbound.frame {
+        ClientFrame::Send {
+            client_id, text, ..
+        } => send(conn, reference, client_id, text).await,
+        ClientFrame::Typing { active, .. } => {
+            let Some((ticket, conversation)) = conn.current else {
+                return conn
+                    .reply_error(reference, ErrorCode::NotFound, "no open conversation")
+                    .await;
+            };
+            let me = customer(conn)?;
+            let from = Author {
+                kind: AuthorKind::Customer,
+                id: Some(me.id.0),
+                name: me.name,
+            };
+            let id = conn.id;
+            conn.app
+                .desk
+                .typing(ticket, conversation, from, active, id)
+                .await;
+            Ok(())
+        }
+        ClientFrame::Read { seq, .. } => {
+            let Some((ticket, conversation)) = conn.current else {
+                return conn
+                    .reply_error(reference, ErrorCode::NotFound, "no open conversation")
+                    .await;
+            };
+            read(conn, reference, ticket, conversation, seq).await
+        }
+        _ => {
+            conn.reply_error(
+                reference,
+                ErrorCode::Forbidden,
+                "customers may not send this frame",
+            )
+            .await
+        }
+    }
+}
+
+async fn send(conn: &mut Conn, reference: Option<&str>, client_id: String, text: String) -> Flow {
+    let client_id = match ClientId::parse(client_id) {
+        Ok(c) => c,
+        Err(why) => {
+            return conn
+                .reply_error(reference, ErrorCode::InvalidFrame, why)
+                .await
+        }
+    };
+    let text = match MessageText::parse(text) {
+        Ok(t) => t,
+        Err(why) => {
+            return conn
+                .reply_error(reference, ErrorCode::InvalidText, why)
+                .await
+        }
+    };
+    let me = customer(conn)?;
+    let desk = conn.app.desk.clone();
+    match desk.customer_send(&me, &client_id, &text).await {
+        Ok(a) => {
+            let frame = ServerFrame::Ack {
+                reference,
+                client_id: client_id.as_str(),
+                ticket: a.ticket.id,
+                conversation: a.message.conversation,
+                seq: a.message.seq,
+                at: a.message.at,
+                duplicate: a.duplicate,
+            }
+            .encode();
+            conn.send(frame).await?;
+            if conn.current.map(|c| c.1) != Some(a.ticket.conversation) {
+                set_current(conn, a.ticket.id, a.ticket.conversation);
+                conn.follow(a.ticket.conversation, a.ticket.id, Seq(0), false)
+                    .await?;
+            }
+            Ok(())
+        }
+        Err(e) => conn.reply_desk_error(reference, e).await,
+    }
+}
+
+async fn read(
+    conn: &mut Conn,
+    reference: Option<&str>,
+    ticket: TicketId,
+    conversation: ConversationId,
+    seq: Seq,
+) -> Flow {
+    let desk = conn.app.desk.clone();
+    match desk
+        .read(ticket, conversation, AuthorKind::Customer, seq)
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(e) => conn.reply_desk_error(reference, e).await,
+    }
+}
