@@ -1,0 +1,3 @@
+//! The end-to-end suite: one binary, the real gateway, real clients.
+
+mod chat;

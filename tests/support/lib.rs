@@ -1,0 +1,545 @@
+//! Test harness for the end-to-end suite: [`TestApp`] starts the real gateway on
+//! 127.0.0.1:0 over a temporary SQLite data dir, and [`WsClient`] is a real WebSocket client
+//! that checks every frame it receives against docs/protocol.schema.json.
+
+use anyhow::{anyhow, bail, Context};
+use deskgate::clock::{Clock, ManualClock};
+use deskgate::config::Config;
+use deskgate::App;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for a frame it expects before failing.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Configures a [`TestApp`]; every knob a test needs, defaults as `deskgate serve` has them.
+pub struct TestAppBuilder {
+    config: Config,
+    data: Option<Arc<tempfile::TempDir>>,
+    clock: Option<Arc<ManualClock>>,
+}
+
+impl TestAppBuilder {
+    pub fn auto_assign(mut self) -> Self {
+        self.config.desk.auto_assign = true;
+        self
+    }
+    pub fn rate(mut self, per_sec: u32, burst: u32) -> Self {
+        self.config.ws.rate_per_sec = per_sec;
+        self.config.ws.rate_burst = burst;
+        self
+    }
+    pub fn max_frame_bytes(mut self, n: usize) -> Self {
+        self.config.ws.max_frame_bytes = n;
+        self
+    }
+    pub fn outbound_queue(mut self, n: usize) -> Self {
+        self.config.ws.outbound_queue = n;
+        self
+    }
+    pub fn hello_timeout(mut self, d: Duration) -> Self {
+        self.config.ws.hello_timeout = d;
+        self
+    }
+    pub fn reopen_window(mut self, d: Duration) -> Self {
+        self.config.desk.reopen_window = d;
+        self
+    }
+    pub fn store_busy_timeout(mut self, d: Duration) -> Self {
+        self.config.store_busy_timeout = d;
+        self
+    }
+    pub fn session_ttl(mut self, d: Duration) -> Self {
+        self.config.session_ttl = d;
+        self
+    }
+    pub fn visitor_ttl(mut self, d: Duration) -> Self {
+        self.config.visitor_ttl = d;
+        self
+    }
+    /// Any other change to the config.
+    pub fn config(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        f(&mut self.config);
+        self
+    }
+
+    pub async fn start(self) -> TestApp {
+        init_tracing();
+        let data = self
+            .data
+            .unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("temp dir")));
+        let clock = self.clock.unwrap_or_else(ManualClock::new);
+        let mut config = self.config;
+        config.data = data.path().to_path_buf();
+        config.listen = "127.0.0.1:0".parse().expect("addr");
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let dyn_clock: Arc<dyn Clock> = clock.clone();
+        let app = App::build(config.clone(), dyn_clock)
+            .await
+            .expect("gateway builds");
+        let bootstrap = deskgate::bootstrap::prepare(app.store.as_ref())
+            .await
+            .expect("bootstrap");
+        let server = tokio::spawn(deskgate::run(listener, app.clone()));
+        TestApp {
+            addr,
+            app,
+            config,
+            data,
+            clock,
+            server: Some(server),
+            bootstrap,
+            http: reqwest::Client::new(),
+        }
+    }
+}
+
+/// A running gateway for one test.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub app: App,
+    pub config: Config,
+    pub data: Arc<tempfile::TempDir>,
+    pub clock: Arc<ManualClock>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+    bootstrap: Option<secrecy::SecretString>,
+    pub http: reqwest::Client,
+}
+
+/// A logged-in staff member.
+#[derive(Clone, Debug)]
+pub struct Staff {
+    pub id: i64,
+    pub username: String,
+    pub token: String,
+}
+
+/// A customer with a visitor token.
+#[derive(Clone, Debug)]
+pub struct Visitor {
+    pub customer_id: i64,
+    pub token: String,
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+impl TestApp {
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder {
+            config: Config::default(),
+            data: None,
+            clock: None,
+        }
+    }
+
+    pub async fn start() -> TestApp {
+        Self::builder().start().await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data.path().join("deskgate.db")
+    }
+
+    /// The one-time bootstrap secret issued at start (none once a user exists).
+    pub fn bootstrap_secret(&self) -> Option<String> {
+        use secrecy::ExposeSecret;
+        self.bootstrap
+            .as_ref()
+            .map(|s| s.expose_secret().to_string())
+    }
+
+    /// Shuts the gateway down cleanly and starts it again on the same data dir and clock,
+    /// on a new port.
+    pub async fn restart(mut self) -> TestApp {
+        self.stop().await;
+        TestAppBuilder {
+            config: self.config.clone(),
+            data: Some(self.data.clone()),
+            clock: Some(self.clock.clone()),
+        }
+        .start()
+        .await
+    }
+
+    /// Cancels the server and waits until it has closed every connection.
+    pub async fn stop(&mut self) {
+        self.app.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(15), server).await;
+        }
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut req = self.http.post(self.url(path)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        response(req.send().await.expect("POST")).await
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut req = self.http.patch(self.url(path)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        response(req.send().await.expect("PATCH")).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = self.http.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        response(req.send().await.expect("GET")).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = self.http.delete(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        response(req.send().await.expect("DELETE")).await
+    }
+
+    /// Creates the first admin through the bootstrap endpoint (first call) and logs in.
+    pub async fn admin(&self) -> Staff {
+        let secret = self.bootstrap_secret();
+        if let Some(secret) = secret {
+            let (status, _) = self
+                .post(
+                    "/api/bootstrap",
+                    None,
+                    json!({"secret": secret, "username": "admin", "password": PASSWORD}),
+                )
+                .await;
+            // 401 means an earlier call of this test already used it.
+            assert!(status == 201 || status == 401, "bootstrap: {status}");
+        }
+        self.login("admin").await
+    }
+
+    pub async fn login(&self, username: &str) -> Staff {
+        let (status, body) = self
+            .post(
+                "/api/session",
+                None,
+                json!({"username": username, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, 201, "login {username}: {body}");
+        Staff {
+            id: body["user"]["id"].as_i64().expect("user id"),
+            username: username.to_string(),
+            token: body["token"].as_str().expect("token").to_string(),
+        }
+    }
+
+    /// Creates a staff account through the API (as admin) and logs it in.
+    pub async fn staff(&self, username: &str, role: &str, capacity: u32) -> Staff {
+        let admin = self.admin().await;
+        let (status, body) = self
+            .post(
+                "/api/users",
+                Some(&admin.token),
+                json!({"username": username, "name": username, "role": role,
+                       "password": PASSWORD, "capacity": capacity}),
+            )
+            .await;
+        assert_eq!(status, 201, "create {username}: {body}");
+        self.login(username).await
+    }
+
+    pub async fn agent(&self, username: &str) -> Staff {
+        self.staff(username, "agent", 5).await
+    }
+
+    /// A new anonymous customer of the demo site.
+    pub async fn visitor(&self) -> Visitor {
+        self.visitor_with(json!({"site_key": "demo", "name": "Ada"}))
+            .await
+    }
+
+    pub async fn visitor_with(&self, body: Value) -> Visitor {
+        let (status, body) = self.post("/api/visitor", None, body).await;
+        assert_eq!(status, 201, "visitor: {body}");
+        Visitor {
+            customer_id: body["customer"]["id"].as_i64().expect("customer id"),
+            token: body["visitor_token"].as_str().expect("token").to_string(),
+        }
+    }
+
+    /// Connects to `/ws/customer` and completes `hello`; returns the client and `welcome`.
+    pub async fn customer_ws(&self, v: &Visitor) -> (WsClient, Value) {
+        self.hello("/ws/customer", &v.token, json!([])).await
+    }
+
+    pub async fn agent_ws(&self, s: &Staff) -> (WsClient, Value) {
+        self.hello("/ws/agent", &s.token, json!([])).await
+    }
+
+    pub async fn hello(&self, path: &str, token: &str, resume: Value) -> (WsClient, Value) {
+        let mut ws = self.connect(path).await.expect("connect");
+        ws.send(json!({"type": "hello", "token": token, "resume": resume}))
+            .await;
+        let welcome = ws.recv_type("welcome").await;
+        (ws, welcome)
+    }
+
+    /// Opens a WebSocket offering `deskgate.v1`, without saying hello.
+    pub async fn connect(&self, path: &str) -> anyhow::Result<WsClient> {
+        WsClient::connect(&format!("ws://{}{}", self.addr, path), Some("deskgate.v1")).await
+    }
+}
+
+async fn response(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, body)
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.app.shutdown.cancel();
+    }
+}
+
+fn init_tracing() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+fn frame_schema() -> &'static jsonschema::Validator {
+    static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/protocol.schema.json");
+        let text = std::fs::read_to_string(&path).expect("docs/protocol.schema.json");
+        let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
+        jsonschema::validator_for(&schema).expect("schema compiles")
+    })
+}
+
+/// Checks a frame the gateway sent against the published schema.
+pub fn assert_server_frame(frame: &Value) {
+    let schema = frame_schema();
+    let wrapped = json!({"direction": "server", "frame": frame});
+    if let Err(e) = schema.validate(&wrapped) {
+        panic!("frame does not match docs/protocol.schema.json: {e}\nframe: {frame}");
+    }
+}
+
+/// Checks a frame a client would send against the published schema.
+pub fn assert_client_frame(frame: &Value) {
+    let schema = frame_schema();
+    let wrapped = json!({"direction": "client", "frame": frame});
+    if let Err(e) = schema.validate(&wrapped) {
+        panic!("client frame does not match docs/protocol.schema.json: {e}\nframe: {frame}");
+    }
+}
+
+type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A WebSocket client speaking deskgate.v1.
+pub struct WsClient {
+    pub stream: Stream,
+    /// Frames received but not yet taken by `recv_type`.
+    pending: std::collections::VecDeque<Value>,
+}
+
+/// How a connection ended, as the client saw it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Closed {
+    Code(u16),
+    /// The TCP connection ended without a close frame.
+    Dropped,
+}
+
+impl WsClient {
+    pub async fn connect(url: &str, protocol: Option<&str>) -> anyhow::Result<WsClient> {
+        let mut req = url.into_client_request()?;
+        if let Some(p) = protocol {
+            req.headers_mut()
+                .insert("Sec-WebSocket-Protocol", HeaderValue::from_str(p)?);
+        }
+        let (stream, resp) = tokio_tungstenite::connect_async(req).await?;
+        if protocol.is_some() {
+            let chosen = resp
+                .headers()
+                .get("Sec-WebSocket-Protocol")
+                .ok_or_else(|| anyhow!("no subprotocol chosen"))?;
+            anyhow::ensure!(chosen == "deskgate.v1", "subprotocol {chosen:?}");
+        }
+        Ok(WsClient {
+            stream,
+            pending: Default::default(),
+        })
+    }
+
+    /// Sends a frame (checked against the schema unless it is meant to be malformed).
+    pub async fn send(&mut self, frame: Value) {
+        assert_client_frame(&frame);
+        self.send_raw(frame.to_string()).await;
+    }
+
+    pub async fn send_raw(&mut self, text: String) {
+        self.stream
+            .send(Message::Text(text.into()))
+            .await
+            .expect("send frame");
+    }
+
+    /// Next frame from the server, or an error if none comes within [`WAIT`] or the
+    /// connection closes.
+    pub async fn recv(&mut self) -> anyhow::Result<Value> {
+        if let Some(v) = self.pending.pop_front() {
+            return Ok(v);
+        }
+        self.recv_wire(WAIT).await
+    }
+
+    async fn recv_wire(&mut self, wait: Duration) -> anyhow::Result<Value> {
+        loop {
+            let next = tokio::time::timeout(wait, self.stream.next())
+                .await
+                .context("no frame in time")?;
+            match next {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(t.as_str()).context("frame is JSON")?;
+                    assert_server_frame(&v);
+                    return Ok(v);
+                }
+                Some(Ok(Message::Close(c))) => {
+                    bail!("closed: {:?}", c.map(|c| u16::from(c.code)))
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => bail!("read error: {e}"),
+                None => bail!("connection ended"),
+            }
+        }
+    }
+
+    /// Waits for the next frame of this type; frames of other types stay queued.
+    pub async fn recv_type(&mut self, kind: &str) -> Value {
+        if let Some(i) = self.pending.iter().position(|f| f["type"] == kind) {
+            return self.pending.remove(i).expect("index");
+        }
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let f = self
+                .recv_wire(left)
+                .await
+                .unwrap_or_else(|e| panic!("waiting for {kind}: {e}; queued: {:?}", self.pending));
+            if f["type"] == kind {
+                return f;
+            }
+            self.pending.push_back(f);
+        }
+    }
+
+    /// Waits for a frame matching the predicate; others stay queued.
+    pub async fn recv_where(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(i) = self.pending.iter().position(&pred) {
+            return self.pending.remove(i).expect("index");
+        }
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let f = self
+                .recv_wire(left)
+                .await
+                .unwrap_or_else(|e| panic!("waiting for {what}: {e}; queued: {:?}", self.pending));
+            if pred(&f) {
+                return f;
+            }
+            self.pending.push_back(f);
+        }
+    }
+
+    /// Takes every queued and arriving frame until none arrives for `quiet`.
+    pub async fn drain(&mut self, quiet: Duration) -> Vec<Value> {
+        let mut out: Vec<Value> = self.pending.drain(..).collect();
+        while let Ok(v) = self.recv_wire(quiet).await {
+            out.push(v);
+        }
+        out
+    }
+
+    /// Asserts that no frame of this type arrives within `quiet`.
+    pub async fn expect_none(&mut self, kind: &str, quiet: Duration) {
+        let frames = self.drain(quiet).await;
+        let found: Vec<_> = frames.iter().filter(|f| f["type"] == kind).collect();
+        assert!(found.is_empty(), "unexpected {kind} frames: {found:?}");
+        self.pending.extend(frames);
+    }
+
+    /// Sends a chat message and waits for its `ack`.
+    pub async fn send_text(&mut self, ticket: Option<i64>, client_id: &str, text: &str) -> Value {
+        let mut frame = json!({"type": "send", "client_id": client_id, "text": text});
+        if let Some(t) = ticket {
+            frame["ticket"] = json!(t);
+        }
+        self.send(frame).await;
+        self.recv_where("ack", |f| f["type"] == "ack" && f["client_id"] == client_id)
+            .await
+    }
+
+    /// Reads until the connection closes and returns how it closed.
+    pub async fn closed(&mut self) -> Closed {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.stream.next()).await {
+                Err(_) => panic!("connection did not close in time"),
+                Ok(Some(Ok(Message::Close(Some(c))))) => return Closed::Code(u16::from(c.code)),
+                Ok(Some(Ok(Message::Close(None)))) => return Closed::Code(1005),
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    if let Ok(v) = serde_json::from_str::<Value>(t.as_str()) {
+                        self.pending.push_back(v);
+                    }
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(_))) | Ok(None) => return Closed::Dropped,
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self
+            .stream
+            .close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                code: CloseCode::Normal,
+                reason: "bye".into(),
+            }))
+            .await;
+    }
+}
