@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite. Installs what the tests need that a fresh machine lacks, then runs
+# every test of the workspace against real servers on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "installing cargo-nextest from crates.io" >&2
+  cargo install cargo-nextest --locked
+fi
+
+cargo nextest run --workspace --no-fail-fast
