@@ -7,7 +7,7 @@
 use crate::bus::{Bus, BusError, Event, Side, Topic};
 use crate::ids::{ConnId, UserId};
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, Notify};
@@ -77,9 +77,7 @@ impl Default for Registry {
 
 impl Registry {
     fn shard(&self, topic: &Topic) -> &Mutex<HashMap<Topic, Vec<Subscriber>>> {
-        let mut h = self.hasher.build_hasher();
-        topic.hash(&mut h);
-        &self.shards[(h.finish() as usize) % SHARDS]
+        &self.shards[(self.hasher.hash_one(topic) as usize) % SHARDS]
     }
 
     /// Adds a follower; true if it is the topic's first on this node.
