@@ -32,15 +32,16 @@ pub struct ConnCtl {
 }
 
 impl ConnCtl {
-    /// Asks the connection to close; the first code asked for wins.
-    pub fn close(&self, code: u16) {
-        if self
+    /// Asks the connection to close; the first code asked for wins. True for that first ask.
+    pub fn close(&self, code: u16) -> bool {
+        let first = self
             .close
             .compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
-        {
+            .is_ok();
+        if first {
             self.notify.notify_one();
         }
+        first
     }
 
     /// Waits until a close is asked for and returns its code.
@@ -120,8 +121,10 @@ impl Registry {
                 continue;
             }
             if let Err(mpsc::error::TrySendError::Full(_)) = s.tx.try_send(event.clone()) {
-                self.slow_closed.fetch_add(1, Ordering::Relaxed);
-                s.ctl.close(CLOSE_TOO_SLOW);
+                // Events keep coming until the connection has left; count it once.
+                if s.ctl.close(CLOSE_TOO_SLOW) {
+                    self.slow_closed.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }

@@ -23,6 +23,7 @@ pub mod hub;
 pub mod ids;
 pub mod metrics;
 pub mod protocol;
+pub mod screen;
 pub mod server;
 pub mod sites;
 pub mod store;

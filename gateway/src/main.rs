@@ -32,6 +32,10 @@ enum Command {
     /// Manage staff accounts in a data dir (works while the gateway runs).
     #[command(subcommand)]
     User(UserCommand),
+    /// Screen messages for payment card numbers: JSON lines on stdin
+    /// ({"text": "...", "conversation": "optional id"}), one verdict per line on stdout
+    /// ({"blocked": bool, "findings": [{"brand", "start", "end", "masked"}]}).
+    Scan,
 }
 
 #[derive(clap::Args)]
@@ -89,6 +93,11 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(serve(config))
         }
         Command::User(cmd) => runtime.block_on(user(cmd)),
+        Command::Scan => {
+            let stdin = std::io::stdin().lock();
+            let stdout = std::io::BufWriter::new(std::io::stdout().lock());
+            deskgate::screen::cli::run(stdin, stdout).context("scan failed")
+        }
     }
 }
 
@@ -109,15 +118,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let bound = listener.local_addr()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let app = App::build(config, clock).await?;
-    let bootstrap = deskgate::bootstrap::prepare(app.store.as_ref()).await?;
-    print_banner(&app.config, bound, bootstrap.as_ref());
-
+    // Signals are caught before anything is announced, so a supervisor's SIGTERM right after
+    // start-up still shuts down cleanly.
     let shutdown = app.shutdown.clone();
+    let signals = signals()?;
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signals.await;
         tracing::info!("shutting down");
         shutdown.cancel();
     });
+    let bootstrap = deskgate::bootstrap::prepare(app.store.as_ref()).await?;
+    print_banner(&app.config, bound, bootstrap.as_ref());
     deskgate::run(listener, app).await?;
     tracing::info!("stopped");
     Ok(())
@@ -151,25 +162,25 @@ fn print_banner(config: &Config, bound: std::net::SocketAddr, bootstrap: Option<
     }
 }
 
-async fn wait_for_signal() {
+/// Registers SIGINT and SIGTERM now; the returned future resolves on the first of them.
+fn signals() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
+        let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
 

@@ -268,6 +268,9 @@ pub struct OpenConversation {
     pub ticket: TicketId,
     pub status: TicketStatus,
     pub last_seq: Seq,
+    /// Read receipts as stored, so a reconnecting widget shows what each side has read.
+    pub customer_read_seq: Seq,
+    pub agent_read_seq: Seq,
 }
 
 #[derive(Debug, Serialize)]

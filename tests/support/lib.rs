@@ -2,6 +2,8 @@
 //! 127.0.0.1:0 over a temporary SQLite data dir, and [`WsClient`] is a real WebSocket client
 //! that checks every frame it receives against docs/protocol.schema.json.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use anyhow::{anyhow, bail, Context};
 use deskgate::clock::{Clock, ManualClock};
 use deskgate::config::Config;
@@ -307,10 +309,65 @@ impl TestApp {
         (ws, welcome)
     }
 
+    /// A new customer whose first message has opened a ticket.
+    pub async fn customer_with_ticket(&self, text: &str) -> Opened {
+        let visitor = self.visitor().await;
+        let (mut ws, _) = self.customer_ws(&visitor).await;
+        let ack = ws.send_text(None, "first", text).await;
+        assert_eq!(ack["seq"], 1, "first message of a new ticket: {ack}");
+        Opened {
+            ticket: ack["ticket"].as_i64().expect("ticket id"),
+            conversation: ack["conversation"].as_i64().expect("conversation id"),
+            visitor,
+            ws,
+        }
+    }
+
+    /// Says `hello` with a token the gateway should refuse; returns how the connection ended
+    /// and every frame that arrived before.
+    pub async fn hello_refused(&self, path: &str, token: &str) -> (Closed, Vec<Value>) {
+        let mut ws = self.connect(path).await.expect("connect");
+        ws.send(json!({"type": "hello", "token": token})).await;
+        let closed = ws.closed().await;
+        (closed, ws.take_pending())
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let resp = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics");
+        assert_eq!(resp.status().as_u16(), 200, "GET /metrics");
+        resp.text().await.expect("metrics body")
+    }
+
     /// Opens a WebSocket offering `deskgate.v1`, without saying hello.
     pub async fn connect(&self, path: &str) -> anyhow::Result<WsClient> {
         WsClient::connect(&format!("ws://{}{}", self.addr, path), Some("deskgate.v1")).await
     }
+}
+
+/// A customer connection whose first message opened `ticket`.
+pub struct Opened {
+    pub visitor: Visitor,
+    pub ws: WsClient,
+    pub ticket: i64,
+    pub conversation: i64,
+}
+
+/// The value of an unlabelled sample in Prometheus text, if present.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let (n, v) = line.split_once(' ')?;
+        if n == name {
+            v.trim().parse().ok()
+        } else {
+            None
+        }
+    })
 }
 
 async fn response(resp: reqwest::Response) -> (u16, Value) {
@@ -373,6 +430,8 @@ pub struct WsClient {
     pub stream: Stream,
     /// Frames received but not yet taken by `recv_type`.
     pending: std::collections::VecDeque<Value>,
+    /// Numbers the `ref` of [`WsClient::request`]s.
+    next_ref: u64,
 }
 
 /// How a connection ended, as the client saw it.
@@ -401,6 +460,7 @@ impl WsClient {
         Ok(WsClient {
             stream,
             pending: Default::default(),
+            next_ref: 0,
         })
     }
 
@@ -513,6 +573,42 @@ impl WsClient {
             .await
     }
 
+    /// Sends a frame under a fresh `ref` and waits for the gateway's direct reply to it
+    /// (`ok`, `ack`, `error` or `pong`); other frames stay queued.
+    pub async fn request(&mut self, mut frame: Value) -> Value {
+        self.next_ref += 1;
+        let reference = format!("r{}", self.next_ref);
+        frame["ref"] = json!(reference);
+        self.send(frame).await;
+        self.recv_where(&format!("reply to {reference}"), |f| {
+            f["ref"] == reference.as_str()
+        })
+        .await
+    }
+
+    /// Waits for the `message` frames of a conversation up to and including `last`, in the
+    /// order they arrive; other frames stay queued.
+    pub async fn messages_until(&mut self, conversation: i64, last: i64) -> Vec<Value> {
+        let mut out = Vec::new();
+        loop {
+            let m = self
+                .recv_where(&format!("message {last} of {conversation}"), |f| {
+                    f["type"] == "message" && f["conversation"] == conversation
+                })
+                .await;
+            let seq = m["seq"].as_i64().expect("seq");
+            out.push(m);
+            if seq >= last {
+                return out;
+            }
+        }
+    }
+
+    /// Takes the frames received but not yet taken.
+    pub fn take_pending(&mut self) -> Vec<Value> {
+        self.pending.drain(..).collect()
+    }
+
     /// Reads until the connection closes and returns how it closed.
     pub async fn closed(&mut self) -> Closed {
         let deadline = tokio::time::Instant::now() + WAIT;
@@ -523,9 +619,9 @@ impl WsClient {
                 Ok(Some(Ok(Message::Close(Some(c))))) => return Closed::Code(u16::from(c.code)),
                 Ok(Some(Ok(Message::Close(None)))) => return Closed::Code(1005),
                 Ok(Some(Ok(Message::Text(t)))) => {
-                    if let Ok(v) = serde_json::from_str::<Value>(t.as_str()) {
-                        self.pending.push_back(v);
-                    }
+                    let v: Value = serde_json::from_str(t.as_str()).expect("frame is JSON");
+                    assert_server_frame(&v);
+                    self.pending.push_back(v);
                 }
                 Ok(Some(Ok(_))) => {}
                 Ok(Some(Err(_))) | Ok(None) => return Closed::Dropped,

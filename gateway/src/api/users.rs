@@ -1,6 +1,6 @@
 //! Staff accounts: `GET/POST /api/users`, `PATCH /api/users/{id}`. Creating and changing
-//! accounts is for admins; a change of role or a deactivation closes the user's open sockets
-//! at once (close code 4003), and a deactivation also ends their sessions.
+//! accounts is for admins; a change of role or a deactivation ends the user's sessions and
+//! closes their open sockets at once (close code 4003): they must log in again.
 
 use super::{ApiError, ApiResult, Body, Staff};
 use crate::app::App;
@@ -145,10 +145,8 @@ pub async fn update(
     };
     let after = app.store.update_user(id, patch).await?;
     let deactivated = before.active && !after.active;
-    if deactivated {
-        app.store.delete_user_sessions(id).await?;
-    }
     if deactivated || before.role != after.role {
+        app.store.delete_user_sessions(id).await?;
         app.desk.revoke(id).await;
         tracing::info!(by = me.id.0, user = id.0, role = %after.role, active = after.active, "access changed");
     }

@@ -89,15 +89,21 @@ impl Desk {
     /// Announces a ticket's new state: in full to staff, reduced to the customer, and to the
     /// queue view of every agent.
     pub async fn publish_ticket(&self, ticket: &Ticket) {
-        let topic = Topic::Conversation(ticket.conversation);
-        let staff = ServerFrame::TicketStaff { ticket }.encode();
-        self.publish(Event::new(topic, Audience::Staff, staff))
-            .await;
+        self.publish_ticket_to_staff(ticket).await;
         let customer = ServerFrame::TicketCustomer {
             ticket: CustomerTicket::from(ticket),
         }
         .encode();
+        let topic = Topic::Conversation(ticket.conversation);
         self.publish(Event::new(topic, Audience::Customers, customer))
+            .await;
+    }
+
+    /// The staff half of [`Desk::publish_ticket`]: the conversation's staff and the queue view.
+    async fn publish_ticket_to_staff(&self, ticket: &Ticket) {
+        let topic = Topic::Conversation(ticket.conversation);
+        let staff = ServerFrame::TicketStaff { ticket }.encode();
+        self.publish(Event::new(topic, Audience::Staff, staff))
             .await;
         let op = if ticket.status == TicketStatus::Queued {
             QueueOp::Upsert
@@ -163,7 +169,8 @@ impl Desk {
         inc(&self.metrics.messages_stored);
         let t = &appended.ticket;
         if appended.opened {
-            // The customer's other tabs start following the new conversation.
+            // Every tab of the customer, this one included, starts following the new
+            // conversation; each reads the ticket's state once it follows, so none is told here.
             let ev = Event::effect(
                 Topic::Customer(customer.id),
                 Effect::Follow {
@@ -175,7 +182,10 @@ impl Desk {
             self.publish(ev).await;
         }
         self.publish_message(t.id, &appended.message).await;
-        if appended.opened || appended.reopened {
+        if appended.opened {
+            self.publish_ticket_to_staff(t).await;
+            self.assign_kick.notify_one();
+        } else if appended.reopened {
             self.publish_ticket(t).await;
             self.assign_kick.notify_one();
         }

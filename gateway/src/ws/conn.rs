@@ -202,9 +202,18 @@ async fn close_socket(socket: &mut WebSocket, code: u16, reason: &'static str) -
     if !matches!(sent, Ok(Ok(()))) {
         return Err(());
     }
-    // Read until the client answers the close, so it sees our frame before the TCP close.
+    // Wait for the client's close reply, so it has read our frames before the TCP close.
     let _ = tokio::time::timeout(CLOSE_LINGER, async {
-        while let Some(Ok(_)) = socket.recv().await {}
+        loop {
+            match socket.recv().await {
+                Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+                // Reading already failed (an oversized frame is left unread). Closing now would
+                // reset the connection, which can destroy our frames before the client reads
+                // them, so linger instead.
+                Some(Err(_)) | None => std::future::pending::<()>().await,
+            }
+        }
     })
     .await;
     Ok(())
@@ -521,12 +530,12 @@ impl Conn {
                 conversation,
                 ticket,
                 after,
-            }) => {
-                if let Who::Customer(_) = self.who {
-                    super::customer::set_current(self, *ticket, *conversation);
+            }) => match self.who {
+                Who::Customer(_) => {
+                    super::customer::make_current(self, *ticket, *conversation).await?
                 }
-                self.follow(*conversation, *ticket, *after, false).await?;
-            }
+                Who::Staff(_) => self.follow(*conversation, *ticket, *after, false).await?,
+            },
             Some(Effect::Unfollow(conversation)) => self.unfollow(*conversation).await,
             Some(Effect::Close(code)) => return Err(closing(*code, "access changed")),
             None => {}

@@ -4,8 +4,8 @@
 use super::conn::{closing, Closing, Conn, Flow, Who};
 use crate::ids::{ConversationId, Seq, TicketId};
 use crate::protocol::{
-    close, ClientFrame, ClientId, CustomerSelf, ErrorCode, Inbound, MessageText, OpenConversation,
-    ResumePoint, ServerFrame,
+    close, ClientFrame, ClientId, CustomerSelf, CustomerTicket, ErrorCode, Inbound, MessageText,
+    OpenConversation, ResumePoint, ServerFrame,
 };
 use crate::store::{Author, AuthorKind, Customer};
 
@@ -21,6 +21,33 @@ pub(super) fn set_current(conn: &mut Conn, ticket: TicketId, conversation: Conve
     conn.current = Some((ticket, conversation));
 }
 
+/// Makes a conversation this tab's current one; one not followed yet (just opened, here or in
+/// another tab) is followed from its start, and the tab is sent the ticket's state. The state is
+/// read after subscribing, so a change made meanwhile is either in it or arrives as its own
+/// `ticket` frame afterwards.
+pub(super) async fn make_current(
+    conn: &mut Conn,
+    ticket: TicketId,
+    conversation: ConversationId,
+) -> Flow {
+    set_current(conn, ticket, conversation);
+    if conn.follows.contains_key(&conversation) {
+        return Ok(());
+    }
+    conn.follow(conversation, ticket, Seq(0), false).await?;
+    let t = conn
+        .app
+        .store
+        .ticket(ticket)
+        .await
+        .map_err(|_| closing(close::INTERNAL, "store unavailable"))?;
+    let frame = ServerFrame::TicketCustomer {
+        ticket: CustomerTicket::from(&t),
+    }
+    .encode();
+    conn.send(frame).await
+}
+
 pub(super) async fn welcome(conn: &mut Conn, resume: &[ResumePoint]) -> Flow {
     let me = customer(conn)?;
     let current = conn
@@ -34,6 +61,8 @@ pub(super) async fn welcome(conn: &mut Conn, resume: &[ResumePoint]) -> Flow {
         ticket: t.id,
         status: t.status,
         last_seq: t.last_seq,
+        customer_read_seq: t.customer_read_seq,
+        agent_read_seq: t.agent_read_seq,
     });
     let frame = ServerFrame::WelcomeCustomer {
         customer: CustomerSelf {
@@ -148,12 +177,11 @@ async fn send(conn: &mut Conn, reference: Option<&str>, client_id: String, text:
             }
             .encode();
             conn.send(frame).await?;
-            if conn.current.map(|c| c.1) != Some(a.ticket.conversation) {
-                set_current(conn, a.ticket.id, a.ticket.conversation);
-                conn.follow(a.ticket.conversation, a.ticket.id, Seq(0), false)
-                    .await?;
+            if a.duplicate {
+                // An earlier send: its conversation is followed already, or long closed.
+                return Ok(());
             }
-            Ok(())
+            make_current(conn, a.ticket.id, a.ticket.conversation).await
         }
         Err(e) => conn.reply_desk_error(reference, e).await,
     }
