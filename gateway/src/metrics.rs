@@ -53,6 +53,7 @@ pub struct Metrics {
     pub frames_received: AtomicU64,
     pub messages_stored: AtomicU64,
     pub messages_delivered: AtomicU64,
+    pub messages_blocked: AtomicU64,
     pub frame_errors: AtomicU64,
     pub closed_rate_limited: AtomicU64,
     pub closed_too_large: AtomicU64,
@@ -98,7 +99,7 @@ impl Metrics {
             "Wait of the longest-waiting queued ticket.",
             queue.longest_wait_ms / 1000,
         );
-        let counters: [(&str, &str, u64); 10] = [
+        let counters: [(&str, &str, u64); 11] = [
             (
                 "deskgate_connections_total",
                 "WebSocket connections accepted.",
@@ -118,6 +119,11 @@ impl Metrics {
                 "deskgate_messages_delivered_total",
                 "Message frames written to followers.",
                 self.messages_delivered.load(Ordering::Relaxed),
+            ),
+            (
+                "deskgate_messages_blocked_total",
+                "Messages and notes withheld for carrying a payment card number.",
+                self.messages_blocked.load(Ordering::Relaxed),
             ),
             (
                 "deskgate_frame_errors_total",

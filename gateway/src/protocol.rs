@@ -234,6 +234,39 @@ pub fn parse_frame(text: &str) -> Result<Inbound, FrameError> {
     }
 }
 
+/// What the sender learns about a card number found in their message: the brand and at most
+/// the last four digits (PCI DSS 3.4.1).
+#[derive(Debug, Serialize)]
+pub struct BlockedFinding<'a> {
+    pub brand: &'static str,
+    pub last4: &'a str,
+}
+
+impl<'a> BlockedFinding<'a> {
+    pub fn all(findings: &'a [crate::screen::Finding]) -> Vec<BlockedFinding<'a>> {
+        findings
+            .iter()
+            .map(|f| BlockedFinding {
+                brand: f.brand().id(),
+                last4: f.last4(),
+            })
+            .collect()
+    }
+}
+
+/// The plain explanation a sender gets with `blocked`.
+pub fn blocked_message(findings: &[crate::screen::Finding]) -> String {
+    let endings: Vec<&str> = findings.iter().map(|f| f.last4()).collect();
+    let which = if endings.is_empty() {
+        String::from("a payment card number")
+    } else {
+        format!("a payment card number ending {}", endings.join(", "))
+    };
+    format!(
+        "Not sent: the message contains {which}. For your safety, card numbers are never shared in chat."
+    )
+}
+
 /// A ticket as customers see it: no internal fields, the agent's display name only.
 #[derive(Debug, Serialize)]
 pub struct CustomerTicket {
@@ -320,6 +353,21 @@ pub enum ServerFrame<'a> {
     Resumed {
         conversation: ConversationId,
         last_seq: Seq,
+    },
+    /// The sender's message was withheld by the card-number screen. For a chat message, a
+    /// placeholder took its place in the conversation under `seq`; a note is not stored.
+    Blocked {
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a str>,
+        client_id: &'a str,
+        ticket: TicketId,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        conversation: Option<ConversationId>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seq: Option<Seq>,
+        reason: &'static str,
+        findings: Vec<BlockedFinding<'a>>,
+        message: String,
     },
     Typing {
         ticket: TicketId,

@@ -12,3 +12,4 @@ mod identity;
 mod overload;
 mod queue;
 mod resume;
+mod screen;

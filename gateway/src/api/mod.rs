@@ -109,6 +109,9 @@ impl From<DeskError> for ApiError {
         match e {
             DeskError::Store(s) => s.into(),
             DeskError::Role => ApiError::Forbidden,
+            DeskError::Blocked(_) => {
+                ApiError::Invalid("withheld: the text contains a payment card number".into())
+            }
         }
     }
 }

@@ -5,6 +5,7 @@
 //! checked inside the store's transaction; role checks happen here.
 
 mod assign;
+pub mod screening;
 
 use crate::bus::{Audience, Effect, Event, Topic};
 use crate::clock::Clock;
@@ -13,14 +14,30 @@ use crate::hub::Hub;
 use crate::ids::{ConnId, ConversationId, Seq, TicketId, UserId};
 use crate::metrics::{inc, Metrics};
 use crate::protocol::{ClientId, CustomerTicket, MessageText, QueueOp, ServerFrame};
+use crate::screen::Finding;
 use crate::store::{
     Appended, Author, AuthorKind, Customer, Message, NewMessage, Note, Store, StoreError, Ticket,
     TicketStatus, Transition, User,
 };
+use screening::{record_blocked, Screening, TailKey, PLACEHOLDER};
 use std::sync::Arc;
 use tokio::sync::Notify;
 
 pub use assign::spawn_assigner;
+
+/// A message handed to the desk, as stored, and what the card-number screen found in it.
+#[derive(Debug)]
+pub struct Sent {
+    pub appended: Appended,
+    /// Non-empty when the message was withheld and a placeholder stored in its place.
+    pub findings: Vec<Finding>,
+}
+
+impl Sent {
+    pub fn blocked(&self) -> bool {
+        self.appended.message.blocked
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeskError {
@@ -29,6 +46,9 @@ pub enum DeskError {
     /// The caller's role may not do this at all.
     #[error("not permitted for this role")]
     Role,
+    /// The text carries a payment card number and was not stored (internal notes).
+    #[error("withheld: payment card number")]
+    Blocked(Vec<Finding>),
 }
 
 pub type DeskResult<T> = Result<T, DeskError>;
@@ -41,6 +61,7 @@ pub struct Desk {
     pub metrics: Arc<Metrics>,
     /// Wakes the auto-assigner when a ticket is queued or an agent frees up.
     assign_kick: Notify,
+    screening: Screening,
 }
 
 impl Desk {
@@ -58,6 +79,7 @@ impl Desk {
             config,
             metrics,
             assign_kick: Notify::new(),
+            screening: Screening::default(),
         }
     }
 
@@ -146,25 +168,42 @@ impl Desk {
         customer: &Customer,
         client_id: &ClientId,
         text: &MessageText,
-    ) -> DeskResult<Appended> {
+    ) -> DeskResult<Sent> {
         let author = Author {
             kind: AuthorKind::Customer,
             id: Some(customer.id.0),
             name: customer.name.clone(),
         };
+        let key = TailKey::Customer(customer.id);
+        let findings = self.screening.check(key, text.as_str());
+        let blocked = !findings.is_empty();
         let msg = NewMessage {
             author,
-            text: text.as_str(),
+            text: if blocked { PLACEHOLDER } else { text.as_str() },
             client_id: client_id.as_str(),
+            blocked,
         };
         let now = self.clock.now();
         let appended = self
             .store
             .append_customer_message(customer, msg, now, self.reopen_after())
             .await
-            .inspect_err(|_| inc(&self.metrics.store_errors))?;
+            .inspect_err(|_| {
+                inc(&self.metrics.store_errors);
+                self.screening.forget(key);
+            })?;
+        if blocked && !appended.duplicate {
+            inc(&self.metrics.messages_blocked);
+            record_blocked(
+                &findings,
+                "customer",
+                customer.id.0,
+                Some(appended.ticket.id),
+                Some(appended.message.conversation),
+            );
+        }
         if appended.duplicate {
-            return Ok(appended);
+            return Ok(Sent { appended, findings });
         }
         inc(&self.metrics.messages_stored);
         let t = &appended.ticket;
@@ -189,7 +228,7 @@ impl Desk {
             self.publish_ticket(t).await;
             self.assign_kick.notify_one();
         }
-        Ok(appended)
+        Ok(Sent { appended, findings })
     }
 
     pub async fn agent_send(
@@ -198,7 +237,7 @@ impl Desk {
         ticket: TicketId,
         client_id: &ClientId,
         text: &MessageText,
-    ) -> DeskResult<Appended> {
+    ) -> DeskResult<Sent> {
         if !user.role.works_tickets() {
             return Err(DeskError::Role);
         }
@@ -207,21 +246,37 @@ impl Desk {
             id: Some(user.id.0),
             name: user.name.clone(),
         };
+        // An agent must not paste a card number to a customer either.
+        let key = TailKey::Agent(ticket, user.id);
+        let findings = self.screening.check(key, text.as_str());
+        let blocked = !findings.is_empty();
         let msg = NewMessage {
             author,
-            text: text.as_str(),
+            text: if blocked { PLACEHOLDER } else { text.as_str() },
             client_id: client_id.as_str(),
+            blocked,
         };
         let appended = self
             .store
             .append_agent_message(ticket, user.id, msg, self.clock.now())
-            .await?;
+            .await
+            .inspect_err(|_| self.screening.forget(key))?;
         if !appended.duplicate {
+            if blocked {
+                inc(&self.metrics.messages_blocked);
+                record_blocked(
+                    &findings,
+                    "agent",
+                    user.id.0,
+                    Some(ticket),
+                    Some(appended.message.conversation),
+                );
+            }
             inc(&self.metrics.messages_stored);
             self.publish_message(appended.ticket.id, &appended.message)
                 .await;
         }
-        Ok(appended)
+        Ok(Sent { appended, findings })
     }
 
     /// Claims a queued ticket for `agent`. Of two racing claims, the store lets exactly one win.
@@ -308,6 +363,12 @@ impl Desk {
         let own = t.agent.as_ref().map(|a| a.id) == Some(user.id);
         if !(own || user.role.sees_all_tickets()) {
             return Err(StoreError::NotFound.into());
+        }
+        let findings = self.screening.check_alone(text.as_str());
+        if !findings.is_empty() {
+            inc(&self.metrics.messages_blocked);
+            record_blocked(&findings, "agent", user.id.0, Some(ticket), None);
+            return Err(DeskError::Blocked(findings));
         }
         let (note, duplicate) = self
             .store

@@ -57,6 +57,8 @@ pub struct NewMessage<'a> {
     pub author: Author,
     pub text: &'a str,
     pub client_id: &'a str,
+    /// `text` is the placeholder for a message the card-number screen withheld.
+    pub blocked: bool,
 }
 
 #[async_trait]

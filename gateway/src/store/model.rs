@@ -275,6 +275,9 @@ pub struct Message {
     pub text: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// The card-number screen withheld what was typed; `text` is a placeholder.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub blocked: bool,
 }
 
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]

@@ -27,7 +27,7 @@ const TICKET_SELECT: &str = "SELECT t.id, c.id AS conversation, t.status, t.prio
      JOIN customers cu ON cu.id = t.customer_id LEFT JOIN users u ON u.id = t.agent_id";
 
 const MESSAGE_SELECT: &str =
-    "SELECT conversation_id, seq, at, author_kind, author_id, author_name, body, client_id FROM messages";
+    "SELECT conversation_id, seq, at, author_kind, author_id, author_name, body, client_id, blocked FROM messages";
 
 const USER_SELECT: &str =
     "SELECT id, username, name, role, capacity, active, created_at FROM users";
@@ -119,6 +119,7 @@ fn message_from_row(r: &SqliteRow) -> StoreResult<Message> {
         },
         text: r.try_get("body")?,
         client_id: r.try_get("client_id")?,
+        blocked: r.try_get("blocked")?,
     })
 }
 
@@ -208,6 +209,7 @@ async fn insert_message(
     author: &Author,
     text: &str,
     client_id: Option<&str>,
+    blocked: bool,
     now: Timestamp,
 ) -> StoreResult<Message> {
     let seq: i64 = sqlx::query_scalar(
@@ -217,8 +219,8 @@ async fn insert_message(
     .fetch_one(&mut *conn)
     .await?;
     sqlx::query(
-        "INSERT INTO messages (conversation_id, seq, at, author_kind, author_id, author_name, body, client_id) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO messages (conversation_id, seq, at, author_kind, author_id, author_name, body, client_id, blocked) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(conversation.0)
     .bind(seq)
@@ -228,6 +230,7 @@ async fn insert_message(
     .bind(&author.name)
     .bind(text)
     .bind(client_id)
+    .bind(blocked)
     .execute(&mut *conn)
     .await?;
     Ok(Message {
@@ -237,6 +240,7 @@ async fn insert_message(
         from: author.clone(),
         text: text.to_string(),
         client_id: client_id.map(str::to_string),
+        blocked,
     })
 }
 
@@ -554,6 +558,7 @@ impl Store for SqliteStore {
             &msg.author,
             msg.text,
             Some(msg.client_id),
+            msg.blocked,
             now,
         )
         .await?;
@@ -601,6 +606,7 @@ impl Store for SqliteStore {
             &msg.author,
             msg.text,
             Some(msg.client_id),
+            msg.blocked,
             now,
         )
         .await?;
@@ -708,6 +714,7 @@ impl Store for SqliteStore {
             &system_author(),
             &text,
             None,
+            false,
             now,
         )
         .await?;
@@ -765,6 +772,7 @@ impl Store for SqliteStore {
             &system_author(),
             &text,
             None,
+            false,
             now,
         )
         .await?;
@@ -799,6 +807,7 @@ impl Store for SqliteStore {
             &system_author(),
             &text,
             None,
+            false,
             now,
         )
         .await?;

@@ -2,9 +2,11 @@
 //! transfers and resolution. Every frame is authorised against the ticket's current state.
 
 use super::conn::{closing, Conn, Flow, Who};
+use crate::desk::DeskError;
 use crate::ids::{ConversationId, TicketId};
 use crate::protocol::{
-    close, ClientFrame, ClientId, ErrorCode, Inbound, MessageText, ResumePoint, ServerFrame,
+    blocked_message, close, BlockedFinding, ClientFrame, ClientId, ErrorCode, Inbound, MessageText,
+    ResumePoint, ServerFrame,
 };
 use crate::store::{Author, AuthorKind, TicketFilter, TicketStatus, User};
 
@@ -111,19 +113,7 @@ pub(super) async fn on_frame(conn: &mut Conn, inbound: Inbound) -> Flow {
                 return Ok(());
             };
             match desk.agent_send(&me, ticket, &client_id, &text).await {
-                Ok(a) => {
-                    let frame = ServerFrame::Ack {
-                        reference,
-                        client_id: client_id.as_str(),
-                        ticket: a.ticket.id,
-                        conversation: a.message.conversation,
-                        seq: a.message.seq,
-                        at: a.message.at,
-                        duplicate: a.duplicate,
-                    }
-                    .encode();
-                    conn.send(frame).await
-                }
+                Ok(sent) => conn.reply_sent(reference, client_id.as_str(), &sent).await,
                 Err(e) => conn.reply_desk_error(reference, e).await,
             }
         }
@@ -137,6 +127,20 @@ pub(super) async fn on_frame(conn: &mut Conn, inbound: Inbound) -> Flow {
             };
             match desk.note(&me, ticket, &client_id, &text).await {
                 Ok(_) => ok(conn, reference, None).await,
+                Err(DeskError::Blocked(findings)) => {
+                    let frame = ServerFrame::Blocked {
+                        reference,
+                        client_id: client_id.as_str(),
+                        ticket,
+                        conversation: None,
+                        seq: None,
+                        reason: "card_number",
+                        findings: BlockedFinding::all(&findings),
+                        message: blocked_message(&findings),
+                    }
+                    .encode();
+                    conn.send(frame).await
+                }
                 Err(e) => conn.reply_desk_error(reference, e).await,
             }
         }

@@ -3,11 +3,14 @@
 
 use crate::app::App;
 use crate::bus::{Effect, Event, Side, Topic};
-use crate::desk::DeskError;
+use crate::desk::{DeskError, Sent};
 use crate::hub::{ConnCtl, Subscriber};
 use crate::ids::{ConnId, ConversationId, Seq, TicketId};
 use crate::metrics::inc;
-use crate::protocol::{close, parse_frame, ClientFrame, ErrorCode, ResumePoint, ServerFrame};
+use crate::protocol::{
+    blocked_message, close, parse_frame, BlockedFinding, ClientFrame, ErrorCode, ResumePoint,
+    ServerFrame,
+};
 use crate::store::{Customer, StoreError, User};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use std::collections::HashMap;
@@ -414,10 +417,49 @@ impl Conn {
         self.send(frame).await
     }
 
+    /// Answers a `send`: `ack` once stored, or `blocked` when the screen withheld it.
+    pub(super) async fn reply_sent(
+        &mut self,
+        reference: Option<&str>,
+        client_id: &str,
+        sent: &Sent,
+    ) -> Flow {
+        let m = &sent.appended.message;
+        let frame = if sent.blocked() {
+            ServerFrame::Blocked {
+                reference,
+                client_id,
+                ticket: sent.appended.ticket.id,
+                conversation: Some(m.conversation),
+                seq: Some(m.seq),
+                reason: "card_number",
+                findings: BlockedFinding::all(&sent.findings),
+                message: blocked_message(&sent.findings),
+            }
+            .encode()
+        } else {
+            ServerFrame::Ack {
+                reference,
+                client_id,
+                ticket: sent.appended.ticket.id,
+                conversation: m.conversation,
+                seq: m.seq,
+                at: m.at,
+                duplicate: sent.appended.duplicate,
+            }
+            .encode()
+        };
+        self.send(frame).await
+    }
+
     /// Maps a failed operation to its public error code; details stay in the log.
     pub(super) async fn reply_desk_error(&mut self, reference: Option<&str>, e: DeskError) -> Flow {
         let (code, message) = match &e {
             DeskError::Role => (ErrorCode::Forbidden, "your role may not do this"),
+            DeskError::Blocked(_) => (
+                ErrorCode::InvalidText,
+                "withheld: the text contains a payment card number",
+            ),
             DeskError::Store(StoreError::NotFound | StoreError::Forbidden) => {
                 (ErrorCode::NotFound, "no such ticket")
             }

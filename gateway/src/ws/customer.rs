@@ -165,18 +165,10 @@ async fn send(conn: &mut Conn, reference: Option<&str>, client_id: String, text:
     let me = customer(conn)?;
     let desk = conn.app.desk.clone();
     match desk.customer_send(&me, &client_id, &text).await {
-        Ok(a) => {
-            let frame = ServerFrame::Ack {
-                reference,
-                client_id: client_id.as_str(),
-                ticket: a.ticket.id,
-                conversation: a.message.conversation,
-                seq: a.message.seq,
-                at: a.message.at,
-                duplicate: a.duplicate,
-            }
-            .encode();
-            conn.send(frame).await?;
+        Ok(sent) => {
+            conn.reply_sent(reference, client_id.as_str(), &sent)
+                .await?;
+            let a = &sent.appended;
             if a.duplicate {
                 // An earlier send: its conversation is followed already, or long closed.
                 return Ok(());
