@@ -75,7 +75,7 @@ fn every_serve_flag_reads_its_deskgate_variable() {
 }
 
 /// The `deskgate` binary of this build, built first if needed (it belongs to another package).
-fn deskgate_binary() -> &'static Path {
+pub(crate) fn deskgate_binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         // This test runs from <target>/<profile>/deps/.

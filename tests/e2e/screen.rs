@@ -258,3 +258,52 @@ async fn a_note_with_a_card_number_is_refused_and_not_stored() {
         .await;
     assert_eq!(notes, json!([]));
 }
+
+#[test]
+fn deskgate_scan_answers_each_json_line_in_order() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(crate::config::deskgate_binary())
+        .arg("scan")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = [
+        r#"{"text": "card 4111-1111-1111-1111 please"}"#,
+        r#"{"text": "no card here, order 2026-11-21"}"#,
+        r#"not json"#,
+        r#"{"text": "my card is 4111 1111", "conversation": "c1"}"#,
+        r#"{"text": "1111 1111", "conversation": "c1"}"#,
+    ]
+    .join("\n");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    assert_eq!(lines[0]["blocked"], true);
+    assert_eq!(lines[0]["findings"][0]["brand"], "visa");
+    assert_eq!(lines[0]["findings"][0]["start"], 5);
+    assert_eq!(lines[0]["findings"][0]["end"], 24);
+    assert_eq!(lines[0]["findings"][0]["masked"], "411111******1111");
+    assert_eq!(lines[1], json!({"blocked": false, "findings": []}));
+    assert!(lines[2]["error"].is_string());
+    assert_eq!(lines[3]["blocked"], false);
+    assert_eq!(
+        lines[4]["blocked"], true,
+        "split number completed: {}",
+        lines[4]
+    );
+    let all = serde_json::to_string(&lines).unwrap();
+    assert!(!all.contains("4111111111111111"));
+}
