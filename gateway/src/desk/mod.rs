@@ -163,6 +163,26 @@ impl Desk {
         self.publish(ev).await;
     }
 
+    /// The message to store for what the sender typed: the text itself, or the placeholder
+    /// when the screen finds a card number in it (with what it found).
+    fn screened<'a>(
+        &self,
+        key: TailKey,
+        author: Author,
+        client_id: &'a ClientId,
+        text: &'a MessageText,
+    ) -> (NewMessage<'a>, Vec<Finding>) {
+        let findings = self.screening.check(key, text.as_str());
+        let blocked = !findings.is_empty();
+        let msg = NewMessage {
+            author,
+            text: if blocked { PLACEHOLDER } else { text.as_str() },
+            client_id: client_id.as_str(),
+            blocked,
+        };
+        (msg, findings)
+    }
+
     pub async fn customer_send(
         &self,
         customer: &Customer,
@@ -175,14 +195,8 @@ impl Desk {
             name: customer.name.clone(),
         };
         let key = TailKey::Customer(customer.id);
-        let findings = self.screening.check(key, text.as_str());
-        let blocked = !findings.is_empty();
-        let msg = NewMessage {
-            author,
-            text: if blocked { PLACEHOLDER } else { text.as_str() },
-            client_id: client_id.as_str(),
-            blocked,
-        };
+        let (msg, findings) = self.screened(key, author, client_id, text);
+        let blocked = msg.blocked;
         let now = self.clock.now();
         let appended = self
             .store
@@ -248,14 +262,8 @@ impl Desk {
         };
         // An agent must not paste a card number to a customer either.
         let key = TailKey::Agent(ticket, user.id);
-        let findings = self.screening.check(key, text.as_str());
-        let blocked = !findings.is_empty();
-        let msg = NewMessage {
-            author,
-            text: if blocked { PLACEHOLDER } else { text.as_str() },
-            client_id: client_id.as_str(),
-            blocked,
-        };
+        let (msg, findings) = self.screened(key, author, client_id, text);
+        let blocked = msg.blocked;
         let appended = self
             .store
             .append_agent_message(ticket, user.id, msg, self.clock.now())

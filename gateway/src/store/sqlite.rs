@@ -252,6 +252,41 @@ fn system_author() -> Author {
     }
 }
 
+/// Checks that the ticket is assigned, and to this agent.
+fn held_by(ticket: &Ticket, agent: UserId) -> StoreResult<()> {
+    if ticket.agent.as_ref().map(|a| a.id) != Some(agent) {
+        return Err(StoreError::Forbidden);
+    }
+    if ticket.status != TicketStatus::Assigned {
+        return Err(StoreError::Conflict("ticket is not assigned"));
+    }
+    Ok(())
+}
+
+/// Ends a change of a ticket's state: records it as a system message in the conversation,
+/// commits, and returns the ticket as it now is.
+async fn record_transition(
+    mut tx: sqlx::Transaction<'_, sqlx::Sqlite>,
+    conversation: ConversationId,
+    ticket: TicketId,
+    text: &str,
+    now: Timestamp,
+) -> StoreResult<Transition> {
+    let message = insert_message(
+        &mut tx,
+        conversation,
+        &system_author(),
+        text,
+        None,
+        false,
+        now,
+    )
+    .await?;
+    let ticket = ticket_in(&mut tx, ticket).await?;
+    tx.commit().await?;
+    Ok(Transition { ticket, message })
+}
+
 /// Number of tickets assigned to the agent now.
 async fn load_of(conn: &mut SqliteConnection, agent: UserId) -> StoreResult<i64> {
     Ok(sqlx::query_scalar(
@@ -594,12 +629,7 @@ impl Store for SqliteStore {
             });
         }
         let current = ticket_in(&mut tx, ticket).await?;
-        if current.agent.as_ref().map(|a| a.id) != Some(agent) {
-            return Err(StoreError::Forbidden);
-        }
-        if current.status != TicketStatus::Assigned {
-            return Err(StoreError::Conflict("ticket is not assigned"));
-        }
+        held_by(&current, agent)?;
         let message = insert_message(
             &mut tx,
             current.conversation,
@@ -708,19 +738,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         let text = format!("{} joined the conversation", user.name);
-        let message = insert_message(
-            &mut tx,
-            current.conversation,
-            &system_author(),
-            &text,
-            None,
-            false,
-            now,
-        )
-        .await?;
-        let ticket = ticket_in(&mut tx, ticket).await?;
-        tx.commit().await?;
-        Ok(Transition { ticket, message })
+        record_transition(tx, current.conversation, ticket, &text, now).await
     }
 
     async fn transfer(
@@ -732,12 +750,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<Transition> {
         let mut tx = self.writer.begin().await?;
         let current = ticket_in(&mut tx, ticket).await?;
-        if current.agent.as_ref().map(|a| a.id) != Some(from) {
-            return Err(StoreError::Forbidden);
-        }
-        if current.status != TicketStatus::Assigned {
-            return Err(StoreError::Conflict("ticket is not assigned"));
-        }
+        held_by(&current, from)?;
         let text = match to {
             Some(to) if to == from => return Err(StoreError::Conflict("ticket is already yours")),
             Some(to) => {
@@ -766,19 +779,7 @@ impl Store for SqliteStore {
                 "The conversation is back in the queue; the next available agent will answer".into()
             }
         };
-        let message = insert_message(
-            &mut tx,
-            current.conversation,
-            &system_author(),
-            &text,
-            None,
-            false,
-            now,
-        )
-        .await?;
-        let ticket = ticket_in(&mut tx, ticket).await?;
-        tx.commit().await?;
-        Ok(Transition { ticket, message })
+        record_transition(tx, current.conversation, ticket, &text, now).await
     }
 
     async fn resolve(
@@ -789,31 +790,14 @@ impl Store for SqliteStore {
     ) -> StoreResult<Transition> {
         let mut tx = self.writer.begin().await?;
         let current = ticket_in(&mut tx, ticket).await?;
-        if current.agent.as_ref().map(|a| a.id) != Some(agent) {
-            return Err(StoreError::Forbidden);
-        }
-        if current.status != TicketStatus::Assigned {
-            return Err(StoreError::Conflict("ticket is not assigned"));
-        }
+        held_by(&current, agent)?;
         sqlx::query("UPDATE tickets SET status = 'resolved', resolved_at = ? WHERE id = ?")
             .bind(now.0)
             .bind(ticket.0)
             .execute(&mut *tx)
             .await?;
         let text = "The conversation was marked resolved".to_string();
-        let message = insert_message(
-            &mut tx,
-            current.conversation,
-            &system_author(),
-            &text,
-            None,
-            false,
-            now,
-        )
-        .await?;
-        let ticket = ticket_in(&mut tx, ticket).await?;
-        tx.commit().await?;
-        Ok(Transition { ticket, message })
+        record_transition(tx, current.conversation, ticket, &text, now).await
     }
 
     async fn close_resolved(&self, before: Timestamp, now: Timestamp) -> StoreResult<Vec<Ticket>> {

@@ -76,12 +76,14 @@ pub(super) async fn welcome(conn: &mut Conn, resume: &[ResumePoint]) -> Flow {
     Ok(())
 }
 
-/// The conversation of a ticket this connection follows (one assigned to the agent).
-fn followed(conn: &Conn, ticket: TicketId) -> Option<ConversationId> {
+/// The named ticket and its conversation, if this connection follows it (it is assigned to
+/// the agent).
+fn followed(conn: &Conn, ticket: Option<TicketId>) -> Option<(TicketId, ConversationId)> {
+    let ticket = ticket?;
     conn.follows
         .iter()
         .find(|(_, f)| f.ticket == ticket)
-        .map(|(c, _)| *c)
+        .map(|(c, _)| (ticket, *c))
 }
 
 pub(super) async fn on_frame(conn: &mut Conn, inbound: Inbound) -> Flow {
@@ -153,9 +155,7 @@ pub(super) async fn on_frame(conn: &mut Conn, inbound: Inbound) -> Flow {
             Err(e) => conn.reply_desk_error(reference, e).await,
         },
         ClientFrame::Typing { ticket, active } => {
-            let Some((ticket, conversation)) =
-                ticket.and_then(|t| followed(conn, t).map(|c| (t, c)))
-            else {
+            let Some((ticket, conversation)) = followed(conn, ticket) else {
                 return conn
                     .reply_error(reference, ErrorCode::NotFound, "no such ticket")
                     .await;
@@ -170,9 +170,7 @@ pub(super) async fn on_frame(conn: &mut Conn, inbound: Inbound) -> Flow {
             Ok(())
         }
         ClientFrame::Read { ticket, seq } => {
-            let Some((ticket, conversation)) =
-                ticket.and_then(|t| followed(conn, t).map(|c| (t, c)))
-            else {
+            let Some((ticket, conversation)) = followed(conn, ticket) else {
                 return conn
                     .reply_error(reference, ErrorCode::NotFound, "no such ticket")
                     .await;
