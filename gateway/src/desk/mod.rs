@@ -17,7 +17,7 @@ use crate::protocol::{ClientId, CustomerTicket, MessageText, QueueOp, ServerFram
 use crate::screen::Finding;
 use crate::store::{
     Appended, Author, AuthorKind, Customer, Message, NewMessage, Note, Store, StoreError, Ticket,
-    TicketStatus, Transition, User,
+    TicketChange, TicketStatus, Transition, User,
 };
 use screening::{record_blocked, Screening, TailKey, PLACEHOLDER};
 use std::sync::Arc;
@@ -183,9 +183,12 @@ impl Desk {
         (msg, findings)
     }
 
+    /// Stores a customer's message. `open` is the ticket and conversation the customer's
+    /// connection holds as open, if any; the store checks it and falls back when it is not.
     pub async fn customer_send(
         &self,
         customer: &Customer,
+        open: Option<(TicketId, ConversationId)>,
         client_id: &ClientId,
         text: &MessageText,
     ) -> DeskResult<Sent> {
@@ -200,7 +203,7 @@ impl Desk {
         let now = self.clock.now();
         let appended = self
             .store
-            .append_customer_message(customer, msg, now, self.reopen_after())
+            .append_customer_message(customer, open, msg, now, self.reopen_after())
             .await
             .inspect_err(|_| {
                 inc(&self.metrics.store_errors);
@@ -212,7 +215,7 @@ impl Desk {
                 &findings,
                 "customer",
                 customer.id.0,
-                Some(appended.ticket.id),
+                Some(appended.ticket),
                 Some(appended.message.conversation),
             );
         }
@@ -220,8 +223,7 @@ impl Desk {
             return Ok(Sent { appended, findings });
         }
         inc(&self.metrics.messages_stored);
-        let t = &appended.ticket;
-        if appended.opened {
+        if let Some(TicketChange::Opened(t)) = &appended.change {
             // Every tab of the customer, this one included, starts following the new
             // conversation; each reads the ticket's state once it follows, so none is told here.
             let ev = Event::effect(
@@ -234,13 +236,18 @@ impl Desk {
             );
             self.publish(ev).await;
         }
-        self.publish_message(t.id, &appended.message).await;
-        if appended.opened {
-            self.publish_ticket_to_staff(t).await;
-            self.assign_kick.notify_one();
-        } else if appended.reopened {
-            self.publish_ticket(t).await;
-            self.assign_kick.notify_one();
+        self.publish_message(appended.ticket, &appended.message)
+            .await;
+        match &appended.change {
+            Some(TicketChange::Opened(t)) => {
+                self.publish_ticket_to_staff(t).await;
+                self.assign_kick.notify_one();
+            }
+            Some(TicketChange::Reopened(t)) => {
+                self.publish_ticket(t).await;
+                self.assign_kick.notify_one();
+            }
+            None => {}
         }
         Ok(Sent { appended, findings })
     }
@@ -281,7 +288,7 @@ impl Desk {
                 );
             }
             inc(&self.metrics.messages_stored);
-            self.publish_message(appended.ticket.id, &appended.message)
+            self.publish_message(appended.ticket, &appended.message)
                 .await;
         }
         Ok(Sent { appended, findings })

@@ -109,10 +109,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<Ticket>>;
 
     /// Appends a customer message to their current ticket, reopening a resolved one resolved
-    /// no earlier than `reopen_after`, or opening a new ticket.
+    /// no earlier than `reopen_after`, or opening a new ticket. `open` is the ticket and
+    /// conversation the caller believes open, which lets the common case be one statement.
     async fn append_customer_message(
         &self,
         customer: &Customer,
+        open: Option<(TicketId, ConversationId)>,
         msg: NewMessage<'_>,
         now: Timestamp,
         reopen_after: Timestamp,

@@ -290,17 +290,24 @@ pub struct Note {
     pub client_id: String,
 }
 
-/// Result of appending a message: the message as stored and the ticket after the change.
+/// Result of appending a message.
 #[derive(Clone, Debug)]
 pub struct Appended {
-    pub ticket: Ticket,
+    pub ticket: TicketId,
+    /// The message as stored (for a duplicate, the one stored first).
     pub message: Message,
     /// The same client id was already stored; `message` is the earlier one.
     pub duplicate: bool,
+    /// Set when the message changed the ticket's state: opened it or reopened it.
+    pub change: Option<TicketChange>,
+}
+
+#[derive(Clone, Debug)]
+pub enum TicketChange {
     /// The message opened a new ticket.
-    pub opened: bool,
-    /// The message reopened a resolved ticket.
-    pub reopened: bool,
+    Opened(Ticket),
+    /// The message reopened a resolved ticket (back to the queue).
+    Reopened(Ticket),
 }
 
 /// Queue figures for dashboards and metrics.

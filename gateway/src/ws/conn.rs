@@ -429,7 +429,7 @@ impl Conn {
             ServerFrame::Blocked {
                 reference,
                 client_id,
-                ticket: sent.appended.ticket.id,
+                ticket: sent.appended.ticket,
                 conversation: Some(m.conversation),
                 seq: Some(m.seq),
                 reason: "card_number",
@@ -441,7 +441,7 @@ impl Conn {
             ServerFrame::Ack {
                 reference,
                 client_id,
-                ticket: sent.appended.ticket.id,
+                ticket: sent.appended.ticket,
                 conversation: m.conversation,
                 seq: m.seq,
                 at: m.at,

@@ -164,7 +164,10 @@ async fn send(conn: &mut Conn, reference: Option<&str>, client_id: String, text:
     };
     let me = customer(conn)?;
     let desk = conn.app.desk.clone();
-    match desk.customer_send(&me, &client_id, &text).await {
+    match desk
+        .customer_send(&me, conn.current, &client_id, &text)
+        .await
+    {
         Ok(sent) => {
             conn.reply_sent(reference, client_id.as_str(), &sent)
                 .await?;
@@ -173,7 +176,7 @@ async fn send(conn: &mut Conn, reference: Option<&str>, client_id: String, text:
                 // An earlier send: its conversation is followed already, or long closed.
                 return Ok(());
             }
-            make_current(conn, a.ticket.id, a.ticket.conversation).await
+            make_current(conn, a.ticket, a.message.conversation).await
         }
         Err(e) => conn.reply_desk_error(reference, e).await,
     }

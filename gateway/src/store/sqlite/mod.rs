@@ -2,9 +2,14 @@
 //!
 //! Writes go through a pool of exactly one connection, so transactions on this node never
 //! contend with each other and a read-then-write inside one is never interleaved; reads use a
-//! separate pool of read-only connections that WAL lets run beside the writer.
+//! separate pool of read-only connections that WAL lets run beside the writer. The common
+//! append — a message to an open ticket — is one statement, and such appends are committed in
+//! groups ([`appender`]).
+
+mod appender;
 
 use super::*;
+use appender::{Appender, Target};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -12,10 +17,36 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqliteConnection};
 use std::path::Path;
 use std::time::Duration;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    appender: Appender,
+    /// Stops the checkpointer when the store is dropped.
+    _stop_checkpoints: DropGuard,
+}
+
+/// How often the write-ahead log is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// Copies committed pages from the WAL into the database without blocking the writer
+/// (a passive checkpoint), so the WAL stays small while commits never wait for a sync.
+async fn checkpointer(pool: SqlitePool, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::warn!(error = %e, "checkpoint failed");
+        }
+    }
 }
 
 /// Columns of a ticket as every ticket-returning query selects them.
@@ -48,10 +79,16 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(busy_timeout)
             .foreign_keys(true);
+        // The writer never checkpoints: a checkpoint syncs the database file, and done inside a
+        // commit it would stall every message behind it. `checkpointer` does it beside.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(busy_timeout + Duration::from_secs(5))
-            .connect_with(base.clone().create_if_missing(true))
+            .connect_with(
+                base.clone()
+                    .create_if_missing(true)
+                    .pragma("wal_autocheckpoint", "0"),
+            )
             .await?;
         sqlx::migrate!("./migrations/sqlite")
             .run(&writer)
@@ -59,9 +96,21 @@ impl SqliteStore {
             .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(base.read_only(true))
+            .connect_with(base.clone().read_only(true))
             .await?;
-        Ok(SqliteStore { writer, reader })
+        let appender = Appender::start(writer.clone());
+        let checkpoints = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(base)
+            .await?;
+        let stop = CancellationToken::new();
+        tokio::spawn(checkpointer(checkpoints, stop.clone()));
+        Ok(SqliteStore {
+            writer,
+            reader,
+            appender,
+            _stop_checkpoints: stop.drop_guard(),
+        })
     }
 }
 
@@ -212,36 +261,81 @@ async fn insert_message(
     blocked: bool,
     now: Timestamp,
 ) -> StoreResult<Message> {
-    let seq: i64 = sqlx::query_scalar(
-        "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
-    )
-    .bind(conversation.0)
-    .fetch_one(&mut *conn)
-    .await?;
-    sqlx::query(
-        "INSERT INTO messages (conversation_id, seq, at, author_kind, author_id, author_name, body, client_id, blocked) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(conversation.0)
-    .bind(seq)
-    .bind(now.0)
-    .bind(author.kind.as_str())
-    .bind(author.id)
-    .bind(&author.name)
-    .bind(text)
-    .bind(client_id)
-    .bind(blocked)
-    .execute(&mut *conn)
-    .await?;
-    Ok(Message {
-        conversation,
-        seq: Seq(seq),
-        at: now,
-        from: author.clone(),
-        text: text.to_string(),
-        client_id: client_id.map(str::to_string),
+    let msg = NewMessage {
+        author: author.clone(),
+        text,
+        client_id: client_id.unwrap_or_default(),
         blocked,
-    })
+    };
+    let row = bind_message(APPEND_ANY, &msg, client_id, now)
+        .bind(conversation.0)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    Ok(stored(
+        conversation,
+        Seq(row.try_get("seq")?),
+        &msg,
+        client_id,
+        now,
+    ))
+}
+
+/// Appends to a conversation; the triggers of migration 0003 advance its `last_seq`.
+const APPEND_ANY: &str = "INSERT INTO messages \
+     (conversation_id, seq, at, author_kind, author_id, author_name, body, client_id, blocked) \
+     SELECT c.id, c.last_seq + 1, ?, ?, ?, ?, ?, ?, ? FROM conversations c WHERE c.id = ? \
+     RETURNING seq";
+
+/// Appends a customer's message to their conversation, if its ticket is still open.
+const APPEND_CUSTOMER_OPEN: &str = "INSERT INTO messages \
+     (conversation_id, seq, at, author_kind, author_id, author_name, body, client_id, blocked) \
+     SELECT c.id, c.last_seq + 1, ?, ?, ?, ?, ?, ?, ? \
+     FROM conversations c JOIN tickets t ON t.id = c.ticket_id \
+     WHERE c.id = ? AND c.ticket_id = ? AND t.customer_id = ? AND t.status IN ('queued', 'assigned') \
+     RETURNING seq, conversation_id";
+
+/// Appends an agent's message to a ticket assigned to them.
+const APPEND_AGENT_HELD: &str = "INSERT INTO messages \
+     (conversation_id, seq, at, author_kind, author_id, author_name, body, client_id, blocked) \
+     SELECT c.id, c.last_seq + 1, ?, ?, ?, ?, ?, ?, ? \
+     FROM conversations c JOIN tickets t ON t.id = c.ticket_id \
+     WHERE c.ticket_id = ? AND t.agent_id = ? AND t.status = 'assigned' \
+     RETURNING seq, conversation_id";
+
+/// Binds the message's own columns, in the order of the statements above.
+fn bind_message<'q>(
+    sql: &'q str,
+    msg: &NewMessage<'q>,
+    client_id: Option<&'q str>,
+    now: Timestamp,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    sqlx::query(sql)
+        .bind(now.0)
+        .bind(msg.author.kind.as_str())
+        .bind(msg.author.id)
+        .bind(msg.author.name.clone())
+        .bind(msg.text)
+        .bind(client_id)
+        .bind(msg.blocked)
+}
+
+fn stored(
+    conversation: ConversationId,
+    seq: Seq,
+    msg: &NewMessage<'_>,
+    client_id: Option<&str>,
+    now: Timestamp,
+) -> Message {
+    Message {
+        conversation,
+        seq,
+        at: now,
+        from: msg.author.clone(),
+        text: msg.text.to_string(),
+        client_id: client_id.map(str::to_string),
+        blocked: msg.blocked,
+    }
 }
 
 fn system_author() -> Author {
@@ -506,10 +600,26 @@ impl Store for SqliteStore {
     async fn append_customer_message(
         &self,
         customer: &Customer,
+        open: Option<(TicketId, ConversationId)>,
         msg: NewMessage<'_>,
         now: Timestamp,
         reopen_after: Timestamp,
     ) -> StoreResult<Appended> {
+        if let Some((ticket, conversation)) = open {
+            let target = Target::OpenTicket {
+                conversation,
+                ticket,
+                customer: customer.id,
+            };
+            if let Some((conversation, seq)) = self.appender.append(target, &msg, now).await? {
+                return Ok(Appended {
+                    ticket,
+                    message: stored(conversation, seq, &msg, Some(msg.client_id), now),
+                    duplicate: false,
+                    change: None,
+                });
+            }
+        }
         let mut tx = self.writer.begin().await?;
         let author_id = Some(customer.id.0);
         if let Some(message) =
@@ -517,11 +627,10 @@ impl Store for SqliteStore {
         {
             let ticket = ticket_of_conversation(&mut tx, message.conversation).await?;
             return Ok(Appended {
-                ticket,
+                ticket: ticket.id,
                 message,
                 duplicate: true,
-                opened: false,
-                reopened: false,
+                change: None,
             });
         }
         let current = sqlx::query(
@@ -597,14 +706,19 @@ impl Store for SqliteStore {
             now,
         )
         .await?;
-        let ticket = ticket_in(&mut tx, ticket_id).await?;
+        let change = if opened {
+            Some(TicketChange::Opened(ticket_in(&mut tx, ticket_id).await?))
+        } else if reopened {
+            Some(TicketChange::Reopened(ticket_in(&mut tx, ticket_id).await?))
+        } else {
+            None
+        };
         tx.commit().await?;
         Ok(Appended {
-            ticket,
+            ticket: ticket_id,
             message,
             duplicate: false,
-            opened,
-            reopened,
+            change,
         })
     }
 
@@ -615,21 +729,31 @@ impl Store for SqliteStore {
         msg: NewMessage<'_>,
         now: Timestamp,
     ) -> StoreResult<Appended> {
+        let target = Target::HeldTicket { ticket, agent };
+        if let Some((conversation, seq)) = self.appender.append(target, &msg, now).await? {
+            return Ok(Appended {
+                ticket,
+                message: stored(conversation, seq, &msg, Some(msg.client_id), now),
+                duplicate: false,
+                change: None,
+            });
+        }
+        // Not held by this agent, or the client id was used before: find out which.
         let mut tx = self.writer.begin().await?;
         if let Some(message) =
             existing_message(&mut tx, AuthorKind::Agent, Some(agent.0), msg.client_id).await?
         {
             let t = ticket_of_conversation(&mut tx, message.conversation).await?;
             return Ok(Appended {
-                ticket: t,
+                ticket: t.id,
                 message,
                 duplicate: true,
-                opened: false,
-                reopened: false,
+                change: None,
             });
         }
         let current = ticket_in(&mut tx, ticket).await?;
         held_by(&current, agent)?;
+        // Held after all (it changed hands in between): append now.
         let message = insert_message(
             &mut tx,
             current.conversation,
@@ -640,21 +764,12 @@ impl Store for SqliteStore {
             now,
         )
         .await?;
-        sqlx::query(
-            "UPDATE tickets SET first_response_at = COALESCE(first_response_at, ?) WHERE id = ?",
-        )
-        .bind(now.0)
-        .bind(ticket.0)
-        .execute(&mut *tx)
-        .await?;
-        let t = ticket_in(&mut tx, ticket).await?;
         tx.commit().await?;
         Ok(Appended {
-            ticket: t,
+            ticket,
             message,
             duplicate: false,
-            opened: false,
-            reopened: false,
+            change: None,
         })
     }
 
