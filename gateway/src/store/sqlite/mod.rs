@@ -15,7 +15,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{Row, SqliteConnection};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -29,10 +29,17 @@ pub struct SqliteStore {
 
 /// How often the write-ahead log is copied back into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// Size of the write-ahead log past which the next checkpoint makes it start over.
+const WAL_RESTART_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Copies committed pages from the WAL into the database without blocking the writer
-/// (a passive checkpoint), so the WAL stays small while commits never wait for a sync.
-async fn checkpointer(pool: SqlitePool, stop: CancellationToken) {
+/// Copies committed pages from the WAL into the database beside the writer.
+///
+/// A passive checkpoint never blocks the writer, but under constant writes it never lets the
+/// log start over either, so the file would grow without end. Once the log passes
+/// [`WAL_RESTART_BYTES`], a restart checkpoint pauses the writer briefly (most pages are
+/// copied already) so the next commit writes from the start of the log again; the file then
+/// keeps its size (`journal_size_limit`) and is reused instead of grown.
+async fn checkpointer(pool: SqlitePool, wal: PathBuf, stop: CancellationToken) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -45,6 +52,20 @@ async fn checkpointer(pool: SqlitePool, stop: CancellationToken) {
             .await
         {
             tracing::warn!(error = %e, "checkpoint failed");
+            continue;
+        }
+        // Right after a passive pass little is left to copy, so the writer's pause is short.
+        let size = tokio::fs::metadata(&wal)
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
+        if size > WAL_RESTART_BYTES {
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+                .execute(&pool)
+                .await
+            {
+                tracing::warn!(error = %e, "checkpoint failed");
+            }
         }
     }
 }
@@ -78,7 +99,8 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(busy_timeout)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            .pragma("journal_size_limit", (WAL_RESTART_BYTES * 2).to_string());
         // The writer never checkpoints: a checkpoint syncs the database file, and done inside a
         // commit it would stall every message behind it. `checkpointer` does it beside.
         let writer = SqlitePoolOptions::new()
@@ -104,7 +126,8 @@ impl SqliteStore {
             .connect_with(base)
             .await?;
         let stop = CancellationToken::new();
-        tokio::spawn(checkpointer(checkpoints, stop.clone()));
+        let wal = dir.join("deskgate.db-wal");
+        tokio::spawn(checkpointer(checkpoints, wal, stop.clone()));
         Ok(SqliteStore {
             writer,
             reader,
