@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# A whole measured run of the gateway core on this machine, the way docs/performance.md reports it:
+# builds --release, and for every run of every scenario starts a fresh gateway on a fresh data dir
+# (with load agents created through its CLI), drives it with deskgate-load, stops it, and at the
+# end prints the median, min and max of the runs.
+#
+#   tests/load/run.sh                      # idle + chat, 3 runs each
+#   RUNS=1 SCENARIOS=chat CHAT_RATE=1000 tests/load/run.sh
+#
+# Knobs (environment):
+#   RUNS=3  SCENARIOS="idle chat"  PORT=18080  AGENTS=4  OUT=target/load/<utc time>
+#   IDLE_CUSTOMERS=auto (100000, or as many as the open-files limit allows)  IDLE_RAMP=2000
+#   IDLE_DURATION=30  CHAT_CONVERSATIONS=1000  CHAT_RATE=5000  CHAT_SIZE=100  CHAT_DURATION=30
+#   CHAT_DRAIN=30 (seconds for a backlog to clear before anything counts as lost)
+#   LOAD_THREADS=1 (generator worker threads)  GATEWAY_FLAGS="" (added to `deskgate serve`)
+#   BASELINE=1 also runs the same scenarios against the bare relay (`deskgate-load relay`)
+#   GATEWAY_BIN=path  measure this deskgate binary (e.g. one built from another commit) instead
+#                     of building the checkout's
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+RUNS=${RUNS:-3}
+SCENARIOS=${SCENARIOS:-idle chat}
+PORT=${PORT:-18080}
+AGENTS=${AGENTS:-4}
+IDLE_CUSTOMERS=${IDLE_CUSTOMERS:-auto}
+IDLE_RAMP=${IDLE_RAMP:-2000}
+IDLE_DURATION=${IDLE_DURATION:-30}
+CHAT_CONVERSATIONS=${CHAT_CONVERSATIONS:-1000}
+CHAT_RATE=${CHAT_RATE:-5000}
+CHAT_SIZE=${CHAT_SIZE:-100}
+CHAT_DURATION=${CHAT_DURATION:-30}
+CHAT_DRAIN=${CHAT_DRAIN:-30}
+LOAD_THREADS=${LOAD_THREADS:-1}
+GATEWAY_FLAGS=${GATEWAY_FLAGS:-}
+BASELINE=${BASELINE:-0}
+GATEWAY_BIN=${GATEWAY_BIN:-}
+OUT=${OUT:-$ROOT/target/load/$(date -u +%Y%m%dT%H%M%SZ)}
+
+if [ -n "$GATEWAY_BIN" ]; then
+    cargo build --release -p deskgate-load
+    GATEWAY=$(realpath "$GATEWAY_BIN")
+else
+    cargo build --release -p deskgate -p deskgate-load
+    GATEWAY=$ROOT/target/release/deskgate
+fi
+LOAD=$ROOT/target/release/deskgate-load
+mkdir -p "$OUT"
+
+# Every connection is a file descriptor on both sides; the gateway and the generator inherit this.
+ulimit -n "$(ulimit -Hn)"
+NOFILE=$(ulimit -n)
+if [ "$IDLE_CUSTOMERS" = auto ]; then
+    IDLE_CUSTOMERS=100000
+    # Headroom for the listener, the database, agents and HTTP clients.
+    if [ "$NOFILE" -lt $((IDLE_CUSTOMERS + 1000)) ] && [[ " $SCENARIOS " == *" idle "* ]]; then
+        IDLE_CUSTOMERS=$(( (NOFILE - 1000) / 1000 * 1000 ))
+        echo "note: the open-files hard limit is $NOFILE, so the idle scenario holds $IDLE_CUSTOMERS"
+        echo "      connections, not 100000. To measure 100k, raise the hard limit to at least 101000"
+        echo "      (as root: 'prlimit --pid $$ --nofile=200000:200000', 'nofile' in"
+        echo "      /etc/security/limits.conf, or LimitNOFILE=200000 for a systemd unit) and rerun."
+    fi
+fi
+
+{
+    echo "# machine"
+    echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "commit:  $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
+    echo "gateway: $GATEWAY ($(sha256sum "$GATEWAY" | cut -c1-16))"
+    echo "cpu:     $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), nproc $(nproc)"
+    echo "memory:  $(free -h | awk '/^Mem:/ {print $2 " total, " $7 " available"}')"
+    echo "kernel:  $(uname -r)"
+    echo "rustc:   $(rustc --version)"
+    echo "nofile:  $NOFILE"
+    echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min, before the runs)"
+} | tee "$OUT/machine.txt"
+
+PASSWORD=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
+export DESKGATE_LOAD_AGENT_PASSWORD=$PASSWORD
+SERVER_PID=
+DATA=
+
+stop_server() {
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    SERVER_PID=
+    if [ -n "$DATA" ]; then rm -rf "$DATA"; fi
+    DATA=
+}
+trap stop_server EXIT
+
+wait_listening() {
+    for _ in $(seq 1 300); do
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            echo "the server exited at start-up:" >&2
+            cat "$DATA/server.log" >&2 || true
+            exit 1
+        fi
+        if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "the server did not listen on 127.0.0.1:$PORT within 30 s" >&2
+    exit 1
+}
+
+# A fresh data dir, the load agents, and `deskgate serve` on it.
+start_gateway() {
+    DATA=$(mktemp -d "${TMPDIR:-/tmp}/deskgate-load.XXXXXX")
+    for i in $(seq 1 "$AGENTS"); do
+        printf '%s' "$PASSWORD" | "$GATEWAY" user add --data "$DATA" --username "load-agent-$i" \
+            --role agent --capacity 5000 --password-stdin >/dev/null
+    done
+    # shellcheck disable=SC2086  # GATEWAY_FLAGS is a list of flags
+    "$GATEWAY" serve --data "$DATA" --listen "127.0.0.1:$PORT" --auto-assign \
+        --rate-per-sec 1000 --rate-burst 1000 --log warn $GATEWAY_FLAGS >"$DATA/server.log" 2>&1 &
+    SERVER_PID=$!
+    wait_listening
+}
+
+start_relay() {
+    DATA=$(mktemp -d "${TMPDIR:-/tmp}/deskgate-relay.XXXXXX")
+    "$LOAD" relay --listen "127.0.0.1:$PORT" --auto-assign >"$DATA/server.log" 2>&1 &
+    SERVER_PID=$!
+    wait_listening
+}
+
+run_scenario() { # server scenario run
+    local server=$1 scenario=$2 run=$3
+    local name="$server-$scenario-$run"
+    local common=(--target "127.0.0.1:$PORT" --gateway-pid "$SERVER_PID" --threads "$LOAD_THREADS"
+        --json-out "$OUT/$name.json")
+    echo
+    echo "# $name"
+    case $scenario in
+        idle)
+            "$LOAD" idle "${common[@]}" --customers "$IDLE_CUSTOMERS" --ramp "$IDLE_RAMP" \
+                --duration "$IDLE_DURATION" | tee "$OUT/$name.txt"
+            ;;
+        chat)
+            "$LOAD" chat "${common[@]}" --conversations "$CHAT_CONVERSATIONS" --agents "$AGENTS" \
+                --rate "$CHAT_RATE" --size "$CHAT_SIZE" --duration "$CHAT_DURATION" \
+                --drain "$CHAT_DRAIN" | tee "$OUT/$name.txt"
+            ;;
+        *)
+            echo "unknown scenario $scenario" >&2
+            exit 1
+            ;;
+    esac
+}
+
+SERVERS=gateway
+if [ "$BASELINE" = 1 ]; then SERVERS="gateway relay"; fi
+for run in $(seq 1 "$RUNS"); do
+    for scenario in $SCENARIOS; do
+        for server in $SERVERS; do
+            if [ "$server" = gateway ]; then start_gateway; else start_relay; fi
+            run_scenario "$server" "$scenario" "$run"
+            stop_server
+        done
+    done
+done
+
+echo
+for server in $SERVERS; do
+    for scenario in $SCENARIOS; do
+        echo "# $server $scenario: median, min and max over $RUNS runs"
+        "$LOAD" summarize "$OUT"/"$server-$scenario"-*.json | tee "$OUT/$server-$scenario-summary.txt"
+        echo
+    done
+done
+echo "reports in $OUT"
