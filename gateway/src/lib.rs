@@ -4,7 +4,8 @@
 //! Map of the crate, following one chat message:
 //! - [`ws`]: WebSocket sessions (`/ws/customer`, `/ws/agent`); [`protocol`] is their wire format.
 //! - [`desk`]: what can happen to a ticket (send, claim, transfer, resolve, notes), for the
-//!   sessions and the REST API alike; commits to the [`store`], then publishes on the [`hub`].
+//!   sessions and the REST API alike; passes every message through the card-number [`screen`],
+//!   commits to the [`store`], then publishes on the [`hub`].
 //! - [`store`]: the durable store seam (SQLite embedded); [`bus`]: the live-event seam
 //!   (in-process embedded); [`hub`]: fan-out to this node's connections.
 //! - [`api`]: the REST API; [`auth`]: passwords, tokens, signed identities; [`sites`]:
