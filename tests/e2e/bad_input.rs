@@ -126,6 +126,16 @@ async fn a_binary_frame_gets_invalid_frame_and_the_connection_stays_open() {
 }
 
 #[tokio::test]
+async fn an_oversized_hello_is_closed_with_1009() {
+    let app = TestApp::builder().max_frame_bytes(4096).start().await;
+    let mut ws = app.connect("/ws/customer").await.unwrap();
+    let token = "t".repeat(5000);
+    ws.send_raw(json!({"type": "hello", "token": token}).to_string())
+        .await;
+    assert_eq!(ws.closed().await, Closed::Code(1009));
+}
+
+#[tokio::test]
 async fn a_frame_over_the_limit_gets_too_large_then_close_1009() {
     let app = TestApp::builder().max_frame_bytes(4096).start().await;
     let mut bystander = customer(&app).await;

@@ -134,6 +134,11 @@ async fn hello(mut socket: WebSocket, app: App, side: Side) -> Option<Conn> {
             reject(socket, &app, "expected a hello frame").await;
             return None;
         }
+        Ok(Some(Err(e))) if too_large(&e) => {
+            inc(&app.metrics.closed_too_large);
+            let _ = close_socket(&mut socket, close::TOO_LARGE, "frame too large").await;
+            return None;
+        }
         Ok(None) | Ok(Some(Err(_))) => return None,
     };
     let Ok(inbound) = parse_frame(text.as_str()) else {
