@@ -275,22 +275,16 @@ async fn existing_message(
 }
 
 /// Gives the next sequence number of the conversation and stores the message under it.
+/// Appends a message to a conversation under its next sequence number. `client_id` is the
+/// sender's id for the message; system messages have none.
 async fn insert_message(
     conn: &mut SqliteConnection,
     conversation: ConversationId,
-    author: &Author,
-    text: &str,
+    msg: &NewMessage<'_>,
     client_id: Option<&str>,
-    blocked: bool,
     now: Timestamp,
 ) -> StoreResult<Message> {
-    let msg = NewMessage {
-        author: author.clone(),
-        text,
-        client_id: client_id.unwrap_or_default(),
-        blocked,
-    };
-    let row = bind_message(APPEND_ANY, &msg, client_id, now)
+    let row = bind_message(APPEND_ANY, msg, client_id, now)
         .bind(conversation.0)
         .fetch_optional(&mut *conn)
         .await?
@@ -298,7 +292,7 @@ async fn insert_message(
     Ok(stored(
         conversation,
         Seq(row.try_get("seq")?),
-        &msg,
+        msg,
         client_id,
         now,
     ))
@@ -389,16 +383,13 @@ async fn record_transition(
     text: &str,
     now: Timestamp,
 ) -> StoreResult<Transition> {
-    let message = insert_message(
-        &mut tx,
-        conversation,
-        &system_author(),
+    let msg = NewMessage {
+        author: system_author(),
         text,
-        None,
-        false,
-        now,
-    )
-    .await?;
+        client_id: "",
+        blocked: false,
+    };
+    let message = insert_message(&mut tx, conversation, &msg, None, now).await?;
     let ticket = ticket_in(&mut tx, ticket).await?;
     tx.commit().await?;
     Ok(Transition { ticket, message })
@@ -719,16 +710,7 @@ impl Store for SqliteStore {
                 (TicketId(id), ConversationId(conv))
             }
         };
-        let message = insert_message(
-            &mut tx,
-            conversation,
-            &msg.author,
-            msg.text,
-            Some(msg.client_id),
-            msg.blocked,
-            now,
-        )
-        .await?;
+        let message = insert_message(&mut tx, conversation, &msg, Some(msg.client_id), now).await?;
         let change = if opened {
             Some(TicketChange::Opened(ticket_in(&mut tx, ticket_id).await?))
         } else if reopened {
@@ -780,10 +762,8 @@ impl Store for SqliteStore {
         let message = insert_message(
             &mut tx,
             current.conversation,
-            &msg.author,
-            msg.text,
+            &msg,
             Some(msg.client_id),
-            msg.blocked,
             now,
         )
         .await?;
