@@ -12,7 +12,7 @@
 //! - `procfs`   RSS and CPU of a process from /proc
 //! - `sys`      the open-files limit and the clock-tick rate
 //! - `report`   results: the table, JSON, and the median of several runs
-//! - `scenario` one file per scenario (`idle`, `chat`) and what they share
+//! - `scenario` one file per scenario (`idle`, `churn`, `chat`) and what they share
 //! - `relay`    a bare in-memory relay speaking the same frames: the baseline to compare with
 
 mod api;
@@ -41,6 +41,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::procfs::Proc;
 use crate::report::Report;
 use crate::scenario::chat::ChatArgs;
+use crate::scenario::churn::ChurnArgs;
 use crate::scenario::idle::IdleArgs;
 use crate::scenario::{Clock, Ctx, Errors};
 use crate::sys::NoFile;
@@ -70,6 +71,14 @@ enum Command {
         common: Common,
         #[command(flatten)]
         args: IdleArgs,
+    },
+    /// Customers connect, authenticate and leave over and over; measure new sessions per
+    /// second and whether the gateway's memory comes back.
+    Churn {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        args: ChurnArgs,
     },
     /// Customers send timed messages to agents at a total rate; measure relay latency and
     /// check every message arrives once and in order.
@@ -153,6 +162,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (ctx, runtime) = setup(&common)?;
             let bound = args.bound(&ctx);
             let report = runtime.block_on(bounded(bound, scenario::idle::run(ctx, &args)))?;
+            output(&common, &report)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Churn { common, args } => {
+            let (ctx, runtime) = setup(&common)?;
+            let bound = args.bound(&ctx);
+            let report = runtime.block_on(bounded(bound, scenario::churn::run(ctx, &args)))?;
             output(&common, &report)?;
             Ok(ExitCode::SUCCESS)
         }

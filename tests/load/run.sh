@@ -12,6 +12,10 @@
 #   IDLE_CUSTOMERS=auto (100000, or as many as the open-files limit allows)  IDLE_RAMP=2000
 #   IDLE_DURATION=30  CHAT_CONVERSATIONS=1000  CHAT_RATE=5000  CHAT_SIZE=100  CHAT_DURATION=30
 #   CHAT_DRAIN=30 (seconds for a backlog to clear before anything counts as lost)
+#   SWEEP_RATES="1000 2000 3000 4000 5000" (scenario `sweep`: chat at each rate, then the plot
+#                     of latency percentiles against rate, tests/load/plot.py)
+#   STALLED_TABS=1 (scenario `stalled`: chat with this percent of never-reading tabs)
+#   CHURN_DURATION=20  CHURN_CONCURRENCY=64  CHURN_FRESH=0 (1: a new visitor token per connection)
 #   LOAD_THREADS=1 (generator worker threads)  GATEWAY_FLAGS="" (added to `deskgate serve`)
 #   BASELINE=1 also runs the same scenarios against the bare relay (`deskgate-load relay`)
 #   GATEWAY_BIN=path  measure this deskgate binary (e.g. one built from another commit) instead
@@ -32,6 +36,11 @@ CHAT_RATE=${CHAT_RATE:-5000}
 CHAT_SIZE=${CHAT_SIZE:-100}
 CHAT_DURATION=${CHAT_DURATION:-30}
 CHAT_DRAIN=${CHAT_DRAIN:-30}
+SWEEP_RATES=${SWEEP_RATES:-1000 2000 3000 4000 5000}
+STALLED_TABS=${STALLED_TABS:-1}
+CHURN_DURATION=${CHURN_DURATION:-20}
+CHURN_CONCURRENCY=${CHURN_CONCURRENCY:-64}
+CHURN_FRESH=${CHURN_FRESH:-0}
 LOAD_THREADS=${LOAD_THREADS:-1}
 GATEWAY_FLAGS=${GATEWAY_FLAGS:-}
 BASELINE=${BASELINE:-0}
@@ -141,9 +150,25 @@ run_scenario() { # server scenario run
             "$LOAD" idle "${common[@]}" --customers "$IDLE_CUSTOMERS" --ramp "$IDLE_RAMP" \
                 --duration "$IDLE_DURATION" | tee "$OUT/$name.txt"
             ;;
+        churn)
+            local fresh=()
+            if [ "$CHURN_FRESH" = 1 ]; then fresh=(--fresh-visitors); fi
+            "$LOAD" churn "${common[@]}" --duration "$CHURN_DURATION" \
+                --concurrency "$CHURN_CONCURRENCY" "${fresh[@]}" | tee "$OUT/$name.txt"
+            ;;
         chat)
             "$LOAD" chat "${common[@]}" --conversations "$CHAT_CONVERSATIONS" --agents "$AGENTS" \
                 --rate "$CHAT_RATE" --size "$CHAT_SIZE" --duration "$CHAT_DURATION" \
+                --drain "$CHAT_DRAIN" | tee "$OUT/$name.txt"
+            ;;
+        stalled)
+            "$LOAD" chat "${common[@]}" --conversations "$CHAT_CONVERSATIONS" --agents "$AGENTS" \
+                --rate "$CHAT_RATE" --size "$CHAT_SIZE" --duration "$CHAT_DURATION" \
+                --drain "$CHAT_DRAIN" --stalled-tabs "$STALLED_TABS" | tee "$OUT/$name.txt"
+            ;;
+        sweep@*)
+            "$LOAD" chat "${common[@]}" --conversations "$CHAT_CONVERSATIONS" --agents "$AGENTS" \
+                --rate "${scenario#sweep@}" --size "$CHAT_SIZE" --duration "$CHAT_DURATION" \
                 --drain "$CHAT_DRAIN" | tee "$OUT/$name.txt"
             ;;
         *)
@@ -155,6 +180,16 @@ run_scenario() { # server scenario run
 
 SERVERS=gateway
 if [ "$BASELINE" = 1 ]; then SERVERS="gateway relay"; fi
+# `sweep` stands for chat at every rate of SWEEP_RATES.
+EXPANDED=""
+for scenario in $SCENARIOS; do
+    if [ "$scenario" = sweep ]; then
+        for rate in $SWEEP_RATES; do EXPANDED="$EXPANDED sweep@$rate"; done
+    else
+        EXPANDED="$EXPANDED $scenario"
+    fi
+done
+SCENARIOS=$EXPANDED
 for run in $(seq 1 "$RUNS"); do
     for scenario in $SCENARIOS; do
         for server in $SERVERS; do
@@ -173,4 +208,7 @@ for server in $SERVERS; do
         echo
     done
 done
+if [[ "$SCENARIOS" == *sweep@* ]]; then
+    python3 "$ROOT/tests/load/plot.py" "$OUT"/*-sweep@*.json -o "$OUT/latency-vs-rate.svg"
+fi
 echo "reports in $OUT"

@@ -3,7 +3,9 @@
 //! scenario is one file that owns its flags and returns a [`Report`].
 
 pub mod chat;
+pub mod churn;
 pub mod idle;
+pub mod stalled;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -90,10 +90,23 @@ impl Sources {
 /// Opens a TCP connection to the target from `source` (port chosen by the kernel), with
 /// Nagle off so that small frames are not held back and latency is the gateway's own.
 pub async fn connect(target: Target, source: Option<IpAddr>) -> io::Result<TcpStream> {
+    connect_with(target, source, None).await
+}
+
+/// [`connect`] with a receive buffer of `recv_buffer` bytes: a client that stops reading then
+/// fills its side within a few frames, so the gateway, not the kernel, has to hold what follows.
+pub async fn connect_with(
+    target: Target,
+    source: Option<IpAddr>,
+    recv_buffer: Option<u32>,
+) -> io::Result<TcpStream> {
     let socket = match target.addr() {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
     };
+    if let Some(bytes) = recv_buffer {
+        socket.set_recv_buffer_size(bytes)?;
+    }
     if let Some(ip) = source {
         socket.bind(SocketAddr::new(ip, 0))?;
     }

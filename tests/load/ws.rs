@@ -85,7 +85,17 @@ impl std::error::Error for ConnectError {}
 
 /// TCP connect and WebSocket upgrade offering `deskgate.v1`; the gateway must choose it.
 pub async fn open(target: Target, sources: &Sources, role: Role) -> Result<Ws, ConnectError> {
-    let tcp = target::connect(target, sources.next())
+    open_with(target, sources, role, None).await
+}
+
+/// [`open`] with a small kernel receive buffer (see [`target::connect_with`]).
+pub async fn open_with(
+    target: Target,
+    sources: &Sources,
+    role: Role,
+    recv_buffer: Option<u32>,
+) -> Result<Ws, ConnectError> {
+    let tcp = target::connect_with(target, sources.next(), recv_buffer)
         .await
         .map_err(|e| ConnectError::new("tcp", e.kind()))?;
     let url = format!("ws://{target}{}", role.path());

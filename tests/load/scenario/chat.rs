@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use super::{ConnectStats, Ctx, Window};
+use super::{stalled, ConnectStats, Ctx, Window};
 use crate::api::{self, Token};
 use crate::frames::{Ack, Id, In, MessageFrame, Out, Ticket, Welcome};
 use crate::http::HttpClient;
@@ -87,6 +87,11 @@ pub struct ChatArgs {
     /// Exit with status 1 if any message was lost, duplicated or out of order.
     #[arg(long)]
     pub strict: bool,
+    /// Percent of conversations that get a second customer tab which never reads: slow
+    /// consumers. Every message of its conversation is synced to it, so the gateway must shed
+    /// it (close 4009) without slowing anyone else or growing its memory.
+    #[arg(long, default_value_t = 0.0)]
+    pub stalled_tabs: f64,
 }
 
 impl ChatArgs {
@@ -344,8 +349,12 @@ pub async fn run(ctx: Arc<Ctx>, args: &ChatArgs) -> anyhow::Result<Report> {
     let (tokens, tokens_per_sec) =
         super::visitor_tokens(&ctx, args.conversations, args.token_clients).await;
     report.connections.tokens_per_sec = tokens_per_sec;
+    let stalled_count = (tokens.len() as f64 * args.stalled_tabs / 100.0).round() as usize;
+    let stalled_tokens: Vec<Token> = tokens.iter().take(stalled_count).cloned().collect();
     let mut customers =
         start_customers(&shared, args, tokens, plan_rx, customers_stop, &mut report).await;
+    let (stop_stalled, stalled_stop) = watch::channel(false);
+    let stalled = stalled::open(&ctx, stalled_tokens, stalled_stop).await;
 
     let participants = shared.ready.load(Ordering::Relaxed);
     if participants == 0 {
@@ -387,6 +396,8 @@ pub async fn run(ctx: Arc<Ctx>, args: &ChatArgs) -> anyhow::Result<Report> {
         shared.delivered.load(Ordering::Relaxed),
     );
     drain(&shared, args, plan.end, &mut report.notes).await;
+    let _ = stop_stalled.send(true);
+    stalled::tally(stalled, &mut report.notes).await;
     // Customers leave first, counting the acks that still arrive while they close; only then
     // is it known which messages the agents must have.
     let _ = stop_customers.send(true);
@@ -442,6 +453,10 @@ fn validate(args: &ChatArgs) -> anyhow::Result<u32> {
         args.size <= payload::MAX_TEXT,
         "--size is at most {} (the protocol's limit)",
         payload::MAX_TEXT
+    );
+    ensure!(
+        (0.0..=100.0).contains(&args.stalled_tabs),
+        "--stalled-tabs is a percentage (0 to 100)"
     );
     u32::try_from(args.conversations).context("--conversations too large")
 }
@@ -954,6 +969,7 @@ mod tests {
             token_clients: 2,
             assign,
             strict: true,
+            stalled_tabs: 0.0,
         }
     }
 
@@ -982,6 +998,25 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_message_arrives_once_with_claims() {
         clean_run(false, Assign::Claim).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stalled_tabs_are_opened_and_accounted_for() {
+        let addr = crate::relay::spawn(true).await;
+        let args = ChatArgs {
+            stalled_tabs: 25.0,
+            ..args(Assign::Auto)
+        };
+        let report = run(super::super::test_ctx(addr), &args).await.unwrap();
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        let note = report
+            .notes
+            .iter()
+            .find(|n| n.starts_with("stalled tabs"))
+            .expect("a note on the stalled tabs");
+        // The relay keeps them (it has no tab sync); all six opened and were accounted for.
+        assert!(note.contains("could not open: 0"), "{note}");
+        assert!(note.contains("still open at the end: 6"), "{note}");
     }
 
     fn message(conversation: u64, seq: u64, n: u64) -> MessageFrame {
