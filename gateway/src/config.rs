@@ -103,6 +103,10 @@ pub struct SiteConfig {
     pub identity_secret: Option<SecretString>,
     #[serde(default)]
     pub identity_secret_file: Option<PathBuf>,
+    /// Origins of the pages allowed to embed this site's widget (`https://shop.example`),
+    /// besides the gateway's own; a browser on any other page is refused.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
 }
 
 /// The config file. Every field is optional; absent ones keep their default.
@@ -263,6 +267,11 @@ impl Config {
                     "sites",
                     "give identity_secret or identity_secret_file, not both",
                 );
+            }
+            for origin in &site.allowed_origins {
+                if let Err(why) = crate::origin::Origin::parse(origin) {
+                    return invalid("sites.allowed_origins", &why);
+                }
             }
         }
         Ok(())

@@ -23,6 +23,7 @@ pub mod desk;
 pub mod hub;
 pub mod ids;
 pub mod metrics;
+pub mod origin;
 pub mod protocol;
 pub mod screen;
 pub mod server;

@@ -23,6 +23,8 @@ pub mod close {
     pub const INTERNAL: u16 = 1011;
     pub const UNAUTHENTICATED: u16 = 4001;
     pub const REVOKED: u16 = 4003;
+    /// The page the socket was opened from may not embed this site's widget.
+    pub const ORIGIN_REFUSED: u16 = 4004;
     pub const RATE_LIMITED: u16 = 4008;
     pub const TOO_SLOW: u16 = crate::hub::CLOSE_TOO_SLOW;
 }

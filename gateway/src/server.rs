@@ -28,7 +28,10 @@ pub fn router(app: App) -> Router {
             post(api::session::login).delete(api::session::logout),
         )
         .route("/api/me", get(api::session::me))
-        .route("/api/visitor", post(api::visitor::create))
+        .route(
+            "/api/visitor",
+            post(api::visitor::create).options(api::visitor::preflight),
+        )
         .route("/api/users", get(api::users::list).post(api::users::create))
         .route("/api/users/{id}", patch(api::users::update))
         .route("/api/tickets", get(api::tickets::list))

@@ -4,6 +4,7 @@
 
 use crate::auth::token::random_string;
 use crate::config::{Config, SiteConfig};
+use crate::origin::Origin;
 use anyhow::Context;
 use secrecy::SecretString;
 use std::collections::HashMap;
@@ -13,6 +14,8 @@ pub struct Site {
     pub key: String,
     pub name: String,
     pub identity_secret: Option<SecretString>,
+    /// Pages besides the gateway's own that may embed the widget (see [`crate::origin`]).
+    pub allowed_origins: Vec<Origin>,
 }
 
 pub struct Sites {
@@ -32,11 +35,18 @@ impl Sites {
                 name: Some("Demo".into()),
                 identity_secret: None,
                 identity_secret_file: Some(path),
+                allowed_origins: Vec::new(),
             }]
         } else {
             config.sites.clone()
         };
         for s in configured {
+            let allowed_origins = s
+                .allowed_origins
+                .iter()
+                .map(|o| Origin::parse(o).map_err(anyhow::Error::msg))
+                .collect::<anyhow::Result<Vec<_>>>()
+                .with_context(|| format!("site {}", s.key))?;
             let secret = match (&s.identity_secret, &s.identity_secret_file) {
                 (Some(v), _) => Some(v.clone()),
                 (None, Some(path)) => Some(read_secret(path)?),
@@ -48,6 +58,7 @@ impl Sites {
                     name: s.name.clone().unwrap_or_else(|| s.key.clone()),
                     key: s.key,
                     identity_secret: secret,
+                    allowed_origins,
                 },
             );
         }
@@ -56,6 +67,10 @@ impl Sites {
 
     pub fn get(&self, key: &str) -> Option<&Site> {
         self.by_key.get(key)
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Site> {
+        self.by_key.values()
     }
 }
 

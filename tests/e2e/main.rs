@@ -9,6 +9,7 @@ mod chat;
 mod config;
 mod desk;
 mod identity;
+mod origin;
 mod overload;
 mod queue;
 mod resume;

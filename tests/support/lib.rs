@@ -348,6 +348,39 @@ impl TestApp {
     pub async fn connect(&self, path: &str) -> anyhow::Result<WsClient> {
         WsClient::connect(&format!("ws://{}{}", self.addr, path), Some("deskgate.v1")).await
     }
+
+    /// Opens a WebSocket as a page on `origin` would: with that `Origin` header.
+    pub async fn connect_from(&self, origin: &str, path: &str) -> anyhow::Result<WsClient> {
+        WsClient::connect_with(
+            &format!("ws://{}{}", self.addr, path),
+            Some("deskgate.v1"),
+            &[("Origin", origin)],
+        )
+        .await
+    }
+
+    /// The gateway's own origin, as its pages (the demo, the consoles) send it.
+    pub fn own_origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// An HTTP request as a page on `origin` would send it; the raw response, headers included.
+    pub async fn request_from(
+        &self,
+        origin: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .header("Origin", origin);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send().await.expect("request")
+    }
 }
 
 /// A customer connection whose first message opened `ticket`.
@@ -444,7 +477,20 @@ pub enum Closed {
 
 impl WsClient {
     pub async fn connect(url: &str, protocol: Option<&str>) -> anyhow::Result<WsClient> {
+        Self::connect_with(url, protocol, &[]).await
+    }
+
+    /// [`WsClient::connect`] with extra request headers (`Origin`, …).
+    pub async fn connect_with(
+        url: &str,
+        protocol: Option<&str>,
+        headers: &[(&'static str, &str)],
+    ) -> anyhow::Result<WsClient> {
         let mut req = url.into_client_request()?;
+        for (name, value) in headers {
+            req.headers_mut()
+                .insert(*name, HeaderValue::from_str(value)?);
+        }
         if let Some(p) = protocol {
             req.headers_mut()
                 .insert("Sec-WebSocket-Protocol", HeaderValue::from_str(p)?);

@@ -8,9 +8,15 @@ use crate::app::App;
 use crate::auth::{identity, token};
 use crate::clock::Timestamp;
 use crate::ids::CustomerId;
+use crate::origin::RequestOrigin;
 use crate::store::NewCustomer;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::header::{
+    ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+    ACCESS_CONTROL_MAX_AGE, ORIGIN, VARY,
+};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -61,13 +67,22 @@ fn clean(field: &str, v: Option<String>, max: usize) -> ApiResult<Option<String>
         (status = 201, body = VisitorCreated),
         (status = 400, body = super::ErrorBody),
         (status = 401, description = "identity token invalid or expired", body = super::ErrorBody),
+        (status = 403, description = "the calling page's origin may not embed this site", body = super::ErrorBody),
         (status = 404, description = "unknown site key", body = super::ErrorBody),
     ))]
 pub async fn create(
     State(app): State<App>,
+    headers: HeaderMap,
     Body(req): Body<VisitorRequest>,
-) -> ApiResult<(StatusCode, Json<VisitorCreated>)> {
+) -> ApiResult<(StatusCode, HeaderMap, Json<VisitorCreated>)> {
     let site = app.sites.get(&req.site_key).ok_or(ApiError::NotFound)?;
+    let origin = RequestOrigin::from_headers(&headers);
+    if let Err(refused) = origin.check_site(&app.config, site) {
+        tracing::warn!(target: "deskgate::security", %refused, site = %site.key,
+            "visitor session refused");
+        return Err(ApiError::Forbidden);
+    }
+    let cors = cors_headers(&headers);
     let now = app.clock.now();
     let new = match &req.identity_token {
         Some(t) => {
@@ -101,6 +116,7 @@ pub async fn create(
         .await?;
     Ok((
         StatusCode::CREATED,
+        cors,
         Json(VisitorCreated {
             visitor_token: secret.expose_secret().to_string(),
             expires_at,
@@ -111,4 +127,41 @@ pub async fn create(
             },
         }),
     ))
+}
+
+/// The CORS answer for a page embedding the widget elsewhere than on the gateway: the request
+/// was already checked against the site's `allowed_origins`, so its origin is echoed back (never
+/// `*`), and no credentials are allowed: the visitor token travels in the body.
+fn cors_headers(request: &HeaderMap) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Some(origin) = request.get(ORIGIN) {
+        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        headers.insert(VARY, HeaderValue::from_static("origin"));
+    }
+    headers
+}
+
+/// `OPTIONS /api/visitor`: the browser's preflight before a cross-origin `POST` with JSON. Which
+/// site the page embeds is in the body, which a preflight does not carry, so the page is let
+/// through when some site lists it (or it is the gateway's own); `POST` then checks that site.
+pub async fn preflight(State(app): State<App>, headers: HeaderMap) -> Response {
+    let origin = RequestOrigin::from_headers(&headers);
+    let allowed = app
+        .sites
+        .all()
+        .any(|site| origin.check_site(&app.config, site).is_ok());
+    if !allowed || headers.get(ORIGIN).is_none() {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let mut answer = cors_headers(&headers);
+    answer.insert(
+        ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST"),
+    );
+    answer.insert(
+        ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type"),
+    );
+    answer.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    (StatusCode::NO_CONTENT, answer).into_response()
 }

@@ -7,6 +7,7 @@ use crate::desk::{DeskError, Sent};
 use crate::hub::{ConnCtl, Subscriber};
 use crate::ids::{ConnId, ConversationId, Seq, TicketId};
 use crate::metrics::inc;
+use crate::origin::RequestOrigin;
 use crate::protocol::{
     blocked_message, close, parse_frame, BlockedFinding, ClientFrame, ErrorCode, ResumePoint,
     ServerFrame,
@@ -105,9 +106,9 @@ impl TokenBucket {
     }
 }
 
-pub async fn run(socket: WebSocket, app: App, side: Side) {
+pub async fn run(socket: WebSocket, app: App, side: Side, origin: RequestOrigin) {
     inc(&app.metrics.connections_total);
-    let Some(mut conn) = hello(socket, app, side).await else {
+    let Some(mut conn) = hello(socket, app, side, origin).await else {
         return;
     };
     let metrics = conn.app.metrics.clone();
@@ -125,7 +126,7 @@ pub async fn run(socket: WebSocket, app: App, side: Side) {
 }
 
 /// Waits for `hello`, authenticates it, and builds the connection; closes with 4001 otherwise.
-async fn hello(mut socket: WebSocket, app: App, side: Side) -> Option<Conn> {
+async fn hello(mut socket: WebSocket, app: App, side: Side, origin: RequestOrigin) -> Option<Conn> {
     let timeout = app.config.ws.hello_timeout;
     let first = tokio::time::timeout(timeout, socket.recv()).await;
     let text = match first {
@@ -171,6 +172,18 @@ async fn hello(mut socket: WebSocket, app: App, side: Side) -> Option<Conn> {
             return None;
         }
     };
+    if let Who::Customer(customer) = &who {
+        let allowed = match app.sites.get(&customer.site) {
+            Some(site) => origin.check_site(&app.config, site),
+            None => Ok(()),
+        };
+        if let Err(refused) = allowed {
+            tracing::warn!(target: "deskgate::security", %refused, site = %customer.site,
+                "customer socket refused");
+            let _ = close_socket(&mut socket, close::ORIGIN_REFUSED, "origin not allowed").await;
+            return None;
+        }
+    }
     let (tx, rx) = mpsc::channel(app.config.ws.outbound_queue);
     let id = app.desk.hub.conn_id();
     let sub = Subscriber {

@@ -10,25 +10,47 @@ mod customer;
 
 use crate::app::App;
 use crate::bus::Side;
+use crate::origin::RequestOrigin;
 use crate::protocol::SUBPROTOCOL;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 /// tungstenite reads in chunks of this size; its default of 128 KiB per connection would cost
 /// more than everything else a connection holds.
 const READ_BUFFER: usize = 4 * 1024;
 
-pub async fn customer(ws: WebSocketUpgrade, State(app): State<App>) -> Response {
-    upgrade(ws, app, Side::Customer)
+/// The customer's origin is checked at `hello`, once its token says which site it belongs to.
+pub async fn customer(
+    ws: WebSocketUpgrade,
+    headers: HeaderMap,
+    State(app): State<App>,
+) -> Response {
+    upgrade(
+        ws,
+        app,
+        Side::Customer,
+        RequestOrigin::from_headers(&headers),
+    )
 }
 
-pub async fn agent(ws: WebSocketUpgrade, State(app): State<App>) -> Response {
-    upgrade(ws, app, Side::Staff)
+/// Staff sockets are opened by the gateway's own consoles only; a page elsewhere is refused
+/// before the upgrade.
+pub async fn agent(ws: WebSocketUpgrade, headers: HeaderMap, State(app): State<App>) -> Response {
+    let origin = RequestOrigin::from_headers(&headers);
+    if let Err(refused) = origin.check_staff(&app.config) {
+        tracing::warn!(target: "deskgate::security", %refused, "staff socket refused");
+        return (
+            StatusCode::FORBIDDEN,
+            "this page may not open a staff session",
+        )
+            .into_response();
+    }
+    upgrade(ws, app, Side::Staff, origin)
 }
 
-fn upgrade(ws: WebSocketUpgrade, app: App, side: Side) -> Response {
+fn upgrade(ws: WebSocketUpgrade, app: App, side: Side, origin: RequestOrigin) -> Response {
     let limits = &app.config.ws;
     let ws = ws
         .protocols([SUBPROTOCOL])
@@ -46,5 +68,5 @@ fn upgrade(ws: WebSocketUpgrade, app: App, side: Side) -> Response {
             .into_response();
     }
     let tracker = app.tracker.clone();
-    ws.on_upgrade(move |socket| tracker.track_future(conn::run(socket, app, side)))
+    ws.on_upgrade(move |socket| tracker.track_future(conn::run(socket, app, side, origin)))
 }
