@@ -49,6 +49,7 @@ pub fn router(app: App) -> Router {
         .route("/metrics", get(api::health::metrics))
         .route("/ws/customer", get(ws::customer))
         .route("/ws/agent", get(ws::agent))
+        .merge(crate::web::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(TraceLayer::new_for_http())
         .with_state(app)
