@@ -43,6 +43,7 @@ pub fn router(app: App) -> Router {
             get(api::tickets::customer_history),
         )
         .route("/api/queue", get(api::queue::show))
+        .route("/api/sites/{key}/presence", get(api::presence::show))
         .route("/api/openapi.json", get(api::openapi::serve))
         .route("/healthz", get(api::health::live))
         .route("/readyz", get(api::health::ready))

@@ -72,3 +72,34 @@ async fn assets_are_served_by_name_and_nothing_else_is() {
     let index = get(&app, "/", None).await.text().await.unwrap();
     assert!(index.contains("/console") && index.contains("/demo"));
 }
+
+#[tokio::test]
+async fn presence_tells_the_widget_whether_an_agent_is_online() {
+    let app = TestApp::start().await;
+    let (status, body) = app.get("/api/sites/demo/presence", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, serde_json::json!({"agents_online": false}));
+
+    let grace = app.agent("grace").await;
+    let (ws, _) = app.agent_ws(&grace).await;
+    let (_, body) = app.get("/api/sites/demo/presence", None).await;
+    assert_eq!(body["agents_online"], true);
+
+    // An approver's console does not make the desk staffed: approvers do not work tickets.
+    ws.close().await;
+    let ada = app.staff("ada", "approver", 1).await;
+    let (_approver, _) = app.agent_ws(&ada).await;
+    let mut online = true;
+    for _ in 0..100 {
+        let (_, body) = app.get("/api/sites/demo/presence", None).await;
+        online = body["agents_online"] == true;
+        if !online {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(!online, "still online after the agent's console closed");
+
+    let (status, _) = app.get("/api/sites/nope/presence", None).await;
+    assert_eq!(status, 404);
+}
