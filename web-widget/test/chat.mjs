@@ -44,6 +44,7 @@ await run(async (browser) => {
   await cust.locator(".msg.me", { hasText: "Hello, my parcel is late" }).locator(".meta", { hasText: "Sent" }).waitFor();
   check(true, "the customer's message is acknowledged (Sent)");
   await cust.locator(".notice", { hasText: "Waiting for an agent" }).waitFor();
+  check((await cust.locator(".notice", { hasText: "No agent is online" }).count()) === 0, "with an agent online the widget does not say nobody is");
 
   await agent.locator(".qitem", { hasText: "Hello, my parcel is late" }).waitFor();
   check(true, "the ticket appears in the agent's live queue");

@@ -20,6 +20,8 @@ await run(async (browser) => {
   check(layout.dir === "rtl" && layout.lang === "fa" && layout.computed === "rtl", "the Persian widget lays out right to left");
   check(layout.left < layout.right, "the Persian widget opens on the left of the page");
   check(await pfa.locator(".launcher").innerText() === "گفتگو با ما", "the launcher speaks Persian");
+  await pfa.locator(".notice", { hasText: "هیچ پشتیبانی آنلاین نیست" }).waitFor();
+  check(true, "with no agent online the widget says so (we will reply by email)");
   await pfa.locator("textarea").fill("سلام، سفارش من دیر شده است");
   await pfa.locator("textarea").press("Enter");
   await pfa.locator(".msg.me .meta", { hasText: "ارسال شد" }).waitFor();

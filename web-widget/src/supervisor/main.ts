@@ -66,7 +66,7 @@ function run(s: Session): void {
     h(
       "main",
       { class: "dash", tabindex: "0", "aria-label": "Dashboard" },
-      h("section", { class: "tiles", "aria-label": "Now" }, tile("Queue depth", tiles.depth), tile("Longest wait", tiles.longest), tile("Staff online", tiles.online), tile("Chats in progress", tiles.assigned)),
+      h("section", { class: "tiles", "aria-label": "Now" }, tile("Queue depth", tiles.depth), tile("Longest wait", tiles.longest), tile("Agents online", tiles.online), tile("Chats in progress", tiles.assigned)),
       h("section", { class: "card", "aria-labelledby": "c1" }, h("h2", { id: "c1" }, "Queue depth, last 10 minutes"), depthChart),
       h("section", { class: "card", "aria-labelledby": "c2" }, h("h2", { id: "c2" }, "Agents and their load"), loadChart),
       h("section", { class: "card", "aria-labelledby": "c3" }, h("h2", { id: "c3" }, "Card numbers blocked, per 5 seconds"), blockedChart),

@@ -174,8 +174,25 @@ function boot(): void {
     root.dataset.state = s;
   }
 
+  // Whether an agent is online, asked when the widget opens and every 30 s while nobody has
+  // taken the conversation; unknown (null) until the first answer.
+  let agentsOnline: boolean | null = null;
+  async function presence(): Promise<void> {
+    try {
+      const r = await fetch(`${base}/api/sites/${encodeURIComponent(site)}/presence`);
+      if (r.ok) agentsOnline = (await r.json()).agents_online;
+    } catch {
+      /* unknown: say nothing */
+    }
+    showNotice();
+  }
+  setInterval(() => {
+    if (open && (ticketStatus === "" || ticketStatus === "queued")) presence();
+  }, 30_000);
+
   function showNotice(): void {
-    const text = ticketStatus === "queued" ? t.waiting : ticketStatus === "resolved" ? t.resolved : agentName ? t.joined(agentName) : "";
+    const unstaffed = agentsOnline === false && (ticketStatus === "" || ticketStatus === "queued");
+    const text = unstaffed ? t.noAgent : ticketStatus === "queued" ? t.waiting : ticketStatus === "resolved" ? t.resolved : agentName ? t.joined(agentName) : "";
     notice.textContent = text;
     notice.hidden = !text;
   }
@@ -340,6 +357,7 @@ function boot(): void {
       compose.hidden = needForm;
       log.hidden = needForm;
       if (!needForm) connect();
+      presence();
       (needForm ? nameIn : input).focus();
       markRead();
     } else {
