@@ -136,6 +136,17 @@ await run(async (browser) => {
   const a2 = order.findIndex((t) => t.includes("While you were away 2"));
   check(a1 >= 0 && a1 < a2, "missed messages arrive in the order they were sent");
 
+  // Closed widget: a reply raises the unread badge; opening clears it.
+  await cust.keyboard.press("Escape");
+  await reply.fill("Your parcel left the depot this morning.");
+  await reply.press("Enter");
+  await cust.locator(".badge", { hasText: "1" }).waitFor();
+  check(true, "a reply while the widget is closed shows an unread badge");
+  await shot(cust, "widget-badge");
+  await cust.locator(".launcher").click();
+  await cust.locator(".badge").waitFor({ state: "hidden" });
+  check(true, "opening the widget clears the badge");
+
   await shot(agent, "console");
   await axe(agent, "agent console (chat open)");
 

@@ -51,6 +51,20 @@ await run(async (browser) => {
   await shot(pzh, "widget-zh");
   await zh.close();
 
+  // A phone: the open widget fits the screen.
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const pp = await page(phone);
+  await pp.goto(BASE + "/demo");
+  await pp.locator(".launcher").click();
+  await pp.locator("textarea").waitFor();
+  const box = await pp.evaluate(() => {
+    const r = document.querySelector("[data-deskgate]").shadowRoot.querySelector(".panel").getBoundingClientRect();
+    return { left: r.left, right: r.right, top: r.top, width: innerWidth };
+  });
+  check(box.left >= 0 && box.right <= box.width && box.top >= 0, `on a phone the open widget fits the screen (${JSON.stringify(box)})`);
+  await shot(pp, "widget-phone");
+  await phone.close();
+
   // Keyboard only, with the pre-chat form on.
   const kb = await browser.newContext({ viewport: { width: 1000, height: 720 } });
   const pk = await page(kb);
@@ -120,6 +134,28 @@ await run(async (browser) => {
   await sup.waitForFunction((n) => document.querySelector("[data-tile=depth]").textContent === String(n), before - 1);
   await sup.waitForFunction(() => document.querySelector("[data-tile=assigned]").textContent === "1");
   check(true, "a claim moves the dashboard's figures live");
+
+  // Several chats at once, keyboard shortcuts, notes, transfer back to the queue.
+  await agent.keyboard.press("Alt+c");
+  await agent.waitForFunction(() => document.querySelectorAll("[role=tab]").length === 2);
+  check(true, "Alt+C claims the next ticket into a second tab");
+  await agent.keyboard.press("Alt+1");
+  check((await agent.locator("[role=tab]").first().getAttribute("aria-selected")) === "true", "Alt+1 switches to the first chat");
+  await agent.keyboard.press("Alt+2");
+  check((await agent.locator("[role=tab]").nth(1).getAttribute("aria-selected")) === "true", "Alt+2 switches to the second chat");
+  await agent.keyboard.press("Alt+n");
+  check(await agent.evaluate(() => document.activeElement?.classList.contains("note-input")), "Alt+N focuses the note field");
+  await agent.keyboard.type("Asked twice about the same parcel");
+  await agent.locator(".chat:not([hidden]) .note-form button").click();
+  await agent.locator(".chat:not([hidden]) .notes li", { hasText: "Asked twice about the same parcel" }).waitFor();
+  check(true, "an internal note is saved and listed");
+  await shot(agent, "console-tabs");
+  await agent.locator(".chat:not([hidden]) [data-action=transfer]").click();
+  await agent.waitForFunction(() => document.querySelectorAll("[role=tab]").length === 1);
+  await agent.locator(".qitem").first().waitFor();
+  check(true, "transfer back to the queue closes the tab and requeues the ticket");
+  await sup.waitForFunction(() => document.querySelector("[data-tile=depth]").textContent === "1");
+  check(true, "the dashboard sees the ticket back in the queue");
   await shot(sup, "supervisor");
   await axe(sup, "supervisor console");
 });

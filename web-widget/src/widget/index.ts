@@ -50,7 +50,8 @@ function boot(): void {
     launcherSr,
     badge,
   );
-  const state = h("div", { class: "state", role: "status", "aria-live": "polite" }, t.connecting);
+  // Hidden until the widget first connects (not while the pre-chat form is showing).
+  const state = h("div", { class: "state", role: "status", "aria-live": "polite", hidden: true }, t.connecting);
   const notice = h("div", { class: "notice", hidden: true });
   const log = h("div", { class: "log", role: "log", "aria-live": "polite", "aria-label": t.messages, tabindex: "0" });
   const typing = h("div", { class: "typing", "aria-live": "polite" });
@@ -306,6 +307,7 @@ function boot(): void {
 
   function connect(): void {
     if (socket) return;
+    state.hidden = false;
     socket = new DeskSocket({
       url: wsUrl(base, "/ws/customer"),
       token: async () => token ?? (token = await visitor()),
