@@ -397,6 +397,11 @@ function boot(): void {
     }
   });
   input.addEventListener("input", () => {
+    // Editing answers the last warning: take it away so it is not read out again.
+    if (!alert.hidden && input.getAttribute("aria-invalid") === "true") {
+      alert.hidden = true;
+      input.removeAttribute("aria-invalid");
+    }
     if (!socket) return;
     const now = Date.now();
     if (now - typingSentAt > 3000) {
