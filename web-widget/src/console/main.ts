@@ -491,9 +491,21 @@ function run(s: Session): void {
         renderCustomer(c);
         break;
       }
-      case "error":
-        if (!f.ref) flash(f.message);
+      case "error": {
+        // A refused send or note (its ref is its client_id): put the text back.
+        for (const c of chats.values()) {
+          const m = f.ref ? c.pending.get(f.ref) : undefined;
+          if (m && f.code !== "unavailable") {
+            c.pending.delete(f.ref);
+            if (c.view && !c.view.input.value) c.view.input.value = m.text;
+            renderLog(c);
+            showAlert(c, f.message);
+            return;
+          }
+        }
+        if (!f.ref || !f.ref.startsWith("r")) flash(f.message);
         break;
+      }
     }
   }
 

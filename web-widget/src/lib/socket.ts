@@ -67,7 +67,11 @@ export class DeskSocket {
 
   /** Sends a frame that must arrive (send, note): kept until the gateway answers it. */
   sendReliable(frame: Frame): void {
-    if (frame.client_id) this.outbox.set(frame.client_id, frame);
+    // The client_id doubles as the ref, so that an error (which has no client_id) is matched.
+    if (frame.client_id) {
+      frame = { ...frame, ref: frame.client_id };
+      this.outbox.set(frame.client_id, frame);
+    }
     if (this.ready) this.raw(frame);
   }
 
@@ -142,7 +146,14 @@ export class DeskSocket {
         this.heartbeat();
         return;
       }
-      if (f.client_id && ["ack", "blocked", "error"].includes(f.type)) this.outbox.delete(f.client_id);
+      const sent = f.client_id ?? f.ref;
+      if (sent && this.outbox.has(sent) && ["ack", "blocked", "error"].includes(f.type)) {
+        if (f.type === "error" && f.code === "unavailable") {
+          // Nothing was stored: the same client_id goes again a little later.
+          const frame = this.outbox.get(sent)!;
+          setTimeout(() => this.outbox.has(sent) && this.ready && this.raw(frame), 2000);
+        } else this.outbox.delete(sent);
+      }
       if (f.ref && this.waiters.has(f.ref)) {
         const w = this.waiters.get(f.ref)!;
         this.waiters.delete(f.ref);

@@ -290,13 +290,17 @@ function boot(): void {
           render();
         }
         break;
-      case "error":
-        if (f.client_id) {
-          const m = pending.get(f.client_id);
-          if (m) pending.delete(f.client_id);
+      case "error": {
+        const m = f.ref ? pending.get(f.ref) : undefined;
+        if (m && f.code !== "unavailable") {
+          // Refused for good (e.g. too long): give the text back rather than lose it.
+          pending.delete(f.ref);
+          if (!input.value) input.value = m.text;
+          render();
         }
-        showAlert(f.message || t.failed);
+        showAlert(f.code === "unavailable" ? t.failed : f.message || t.failed);
         break;
+      }
     }
   }
 
