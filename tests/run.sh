@@ -9,4 +9,20 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 
+# The browser tests (tests/e2e/browser.rs) drive Debian's Chromium through playwright-core;
+# playwright never downloads a browser of its own.
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]} with apt" >&2
+  apt-get update && apt-get install -y "${missing[@]}"
+fi
+lock=web-widget/node_modules/.package-lock.json
+if [ ! -f "$lock" ] || [ web-widget/package-lock.json -nt "$lock" ]; then
+  echo "installing the web-widget's npm packages" >&2
+  (cd web-widget && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+fi
+
 cargo nextest run --workspace --no-fail-fast

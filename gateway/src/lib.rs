@@ -10,6 +10,7 @@
 //!   (in-process embedded); [`hub`]: fan-out to this node's connections.
 //! - [`api`]: the REST API; [`auth`]: passwords, tokens, signed identities; [`sites`]:
 //!   embedding sites; [`bootstrap`]: the first admin.
+//! - [`web`]: the embedded widget, demo page and consoles (built from `web-widget/`).
 //! - [`app`]: shared state; [`server`]: routes and `run`; [`config`]; [`clock`]; [`metrics`].
 
 pub mod api;
@@ -29,6 +30,7 @@ pub mod screen;
 pub mod server;
 pub mod sites;
 pub mod store;
+pub mod web;
 pub mod ws;
 
 pub use app::App;

@@ -139,6 +139,8 @@ fn print_banner(config: &Config, bound: std::net::SocketAddr, bootstrap: Option<
     let ws = base.replacen("http", "ws", 1);
     println!("deskgate is listening on {base}");
     println!("  data:            {}", config.data.display());
+    println!("  demo page:       {base}/demo   (the widget: {base}/widget.js)");
+    println!("  agent console:   {base}/console   supervisor console: {base}/supervisor");
     println!("  REST API:        {base}/api/openapi.json");
     println!("  customer socket: {ws}/ws/customer   staff socket: {ws}/ws/agent");
     println!("  health:          {base}/healthz  {base}/readyz  metrics: {base}/metrics");

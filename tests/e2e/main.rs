@@ -5,6 +5,7 @@
 mod api;
 mod auth;
 mod bad_input;
+mod browser;
 mod chat;
 mod config;
 mod desk;
@@ -14,3 +15,4 @@ mod overload;
 mod queue;
 mod resume;
 mod screen;
+mod web;

@@ -4,6 +4,7 @@
 pub mod bootstrap;
 pub mod health;
 pub mod openapi;
+pub mod presence;
 pub mod queue;
 pub mod session;
 pub mod tickets;

@@ -15,6 +15,7 @@ use utoipa::{Modify, OpenApi};
         super::tickets::list, super::tickets::show, super::tickets::messages,
         super::tickets::notes, super::tickets::update, super::tickets::customer_history,
         super::queue::show,
+        super::presence::show,
         super::health::live, super::health::ready, super::health::metrics,
     ),
     modifiers(&BearerAuth),

@@ -1,0 +1,1 @@
+"use strict";(()=>{var a=new URLSearchParams(location.search),e=document.createElement("script");e.src="/widget.js";e.dataset.site=a.get("site")||"demo";var t=a.get("lang");t&&(e.dataset.lang=t,document.documentElement.lang=t);a.get("prechat")==="on"&&(e.dataset.prechat="on");document.body.append(e);})();

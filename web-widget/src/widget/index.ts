@@ -1,0 +1,436 @@
+// The embeddable widget: <script src="https://gateway/widget.js" data-site="acme"></script>.
+// Everything lives in one shadow root (isolated from the host's CSS and DOM) and one global,
+// window.DeskgateWidget. Options on the script tag:
+//   data-site            site key (required)
+//   data-lang            en | ru | zh | fa (else the page's <html lang>, else the browser's)
+//   data-prechat="on"    ask for a name and optional email before the first message
+//   data-identity-token  JWT signed by the site for a logged-in customer (marks them verified)
+import { h, clear, clock } from "../lib/dom";
+import { pickLang, strings, isRtl, type Strings } from "../lib/i18n";
+import { DeskSocket, clientId, wsUrl, type Frame, type ConnState } from "../lib/socket";
+import { screenMessage } from "../lib/screen";
+import { CSS } from "./styles";
+
+interface Msg {
+  seq?: number;
+  clientId?: string;
+  kind: "customer" | "agent" | "system";
+  name: string;
+  text: string;
+  at?: string;
+  blocked?: boolean;
+  status?: "sending" | "sent" | "withheld";
+}
+
+const script = document.currentScript as HTMLScriptElement | null;
+
+function boot(): void {
+  if ((window as any).DeskgateWidget) return; // loaded twice: keep the first
+  const data = script?.dataset ?? {};
+  const site = data.site || "demo";
+  const base = script ? new URL(script.src).origin : location.origin;
+  const lang = pickLang(data.lang, document.documentElement.lang, ...(navigator.languages || [navigator.language]));
+  const t: Strings = strings(lang);
+  const storeKey = `deskgate.visitor.${site}`;
+
+  const host = h("div", { "data-deskgate": "widget" });
+  const shadow = host.attachShadow({ mode: "open" });
+  const sheet = new CSSStyleSheet();
+  sheet.replaceSync(CSS);
+  shadow.adoptedStyleSheets = [sheet];
+
+  // --- elements -----------------------------------------------------------------------------
+  const badge = h("span", { class: "badge", "aria-hidden": "true", hidden: true });
+  const launcherLabel = h("span", {}, t.open);
+  const launcherSr = h("span", { class: "sr" });
+  const launcher = h(
+    "button",
+    { class: "launcher", type: "button", "aria-expanded": "false", "aria-controls": "dg-panel" },
+    launcherLabel,
+    launcherSr,
+    badge,
+  );
+  // Hidden until the widget first connects (not while the pre-chat form is showing).
+  const state = h("div", { class: "state", role: "status", "aria-live": "polite", hidden: true }, t.connecting);
+  const notice = h("div", { class: "notice", hidden: true });
+  const log = h("div", { class: "log", role: "log", "aria-live": "polite", "aria-label": t.messages, tabindex: "0" });
+  const typing = h("div", { class: "typing", "aria-live": "polite" });
+  const alert = h("div", { class: "alert", role: "alert", hidden: true });
+  const input = h("textarea", { rows: "1", "aria-label": t.placeholder, placeholder: t.placeholder, maxlength: "8000" });
+  const compose = h("form", { class: "compose" }, input, h("button", { class: "primary", type: "submit" }, t.send));
+  const nameIn = h("input", { name: "name", autocomplete: "name", required: true, maxlength: "120" });
+  const emailIn = h("input", { name: "email", type: "email", autocomplete: "email", maxlength: "254" });
+  const prechat = h(
+    "form",
+    { class: "prechat", hidden: true },
+    h("p", {}, t.prechatIntro),
+    h("label", {}, t.name, nameIn),
+    h("label", {}, t.email, emailIn),
+    h("button", { class: "primary", type: "submit" }, t.start),
+  );
+  const closeBtn = h("button", { class: "x", type: "button", "aria-label": t.close }, "×");
+  const title = h("h2", { id: "dg-title" }, t.title);
+  const panel = h(
+    "section",
+    { class: "panel", id: "dg-panel", role: "dialog", "aria-labelledby": "dg-title", hidden: true },
+    h("header", {}, title, closeBtn),
+    state,
+    notice,
+    prechat,
+    log,
+    typing,
+    alert,
+    compose,
+  );
+  const root = h("div", { class: "root", dir: isRtl(lang) ? "rtl" : "ltr", lang }, panel, launcher);
+  shadow.append(root);
+
+  // --- state --------------------------------------------------------------------------------
+  let conversation: number | null = null;
+  let ticketStatus = "";
+  let agentName = "";
+  let customerRead = 0; // the last seq the customer has seen
+  let agentRead = 0; // the last seq the agent has seen
+  let unread = 0;
+  let open = false;
+  const bySeq = new Map<number, Msg>();
+  const pending = new Map<string, Msg>(); // own messages not yet in the conversation
+  let socket: DeskSocket | null = null;
+  let typingTimer: number | undefined;
+  let typingSentAt = 0;
+  let typingClear: number | undefined;
+
+  const saved = (() => {
+    try {
+      return JSON.parse(sessionStorage.getItem(storeKey) || "null") as { token: string; conversation?: number } | null;
+    } catch {
+      return null;
+    }
+  })();
+  let token: string | null = saved?.token ?? null;
+
+  async function visitor(name?: string, email?: string): Promise<string> {
+    const body: Record<string, string> = { site_key: site };
+    if (data.identityToken) body.identity_token = data.identityToken;
+    if (name) body.name = name;
+    if (email) body.email = email;
+    const r = await fetch(`${base}/api/visitor`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    if (!r.ok) throw new Error(`visitor ${r.status}`);
+    const v = await r.json();
+    // sessionStorage (this tab only) keeps the conversation across reloads of the page without
+    // leaving a long-lived customer credential behind in the browser after the tab is closed.
+    sessionStorage.setItem(storeKey, JSON.stringify({ token: v.visitor_token }));
+    return v.visitor_token;
+  }
+
+  function remember(): void {
+    if (token && conversation) sessionStorage.setItem(storeKey, JSON.stringify({ token, conversation }));
+  }
+
+  // --- rendering ----------------------------------------------------------------------------
+  function render(): void {
+    const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+    clear(log);
+    const all = [...[...bySeq.values()].sort((a, b) => a.seq! - b.seq!), ...pending.values()];
+    for (const m of all) log.append(item(m));
+    if (atBottom || all.length < 3) log.scrollTop = log.scrollHeight;
+    unread = open && document.visibilityState === "visible" ? 0 : unread;
+    badge.textContent = String(unread);
+    badge.hidden = unread === 0;
+    launcherSr.textContent = unread ? `, ${t.unread(unread)}` : "";
+  }
+
+  function item(m: Msg): HTMLDivElement {
+    if (m.kind === "system" && !m.blocked) return h("div", { class: "msg sys" }, m.text);
+    if (m.blocked || m.status === "withheld") {
+      return h("div", { class: m.kind === "customer" ? "msg me withheld" : "msg withheld" }, m.status === "withheld" ? t.cardServer : t.withheld);
+    }
+    const me = m.kind === "customer";
+    let status = "";
+    if (me) status = m.status === "sending" ? t.sending : m.seq && m.seq <= agentRead ? t.read : t.sent;
+    return h(
+      "div",
+      { class: me ? "msg me" : "msg", "data-seq": m.seq ?? "" },
+      h("span", { class: "sr" }, `${me ? t.you : m.name}: `),
+      !me && h("span", { class: "who", "aria-hidden": "true" }, m.name),
+      m.text,
+      h("span", { class: "meta" }, [clock(m.at), status].filter(Boolean).join(" · ")),
+    );
+  }
+
+  function showState(s: ConnState): void {
+    const text: Record<ConnState, string> = {
+      connecting: t.connecting,
+      online: t.online,
+      reconnecting: t.reconnecting,
+      offline: t.offline,
+      closed: t.closed,
+    };
+    state.textContent = text[s];
+    state.className = s === "online" ? "state" : "state warn";
+    root.dataset.state = s;
+  }
+
+  // Whether an agent is online, asked when the widget opens and every 30 s while nobody has
+  // taken the conversation; unknown (null) until the first answer.
+  let agentsOnline: boolean | null = null;
+  async function presence(): Promise<void> {
+    try {
+      const r = await fetch(`${base}/api/sites/${encodeURIComponent(site)}/presence`);
+      if (r.ok) agentsOnline = (await r.json()).agents_online;
+    } catch {
+      /* unknown: say nothing */
+    }
+    showNotice();
+  }
+  setInterval(() => {
+    if (open && (ticketStatus === "" || ticketStatus === "queued")) presence();
+  }, 30_000);
+
+  function showNotice(): void {
+    const unstaffed = agentsOnline === false && (ticketStatus === "" || ticketStatus === "queued");
+    const text = unstaffed ? t.noAgent : ticketStatus === "queued" ? t.waiting : ticketStatus === "resolved" ? t.resolved : agentName ? t.joined(agentName) : "";
+    notice.textContent = text;
+    notice.hidden = !text;
+  }
+
+  function markRead(): void {
+    if (!open || document.visibilityState !== "visible" || !socket) return;
+    let last = 0;
+    for (const m of bySeq.values()) if (m.kind !== "customer" && m.seq! > last) last = m.seq!;
+    if (last > customerRead) {
+      customerRead = last;
+      socket.sendLossy({ type: "read", seq: last });
+    }
+    unread = 0;
+    render();
+  }
+
+  // --- protocol -----------------------------------------------------------------------------
+  function onFrame(f: Frame): void {
+    switch (f.type) {
+      case "welcome":
+        if (f.conversation) {
+          conversation = f.conversation.conversation;
+          ticketStatus = f.conversation.status;
+          agentRead = Math.max(agentRead, f.conversation.agent_read_seq || 0);
+          customerRead = Math.max(customerRead, f.conversation.customer_read_seq || 0);
+          remember();
+          if (!socket!.lastSeq.has(conversation!)) {
+            // History only comes through hello.resume: say hello again, resuming from 0.
+            socket!.lastSeq.set(conversation!, 0);
+            socket!.resync();
+            return;
+          }
+        }
+        showNotice();
+        break;
+      case "message": {
+        if (!socket!.accept(f.conversation, f.seq)) return;
+        if (conversation !== f.conversation) {
+          conversation = f.conversation;
+          remember();
+        }
+        const m: Msg = { seq: f.seq, kind: f.from.kind, name: f.from.name, text: f.text, at: f.at, blocked: f.blocked };
+        if (f.client_id && pending.has(f.client_id)) pending.delete(f.client_id);
+        bySeq.set(f.seq, m);
+        if (m.kind === "agent") {
+          agentName = f.from.name;
+          typing.textContent = "";
+          if (!open || document.visibilityState !== "visible") unread++;
+        }
+        render();
+        markRead();
+        break;
+      }
+      case "ack": {
+        const m = pending.get(f.client_id);
+        if (m) {
+          m.status = "sent";
+          m.seq = f.seq;
+          m.at = f.at;
+          conversation = f.conversation;
+        }
+        render();
+        break;
+      }
+      case "blocked": {
+        const m = pending.get(f.client_id);
+        if (m) {
+          m.status = "withheld";
+          if (f.seq) {
+            pending.delete(f.client_id);
+            if (!bySeq.has(f.seq)) bySeq.set(f.seq, { seq: f.seq, kind: "customer", name: t.you, text: "", status: "withheld" });
+          }
+        }
+        showAlert(f.message || t.cardServer);
+        render();
+        break;
+      }
+      case "ticket":
+        ticketStatus = f.ticket.status;
+        agentName = f.ticket.agent?.name ?? "";
+        conversation = f.ticket.conversation ?? conversation;
+        showNotice();
+        break;
+      case "typing":
+        if (f.from?.kind === "agent") {
+          typing.textContent = f.active ? t.typing(f.from.name) : "";
+          clearTimeout(typingClear);
+          if (f.active) typingClear = setTimeout(() => (typing.textContent = ""), 6000) as unknown as number;
+        }
+        break;
+      case "read":
+        if (f.by === "agent") {
+          agentRead = Math.max(agentRead, f.seq);
+          render();
+        }
+        break;
+      case "error": {
+        const m = f.ref ? pending.get(f.ref) : undefined;
+        if (m && f.code !== "unavailable") {
+          // Refused for good (e.g. too long): give the text back rather than lose it.
+          pending.delete(f.ref);
+          if (!input.value) input.value = m.text;
+          render();
+        }
+        showAlert(f.code === "unavailable" ? t.failed : f.message || t.failed);
+        break;
+      }
+    }
+  }
+
+  function showAlert(text: string): void {
+    alert.textContent = text;
+    alert.hidden = false;
+  }
+
+  function connect(): void {
+    if (socket) return;
+    state.hidden = false;
+    socket = new DeskSocket({
+      url: wsUrl(base, "/ws/customer"),
+      token: async () => token ?? (token = await visitor()),
+      onFrame,
+      onState: showState,
+      onFatal: (code) => {
+        if (code === 4001) {
+          // The visitor token expired or is unknown: start over as a new visitor.
+          sessionStorage.removeItem(storeKey);
+          token = null;
+          socket = null;
+          connect();
+        }
+      },
+    });
+    if (saved?.conversation && saved.token === token) socket.lastSeq.set(saved.conversation, 0);
+    socket.start();
+  }
+
+  function send(text: string): boolean {
+    const verdict = screenMessage(text);
+    if (verdict.blocked) {
+      showAlert(t.cardLocal);
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+      return false;
+    }
+    alert.hidden = true;
+    input.removeAttribute("aria-invalid");
+    const id = clientId();
+    const m: Msg = { clientId: id, kind: "customer", name: t.you, text, status: "sending" };
+    pending.set(id, m);
+    socket!.sendReliable({ type: "send", client_id: id, text });
+    socket!.sendLossy({ type: "typing", active: false });
+    clearTimeout(typingTimer);
+    typingSentAt = 0;
+    render();
+    return true;
+  }
+
+  // --- interaction --------------------------------------------------------------------------
+  function setOpen(v: boolean): void {
+    open = v;
+    panel.hidden = !v;
+    launcher.setAttribute("aria-expanded", String(v));
+    if (v) {
+      const needForm = !token && data.prechat === "on";
+      prechat.hidden = !needForm;
+      compose.hidden = needForm;
+      log.hidden = needForm;
+      if (!needForm) connect();
+      presence();
+      (needForm ? nameIn : input).focus();
+      markRead();
+    } else {
+      launcher.focus();
+    }
+  }
+
+  launcher.addEventListener("click", () => setOpen(!open));
+  closeBtn.addEventListener("click", () => setOpen(false));
+  root.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && open) {
+      e.preventDefault();
+      setOpen(false);
+    }
+  });
+  prechat.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    token = await visitor(nameIn.value, emailIn.value);
+    prechat.hidden = true;
+    compose.hidden = false;
+    log.hidden = false;
+    connect();
+    input.focus();
+  });
+  compose.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const text = input.value.trim();
+    if (!text) return;
+    if (send(text)) input.value = "";
+  });
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      compose.requestSubmit();
+    }
+  });
+  input.addEventListener("input", () => {
+    // Editing answers the last warning: take it away so it is not read out again.
+    if (!alert.hidden && input.getAttribute("aria-invalid") === "true") {
+      alert.hidden = true;
+      input.removeAttribute("aria-invalid");
+    }
+    if (!socket) return;
+    const now = Date.now();
+    if (now - typingSentAt > 3000) {
+      typingSentAt = now;
+      socket.sendLossy({ type: "typing", active: true });
+    }
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(() => {
+      typingSentAt = 0;
+      socket?.sendLossy({ type: "typing", active: false });
+    }, 4000) as unknown as number;
+  });
+  document.addEventListener("visibilitychange", markRead);
+
+  document.body.append(host);
+  showState("connecting");
+  // A returning visitor (reload in the same tab) reconnects at once so the badge counts replies.
+  if (token) connect();
+
+  (window as any).DeskgateWidget = Object.freeze({
+    open: () => setOpen(true),
+    close: () => setOpen(false),
+    version: "1",
+  });
+}
+
+if (document.body) boot();
+else document.addEventListener("DOMContentLoaded", boot);

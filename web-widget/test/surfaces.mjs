@@ -1,0 +1,161 @@
+// Every surface on its own: the widget in Persian (right to left), the pre-chat form, the
+// widget used with the keyboard alone, the agent console's login, and the supervisor's live
+// dashboard; axe-core on each, a screenshot of each.
+import { run, page, axe, shot, staffLogin, check, BASE } from "./lib.mjs";
+
+const shadow = (p, fn) => p.evaluate(fn);
+
+await run(async (browser) => {
+  // Persian: right to left, launcher on the left, strings translated.
+  const fa = await browser.newContext({ viewport: { width: 1000, height: 720 }, locale: "fa-IR" });
+  const pfa = await page(fa);
+  await pfa.goto(BASE + "/demo?lang=fa");
+  await pfa.locator(".launcher").click();
+  await pfa.locator("textarea").waitFor();
+  const layout = await shadow(pfa, () => {
+    const root = document.querySelector("[data-deskgate]").shadowRoot.querySelector(".root");
+    const panel = root.querySelector(".panel").getBoundingClientRect();
+    return { dir: root.getAttribute("dir"), lang: root.getAttribute("lang"), left: panel.left, right: innerWidth - panel.right, computed: getComputedStyle(root.querySelector("textarea")).direction };
+  });
+  check(layout.dir === "rtl" && layout.lang === "fa" && layout.computed === "rtl", "the Persian widget lays out right to left");
+  check(layout.left < layout.right, "the Persian widget opens on the left of the page");
+  check(await pfa.locator(".launcher").innerText() === "گفتگو با ما", "the launcher speaks Persian");
+  await pfa.locator(".notice", { hasText: "هیچ پشتیبانی آنلاین نیست" }).waitFor();
+  check(true, "with no agent online the widget says so (we will reply by email)");
+  await pfa.locator("textarea").fill("سلام، سفارش من دیر شده است");
+  await pfa.locator("textarea").press("Enter");
+  await pfa.locator(".msg.me .meta", { hasText: "ارسال شد" }).waitFor();
+  check(true, "a Persian message is sent and marked sent in Persian");
+  await shot(pfa, "widget-fa");
+  await axe(pfa, "widget in Persian");
+  await fa.close();
+
+  // Without a language on the script tag or the page, the browser's language decides.
+  for (const [locale, word] of [["ru-RU", "Написать нам"], ["zh-CN", "联系我们"]]) {
+    const ctx = await browser.newContext({ locale });
+    const p = await page(ctx);
+    // A host page that declares no language, served on the gateway's origin by the browser.
+    await p.route(BASE + "/host-without-lang", (r) =>
+      r.fulfill({ contentType: "text/html", body: `<!doctype html><title>host</title><p>Host page</p><script src="/widget.js" data-site="demo"></script>` }),
+    );
+    await p.goto(BASE + "/host-without-lang");
+    check((await p.locator(".launcher").innerText()) === word, `with the browser in ${locale} the widget says ${word}`);
+    await ctx.close();
+  }
+  const zh = await browser.newContext({ viewport: { width: 1000, height: 720 } });
+  const pzh = await page(zh);
+  await pzh.goto(BASE + "/demo?lang=zh");
+  await pzh.locator(".launcher").click();
+  await pzh.locator("textarea").waitFor();
+  check((await pzh.locator("textarea").getAttribute("placeholder")) === "输入消息", "the page's language (zh) wins over the browser's");
+  await shot(pzh, "widget-zh");
+  await zh.close();
+
+  // A phone: the open widget fits the screen.
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const pp = await page(phone);
+  await pp.goto(BASE + "/demo");
+  await pp.locator(".launcher").click();
+  await pp.locator("textarea").waitFor();
+  const box = await pp.evaluate(() => {
+    const r = document.querySelector("[data-deskgate]").shadowRoot.querySelector(".panel").getBoundingClientRect();
+    return { left: r.left, right: r.right, top: r.top, width: innerWidth };
+  });
+  check(box.left >= 0 && box.right <= box.width && box.top >= 0, `on a phone the open widget fits the screen (${JSON.stringify(box)})`);
+  await shot(pp, "widget-phone");
+  await phone.close();
+
+  // Keyboard only, with the pre-chat form on.
+  const kb = await browser.newContext({ viewport: { width: 1000, height: 720 } });
+  const pk = await page(kb);
+  await pk.goto(BASE + "/demo?prechat=on");
+  let onLauncher = false;
+  for (let i = 0; i < 20 && !onLauncher; i++) {
+    await pk.keyboard.press("Tab");
+    onLauncher = await pk.evaluate(() => document.querySelector("[data-deskgate]")?.shadowRoot.activeElement?.classList.contains("launcher") ?? false);
+  }
+  check(onLauncher, "Tab reaches the launcher");
+  await pk.keyboard.press("Enter");
+  const focused = () => pk.evaluate(() => {
+    const a = document.querySelector("[data-deskgate]").shadowRoot.activeElement;
+    return a ? `${a.tagName}.${a.getAttribute("name") || a.className}` : "";
+  });
+  check((await focused()) === "INPUT.name", "opening with Enter puts focus on the pre-chat name field");
+  await shot(pk, "widget-prechat");
+  await axe(pk, "widget pre-chat form");
+  await pk.keyboard.type("Ada Lovelace");
+  await pk.keyboard.press("Tab");
+  await pk.keyboard.type("ada@example.com");
+  await pk.keyboard.press("Enter");
+  await pk.waitForFunction(() => document.querySelector("[data-deskgate]").shadowRoot.activeElement?.tagName === "TEXTAREA");
+  check(true, "submitting the form moves focus to the message field");
+  await pk.keyboard.type("Typed without a mouse");
+  await pk.keyboard.press("Enter");
+  await pk.locator(".msg.me .meta", { hasText: "Sent" }).waitFor();
+  check(true, "a message is sent with the keyboard alone");
+  await pk.keyboard.press("Escape");
+  check((await focused()).startsWith("BUTTON.launcher"), "Escape closes the widget and returns focus to the launcher");
+  const live = await pk.evaluate(() => {
+    const log = document.querySelector("[data-deskgate]").shadowRoot.querySelector("[role=log]");
+    return log?.getAttribute("aria-live");
+  });
+  check(live === "polite", "new messages are announced through a polite live region");
+
+  // The console's login, then the queue with the waiting ticket.
+  const agentCtx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const agent = await page(agentCtx);
+  await agent.goto(BASE + "/console");
+  await agent.locator("#login-user").waitFor();
+  await axe(agent, "console login");
+  await shot(agent, "console-login");
+  await agent.fill("#login-user", "grace");
+  await agent.fill("#login-pass", "wrong password");
+  await agent.click("form.login button[type=submit]");
+  await agent.locator(".error", { hasText: "Wrong username or password" }).waitFor();
+  check(true, "a wrong password is refused with a plain message");
+  await staffLogin(agent, "/console", "grace");
+  await agent.locator(".qitem", { hasText: "Typed without a mouse" }).waitFor();
+  check(await agent.evaluate(() => localStorage.length === 0), "the session token is not kept in localStorage");
+  await shot(agent, "console-queue");
+  await axe(agent, "console with a queued ticket");
+
+  // The supervisor's dashboard.
+  const supCtx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const sup = await page(supCtx);
+  await staffLogin(sup, "/supervisor", "sam");
+  const tile = (name) => sup.locator(`[data-tile=${name}]`).innerText();
+  await sup.waitForFunction(() => /^[0-9]+$/.test(document.querySelector("[data-tile=depth]").textContent));
+  const before = Number(await tile("depth"));
+  check(before >= 2, `the dashboard shows the queue depth (${before})`);
+  await sup.locator(".card svg.svgchart rect.cap").first().waitFor();
+  check(true, "the dashboard draws the agents' load");
+  // A claim shows up without reloading: the staff socket's queue events refresh the figures.
+  await agent.locator(".qitem").first().getByRole("button", { name: /Claim/ }).click();
+  await sup.waitForFunction((n) => document.querySelector("[data-tile=depth]").textContent === String(n), before - 1);
+  await sup.waitForFunction(() => document.querySelector("[data-tile=assigned]").textContent === "1");
+  check(true, "a claim moves the dashboard's figures live");
+
+  // Several chats at once, keyboard shortcuts, notes, transfer back to the queue.
+  await agent.keyboard.press("Alt+c");
+  await agent.waitForFunction(() => document.querySelectorAll("[role=tab]").length === 2);
+  check(true, "Alt+C claims the next ticket into a second tab");
+  await agent.keyboard.press("Alt+1");
+  check((await agent.locator("[role=tab]").first().getAttribute("aria-selected")) === "true", "Alt+1 switches to the first chat");
+  await agent.keyboard.press("Alt+2");
+  check((await agent.locator("[role=tab]").nth(1).getAttribute("aria-selected")) === "true", "Alt+2 switches to the second chat");
+  await agent.keyboard.press("Alt+n");
+  check(await agent.evaluate(() => document.activeElement?.classList.contains("note-input")), "Alt+N focuses the note field");
+  await agent.keyboard.type("Asked twice about the same parcel");
+  await agent.locator(".chat:not([hidden]) .note-form button").click();
+  await agent.locator(".chat:not([hidden]) .notes li", { hasText: "Asked twice about the same parcel" }).waitFor();
+  check(true, "an internal note is saved and listed");
+  await shot(agent, "console-tabs");
+  await agent.locator(".chat:not([hidden]) [data-action=transfer]").click();
+  await agent.waitForFunction(() => document.querySelectorAll("[role=tab]").length === 1);
+  await agent.locator(".qitem").first().waitFor();
+  check(true, "transfer back to the queue closes the tab and requeues the ticket");
+  await sup.waitForFunction(() => document.querySelector("[data-tile=depth]").textContent === "1");
+  check(true, "the dashboard sees the ticket back in the queue");
+  await shot(sup, "supervisor");
+  await axe(sup, "supervisor console");
+});
