@@ -10,6 +10,8 @@
 //!   (in-process embedded); [`hub`]: fan-out to this node's connections.
 //! - [`api`]: the REST API; [`auth`]: passwords, tokens, signed identities; [`sites`]:
 //!   embedding sites; [`bootstrap`]: the first admin.
+//! - [`stepup`]: step-up verification of customers before sensitive actions, and the staff
+//!   second factor (TOTP, recovery codes), on the `verify` crate.
 //! - [`app`]: shared state; [`server`]: routes and `run`; [`config`]; [`clock`]; [`metrics`].
 
 pub mod api;
@@ -27,6 +29,7 @@ pub mod protocol;
 pub mod screen;
 pub mod server;
 pub mod sites;
+pub mod stepup;
 pub mod store;
 pub mod ws;
 

@@ -145,6 +145,15 @@ pub fn matching_step(
     Ok(found)
 }
 
+/// A seed from its base32 form (as shown at enrolment), for tools that act as an
+/// authenticator.
+pub fn seed_from_base32(encoded: &str) -> Option<Seed> {
+    totp_rs::Secret::Encoded(encoded.trim().to_string())
+        .to_bytes()
+        .ok()
+        .map(Seed::from_bytes)
+}
+
 /// The current code of a seed; for tests and for tools that act as an authenticator.
 pub fn code_at(seed: &Seed, unix_secs: u64) -> String {
     Generator::staff(seed).code(unix_secs / PERIOD)
@@ -243,6 +252,8 @@ mod tests {
             "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
         );
         assert_eq!(format!("{seed:?}"), "Seed(***)");
+        let back = seed_from_base32(e.secret_base32.expose_secret()).unwrap();
+        assert_eq!(back.expose(), SEED_SHA1);
     }
 
     #[test]
