@@ -253,6 +253,14 @@ impl TestApp {
         response(req.send().await.expect("DELETE")).await
     }
 
+    pub async fn delete_with(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut req = self.http.delete(self.url(path)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        response(req.send().await.expect("DELETE")).await
+    }
+
     /// Creates the first admin through the bootstrap endpoint (first call) and logs in.
     pub async fn admin(&self) -> Staff {
         let secret = self.bootstrap_secret();

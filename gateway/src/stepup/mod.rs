@@ -62,6 +62,10 @@ pub enum StepUpError {
     VerificationRequired(String),
     #[error("a code is six digits")]
     BadCode,
+    /// The challenge was no longer pending when the code arrived (approved by an earlier
+    /// check, expired, canceled by a newer one, or out of attempts); nothing changed.
+    #[error("this verification is {0}; ask the agent for a new code")]
+    NotPending(ChallengeState),
     /// Staff second factor: wrong, replayed, or missing code (indistinguishable on purpose).
     #[error("the code is not valid")]
     WrongFactor,
@@ -125,6 +129,7 @@ impl StepUpError {
             StepUpError::Resend(r) => (C::Conflict, r.to_string()),
             StepUpError::VerificationRequired(_) => (C::VerificationRequired, self.to_string()),
             StepUpError::BadCode => (C::InvalidFrame, self.to_string()),
+            StepUpError::NotPending(_) => (C::Conflict, self.to_string()),
             StepUpError::WrongFactor => (C::Unauthenticated, self.to_string()),
             StepUpError::RetryLater(_) => (C::RetryLater, self.to_string()),
             StepUpError::Conflict(m) => (C::Conflict, (*m).to_string()),
@@ -500,12 +505,12 @@ impl StepUp {
                 attempts_left: 0,
                 verified_until: None,
             },
-            CheckOutcome::NotPending(state) => CheckReply {
-                challenge: c.id,
-                state,
-                attempts_left: 0,
-                verified_until: None,
-            },
+            CheckOutcome::NotPending(state) => {
+                ev.kind = Some(Kind::VerificationFailed);
+                ev.detail = Some("challenge not pending");
+                record(&ev);
+                return Err(StepUpError::NotPending(state));
+            }
         };
         let counted_wrong = matches!(
             outcome,
@@ -516,9 +521,6 @@ impl StepUp {
             CheckOutcome::MaxAttempts => Kind::VerificationMaxAttempts,
             _ => Kind::VerificationFailed,
         });
-        if matches!(outcome, CheckOutcome::NotPending(_)) {
-            ev.detail = Some("challenge not pending");
-        }
         record(&ev);
         if counted_wrong {
             let failures = self
@@ -530,13 +532,11 @@ impl StepUp {
                     .await;
             }
         }
-        if !matches!(outcome, CheckOutcome::NotPending(_)) {
-            if let (Ok(ticket), Ok(now)) = (
-                self.store.ticket(TicketId(c.ticket)).await,
-                self.vs().challenge(c.id).await,
-            ) {
-                self.announce_state(&ticket, &now).await;
-            }
+        if let (Ok(ticket), Ok(now)) = (
+            self.store.ticket(TicketId(c.ticket)).await,
+            self.vs().challenge(c.id).await,
+        ) {
+            self.announce_state(&ticket, &now).await;
         }
         Ok(reply)
     }

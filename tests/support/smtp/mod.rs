@@ -10,6 +10,8 @@ use std::time::Duration;
 
 pub struct SmtpServer {
     pub port: u16,
+    cert: PathBuf,
+    key: PathBuf,
     /// The certificate the server presents; the gateway is told to trust it.
     pub ca_file: PathBuf,
     maildir: PathBuf,
@@ -62,6 +64,8 @@ impl SmtpServer {
             ])
             .args(["-subj", "/CN=127.0.0.1"])
             .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+            // An end-entity certificate: rustls refuses a CA certificate presented by a server.
+            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
             .arg("-keyout")
             .arg(&key)
             .arg("-out")
@@ -77,39 +81,43 @@ impl SmtpServer {
         // A port taken between our probe and the server's bind: try again with another.
         for _ in 0..5 {
             let port = free_port();
-            let mut cmd = Command::new(python());
-            cmd.arg(&script)
-                .arg("--port")
-                .arg(port.to_string())
-                .arg("--maildir")
-                .arg(&maildir)
-                .arg("--cert")
-                .arg(&cert)
-                .arg("--key")
-                .arg(&key)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null());
-            if refuse {
-                cmd.arg("--refuse");
-            }
-            let mut child = cmd.spawn().expect("start the SMTP server");
-            let stdout = child.stdout.take().expect("stdout");
-            let mut line = String::new();
-            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
-            if line.trim() == "ready" {
+            if let Some(child) = launch(&script, port, &maildir, &cert, &key, refuse) {
                 return SmtpServer {
                     port,
-                    ca_file: cert,
+                    ca_file: cert.clone(),
+                    cert,
+                    key,
                     maildir,
                     child,
                     _dir: dir,
                 };
             }
-            let _ = child.kill();
-            let _ = child.wait();
         }
         panic!("the SMTP server did not start");
+    }
+
+    /// Stops the server: its port then refuses connections.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port with the same certificate.
+    pub async fn restart(&mut self, refuse: bool) {
+        self.stop();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("support/smtp/server.py");
+        let (port, maildir, cert, key) = (
+            self.port,
+            self.maildir.clone(),
+            self.cert.clone(),
+            self.key.clone(),
+        );
+        self.child = tokio::task::spawn_blocking(move || {
+            launch(&script, port, &maildir, &cert, &key, refuse)
+        })
+        .await
+        .expect("restart")
+        .expect("the SMTP server restarts on its port");
     }
 
     /// Every message received so far, oldest first.
@@ -165,4 +173,41 @@ pub fn code_in(mail: &str) -> String {
         .collect();
     assert_eq!(code.len(), 6, "code in {mail}");
     code
+}
+
+/// Starts server.py and waits for its "ready"; `None` if it did not come up (port taken).
+fn launch(
+    script: &Path,
+    port: u16,
+    maildir: &Path,
+    cert: &Path,
+    key: &Path,
+    refuse: bool,
+) -> Option<Child> {
+    let mut cmd = Command::new(python());
+    cmd.arg(script)
+        .arg("--port")
+        .arg(port.to_string())
+        .arg("--maildir")
+        .arg(maildir)
+        .arg("--cert")
+        .arg(cert)
+        .arg("--key")
+        .arg(key)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if refuse {
+        cmd.arg("--refuse");
+    }
+    let mut child = cmd.spawn().expect("start the SMTP server");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+    if line.trim() == "ready" {
+        return Some(child);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }

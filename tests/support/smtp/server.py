@@ -21,7 +21,9 @@ class Handler:
     def __init__(self, maildir, refuse):
         self.maildir = maildir
         self.refuse = refuse
-        self.counter = itertools.count(1)
+        # Carry on after messages of an earlier run on the same directory (a restart).
+        done = [f for f in os.listdir(maildir) if f.endswith(".eml")]
+        self.counter = itertools.count(len(done) + 1)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.refuse:
