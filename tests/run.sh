@@ -9,4 +9,11 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 
+# The step-up tests send code emails to a real SMTP server: aiosmtpd from PyPI, in a venv.
+if [ -z "${DESKGATE_TEST_PYTHON:-}" ] && ! target/smtp-venv/bin/python -c "import aiosmtpd" >/dev/null 2>&1; then
+  echo "installing aiosmtpd from PyPI into target/smtp-venv" >&2
+  python3 -m venv target/smtp-venv
+  target/smtp-venv/bin/pip install --quiet aiosmtpd
+fi
+
 cargo nextest run --workspace --no-fail-fast
