@@ -81,8 +81,9 @@ pub struct ServeArgs {
     #[arg(long, env = "DESKGATE_STORE_BUSY_TIMEOUT", value_parser = humantime::parse_duration)]
     pub store_busy_timeout: Option<Duration>,
 
+    /// Boxed: these flags would otherwise make every `ServeArgs` value large.
     #[command(flatten)]
-    pub verification: crate::stepup::config::VerificationArgs,
+    pub verification: Box<crate::stepup::config::VerificationArgs>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, ValueEnum)]
