@@ -24,5 +24,11 @@ if [ ! -f "$lock" ] || [ web-widget/package-lock.json -nt "$lock" ]; then
   echo "installing the web-widget's npm packages" >&2
   (cd web-widget && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
 fi
+# The step-up tests send code emails to a real SMTP server: aiosmtpd from PyPI, in a venv.
+if [ -z "${DESKGATE_TEST_PYTHON:-}" ] && ! target/smtp-venv/bin/python -c "import aiosmtpd" >/dev/null 2>&1; then
+  echo "installing aiosmtpd from PyPI into target/smtp-venv" >&2
+  python3 -m venv target/smtp-venv
+  target/smtp-venv/bin/pip install --quiet aiosmtpd
+fi
 
 cargo nextest run --workspace --no-fail-fast

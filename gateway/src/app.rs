@@ -8,6 +8,7 @@ use crate::desk::Desk;
 use crate::hub::{Hub, Registry};
 use crate::metrics::Metrics;
 use crate::sites::Sites;
+use crate::stepup::StepUp;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 use std::sync::Arc;
@@ -22,6 +23,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     pub sites: Arc<Sites>,
+    /// Step-up verification and staff second factors.
+    pub stepup: Arc<StepUp>,
     /// Cancelled when the gateway shuts down; every connection task watches it.
     pub shutdown: CancellationToken,
     /// The connection tasks, so shutdown can wait for them to close cleanly.
@@ -45,6 +48,13 @@ impl App {
         let metrics = Arc::new(Metrics::default());
         let registry = Arc::new(Registry::default());
         let hub = Hub::new(registry.clone(), Arc::new(MemoryBus::new(registry)));
+        let stepup = Arc::new(StepUp::new(
+            config.verification.clone(),
+            &config.data,
+            store.clone(),
+            hub.clone(),
+            clock.clone(),
+        )?);
         let desk = Arc::new(Desk::new(
             store.clone(),
             hub,
@@ -59,6 +69,7 @@ impl App {
             clock,
             metrics,
             sites,
+            stepup,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
         })

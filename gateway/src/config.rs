@@ -80,6 +80,10 @@ pub struct ServeArgs {
     /// How long a write waits for a locked database before the sender gets `unavailable` [default: 5s]
     #[arg(long, env = "DESKGATE_STORE_BUSY_TIMEOUT", value_parser = humantime::parse_duration)]
     pub store_busy_timeout: Option<Duration>,
+
+    /// Boxed: these flags would otherwise make every `ServeArgs` value large.
+    #[command(flatten)]
+    pub verification: Box<crate::stepup::config::VerificationArgs>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, ValueEnum)]
@@ -136,6 +140,8 @@ struct FileConfig {
     store_busy_timeout: Option<Duration>,
     #[serde(default)]
     sites: Vec<SiteConfig>,
+    #[serde(default)]
+    verification: Option<crate::stepup::config::VerificationFile>,
 }
 
 /// The settings the server runs with, after all sources are merged.
@@ -153,6 +159,8 @@ pub struct Config {
     pub store_busy_timeout: Duration,
     /// Sites from the config file; a `demo` site is added when none is configured.
     pub sites: Vec<SiteConfig>,
+    /// Step-up verification and staff second factors (`[verification]`).
+    pub verification: crate::stepup::config::VerificationConfig,
 }
 
 /// Limits of one WebSocket connection.
@@ -197,6 +205,7 @@ impl Default for Config {
             visitor_ttl: Duration::from_secs(30 * 24 * 3600),
             store_busy_timeout: Duration::from_secs(5),
             sites: Vec::new(),
+            verification: Default::default(),
         }
     }
 }
@@ -234,6 +243,9 @@ impl Config {
               reopen_window, auto_assign, default_capacity);
         c.public_url = args.public_url.clone().or(file.public_url);
         c.sites = file.sites;
+        c.verification =
+            crate::stepup::config::VerificationConfig::load(&args.verification, file.verification)
+                .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
         c.validate()?;
         Ok(c)
     }

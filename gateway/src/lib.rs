@@ -10,6 +10,8 @@
 //!   (in-process embedded); [`hub`]: fan-out to this node's connections.
 //! - [`api`]: the REST API; [`auth`]: passwords, tokens, signed identities; [`sites`]:
 //!   embedding sites; [`bootstrap`]: the first admin.
+//! - [`stepup`]: step-up verification of customers before sensitive actions, and the staff
+//!   second factor (TOTP, recovery codes), on the `verify` crate.
 //! - [`web`]: the embedded widget, demo page and consoles (built from `web-widget/`).
 //! - [`app`]: shared state; [`server`]: routes and `run`; [`config`]; [`clock`]; [`metrics`].
 
@@ -29,6 +31,7 @@ pub mod protocol;
 pub mod screen;
 pub mod server;
 pub mod sites;
+pub mod stepup;
 pub mod store;
 pub mod web;
 pub mod ws;

@@ -161,6 +161,11 @@ fn print_banner(config: &Config, bound: std::net::SocketAddr, bootstrap: Option<
         );
         println!();
         println!("or, from a shell on this machine: deskgate user add --data {} --username admin --role admin", config.data.display());
+        println!();
+        println!(
+            "Admins, supervisors and approvers enrol a second factor (TOTP) at their first login:"
+        );
+        println!("POST /api/session answers with mfa_enrolment_required, then POST /api/me/mfa/totp (docs/verification.md).");
     }
 }
 

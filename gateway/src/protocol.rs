@@ -43,6 +43,13 @@ pub enum ErrorCode {
     Unavailable,
     RateLimited,
     TooLarge,
+    // Step-up verification and staff second factors.
+    VerificationRequired,
+    CannotVerify,
+    MailFailed,
+    Locked,
+    RetryLater,
+    Unauthenticated,
 }
 
 impl ErrorCode {
@@ -58,6 +65,12 @@ impl ErrorCode {
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::TooLarge => "too_large",
+            ErrorCode::VerificationRequired => "verification_required",
+            ErrorCode::CannotVerify => "cannot_verify",
+            ErrorCode::MailFailed => "mail_failed",
+            ErrorCode::Locked => "locked",
+            ErrorCode::RetryLater => "retry_later",
+            ErrorCode::Unauthenticated => "unauthenticated",
         }
     }
 }
@@ -152,10 +165,36 @@ pub enum ClientFrame {
         after: Seq,
     },
     Ping,
+    /// Agent: ask the ticket's customer to verify for an action (a code by email).
+    RequestVerification {
+        ticket: TicketId,
+        action: String,
+    },
+    /// Agent: send a pending challenge's code again.
+    ResendVerification {
+        challenge: i64,
+    },
+    /// Customer: the code from the email. Never a chat message; never shown to staff.
+    Verify {
+        challenge: i64,
+        code: secrecy::SecretString,
+    },
 }
 
 const CLIENT_TYPES: &[&str] = &[
-    "hello", "send", "note", "typing", "read", "claim", "transfer", "resolve", "sync", "ping",
+    "hello",
+    "send",
+    "note",
+    "typing",
+    "read",
+    "claim",
+    "transfer",
+    "resolve",
+    "sync",
+    "ping",
+    "request_verification",
+    "resend_verification",
+    "verify",
 ];
 
 /// A parsed client frame and the `ref` to echo in the reply.
@@ -412,6 +451,46 @@ pub enum ServerFrame<'a> {
         reference: Option<&'a str>,
         code: ErrorCode,
         message: &'a str,
+    },
+    /// To the customer: a code was emailed; answer with `verify`.
+    VerificationRequested {
+        ticket: TicketId,
+        challenge: i64,
+        action: &'a str,
+        expires_at: Timestamp,
+        attempts_left: u32,
+        destination: &'a str,
+    },
+    /// To staff following the ticket: a challenge's state; `approved` with `verified_until`
+    /// is the verified badge.
+    Verification {
+        #[serde(flatten)]
+        verification: &'a crate::stepup::VerificationView,
+    },
+    /// To the customer, in reply to `verify`.
+    VerificationResult {
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a str>,
+        challenge: i64,
+        state: verify::ChallengeState,
+        attempts_left: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        verified_until: Option<Timestamp>,
+    },
+    /// To supervisors and admins: something that needs a person's attention.
+    SecurityAlert {
+        kind: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ticket: Option<TicketId>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        customer: Option<crate::ids::CustomerId>,
+        at: Timestamp,
+        message: &'a str,
+    },
+    /// To staff: a new ticket's first message asks for something risky; verify first.
+    StepUpFlag {
+        ticket: TicketId,
+        phrase: &'a str,
     },
 }
 

@@ -47,6 +47,29 @@ pub fn router(app: App) -> Router {
         )
         .route("/api/queue", get(api::queue::show))
         .route("/api/sites/{key}/presence", get(api::presence::show))
+        .route(
+            "/api/tickets/{id}/verifications",
+            get(api::verification::status).post(api::verification::request),
+        )
+        .route(
+            "/api/verifications/{id}/resend",
+            post(api::verification::resend),
+        )
+        .route(
+            "/api/tickets/{id}/actions",
+            post(api::verification::perform),
+        )
+        .route("/api/me/mfa", get(api::mfa::status))
+        .route(
+            "/api/me/mfa/totp",
+            post(api::mfa::begin).delete(api::mfa::disable),
+        )
+        .route("/api/me/mfa/totp/confirm", post(api::mfa::confirm))
+        .route("/api/me/mfa/recovery-codes", post(api::mfa::recovery_codes))
+        .route(
+            "/api/users/{id}/mfa",
+            axum::routing::delete(api::mfa::reset),
+        )
         .route("/api/openapi.json", get(api::openapi::serve))
         .route("/healthz", get(api::health::live))
         .route("/readyz", get(api::health::ready))

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod smtp;
+
 use anyhow::{anyhow, bail, Context};
 use deskgate::clock::{Clock, ManualClock};
 use deskgate::config::Config;
@@ -68,6 +70,30 @@ impl TestAppBuilder {
     }
     pub fn visitor_ttl(mut self, d: Duration) -> Self {
         self.config.visitor_ttl = d;
+        self
+    }
+    /// Sends code emails through this SMTP server, over STARTTLS, trusting its certificate.
+    pub fn smtp(self, server: &smtp::SmtpServer) -> Self {
+        self.smtp_port(server.port, Some(server.ca_file.clone()))
+    }
+    /// Sends code emails to 127.0.0.1:`port` over STARTTLS (nothing need listen there).
+    pub fn smtp_port(mut self, port: u16, ca_file: Option<PathBuf>) -> Self {
+        self.config.verification.smtp = Some(deskgate::stepup::config::SmtpConfig {
+            host: "127.0.0.1".into(),
+            port,
+            tls: verify::mail::TlsMode::Starttls,
+            username: None,
+            password: None,
+            ca_file,
+        });
+        self.config.verification.company = "ACME".into();
+        self.config.verification.from = "ACME Support <support@acme.test>".into();
+        self
+    }
+    /// Requires a second factor for the roles `deskgate serve` requires it for. Off by default
+    /// in tests, so that tests about other things can log staff in with a password alone.
+    pub fn mfa_required(mut self) -> Self {
+        self.config.verification.mfa_roles = deskgate::stepup::config::ALWAYS_MFA.to_vec();
         self
     }
     /// Any other change to the config.
@@ -141,8 +167,10 @@ pub const PASSWORD: &str = "correct horse battery";
 
 impl TestApp {
     pub fn builder() -> TestAppBuilder {
+        let mut config = Config::default();
+        config.verification.mfa_roles = Vec::new();
         TestAppBuilder {
-            config: Config::default(),
+            config,
             data: None,
             clock: None,
         }
@@ -219,6 +247,14 @@ impl TestApp {
 
     pub async fn delete(&self, path: &str, token: Option<&str>) -> (u16, Value) {
         let mut req = self.http.delete(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        response(req.send().await.expect("DELETE")).await
+    }
+
+    pub async fn delete_with(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut req = self.http.delete(self.url(path)).json(&body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -321,6 +357,23 @@ impl TestApp {
             visitor,
             ws,
         }
+    }
+
+    /// A customer of the demo site with a signed identity carrying `email`: the registered
+    /// address step-up codes go to.
+    pub async fn verified_visitor(&self, sub: &str, email: &str) -> Visitor {
+        use deskgate::clock::Clock;
+        let secret = std::fs::read_to_string(self.data_dir().join("sites/demo.identity-secret"))
+            .expect("the demo site's secret");
+        let exp = self.clock.now().millis() / 1000 + 600;
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &json!({"sub": sub, "name": "Ada Lovelace", "email": email, "exp": exp}),
+            &jsonwebtoken::EncodingKey::from_secret(secret.trim().as_bytes()),
+        )
+        .expect("sign");
+        self.visitor_with(json!({"site_key": "demo", "identity_token": token}))
+            .await
     }
 
     /// Says `hello` with a token the gateway should refuse; returns how the connection ended

@@ -3,12 +3,14 @@
 
 pub mod bootstrap;
 pub mod health;
+pub mod mfa;
 pub mod openapi;
 pub mod presence;
 pub mod queue;
 pub mod session;
 pub mod tickets;
 pub mod users;
+pub mod verification;
 pub mod visitor;
 
 use crate::app::App;
@@ -33,6 +35,8 @@ pub enum ApiError {
     Capacity,
     Invalid(String),
     Unavailable,
+    /// Step-up and second-factor refusals with their own public code (docs/verification.md).
+    Refused(StatusCode, &'static str, String),
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -42,7 +46,9 @@ pub struct ErrorBody {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
-    /// One of: unauthenticated, forbidden, not_found, conflict, capacity, invalid, unavailable.
+    /// One of: unauthenticated, forbidden, not_found, conflict, capacity, invalid, unavailable;
+    /// for step-up and second factors also: verification_required, cannot_verify, mail_failed,
+    /// locked, retry_later, mfa_enrolment_required.
     pub code: &'static str,
     pub message: String,
 }
@@ -73,6 +79,7 @@ impl IntoResponse for ApiError {
                 "unavailable",
                 "the store is unavailable; retry later".to_string(),
             ),
+            ApiError::Refused(status, code, message) => (status, code, message),
         };
         let mut resp = (
             status,

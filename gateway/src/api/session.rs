@@ -17,6 +17,11 @@ pub struct Login {
     pub username: String,
     #[schema(value_type = String, format = Password)]
     pub password: SecretString,
+    /// The current code of the user's authenticator (or a recovery code), for users with a
+    /// second factor.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Password)]
+    pub otp: Option<SecretString>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -25,6 +30,10 @@ pub struct SessionCreated {
     pub token: String,
     pub expires_at: Timestamp,
     pub user: User,
+    /// The role requires a second factor and none is enrolled: this session opens only the
+    /// enrolment endpoints (`/api/me/mfa…`); log in again after confirming.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub mfa_enrolment_required: bool,
 }
 
 /// Log in with username and password.
@@ -32,7 +41,8 @@ pub struct SessionCreated {
     responses(
         (status = 201, body = SessionCreated),
         (status = 400, body = super::ErrorBody),
-        (status = 401, description = "wrong username or password (indistinguishable)", body = super::ErrorBody),
+        (status = 401, description = "wrong username, password or second-factor code (indistinguishable)", body = super::ErrorBody),
+        (status = 429, description = "retry_later: too many wrong second-factor codes", body = super::ErrorBody),
     ))]
 pub async fn login(
     State(app): State<App>,
@@ -56,12 +66,28 @@ pub async fn login(
             return Err(ApiError::Unauthenticated);
         }
     };
+    // The second factor, for users who have one or whose role requires one.
+    let factor = app
+        .stepup
+        .login_factor(&user, login.otp.as_ref())
+        .await
+        .map_err(|e| {
+            tracing::info!(user = user.id.0, "login failed: second factor");
+            ApiError::from(e)
+        })?;
+    let enrolment_only = factor == crate::stepup::mfa::LoginFactor::EnrolmentRequired;
     let (secret, digest) = token::issue(token::Kind::Session);
     let now = app.clock.now();
     let expires_at = now.plus(app.config.session_ttl);
-    app.store
-        .create_session(&digest, user.id, now, expires_at)
-        .await?;
+    if enrolment_only {
+        app.store
+            .create_enrolment_session(&digest, user.id, now, expires_at)
+            .await?;
+    } else {
+        app.store
+            .create_session(&digest, user.id, now, expires_at)
+            .await?;
+    }
     tracing::info!(user = user.id.0, "login");
     Ok((
         StatusCode::CREATED,
@@ -69,6 +95,7 @@ pub async fn login(
             token: secret.expose_secret().to_string(),
             expires_at,
             user,
+            mfa_enrolment_required: enrolment_only,
         }),
     ))
 }

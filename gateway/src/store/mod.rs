@@ -190,4 +190,28 @@ pub trait Store: Send + Sync + 'static {
     async fn put_setting(&self, name: &str, value: &[u8]) -> StoreResult<()>;
     /// Deletes the setting if it holds `value`; true if it did (used for one-time secrets).
     async fn take_setting(&self, name: &str, value: &[u8]) -> StoreResult<bool>;
+
+    // --- step-up verification (verify crate) -------------------------------------------------
+    /// Challenges, failure counters and staff second factors: the verification state seam.
+    fn verification(&self) -> &dyn verify::VerificationStore;
+    /// Marks a ticket whose first message matched a risk phrase; the first flag stays.
+    async fn flag_for_step_up(
+        &self,
+        ticket: TicketId,
+        phrase: &str,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    /// The risk phrase a ticket was flagged for, if any.
+    async fn step_up_flag(&self, ticket: TicketId) -> StoreResult<Option<String>>;
+    /// A session that opens only the second-factor enrolment endpoints (a user whose role
+    /// requires a second factor and who has none yet); `session_user` never accepts it.
+    async fn create_enrolment_session(
+        &self,
+        token_hash: &[u8],
+        user: UserId,
+        now: Timestamp,
+        expires: Timestamp,
+    ) -> StoreResult<()>;
+    /// The user of an unexpired session of either kind.
+    async fn enrolling_user(&self, token_hash: &[u8], now: Timestamp) -> StoreResult<User>;
 }

@@ -187,8 +187,40 @@ pub(super) async fn on_frame(conn: &mut Conn, inbound: Inbound) -> Flow {
             Ok(t) => conn.replay(t.id, t.conversation, after).await,
             Err(e) => conn.reply_desk_error(reference, e).await,
         },
+        ClientFrame::RequestVerification { ticket, action } => {
+            let stepup = conn.app.stepup.clone();
+            match stepup.request(&me, ticket, &action).await {
+                Ok(_) => ok(conn, reference, None).await,
+                Err(e) => stepup_error(conn, reference, e).await,
+            }
+        }
+        ClientFrame::ResendVerification { challenge } => {
+            let stepup = conn.app.stepup.clone();
+            match stepup.resend(&me, challenge).await {
+                Ok(_) => ok(conn, reference, None).await,
+                Err(e) => stepup_error(conn, reference, e).await,
+            }
+        }
+        ClientFrame::Verify { .. } => {
+            conn.reply_error(
+                reference,
+                ErrorCode::Forbidden,
+                "only the customer answers a verification",
+            )
+            .await
+        }
         ClientFrame::Hello { .. } | ClientFrame::Ping => Ok(()),
     }
+}
+
+/// Answers a step-up request that was refused, with its public code and message.
+async fn stepup_error(
+    conn: &mut Conn,
+    reference: Option<&str>,
+    e: crate::stepup::StepUpError,
+) -> Flow {
+    let (code, message) = e.public();
+    conn.reply_error(reference, code, &message).await
 }
 
 async fn validate(

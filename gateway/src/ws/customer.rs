@@ -134,6 +134,7 @@ pub(super) async fn on_frame(conn: &mut Conn, inbound: Inbound) -> Flow {
             };
             read(conn, reference, ticket, conversation, seq).await
         }
+        ClientFrame::Verify { challenge, code } => verify(conn, reference, challenge, code).await,
         _ => {
             conn.reply_error(
                 reference,
@@ -141,6 +142,35 @@ pub(super) async fn on_frame(conn: &mut Conn, inbound: Inbound) -> Flow {
                 "customers may not send this frame",
             )
             .await
+        }
+    }
+}
+
+/// The customer's answer to a verification: checked by the step-up service, never stored or
+/// relayed as a message.
+async fn verify(
+    conn: &mut Conn,
+    reference: Option<&str>,
+    challenge: i64,
+    code: secrecy::SecretString,
+) -> Flow {
+    let me = customer(conn)?;
+    let stepup = conn.app.stepup.clone();
+    match stepup.check(&me, challenge, &code).await {
+        Ok(r) => {
+            let frame = ServerFrame::VerificationResult {
+                reference,
+                challenge: r.challenge,
+                state: r.state,
+                attempts_left: r.attempts_left,
+                verified_until: r.verified_until,
+            }
+            .encode();
+            conn.send(frame).await
+        }
+        Err(e) => {
+            let (code, message) = e.public();
+            conn.reply_error(reference, code, &message).await
         }
     }
 }
@@ -172,6 +202,9 @@ async fn send(conn: &mut Conn, reference: Option<&str>, client_id: String, text:
             conn.reply_sent(reference, client_id.as_str(), &sent)
                 .await?;
             let a = &sent.appended;
+            if let Some(crate::store::TicketChange::Opened(t)) = &a.change {
+                conn.app.stepup.on_ticket_opened(t, text.as_str()).await;
+            }
             if a.duplicate {
                 // An earlier send: its conversation is followed already, or long closed.
                 return Ok(());

@@ -7,6 +7,7 @@
 //! groups ([`appender`]).
 
 mod appender;
+mod verification;
 
 use super::*;
 use appender::{Appender, Target};
@@ -505,7 +506,7 @@ impl Store for SqliteStore {
         let row = sqlx::query(
             "SELECT u.id, u.username, u.name, u.role, u.capacity, u.active, u.created_at \
              FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.token_hash = ? AND s.expires_at > ? AND u.active = 1",
+             WHERE s.token_hash = ? AND s.expires_at > ? AND u.active = 1 AND s.enrolment_only = 0",
         )
         .bind(token_hash)
         .bind(now.0)
@@ -1071,6 +1072,38 @@ impl Store for SqliteStore {
             .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    // --- step-up verification ----------------------------------------------------------------
+    fn verification(&self) -> &dyn verify::VerificationStore {
+        self
+    }
+
+    async fn flag_for_step_up(
+        &self,
+        ticket: TicketId,
+        phrase: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        verification::flag_for_step_up(self, ticket, phrase, now).await
+    }
+
+    async fn step_up_flag(&self, ticket: TicketId) -> StoreResult<Option<String>> {
+        verification::step_up_flag(self, ticket).await
+    }
+
+    async fn create_enrolment_session(
+        &self,
+        token_hash: &[u8],
+        user: UserId,
+        now: Timestamp,
+        expires: Timestamp,
+    ) -> StoreResult<()> {
+        verification::create_enrolment_session(self, token_hash, user, now, expires).await
+    }
+
+    async fn enrolling_user(&self, token_hash: &[u8], now: Timestamp) -> StoreResult<User> {
+        verification::enrolling_user(self, token_hash, now).await
     }
 }
 

@@ -1,0 +1,701 @@
+//! Step-up verification as the gateway runs it: an agent asks for a customer's proof before a
+//! sensitive action, the customer gets a code by email and answers in the widget, the ticket
+//! is verified for that action for a while, and the server allows the action only then.
+//! Also the staff second factor ([`mfa`]).
+//!
+//! The rules and their numbers are the `verify` crate's; the state lives in the store's
+//! [`verify::VerificationStore`]; this module adds who may do what, the email, the live events
+//! to the widget and the consoles, and the [`security`] events.
+
+pub mod config;
+pub mod keys;
+pub mod mfa;
+pub mod seal;
+pub mod security;
+
+use crate::bus::{Audience, Event, Topic};
+use crate::clock::{Clock, Timestamp};
+use crate::desk::Desk;
+use crate::hub::Hub;
+use crate::ids::{CustomerId, TicketId, UserId};
+use crate::protocol::ServerFrame;
+use crate::store::{Customer, Role, Store, StoreError, Ticket, User};
+use config::VerificationConfig;
+use keys::Keys;
+use secrecy::{ExposeSecret, SecretString};
+use security::{record, Event as SecEvent, Kind};
+use serde::Serialize;
+use std::path::Path;
+use std::sync::Arc;
+use verify::challenge::{millis, ResendRefused};
+use verify::lockout::{customer_locked, day_of};
+use verify::mail::{Mail, MailError, Mailer, SmtpSettings};
+use verify::risk::RiskPhrases;
+use verify::store::VerifyStoreError;
+use verify::{Challenge, ChallengeState, CheckOutcome, Code, VerificationStore};
+
+/// Longest wait for the SMTP server at each step of a send.
+const SMTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StepUpError {
+    /// No such ticket or challenge, or not one the caller may see.
+    #[error("not found")]
+    NotFound,
+    /// The caller may see it but may not do this (a ticket held by someone else).
+    #[error("not permitted")]
+    Forbidden,
+    #[error("{0:?} is not an action that needs verification here")]
+    UnknownAction(String),
+    /// The customer has no verified email address (no signed identity with one).
+    #[error("cannot verify this customer: no verified email address on file")]
+    CannotVerify,
+    /// Too many wrong codes today: step-up is locked for this customer until tomorrow (UTC).
+    #[error("verification is locked for this customer today after too many wrong codes")]
+    Locked,
+    #[error("the code email could not be sent")]
+    Mail(#[source] MailError),
+    #[error("{0}")]
+    Resend(ResendRefused),
+    /// A sensitive action without a live verification of the ticket's customer for it.
+    #[error("the customer has not been verified for {0} on this ticket")]
+    VerificationRequired(String),
+    #[error("a code is six digits")]
+    BadCode,
+    /// The challenge was no longer pending when the code arrived (approved by an earlier
+    /// check, expired, canceled by a newer one, or out of attempts); nothing changed.
+    #[error("this verification is {0}; ask the agent for a new code")]
+    NotPending(ChallengeState),
+    /// Staff second factor: wrong, replayed, or missing code (indistinguishable on purpose).
+    #[error("the code is not valid")]
+    WrongFactor,
+    /// Staff second factor: too soon after wrong codes.
+    #[error("too many wrong codes; retry in {0} seconds")]
+    RetryLater(i64),
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<VerifyStoreError> for StepUpError {
+    fn from(e: VerifyStoreError) -> Self {
+        match e {
+            VerifyStoreError::NotFound => StepUpError::NotFound,
+            VerifyStoreError::Unavailable(m) => StepUpError::Unavailable(m),
+        }
+    }
+}
+
+impl From<StoreError> for StepUpError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound | StoreError::Forbidden => StepUpError::NotFound,
+            StoreError::Conflict(m) => StepUpError::Conflict(m),
+            StoreError::Capacity => StepUpError::Conflict("at capacity"),
+            StoreError::Unavailable(m) => StepUpError::Unavailable(m),
+        }
+    }
+}
+
+impl StepUpError {
+    /// The public code and message of this error, for the REST API and WebSocket frames.
+    pub fn public(&self) -> (crate::protocol::ErrorCode, String) {
+        use crate::protocol::ErrorCode as C;
+        match self {
+            StepUpError::NotFound => (C::NotFound, "no such ticket or verification".into()),
+            StepUpError::Forbidden => (C::Forbidden, "the ticket is not assigned to you".into()),
+            StepUpError::UnknownAction(_) => (C::InvalidFrame, self.to_string()),
+            StepUpError::CannotVerify => (C::CannotVerify, self.to_string()),
+            StepUpError::Locked => (C::Locked, self.to_string()),
+            StepUpError::Mail(e) => {
+                tracing::warn!(error = %e, "code email not sent");
+                let why = match e {
+                    MailError::Refused(_) => "the mail server refused it",
+                    _ => "the mail server could not be reached",
+                };
+                (
+                    C::MailFailed,
+                    format!("the code email could not be sent ({why}); nothing was changed, try again later"),
+                )
+            }
+            StepUpError::Resend(ResendRefused::Cooldown { retry_after_ms }) => (
+                C::RetryLater,
+                format!(
+                    "the code was sent moments ago; resend in {} seconds",
+                    (retry_after_ms + 999) / 1000
+                ),
+            ),
+            StepUpError::Resend(r) => (C::Conflict, r.to_string()),
+            StepUpError::VerificationRequired(_) => (C::VerificationRequired, self.to_string()),
+            StepUpError::BadCode => (C::InvalidFrame, self.to_string()),
+            StepUpError::NotPending(_) => (C::Conflict, self.to_string()),
+            StepUpError::WrongFactor => (C::Unauthenticated, self.to_string()),
+            StepUpError::RetryLater(_) => (C::RetryLater, self.to_string()),
+            StepUpError::Conflict(m) => (C::Conflict, (*m).to_string()),
+            StepUpError::Unavailable(m) => {
+                tracing::warn!(error = %m, "verification store unavailable");
+                (
+                    C::Unavailable,
+                    "the store is unavailable; retry later".into(),
+                )
+            }
+        }
+    }
+}
+
+pub type StepUpResult<T> = Result<T, StepUpError>;
+
+/// A challenge as staff see it: its state, never its code.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct VerificationView {
+    pub challenge: i64,
+    pub ticket: TicketId,
+    pub action: String,
+    /// pending, approved, expired, canceled or max_attempts.
+    #[schema(value_type = String)]
+    pub state: ChallengeState,
+    pub attempts_left: u32,
+    pub resends_left: u32,
+    pub expires_at: Timestamp,
+    /// While approved: the ticket is verified for the action until then (the badge).
+    pub verified_until: Option<Timestamp>,
+    /// Where the code went, masked.
+    pub destination: String,
+}
+
+/// The verification state of a ticket: the latest challenge of each action, and whether its
+/// first message flagged it for step-up.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct TicketVerification {
+    pub ticket: TicketId,
+    /// The risk phrase the first message matched, if any.
+    pub flagged: Option<String>,
+    pub verifications: Vec<VerificationView>,
+}
+
+/// A sensitive action the gateway allowed.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct ActionAuthorised {
+    pub id: i64,
+    pub ticket: TicketId,
+    pub action: String,
+    pub agent: UserId,
+    /// The verification that allowed it.
+    pub challenge: i64,
+    pub verified_until: Option<Timestamp>,
+    pub at: Timestamp,
+}
+
+/// What a customer's `verify` came to.
+#[derive(Clone, Copy, Debug)]
+pub struct CheckReply {
+    pub challenge: i64,
+    pub state: ChallengeState,
+    pub attempts_left: u32,
+    pub verified_until: Option<Timestamp>,
+}
+
+pub struct StepUp {
+    store: Arc<dyn Store>,
+    hub: Hub,
+    clock: Arc<dyn Clock>,
+    pub config: VerificationConfig,
+    keys: Keys,
+    mailer: Mailer,
+    risk: RiskPhrases,
+}
+
+impl StepUp {
+    /// Loads the key and sets up mail delivery: SMTP when configured, else the outbox under
+    /// `data` with a loud log line.
+    pub fn new(
+        config: VerificationConfig,
+        data: &Path,
+        store: Arc<dyn Store>,
+        hub: Hub,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<StepUp> {
+        let keys = Keys::load(config.key_file.as_deref(), data)?;
+        let mailer = match &config.smtp {
+            Some(s) => {
+                let ca_pem = match &s.ca_file {
+                    Some(p) => Some(std::fs::read(p).map_err(|e| {
+                        anyhow::anyhow!("cannot read SMTP CA file {}: {e}", p.display())
+                    })?),
+                    None => None,
+                };
+                Mailer::smtp(&SmtpSettings {
+                    host: s.host.clone(),
+                    port: s.port,
+                    tls: s.tls,
+                    username: s.username.clone(),
+                    password: s.password.clone(),
+                    ca_pem,
+                    timeout: SMTP_TIMEOUT,
+                })?
+            }
+            None => {
+                let dir = data.join("outbox");
+                tracing::warn!(outbox = %dir.display(),
+                    "NO SMTP SERVER CONFIGURED: verification codes are written to files in the outbox instead of being emailed; set DESKGATE_SMTP_HOST for real delivery");
+                Mailer::outbox(dir)
+            }
+        };
+        let risk = RiskPhrases::new(&config.risk_phrases);
+        Ok(StepUp {
+            store,
+            hub,
+            clock,
+            config,
+            keys,
+            mailer,
+            risk,
+        })
+    }
+
+    fn vs(&self) -> &dyn VerificationStore {
+        self.store.verification()
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now().0
+    }
+
+    async fn publish(&self, topic: Topic, audience: Audience, frame: Arc<str>) {
+        if let Err(e) = self.hub.publish(Event::new(topic, audience, frame)).await {
+            tracing::warn!(error = %e, "publish failed");
+        }
+    }
+
+    fn view(&self, c: &Challenge) -> VerificationView {
+        let rules = &self.config.rules;
+        let now = self.now();
+        VerificationView {
+            challenge: c.id,
+            ticket: TicketId(c.ticket),
+            action: c.action.clone(),
+            state: if c.state == ChallengeState::Approved && !c.is_live(now) {
+                ChallengeState::Expired
+            } else {
+                c.state_at(now)
+            },
+            attempts_left: c.attempts_left(rules),
+            resends_left: rules.max_resends.saturating_sub(c.resends),
+            expires_at: Timestamp(c.expires_at),
+            verified_until: c.verified_until.map(Timestamp),
+            destination: c.destination.clone(),
+        }
+    }
+
+    /// The ticket, if the agent holds it (it is assigned to them).
+    async fn held_ticket(&self, agent: &User, id: TicketId) -> StepUpResult<Ticket> {
+        let ticket = self.store.ticket(id).await?;
+        if !Desk::may_read(agent, &ticket) {
+            return Err(StepUpError::NotFound);
+        }
+        let holds = ticket.agent.as_ref().is_some_and(|a| a.id == agent.id);
+        if !(holds && agent.role.works_tickets()) {
+            return Err(StepUpError::Forbidden);
+        }
+        Ok(ticket)
+    }
+
+    fn check_action(&self, action: &str) -> StepUpResult<()> {
+        if self.config.is_action(action) {
+            Ok(())
+        } else {
+            Err(StepUpError::UnknownAction(
+                action.chars().take(64).collect(),
+            ))
+        }
+    }
+
+    /// The customer's verified email: only from a signed identity, never one they typed.
+    fn registered_email(customer: &Customer) -> StepUpResult<&str> {
+        match (&customer.email, customer.verified) {
+            (Some(e), true) if !e.is_empty() => Ok(e.as_str()),
+            _ => Err(StepUpError::CannotVerify),
+        }
+    }
+
+    async fn locked(&self, customer: CustomerId) -> StepUpResult<bool> {
+        let n = self
+            .vs()
+            .customer_failures(customer.0, day_of(self.now()))
+            .await?;
+        Ok(customer_locked(n, self.config.rules.daily_failure_cap))
+    }
+
+    /// Emails a fresh code; returns the code's salt and keyed hash for the store.
+    async fn send_code(&self, to: &str, action: &str) -> Result<(Vec<u8>, Vec<u8>), MailError> {
+        let code = Code::generate();
+        let salt = verify::code::salt();
+        let hash = self.keys.code().hash(&salt, &code);
+        let minutes = self.config.rules.code_ttl.as_secs() / 60;
+        let rendered = verify::template::render(
+            &self.config.language,
+            &verify::template::CodeEmail {
+                company: &self.config.company,
+                action,
+                code: code.expose(),
+                minutes,
+            },
+        );
+        let mail = Mail {
+            from: self.config.from.clone(),
+            to: to.to_string(),
+            subject: rendered.subject,
+            body: SecretString::from(rendered.body),
+        };
+        self.mailer.send(&mail).await?;
+        Ok((salt.to_vec(), hash.to_vec()))
+    }
+
+    /// Starts a verification of the ticket's customer for `action`: emails a code, then stores
+    /// the challenge (canceling an earlier pending one for the same action) and tells the
+    /// customer's widget and the ticket's staff. If the email cannot be sent, nothing is
+    /// stored and nothing earlier is canceled.
+    pub async fn request(
+        &self,
+        agent: &User,
+        ticket: TicketId,
+        action: &str,
+    ) -> StepUpResult<VerificationView> {
+        self.check_action(action)?;
+        let ticket = self.held_ticket(agent, ticket).await?;
+        let customer = self.store.customer(ticket.customer.id).await?;
+        let email = Self::registered_email(&customer)?;
+        let mut ev = SecEvent::new(Kind::VerificationSent);
+        ev.actor = Some(agent.id);
+        ev.customer = Some(customer.id);
+        ev.ticket = Some(ticket.id);
+        ev.action = Some(action);
+        if self.locked(customer.id).await? {
+            ev.kind = Some(Kind::VerificationRefusedLocked);
+            record(&ev);
+            return Err(StepUpError::Locked);
+        }
+        let (salt, code_hash) = match self.send_code(email, action).await {
+            Ok(sent) => sent,
+            Err(e) => {
+                ev.kind = Some(Kind::VerificationSendFailed);
+                ev.detail = Some(match e {
+                    MailError::Refused(_) => "mail server refused",
+                    _ => "mail server unreachable",
+                });
+                record(&ev);
+                return Err(StepUpError::Mail(e));
+            }
+        };
+        let now = self.now();
+        let created = self
+            .vs()
+            .create_challenge(verify::store::NewChallenge {
+                ticket: ticket.id.0,
+                customer: customer.id.0,
+                agent: agent.id.0,
+                action: action.to_string(),
+                destination: verify::template::mask_email(email),
+                salt,
+                code_hash,
+                now,
+                expires_at: now + millis(self.config.rules.code_ttl),
+            })
+            .await?;
+        ev.challenge = Some(created.challenge.id);
+        record(&ev);
+        for id in &created.canceled {
+            if let Ok(c) = self.vs().challenge(*id).await {
+                self.announce_state(&ticket, &c).await;
+            }
+        }
+        self.announce_request(&ticket, &created.challenge).await;
+        Ok(self.view(&created.challenge))
+    }
+
+    /// Sends a pending challenge's code again (a new code; the old one stops working), at
+    /// most `max_resends` times and not within `resend_cooldown` of the last sending.
+    pub async fn resend(&self, agent: &User, challenge: i64) -> StepUpResult<VerificationView> {
+        let c = self.vs().challenge(challenge).await?;
+        let ticket = self.held_ticket(agent, TicketId(c.ticket)).await?;
+        let now = self.now();
+        c.may_resend(&self.config.rules, now)
+            .map_err(StepUpError::Resend)?;
+        let customer = self.store.customer(ticket.customer.id).await?;
+        let email = Self::registered_email(&customer)?;
+        if self.locked(customer.id).await? {
+            return Err(StepUpError::Locked);
+        }
+        let mut ev = SecEvent::new(Kind::VerificationResent);
+        ev.actor = Some(agent.id);
+        ev.customer = Some(customer.id);
+        ev.ticket = Some(ticket.id);
+        ev.challenge = Some(c.id);
+        ev.action = Some(&c.action);
+        let (salt, hash) = match self.send_code(email, &c.action).await {
+            Ok(sent) => sent,
+            Err(e) => {
+                ev.kind = Some(Kind::VerificationSendFailed);
+                record(&ev);
+                return Err(StepUpError::Mail(e));
+            }
+        };
+        let updated = self
+            .vs()
+            .resend(c.id, &salt, &hash, self.now(), &self.config.rules)
+            .await?;
+        let Some(updated) = updated else {
+            // Another resend won the race, or the challenge ended meanwhile.
+            let again = self.vs().challenge(c.id).await?;
+            return Err(StepUpError::Resend(
+                again
+                    .may_resend(&self.config.rules, self.now())
+                    .err()
+                    .unwrap_or(ResendRefused::Limit),
+            ));
+        };
+        record(&ev);
+        self.announce_request(&ticket, &updated).await;
+        Ok(self.view(&updated))
+    }
+
+    /// The customer's answer from the widget's `verify` frame.
+    pub async fn check(
+        &self,
+        customer: &Customer,
+        challenge: i64,
+        code: &SecretString,
+    ) -> StepUpResult<CheckReply> {
+        let c = match self.vs().challenge(challenge).await {
+            Ok(c) if c.customer == customer.id.0 => c,
+            Ok(_) | Err(VerifyStoreError::NotFound) => return Err(StepUpError::NotFound),
+            Err(e) => return Err(e.into()),
+        };
+        let code = Code::parse(code.expose_secret()).map_err(|_| StepUpError::BadCode)?;
+        let mut ev = SecEvent::new(Kind::VerificationPassed);
+        ev.customer = Some(customer.id);
+        ev.ticket = Some(TicketId(c.ticket));
+        ev.challenge = Some(c.id);
+        ev.action = Some(&c.action);
+        if self.locked(customer.id).await? {
+            ev.kind = Some(Kind::VerificationRefusedLocked);
+            record(&ev);
+            return Err(StepUpError::Locked);
+        }
+        let right = self.keys.code().matches(&c.salt, &code, &c.code_hash);
+        let rules = &self.config.rules;
+        let outcome = self.vs().check(c.id, right, self.now(), rules).await?;
+        let reply = match outcome {
+            CheckOutcome::Approved { verified_until } => CheckReply {
+                challenge: c.id,
+                state: ChallengeState::Approved,
+                attempts_left: rules.max_attempts.saturating_sub(c.attempts),
+                verified_until: Some(Timestamp(verified_until)),
+            },
+            CheckOutcome::Wrong { attempts_left } => CheckReply {
+                challenge: c.id,
+                state: ChallengeState::Pending,
+                attempts_left,
+                verified_until: None,
+            },
+            CheckOutcome::MaxAttempts => CheckReply {
+                challenge: c.id,
+                state: ChallengeState::MaxAttempts,
+                attempts_left: 0,
+                verified_until: None,
+            },
+            CheckOutcome::NotPending(state) => {
+                ev.kind = Some(Kind::VerificationFailed);
+                ev.detail = Some("challenge not pending");
+                record(&ev);
+                return Err(StepUpError::NotPending(state));
+            }
+        };
+        let counted_wrong = matches!(
+            outcome,
+            CheckOutcome::Wrong { .. } | CheckOutcome::MaxAttempts
+        );
+        ev.kind = Some(match outcome {
+            CheckOutcome::Approved { .. } => Kind::VerificationPassed,
+            CheckOutcome::MaxAttempts => Kind::VerificationMaxAttempts,
+            _ => Kind::VerificationFailed,
+        });
+        record(&ev);
+        if counted_wrong {
+            let failures = self
+                .vs()
+                .add_customer_failure(customer.id.0, day_of(self.now()))
+                .await?;
+            if failures == rules.daily_failure_cap {
+                self.lock_out(customer.id, TicketId(c.ticket), failures)
+                    .await;
+            }
+        }
+        if let (Ok(ticket), Ok(now)) = (
+            self.store.ticket(TicketId(c.ticket)).await,
+            self.vs().challenge(c.id).await,
+        ) {
+            self.announce_state(&ticket, &now).await;
+        }
+        Ok(reply)
+    }
+
+    /// The daily cap was reached: record it and alert every supervisor and admin online.
+    async fn lock_out(&self, customer: CustomerId, ticket: TicketId, failures: u32) {
+        let mut ev = SecEvent::new(Kind::VerificationLocked);
+        ev.customer = Some(customer);
+        ev.ticket = Some(ticket);
+        record(&ev);
+        let message = format!(
+            "Step-up verification locked for customer {customer} after {failures} wrong codes today (ticket {ticket}). Someone may be guessing codes."
+        );
+        let frame = ServerFrame::SecurityAlert {
+            kind: "verification_locked",
+            ticket: Some(ticket),
+            customer: Some(customer),
+            at: self.clock.now(),
+            message: &message,
+        }
+        .encode();
+        let users = match self.store.users().await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list supervisors for a security alert");
+                return;
+            }
+        };
+        for u in users
+            .iter()
+            .filter(|u| u.active && matches!(u.role, Role::Supervisor | Role::Admin))
+        {
+            self.publish(Topic::User(u.id), Audience::Staff, frame.clone())
+                .await;
+        }
+    }
+
+    /// Tells the customer's widget a code is on its way, and the ticket's staff the state.
+    async fn announce_request(&self, ticket: &Ticket, c: &Challenge) {
+        let frame = ServerFrame::VerificationRequested {
+            ticket: ticket.id,
+            challenge: c.id,
+            action: &c.action,
+            expires_at: Timestamp(c.expires_at),
+            attempts_left: c.attempts_left(&self.config.rules),
+            destination: &c.destination,
+        }
+        .encode();
+        self.publish(
+            Topic::Conversation(ticket.conversation),
+            Audience::Customers,
+            frame,
+        )
+        .await;
+        self.announce_state(ticket, c).await;
+    }
+
+    /// Tells the staff following the ticket a challenge's state (the badge when approved).
+    async fn announce_state(&self, ticket: &Ticket, c: &Challenge) {
+        let view = self.view(c);
+        let frame = ServerFrame::Verification {
+            verification: &view,
+        }
+        .encode();
+        self.publish(
+            Topic::Conversation(ticket.conversation),
+            Audience::Staff,
+            frame,
+        )
+        .await;
+    }
+
+    /// The live verification of the ticket for the action, if any.
+    pub async fn live(&self, ticket: TicketId, action: &str) -> StepUpResult<Option<Challenge>> {
+        Ok(self
+            .vs()
+            .live_verification(ticket.0, action, self.now())
+            .await?)
+    }
+
+    /// The verification state of a ticket the user may read.
+    pub async fn status(&self, user: &User, id: TicketId) -> StepUpResult<TicketVerification> {
+        let ticket = self.store.ticket(id).await?;
+        if !Desk::may_read(user, &ticket) {
+            return Err(StepUpError::NotFound);
+        }
+        let list = self.vs().latest_challenges(id.0).await?;
+        Ok(TicketVerification {
+            ticket: id,
+            flagged: self.store.step_up_flag(id).await?,
+            verifications: list.iter().map(|c| self.view(c)).collect(),
+        })
+    }
+
+    /// A sensitive action on a ticket: allowed only with a live verification of the ticket's
+    /// customer for exactly this action, and recorded with the verification that allowed it.
+    pub async fn perform(
+        &self,
+        agent: &User,
+        id: TicketId,
+        action: &str,
+    ) -> StepUpResult<ActionAuthorised> {
+        self.check_action(action)?;
+        let ticket = self.held_ticket(agent, id).await?;
+        let mut ev = SecEvent::new(Kind::ActionAuthorised);
+        ev.actor = Some(agent.id);
+        ev.customer = Some(ticket.customer.id);
+        ev.ticket = Some(ticket.id);
+        ev.action = Some(action);
+        let live = self
+            .live(ticket.id, action)
+            .await?
+            .filter(|c| c.customer == ticket.customer.id.0);
+        let Some(c) = live else {
+            ev.kind = Some(Kind::ActionRefused);
+            record(&ev);
+            return Err(StepUpError::VerificationRequired(action.to_string()));
+        };
+        let done = self
+            .vs()
+            .record_action(ticket.id.0, action, agent.id.0, c.id, self.now())
+            .await?;
+        ev.challenge = Some(c.id);
+        record(&ev);
+        Ok(ActionAuthorised {
+            id: done.id,
+            ticket: ticket.id,
+            action: done.action,
+            agent: agent.id,
+            challenge: c.id,
+            verified_until: c.verified_until.map(Timestamp),
+            at: Timestamp(done.at),
+        })
+    }
+
+    /// A new ticket's first message: flag the ticket for step-up if it asks for something
+    /// risky, and tell the queue.
+    pub async fn on_ticket_opened(&self, ticket: &Ticket, first_text: &str) {
+        let Some(phrase) = self.risk.flags(first_text) else {
+            return;
+        };
+        let phrase = phrase.to_string();
+        if let Err(e) = self
+            .store
+            .flag_for_step_up(ticket.id, &phrase, self.clock.now())
+            .await
+        {
+            tracing::warn!(error = %e, "cannot flag ticket for step-up");
+            return;
+        }
+        let mut ev = SecEvent::new(Kind::TicketFlagged);
+        ev.ticket = Some(ticket.id);
+        ev.customer = Some(ticket.customer.id);
+        record(&ev);
+        let frame = ServerFrame::StepUpFlag {
+            ticket: ticket.id,
+            phrase: &phrase,
+        }
+        .encode();
+        self.publish(Topic::Queue, Audience::Staff, frame).await;
+    }
+}

@@ -1,0 +1,144 @@
+//! The verification state seam: challenges, failure counters and staff factors.
+//!
+//! The embedded implementation is the gateway's SQLite store; a networked one (Redis with
+//! atomic scripts) can replace it. Whatever holds the state must make each operation atomic:
+//! attempts are counted by one conditional update, an approval consumes a challenge exactly
+//! once, a TOTP step is accepted only if it is later than the last accepted one, a recovery
+//! code is used once. Identifiers are the gateway's, as plain integers.
+
+use crate::challenge::{Challenge, CheckOutcome, Rules};
+use async_trait::async_trait;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyStoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("verification store unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub type VerifyStoreResult<T> = Result<T, VerifyStoreError>;
+
+/// A challenge to create; its code was already sent.
+#[derive(Clone, Debug)]
+pub struct NewChallenge {
+    pub ticket: i64,
+    pub customer: i64,
+    pub agent: i64,
+    pub action: String,
+    pub destination: String,
+    pub salt: Vec<u8>,
+    pub code_hash: Vec<u8>,
+    pub now: i64,
+    pub expires_at: i64,
+}
+
+/// A created challenge and the pending ones for the same ticket and action that it canceled.
+#[derive(Clone, Debug)]
+pub struct Created {
+    pub challenge: Challenge,
+    pub canceled: Vec<i64>,
+}
+
+/// A staff user's TOTP factor as stored; the seed is sealed (encrypted) by the caller.
+#[derive(Clone, Debug)]
+pub struct TotpFactor {
+    pub user: i64,
+    pub sealed_seed: Vec<u8>,
+    /// False between enrolment and the first correct code.
+    pub confirmed: bool,
+    /// The last time step accepted; a code of this step or any earlier one is refused.
+    pub last_step: Option<i64>,
+    /// Wrong codes since the last right one.
+    pub failures: u32,
+    pub last_failure_at: Option<i64>,
+}
+
+/// A sensitive action the gateway allowed, and the verification that allowed it.
+#[derive(Clone, Debug)]
+pub struct AuthorisedAction {
+    pub id: i64,
+    pub ticket: i64,
+    pub action: String,
+    pub agent: i64,
+    pub challenge: i64,
+    pub at: i64,
+}
+
+#[async_trait]
+pub trait VerificationStore: Send + Sync + 'static {
+    // --- customer challenges ---------------------------------------------------------------
+    /// Cancels every pending challenge of the same ticket and action and stores the new one,
+    /// in one transaction.
+    async fn create_challenge(&self, new: NewChallenge) -> VerifyStoreResult<Created>;
+    async fn challenge(&self, id: i64) -> VerifyStoreResult<Challenge>;
+    /// The ticket's challenges that are pending at `now`, newest first.
+    async fn pending_challenges(&self, ticket: i64, now: i64) -> VerifyStoreResult<Vec<Challenge>>;
+    /// The ticket's latest challenge for each action (for the state agents see).
+    async fn latest_challenges(&self, ticket: i64) -> VerifyStoreResult<Vec<Challenge>>;
+    /// Replaces the code of a pending challenge after a resend, if the rules still allow one
+    /// at `now` (checked in the same statement); `None` if they do not.
+    async fn resend(
+        &self,
+        id: i64,
+        salt: &[u8],
+        code_hash: &[u8],
+        now: i64,
+        rules: &Rules,
+    ) -> VerifyStoreResult<Option<Challenge>>;
+    /// Counts one check of the challenge. `right` says whether the code matched the stored
+    /// hash (compared by the caller in constant time). One conditional update decides the
+    /// outcome, so concurrent checks never exceed `max_attempts` and at most one approves.
+    async fn check(
+        &self,
+        id: i64,
+        right: bool,
+        now: i64,
+        rules: &Rules,
+    ) -> VerifyStoreResult<CheckOutcome>;
+    /// The approved, unexpired challenge that verifies the ticket for the action, if any.
+    async fn live_verification(
+        &self,
+        ticket: i64,
+        action: &str,
+        now: i64,
+    ) -> VerifyStoreResult<Option<Challenge>>;
+    /// Records that a sensitive action was allowed on the strength of a verification.
+    async fn record_action(
+        &self,
+        ticket: i64,
+        action: &str,
+        agent: i64,
+        challenge: i64,
+        now: i64,
+    ) -> VerifyStoreResult<AuthorisedAction>;
+
+    // --- per-customer failure cap ----------------------------------------------------------
+    /// Adds one wrong code to the customer's count for `day` (days since the epoch, UTC);
+    /// returns the new count.
+    async fn add_customer_failure(&self, customer: i64, day: i64) -> VerifyStoreResult<u32>;
+    async fn customer_failures(&self, customer: i64, day: i64) -> VerifyStoreResult<u32>;
+
+    // --- staff TOTP and recovery codes -----------------------------------------------------
+    async fn totp_factor(&self, user: i64) -> VerifyStoreResult<Option<TotpFactor>>;
+    /// Starts (or restarts) an enrolment: an unconfirmed factor with this sealed seed. Refused
+    /// with `false` if a confirmed factor exists.
+    async fn begin_totp(&self, user: i64, sealed_seed: &[u8], now: i64) -> VerifyStoreResult<bool>;
+    /// Accepts `step` if it is later than the last accepted one, confirming the factor if it
+    /// was not; resets the failure count. False if the step is not later (a replay).
+    async fn accept_totp_step(&self, user: i64, step: i64, now: i64) -> VerifyStoreResult<bool>;
+    /// Counts a wrong code; returns the failures since the last right one.
+    async fn totp_failure(&self, user: i64, now: i64) -> VerifyStoreResult<u32>;
+    /// Removes the factor and the user's recovery codes; false if there was none.
+    async fn delete_totp(&self, user: i64) -> VerifyStoreResult<bool>;
+    /// Replaces the user's recovery codes with these keyed hashes.
+    async fn put_recovery_codes(
+        &self,
+        user: i64,
+        hashes: &[[u8; 32]],
+        now: i64,
+    ) -> VerifyStoreResult<()>;
+    /// Uses the recovery code with this hash; true exactly once per code.
+    async fn use_recovery_code(&self, user: i64, hash: &[u8], now: i64) -> VerifyStoreResult<bool>;
+    async fn recovery_codes_left(&self, user: i64) -> VerifyStoreResult<u32>;
+}
