@@ -42,6 +42,33 @@ await run(async (browser) => {
     check((await p.locator(".launcher").innerText()) === word, `with the browser in ${locale} the widget says ${word}`);
     await ctx.close();
   }
+  // A hostile host page: its CSS does not reach into the widget, and the widget adds one
+  // global only.
+  {
+    const ctx = await browser.newContext();
+    const p = await page(ctx);
+    await p.route(BASE + "/hostile-host", (r) =>
+      r.fulfill({
+        contentType: "text/html",
+        body: `<!doctype html><html lang="en"><title>host</title>
+<style>*{color:red!important;font-size:40px!important;font-family:serif!important}button{background:red!important;border:5px solid lime!important}</style>
+<script>window.__before = Object.getOwnPropertyNames(window);</script>
+<p>Host page</p><script src="/widget.js" data-site="demo"></script></html>`,
+      }),
+    );
+    await p.goto(BASE + "/hostile-host");
+    await p.locator(".launcher").waitFor();
+    const style = await p.evaluate(() => {
+      const b = document.querySelector("[data-deskgate]").shadowRoot.querySelector(".launcher");
+      const c = getComputedStyle(b);
+      return { bg: c.backgroundColor, size: c.fontSize, color: c.color };
+    });
+    check(style.bg === "rgb(31, 79, 209)" && style.size === "15px" && style.color === "rgb(255, 255, 255)", `the host page's CSS does not reach the widget (${JSON.stringify(style)})`);
+    const added = await p.evaluate(() => Object.getOwnPropertyNames(window).filter((k) => !window.__before.includes(k) && k !== "__before"));
+    check(JSON.stringify(added) === '["DeskgateWidget"]', `the widget adds one global (${added.join(", ")})`);
+    await ctx.close();
+  }
+
   const zh = await browser.newContext({ viewport: { width: 1000, height: 720 } });
   const pzh = await page(zh);
   await pzh.goto(BASE + "/demo?lang=zh");
