@@ -1,7 +1,7 @@
 // Every surface on its own: the widget in Persian (right to left), the pre-chat form, the
 // widget used with the keyboard alone, the agent console's login, and the supervisor's live
 // dashboard; axe-core on each, a screenshot of each.
-import { run, page, axe, shot, staffLogin, check, BASE } from "./lib.mjs";
+import { run, page, axe, shot, staffLogin, check, BASE, PASSWORD } from "./lib.mjs";
 
 const shadow = (p, fn) => p.evaluate(fn);
 
@@ -185,4 +185,21 @@ await run(async (browser) => {
   check(true, "the dashboard sees the ticket back in the queue");
   await shot(sup, "supervisor");
   await axe(sup, "supervisor console");
+
+  // Disabling the agent closes their open console (4003) and it returns to the login form.
+  const admin = await (await fetch(BASE + "/api/session", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ username: "admin", password: PASSWORD }),
+  })).json();
+  const users = await (await fetch(BASE + "/api/users", { headers: { authorization: `Bearer ${admin.token}` } })).json();
+  const grace = users.find((u) => u.username === "grace");
+  const r = await fetch(BASE + `/api/users/${grace.id}`, {
+    method: "PATCH",
+    headers: { "content-type": "application/json", authorization: `Bearer ${admin.token}` },
+    body: JSON.stringify({ active: false }),
+  });
+  check(r.ok, "the admin disables the agent");
+  await agent.locator("#login-user").waitFor();
+  check(await agent.evaluate(() => sessionStorage.length === 0), "the disabled agent's console is back at the login form, its token forgotten");
 });

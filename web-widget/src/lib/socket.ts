@@ -169,6 +169,8 @@ export class DeskSocket {
       for (const w of this.waiters.values()) w({ type: "error", code: "unavailable", message: "connection lost" });
       this.waiters.clear();
       if (ev.code === 4001 || ev.code === 4003) {
+        // The token is no good: this socket stays down (its online listener included).
+        this.stopped = true;
         this.setState("closed", String(ev.code));
         this.opts.onFatal?.(ev.code);
         return;
