@@ -181,7 +181,7 @@ await run(async (browser) => {
   await agent.waitForFunction(() => document.querySelectorAll("[role=tab]").length === 1);
   await agent.locator(".qitem").first().waitFor();
   check(true, "transfer back to the queue closes the tab and requeues the ticket");
-  await sup.waitForFunction(() => document.querySelector("[data-tile=depth]").textContent === "1");
+  await sup.waitForFunction((n) => document.querySelector("[data-tile=depth]").textContent === String(n), before - 1);
   check(true, "the dashboard sees the ticket back in the queue");
   await shot(sup, "supervisor");
   await axe(sup, "supervisor console");
