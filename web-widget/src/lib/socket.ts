@@ -141,6 +141,7 @@ export class DeskSocket {
         this.attempt = 0;
         this.setState("online");
         this.opts.onFrame(f);
+        if (ws !== this.ws) return; // the handler asked for a fresh hello (resync)
         // Whatever was not answered before the link dropped goes again, in order.
         for (const pending of this.outbox.values()) this.raw(pending);
         this.heartbeat();
