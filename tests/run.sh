@@ -19,6 +19,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} with apt" >&2
   apt-get update && apt-get install -y "${missing[@]}"
 fi
+if ! node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)'; then
+  echo "the browser tests need Node.js 20 or newer (playwright-core); this is $(node --version)" >&2
+  exit 1
+fi
 lock=web-widget/node_modules/.package-lock.json
 if [ ! -f "$lock" ] || [ web-widget/package-lock.json -nt "$lock" ]; then
   echo "installing the web-widget's npm packages" >&2

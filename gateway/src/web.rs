@@ -142,7 +142,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_asset_has_a_distinct_etag_and_a_type() {
+    fn every_asset_is_present_with_a_distinct_etag() {
         for (i, a) in ASSETS.iter().enumerate() {
             assert!(!a.bytes.is_empty(), "{} is empty", a.name);
             for j in 0..i {

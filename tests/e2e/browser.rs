@@ -78,7 +78,7 @@ async fn customer_and_agent_chat_through_the_gateway_in_a_browser() {
 async fn every_surface_is_accessible_and_the_widget_reads_right_to_left() {
     let app = TestApp::start().await;
     app.agent("grace").await;
-    app.staff("sam", "supervisor", 1).await;
+    app.staff("sam", "supervisor", 1).await; // also creates "admin"
     let out = flow(&app, "test/surfaces.mjs").await;
     assert!(out.contains("supervisor console"), "{out}");
 }

@@ -147,6 +147,26 @@ await run(async (browser) => {
   await cust.locator(".badge").waitFor({ state: "hidden" });
   check(true, "opening the widget clears the badge");
 
+  // A reload of the customer's page resumes the conversation from the gateway's store.
+  const before = await cust.locator(".msg").count();
+  await cust.reload();
+  await cust.locator(".launcher").click();
+  await waitCount(cust, ".msg", "While you were away 2", 1);
+  await waitCount(cust, ".msg", "Hello, my parcel is late", 1);
+  check((await cust.locator(".msg").count()) === before, `after a reload the whole conversation is back, once (${before} entries)`);
+
+  // The agent's console loses its network too: nothing the customer wrote meanwhile is lost.
+  await agentCtx.setOffline(true);
+  await agent.locator(".conn:not(.online)").waitFor();
+  await input.fill("Are you still there?");
+  await input.press("Enter");
+  await cust.locator(".msg.me", { hasText: "Are you still there?" }).locator(".meta", { hasText: "Sent" }).waitFor();
+  await agentCtx.setOffline(false);
+  await agent.locator(".conn.online").waitFor();
+  await waitCount(agent, ".chat:not([hidden]) .msg", "Are you still there?", 1);
+  await waitCount(agent, ".chat:not([hidden]) .msg", "Written while offline", 1);
+  check(true, "after the console reconnects the customer's message is there once");
+
   await shot(agent, "console");
   await axe(agent, "agent console (chat open)");
 

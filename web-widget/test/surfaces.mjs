@@ -1,7 +1,7 @@
 // Every surface on its own: the widget in Persian (right to left), the pre-chat form, the
 // widget used with the keyboard alone, the agent console's login, and the supervisor's live
 // dashboard; axe-core on each, a screenshot of each.
-import { run, page, axe, shot, staffLogin, check, BASE } from "./lib.mjs";
+import { run, page, axe, shot, staffLogin, check, BASE, PASSWORD } from "./lib.mjs";
 
 const shadow = (p, fn) => p.evaluate(fn);
 
@@ -42,6 +42,33 @@ await run(async (browser) => {
     check((await p.locator(".launcher").innerText()) === word, `with the browser in ${locale} the widget says ${word}`);
     await ctx.close();
   }
+  // A hostile host page: its CSS does not reach into the widget, and the widget adds one
+  // global only.
+  {
+    const ctx = await browser.newContext();
+    const p = await page(ctx);
+    await p.route(BASE + "/hostile-host", (r) =>
+      r.fulfill({
+        contentType: "text/html",
+        body: `<!doctype html><html lang="en"><title>host</title>
+<style>*{color:red!important;font-size:40px!important;font-family:serif!important}button{background:red!important;border:5px solid lime!important}</style>
+<script>window.__before = Object.getOwnPropertyNames(window);</script>
+<p>Host page</p><script src="/widget.js" data-site="demo"></script></html>`,
+      }),
+    );
+    await p.goto(BASE + "/hostile-host");
+    await p.locator(".launcher").waitFor();
+    const style = await p.evaluate(() => {
+      const b = document.querySelector("[data-deskgate]").shadowRoot.querySelector(".launcher");
+      const c = getComputedStyle(b);
+      return { bg: c.backgroundColor, size: c.fontSize, color: c.color };
+    });
+    check(style.bg === "rgb(31, 79, 209)" && style.size === "15px" && style.color === "rgb(255, 255, 255)", `the host page's CSS does not reach the widget (${JSON.stringify(style)})`);
+    const added = await p.evaluate(() => Object.getOwnPropertyNames(window).filter((k) => !window.__before.includes(k) && k !== "__before"));
+    check(JSON.stringify(added) === '["DeskgateWidget"]', `the widget adds one global (${added.join(", ")})`);
+    await ctx.close();
+  }
+
   const zh = await browser.newContext({ viewport: { width: 1000, height: 720 } });
   const pzh = await page(zh);
   await pzh.goto(BASE + "/demo?lang=zh");
@@ -154,8 +181,25 @@ await run(async (browser) => {
   await agent.waitForFunction(() => document.querySelectorAll("[role=tab]").length === 1);
   await agent.locator(".qitem").first().waitFor();
   check(true, "transfer back to the queue closes the tab and requeues the ticket");
-  await sup.waitForFunction(() => document.querySelector("[data-tile=depth]").textContent === "1");
+  await sup.waitForFunction((n) => document.querySelector("[data-tile=depth]").textContent === String(n), before - 1);
   check(true, "the dashboard sees the ticket back in the queue");
   await shot(sup, "supervisor");
   await axe(sup, "supervisor console");
+
+  // Disabling the agent closes their open console (4003) and it returns to the login form.
+  const admin = await (await fetch(BASE + "/api/session", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ username: "admin", password: PASSWORD }),
+  })).json();
+  const users = await (await fetch(BASE + "/api/users", { headers: { authorization: `Bearer ${admin.token}` } })).json();
+  const grace = users.find((u) => u.username === "grace");
+  const r = await fetch(BASE + `/api/users/${grace.id}`, {
+    method: "PATCH",
+    headers: { "content-type": "application/json", authorization: `Bearer ${admin.token}` },
+    body: JSON.stringify({ active: false }),
+  });
+  check(r.ok, "the admin disables the agent");
+  await agent.locator("#login-user").waitFor();
+  check(await agent.evaluate(() => sessionStorage.length === 0), "the disabled agent's console is back at the login form, its token forgotten");
 });

@@ -2,7 +2,7 @@
 // panel with earlier tickets and internal notes, transfer, resolve, keyboard shortcuts.
 // Everything live comes over /ws/agent (deskgate.v1); history and lists over the REST API.
 // Panels that depend on later gateway features (step-up verification, masked PII with
-// reveal) are listed in `customerSections` and join it when their API exists.
+// reveal) register in `customerSections` when their API exists.
 import { h, clear, duration, clock } from "../lib/dom";
 import { DeskSocket, clientId, wsUrl, type Frame, type ConnState } from "../lib/socket";
 import { login, logout, api, type Session, type User } from "../lib/staff";
@@ -55,6 +55,15 @@ interface ChatView {
   alert: HTMLElement;
   customer: HTMLElement;
 }
+
+/**
+ * Extra sections of the customer panel, shown after the customer's facts. The panel is built
+ * from what the API gives today (name, whether the identity is signed, id); step-up
+ * verification ("request verification", the verified badge) and the vault's masked email and
+ * phone with a reveal that asks for a reason register a section here when their APIs land.
+ */
+type Section = (ticket: Ticket, send: (frame: Frame) => Promise<Frame>) => Node | null;
+const customerSections: Section[] = [];
 
 const app = document.getElementById("app")!;
 
@@ -347,6 +356,7 @@ function run(s: Session): void {
         h("dt", {}, "Customer id"),
         h("dd", {}, String(t.customer.id)),
       ),
+      ...customerSections.map((section) => section(t, (f) => sock.request(f))).filter((n): n is Node => n !== null),
       h("h3", {}, "Earlier tickets"),
       c.history === null
         ? h("p", { class: "muted" }, "Loading…")

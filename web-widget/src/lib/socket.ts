@@ -141,6 +141,7 @@ export class DeskSocket {
         this.attempt = 0;
         this.setState("online");
         this.opts.onFrame(f);
+        if (ws !== this.ws) return; // the handler asked for a fresh hello (resync)
         // Whatever was not answered before the link dropped goes again, in order.
         for (const pending of this.outbox.values()) this.raw(pending);
         this.heartbeat();
@@ -169,6 +170,8 @@ export class DeskSocket {
       for (const w of this.waiters.values()) w({ type: "error", code: "unavailable", message: "connection lost" });
       this.waiters.clear();
       if (ev.code === 4001 || ev.code === 4003) {
+        // The token is no good: this socket stays down (its online listener included).
+        this.stopped = true;
         this.setState("closed", String(ev.code));
         this.opts.onFatal?.(ev.code);
         return;

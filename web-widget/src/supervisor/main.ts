@@ -110,7 +110,8 @@ function run(s: Session): void {
       tick();
       const load = new Map<number, number>();
       for (const t of assigned) if (t.agent) load.set(t.agent.id, (load.get(t.agent.id) ?? 0) + 1);
-      const agents = users.filter((u) => u.active !== false && ["agent", "lead"].includes(u.role));
+      // Agents and leads, and anyone else (a supervisor, an admin) who holds chats right now.
+      const agents = users.filter((u) => u.active !== false && (["agent", "lead"].includes(u.role) || load.has(u.id)));
       clear(loadChart);
       loadChart.append(
         barChart(agents.map((u) => ({ label: u.name, v: load.get(u.id) ?? 0, max: u.capacity })), "Open chats per agent against capacity"),

@@ -70,6 +70,8 @@ function boot(): void {
   );
   const closeBtn = h("button", { class: "x", type: "button", "aria-label": t.close }, "×");
   const title = h("h2", { id: "dg-title" }, t.title);
+  // Step-up verification adds its code-entry panel beside `alert`, outside the message log,
+  // so that a code typed there never becomes a chat message.
   const panel = h(
     "section",
     { class: "panel", id: "dg-panel", role: "dialog", "aria-labelledby": "dg-title", hidden: true },
