@@ -747,7 +747,8 @@ mod tests {
     fn every_field_is_in_the_canonical_encoding() {
         let base = entry(1);
         let h = base.chain_hash(1, &GENESIS);
-        let variants: Vec<Box<dyn Fn(&mut Entry)>> = vec![
+        type Change = Box<dyn Fn(&mut Entry)>;
+        let variants: Vec<Change> = vec![
             Box::new(|e| e.at += 1),
             Box::new(|e| e.actor_id = None),
             Box::new(|e| e.actor_role = Some("admin".into())),
