@@ -1,6 +1,7 @@
 //! The shared state of a running gateway, built once at start-up and cloned into every
 //! request handler and connection task.
 
+use crate::audit::Auditor;
 use crate::bus::memory::MemoryBus;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -22,6 +23,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     pub sites: Arc<Sites>,
+    /// Appends to the audit log and signs its checkpoints; called through [`App::audit`].
+    pub auditor: Arc<Auditor>,
     /// Cancelled when the gateway shuts down; every connection task watches it.
     pub shutdown: CancellationToken,
     /// The connection tasks, so shutdown can wait for them to close cleanly.
@@ -45,12 +48,20 @@ impl App {
         let metrics = Arc::new(Metrics::default());
         let registry = Arc::new(Registry::default());
         let hub = Hub::new(registry.clone(), Arc::new(MemoryBus::new(registry)));
+        let key = crate::audit::load_key(&crate::audit::key_path(&config))?;
+        let auditor = Arc::new(Auditor::new(
+            store.clone(),
+            clock.clone(),
+            key,
+            config.audit.checkpoint_every,
+        ));
         let desk = Arc::new(Desk::new(
             store.clone(),
             hub,
             clock.clone(),
             config.desk.clone(),
             metrics.clone(),
+            auditor.clone(),
         ));
         Ok(App {
             config: Arc::new(config),
@@ -59,6 +70,7 @@ impl App {
             clock,
             metrics,
             sites,
+            auditor,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
         })

@@ -80,6 +80,15 @@ pub struct ServeArgs {
     /// How long a write waits for a locked database before the sender gets `unavailable` [default: 5s]
     #[arg(long, env = "DESKGATE_STORE_BUSY_TIMEOUT", value_parser = humantime::parse_duration)]
     pub store_busy_timeout: Option<Duration>,
+
+    /// Ed25519 key that signs audit-log checkpoints; keep it apart from the database
+    /// [default: <data>/keys/audit-checkpoint.key, created 0600 on first run]
+    #[arg(long, env = "DESKGATE_AUDIT_KEY_FILE", value_name = "FILE")]
+    pub audit_key_file: Option<PathBuf>,
+
+    /// Sign a checkpoint of the audit log every this many entries [default: 100]
+    #[arg(long, env = "DESKGATE_AUDIT_CHECKPOINT_EVERY", value_name = "N")]
+    pub audit_checkpoint_every: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, ValueEnum)]
@@ -132,6 +141,8 @@ struct FileConfig {
     store_busy_timeout: Option<Duration>,
     #[serde(default)]
     sites: Vec<SiteConfig>,
+    audit_key_file: Option<PathBuf>,
+    audit_checkpoint_every: Option<u64>,
 }
 
 /// The settings the server runs with, after all sources are merged.
@@ -149,6 +160,17 @@ pub struct Config {
     pub store_busy_timeout: Duration,
     /// Sites from the config file; a `demo` site is added when none is configured.
     pub sites: Vec<SiteConfig>,
+    pub audit: AuditConfig,
+    /// Limits of access grants (durations, how long a request waits for review).
+    pub grants: recorder::grant::Policy,
+}
+
+/// The audit log's checkpoints.
+#[derive(Clone, Debug)]
+pub struct AuditConfig {
+    /// The checkpoint signing key; `None` is `<data>/keys/audit-checkpoint.key`.
+    pub key_file: Option<PathBuf>,
+    pub checkpoint_every: u64,
 }
 
 /// Limits of one WebSocket connection.
@@ -193,6 +215,11 @@ impl Default for Config {
             visitor_ttl: Duration::from_secs(30 * 24 * 3600),
             store_busy_timeout: Duration::from_secs(5),
             sites: Vec::new(),
+            audit: AuditConfig {
+                key_file: None,
+                checkpoint_every: 100,
+            },
+            grants: recorder::grant::Policy::default(),
         }
     }
 }
@@ -230,6 +257,10 @@ impl Config {
               reopen_window, auto_assign, default_capacity);
         c.public_url = args.public_url.clone().or(file.public_url);
         c.sites = file.sites;
+        c.audit.key_file = args.audit_key_file.clone().or(file.audit_key_file);
+        if let Some(n) = args.audit_checkpoint_every.or(file.audit_checkpoint_every) {
+            c.audit.checkpoint_every = n;
+        }
         c.validate()?;
         Ok(c)
     }
@@ -249,6 +280,9 @@ impl Config {
         }
         if self.ws.outbound_queue < 8 {
             return invalid("outbound_queue", "must be at least 8");
+        }
+        if self.audit.checkpoint_every == 0 {
+            return invalid("audit_checkpoint_every", "must be at least 1");
         }
         if self.desk.default_capacity == 0 {
             return invalid("default_capacity", "must be at least 1");

@@ -10,10 +10,12 @@
 //!   (in-process embedded); [`hub`]: fan-out to this node's connections.
 //! - [`api`]: the REST API; [`auth`]: passwords, tokens, signed identities; [`sites`]:
 //!   embedding sites; [`bootstrap`]: the first admin.
+//! - [`audit`]: the one door to the tamper-evident audit log ([`App::audit`]).
 //! - [`app`]: shared state; [`server`]: routes and `run`; [`config`]; [`clock`]; [`metrics`].
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod bus;

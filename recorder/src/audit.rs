@@ -11,7 +11,8 @@
 //! An entry says who, in which role, when, what, to which customer or object, with what
 //! outcome, from where and in which request. It never holds message bodies, codes or keys.
 
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+pub use ed25519_dalek::VerifyingKey;
+use ed25519_dalek::{Signature, Signer, SigningKey};
 use rand::RngCore;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -482,10 +483,11 @@ pub enum Broken {
     /// A checkpoint was not signed by the expected key.
     #[error("checkpoint at entry {seq}: signature does not verify with key {key_id}")]
     Signature { seq: i64, key_id: String },
-    /// The chain at a signed checkpoint differs from what was signed: the log up to it was
-    /// rewritten.
-    #[error("entry {seq}: chain differs from the signed checkpoint")]
-    Checkpoint { seq: i64 },
+    /// The chain at a signed checkpoint differs from what was signed: some entry from `since`
+    /// (the first after the previous good checkpoint) to `seq` was changed and the chain
+    /// recomputed over it.
+    #[error("entry {since}: the chain from here to entry {seq} differs from the checkpoint signed at entry {seq}")]
+    Checkpoint { since: i64, seq: i64 },
     /// A checkpoint covers entries that are no longer there: the end of the log was cut off.
     #[error(
         "entry {seq}: missing (the log ends at entry {last}, a checkpoint covers entry {seq})"
@@ -498,9 +500,9 @@ impl Broken {
     pub fn entry(&self) -> i64 {
         match self {
             Broken::Missing { expected, .. } => *expected,
+            Broken::Checkpoint { since, .. } => *since,
             Broken::Hash { seq }
             | Broken::Signature { seq, .. }
-            | Broken::Checkpoint { seq }
             | Broken::Truncated { seq, .. } => *seq,
         }
     }
@@ -524,6 +526,8 @@ pub struct Verifier {
     /// Checkpoints not yet reached, by ascending `seq`.
     checkpoints: Vec<Checkpoint>,
     next_checkpoint: usize,
+    /// The last entry a signed checkpoint vouched for.
+    vouched: i64,
     prev: ChainHash,
     last: i64,
 }
@@ -544,6 +548,7 @@ impl Verifier {
         Ok(Verifier {
             checkpoints,
             next_checkpoint: 0,
+            vouched: 0,
             prev: GENESIS,
             last: 0,
         })
@@ -567,8 +572,14 @@ impl Verifier {
                 break;
             }
             // c.seq == r.seq: earlier ones were matched on their own entries.
-            if c.seq == r.seq && c.hash != hash {
-                return Err(Broken::Checkpoint { seq: r.seq });
+            if c.seq == r.seq {
+                if c.hash != hash {
+                    return Err(Broken::Checkpoint {
+                        since: self.vouched + 1,
+                        seq: r.seq,
+                    });
+                }
+                self.vouched = r.seq;
             }
             self.next_checkpoint += 1;
         }
@@ -673,11 +684,12 @@ mod tests {
     fn a_rewritten_chain_is_caught_by_the_signed_checkpoint() {
         let key = CheckpointKey::generate();
         let mut log = chain(6);
-        let cps = vec![key.sign(6, log[5].hash, 1)];
+        let cps = vec![key.sign(2, log[1].hash, 1), key.sign(6, log[5].hash, 1)];
         log[2].entry.outcome = "denied".into();
         rechain(&mut log);
         let err = verify(&log, cps, &key.verifying_key()).unwrap_err();
-        assert_eq!(err, Broken::Checkpoint { seq: 6 });
+        assert_eq!(err, Broken::Checkpoint { since: 3, seq: 6 });
+        assert_eq!(err.entry(), 3);
     }
 
     #[test]

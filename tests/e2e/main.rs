@@ -2,12 +2,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod access;
 mod api;
+mod audit;
 mod auth;
 mod bad_input;
 mod chat;
 mod config;
 mod desk;
+mod grants;
 mod identity;
 mod overload;
 mod queue;
