@@ -63,15 +63,6 @@ impl Context {
         self.role = Some(user.role.as_str().to_string());
         self
     }
-
-    /// A command run on the server by an operator.
-    pub fn operator(command: &str) -> Context {
-        Context {
-            role: Some("operator".into()),
-            user_agent: Some(format!("deskgate {command}")),
-            ..Default::default()
-        }
-    }
 }
 
 impl FromRequestParts<App> for Context {

@@ -70,7 +70,10 @@ pub(super) async fn welcome(conn: &mut Conn, resume: &[ResumePoint]) -> Flow {
             continue;
         }
         let readable = match conn.app.store.ticket_by_conversation(r.conversation).await {
-            Ok(t) if crate::desk::Desk::may_read(&me, &t) => Some(t),
+            // A closed transcript opens only through a grant, never by resuming it.
+            Ok(t) if crate::desk::Desk::may_read(&me, &t) && t.status != TicketStatus::Closed => {
+                Some(t)
+            }
             _ => None,
         };
         match readable {
