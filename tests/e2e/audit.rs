@@ -192,6 +192,17 @@ async fn a_cut_off_end_is_named() {
 #[tokio::test]
 async fn checkpoints_checked_with_another_key_fail() {
     let app = stopped_with_entries().await;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key = app.data_dir().join("keys/audit-checkpoint.key");
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "the private key is readable by its owner only"
+        );
+    }
     let key = app.data_dir().join("keys/audit-checkpoint.key.pub");
     let key = key.to_str().unwrap();
     let (ok, text) = verify(app.data_dir(), &["--public-key", key]);

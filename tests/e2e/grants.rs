@@ -75,6 +75,27 @@ async fn a_closed_transcript_opens_only_through_an_approved_grant() {
             .await;
         assert_eq!(status, 403, "no grant, no transcript: {body}");
     }
+    // Nor over the socket, by `sync` or by resuming the conversation.
+    let (_, detail) = app
+        .get(&format!("/api/tickets/{ticket}"), Some(&sam.token))
+        .await;
+    let conversation = detail["ticket"]["conversation"].as_i64().unwrap();
+    let (mut ws, _) = app
+        .hello(
+            "/ws/agent",
+            &sam.token,
+            json!([{"conversation": conversation, "after": 0}]),
+        )
+        .await;
+    let err = ws.recv_type("error").await;
+    assert_eq!(err["code"], "not_found", "{err}");
+    let err = ws
+        .request(json!({"type": "sync", "ticket": ticket, "after": 0}))
+        .await;
+    assert_eq!(err["code"], "forbidden", "{err}");
+    for f in ws.drain(Duration::from_millis(300)).await {
+        assert_ne!(f["type"], "message", "no message of a closed ticket: {f}");
+    }
 
     let (status, g) = request(&app, &sam, ticket, Some(30)).await;
     assert_eq!(status, 201, "{g}");
