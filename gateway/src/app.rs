@@ -48,7 +48,7 @@ impl App {
         let metrics = Arc::new(Metrics::default());
         let registry = Arc::new(Registry::default());
         let hub = Hub::new(registry.clone(), Arc::new(MemoryBus::new(registry)));
-        let key = crate::audit::load_key(&crate::audit::key_path(&config))?;
+        let key = crate::audit::configured_key(&config)?;
         let auditor = Arc::new(Auditor::new(
             store.clone(),
             clock.clone(),

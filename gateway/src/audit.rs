@@ -181,6 +181,15 @@ pub fn key_path(config: &Config) -> PathBuf {
         .unwrap_or_else(|| config.data.join("keys").join("audit-checkpoint.key"))
 }
 
+/// The checkpoint key of this configuration. A configured file (mounted from a secret
+/// manager) must exist; the default one under the data dir is created on first run.
+pub fn configured_key(config: &Config) -> Result<CheckpointKey, AuditError> {
+    match &config.audit.key_file {
+        Some(path) => Ok(CheckpointKey::load(path)?),
+        None => load_key(&key_path(config)),
+    }
+}
+
 /// Loads the checkpoint key, creating it (0600) with a warning on first run, and writes its
 /// public half beside it (`.pub`) for auditors who verify elsewhere.
 pub fn load_key(path: &Path) -> Result<CheckpointKey, AuditError> {

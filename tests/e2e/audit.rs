@@ -383,3 +383,37 @@ async fn who_looked_at_a_customer_last_month_is_one_query() {
         "{plan:?}"
     );
 }
+
+#[tokio::test]
+async fn a_configured_checkpoint_key_lives_outside_the_data_dir_and_must_exist() {
+    let secrets = tempfile::tempdir().unwrap();
+    let missing = secrets.path().join("missing.key");
+    let data = tempfile::tempdir().unwrap();
+    let mut config = deskgate::Config::default();
+    config.data = data.path().to_path_buf();
+    config.audit.key_file = Some(missing.clone());
+    let clock: std::sync::Arc<dyn deskgate::clock::Clock> = deskgate::clock::ManualClock::new();
+    let err = deskgate::App::build(config, clock)
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("missing.key"), "{err}");
+    assert!(!missing.exists(), "a configured key is never made up");
+
+    let path = secrets.path().join("audit.key");
+    recorder::audit::CheckpointKey::load_or_create(&path).unwrap();
+    let configured = path.clone();
+    let mut app = TestApp::builder()
+        .config(move |c| c.audit.key_file = Some(configured))
+        .start()
+        .await;
+    app.admin().await;
+    app.stop().await;
+    assert!(
+        !app.data_dir().join("keys").exists(),
+        "no key is created under the data dir"
+    );
+    let (ok, text) = verify(app.data_dir(), &["--key", path.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    assert!(text.contains("1 signed checkpoints"), "{text}");
+}
