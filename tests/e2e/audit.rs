@@ -389,8 +389,10 @@ async fn a_configured_checkpoint_key_lives_outside_the_data_dir_and_must_exist()
     let secrets = tempfile::tempdir().unwrap();
     let missing = secrets.path().join("missing.key");
     let data = tempfile::tempdir().unwrap();
-    let mut config = deskgate::Config::default();
-    config.data = data.path().to_path_buf();
+    let mut config = deskgate::Config {
+        data: data.path().to_path_buf(),
+        ..Default::default()
+    };
     config.audit.key_file = Some(missing.clone());
     let clock: std::sync::Arc<dyn deskgate::clock::Clock> = deskgate::clock::ManualClock::new();
     let err = deskgate::App::build(config, clock)
