@@ -124,7 +124,7 @@ async fn read_ticket(
 /// One ticket with its internal notes.
 #[utoipa::path(get, path = "/api/tickets/{id}", tag = "tickets", security(("bearer" = [])),
     params(("id" = i64, Path, description = "ticket id")),
-    responses((status = 200, body = TicketDetail), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
+    responses((status = 200, body = TicketDetail), (status = 401, body = super::ErrorBody), (status = 403, description = "someone else's ticket, or a closed ticket's messages (use a grant)", body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
 pub async fn show(
     State(app): State<App>,
     Staff(me): Staff,
@@ -152,7 +152,7 @@ pub struct MessagesQuery {
 /// A ticket's messages in sequence order.
 #[utoipa::path(get, path = "/api/tickets/{id}/messages", tag = "tickets", security(("bearer" = [])),
     params(("id" = i64, Path, description = "ticket id"), MessagesQuery),
-    responses((status = 200, body = Vec<Message>), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
+    responses((status = 200, body = Vec<Message>), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 403, description = "someone else's ticket, or a closed ticket's messages (use a grant)", body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
 pub async fn messages(
     State(app): State<App>,
     Staff(me): Staff,
@@ -172,7 +172,7 @@ pub async fn messages(
 /// Internal notes of a ticket.
 #[utoipa::path(get, path = "/api/tickets/{id}/notes", tag = "tickets", security(("bearer" = [])),
     params(("id" = i64, Path, description = "ticket id")),
-    responses((status = 200, body = Vec<Note>), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
+    responses((status = 200, body = Vec<Note>), (status = 401, body = super::ErrorBody), (status = 403, description = "someone else's ticket, or a closed ticket's messages (use a grant)", body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
 pub async fn notes(
     State(app): State<App>,
     Staff(me): Staff,
