@@ -1,6 +1,7 @@
 //! The shared state of a running gateway, built once at start-up and cloned into every
 //! request handler and connection task.
 
+use crate::audit::Auditor;
 use crate::bus::memory::MemoryBus;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -25,6 +26,8 @@ pub struct App {
     pub sites: Arc<Sites>,
     /// Step-up verification and staff second factors.
     pub stepup: Arc<StepUp>,
+    /// Appends to the audit log and signs its checkpoints; called through [`App::audit`].
+    pub auditor: Arc<Auditor>,
     /// Cancelled when the gateway shuts down; every connection task watches it.
     pub shutdown: CancellationToken,
     /// The connection tasks, so shutdown can wait for them to close cleanly.
@@ -55,12 +58,20 @@ impl App {
             hub.clone(),
             clock.clone(),
         )?);
+        let key = crate::audit::configured_key(&config)?;
+        let auditor = Arc::new(Auditor::new(
+            store.clone(),
+            clock.clone(),
+            key,
+            config.audit.checkpoint_every,
+        ));
         let desk = Arc::new(Desk::new(
             store.clone(),
             hub,
             clock.clone(),
             config.desk.clone(),
             metrics.clone(),
+            auditor.clone(),
         ));
         Ok(App {
             config: Arc::new(config),
@@ -70,6 +81,7 @@ impl App {
             metrics,
             sites,
             stepup,
+            auditor,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
         })

@@ -84,6 +84,26 @@ pub struct ServeArgs {
     /// Boxed: these flags would otherwise make every `ServeArgs` value large.
     #[command(flatten)]
     pub verification: Box<crate::stepup::config::VerificationArgs>,
+    /// Ed25519 key that signs audit-log checkpoints; keep it apart from the database
+    /// [default: <data>/keys/audit-checkpoint.key, created 0600 on first run]
+    #[arg(long, env = "DESKGATE_AUDIT_KEY_FILE", value_name = "FILE")]
+    pub audit_key_file: Option<PathBuf>,
+
+    /// Sign a checkpoint of the audit log every this many entries [default: 100]
+    #[arg(long, env = "DESKGATE_AUDIT_CHECKPOINT_EVERY", value_name = "N")]
+    pub audit_checkpoint_every: Option<u64>,
+
+    /// Access an approved grant gives when the request names no duration [default: 1h]
+    #[arg(long, env = "DESKGATE_GRANT_DEFAULT_DURATION", value_parser = humantime::parse_duration)]
+    pub grant_default_duration: Option<Duration>,
+
+    /// Longest access one grant request may ask for [default: 8h]
+    #[arg(long, env = "DESKGATE_GRANT_MAX_DURATION", value_parser = humantime::parse_duration)]
+    pub grant_max_duration: Option<Duration>,
+
+    /// How long an access request waits for review before it expires [default: 24h]
+    #[arg(long, env = "DESKGATE_GRANT_PENDING_TTL", value_parser = humantime::parse_duration)]
+    pub grant_pending_ttl: Option<Duration>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, ValueEnum)]
@@ -142,6 +162,14 @@ struct FileConfig {
     sites: Vec<SiteConfig>,
     #[serde(default)]
     verification: Option<crate::stepup::config::VerificationFile>,
+    audit_key_file: Option<PathBuf>,
+    audit_checkpoint_every: Option<u64>,
+    #[serde(default, with = "humantime_serde")]
+    grant_default_duration: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    grant_max_duration: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    grant_pending_ttl: Option<Duration>,
 }
 
 /// The settings the server runs with, after all sources are merged.
@@ -161,6 +189,17 @@ pub struct Config {
     pub sites: Vec<SiteConfig>,
     /// Step-up verification and staff second factors (`[verification]`).
     pub verification: crate::stepup::config::VerificationConfig,
+    pub audit: AuditConfig,
+    /// Limits of access grants (durations, how long a request waits for review).
+    pub grants: recorder::grant::Policy,
+}
+
+/// The audit log's checkpoints.
+#[derive(Clone, Debug)]
+pub struct AuditConfig {
+    /// The checkpoint signing key; `None` is `<data>/keys/audit-checkpoint.key`.
+    pub key_file: Option<PathBuf>,
+    pub checkpoint_every: u64,
 }
 
 /// Limits of one WebSocket connection.
@@ -206,6 +245,11 @@ impl Default for Config {
             store_busy_timeout: Duration::from_secs(5),
             sites: Vec::new(),
             verification: Default::default(),
+            audit: AuditConfig {
+                key_file: None,
+                checkpoint_every: 100,
+            },
+            grants: recorder::grant::Policy::default(),
         }
     }
 }
@@ -246,6 +290,19 @@ impl Config {
         c.verification =
             crate::stepup::config::VerificationConfig::load(&args.verification, file.verification)
                 .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
+        c.audit.key_file = args.audit_key_file.clone().or(file.audit_key_file);
+        if let Some(n) = args.audit_checkpoint_every.or(file.audit_checkpoint_every) {
+            c.audit.checkpoint_every = n;
+        }
+        if let Some(d) = args.grant_default_duration.or(file.grant_default_duration) {
+            c.grants.default_duration = d;
+        }
+        if let Some(d) = args.grant_max_duration.or(file.grant_max_duration) {
+            c.grants.max_duration = d;
+        }
+        if let Some(d) = args.grant_pending_ttl.or(file.grant_pending_ttl) {
+            c.grants.pending_ttl = d;
+        }
         c.validate()?;
         Ok(c)
     }
@@ -265,6 +322,23 @@ impl Config {
         }
         if self.ws.outbound_queue < 8 {
             return invalid("outbound_queue", "must be at least 8");
+        }
+        if self.audit.checkpoint_every == 0 {
+            return invalid("audit_checkpoint_every", "must be at least 1");
+        }
+        let minute = Duration::from_secs(60);
+        let g = &self.grants;
+        if g.max_duration < minute
+            || g.default_duration < minute
+            || g.default_duration > g.max_duration
+        {
+            return invalid(
+                "grant_default_duration",
+                "grant durations must be at least 1m, the default no longer than the maximum",
+            );
+        }
+        if g.pending_ttl < minute {
+            return invalid("grant_pending_ttl", "must be at least 1m");
         }
         if self.desk.default_capacity == 0 {
             return invalid("default_capacity", "must be at least 1");
@@ -350,6 +424,35 @@ mod tests {
         };
         let err = Config::load(&args).unwrap_err().to_string();
         assert!(err.contains("unknown field `listen_port`"), "{err}");
+    }
+
+    #[test]
+    fn grant_limits_and_the_audit_key_come_from_the_file() {
+        let f = write(
+            "grant_max_duration = \"2h\"\ngrant_pending_ttl = \"1h\"\n\
+             audit_key_file = \"/run/secrets/audit.key\"\naudit_checkpoint_every = 10\n",
+        );
+        let args = ServeArgs {
+            config: Some(f.path().into()),
+            ..Default::default()
+        };
+        let c = Config::load(&args).unwrap();
+        assert_eq!(c.grants.max_duration, Duration::from_secs(7200));
+        assert_eq!(c.grants.pending_ttl, Duration::from_secs(3600));
+        assert_eq!(c.grants.default_duration, Duration::from_secs(3600));
+        assert_eq!(
+            c.audit.key_file,
+            Some(PathBuf::from("/run/secrets/audit.key"))
+        );
+        assert_eq!(c.audit.checkpoint_every, 10);
+
+        let f = write("grant_default_duration = \"9h\"\n");
+        let args = ServeArgs {
+            config: Some(f.path().into()),
+            ..Default::default()
+        };
+        let err = Config::load(&args).unwrap_err().to_string();
+        assert!(err.contains("grant_default_duration"), "{err}");
     }
 
     #[test]

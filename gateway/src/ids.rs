@@ -76,3 +76,8 @@ impl fmt::Display for Seq {
 /// One WebSocket connection on this node; never stored, never sent to clients.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConnId(pub u64);
+
+id_type!(
+    /// An access request and, once approved, the grant it became.
+    GrantId
+);

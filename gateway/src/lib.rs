@@ -13,10 +13,12 @@
 //! - [`stepup`]: step-up verification of customers before sensitive actions, and the staff
 //!   second factor (TOTP, recovery codes), on the `verify` crate.
 //! - [`web`]: the embedded widget, demo page and consoles (built from `web-widget/`).
+//! - [`audit`]: the one door to the tamper-evident audit log ([`App::audit`]).
 //! - [`app`]: shared state; [`server`]: routes and `run`; [`config`]; [`clock`]; [`metrics`].
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod bus;

@@ -25,6 +25,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start-up; the size of the `serve` flags does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway. With no flags: 127.0.0.1:8080, data in ./deskgate-data.
@@ -32,6 +34,9 @@ enum Command {
     /// Manage staff accounts in a data dir (works while the gateway runs).
     #[command(subcommand)]
     User(UserCommand),
+    /// Check or export the tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Screen messages for payment card numbers: JSON lines on stdin
     /// ({"text": "...", "conversation": "optional id"}), one verdict per line on stdout
     /// ({"blocked": bool, "findings": [{"brand", "start", "end", "masked"}]}).
@@ -76,6 +81,33 @@ enum UserCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every entry's hash chain and every signed checkpoint; exits non-zero naming the
+    /// first entry that was edited, deleted, reordered or inserted.
+    Verify {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Public checkpoint key (64 hex digits) [default: the public half of the configured
+        /// checkpoint key]
+        #[arg(long, value_name = "FILE")]
+        public_key: Option<PathBuf>,
+        /// Checkpoint key file whose public half to check with [default: --audit-key-file or
+        /// <data>/keys/audit-checkpoint.key]
+        #[arg(long, env = "DESKGATE_AUDIT_KEY_FILE", value_name = "FILE")]
+        key: Option<PathBuf>,
+    },
+    /// Write the log as JSON lines on standard output (for a SIEM); the export is itself
+    /// recorded in the log.
+    Export {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Only entries after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+    },
+}
+
 fn parse_role(s: &str) -> Result<Role, String> {
     s.parse()
 }
@@ -93,6 +125,7 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(serve(config))
         }
         Command::User(cmd) => runtime.block_on(user(cmd)),
+        Command::Audit(cmd) => runtime.block_on(audit(cmd)),
         Command::Scan => {
             let stdin = std::io::stdin().lock();
             let stdout = std::io::BufWriter::new(std::io::stdout().lock());
@@ -257,6 +290,77 @@ async fn user(cmd: UserCommand) -> anyhow::Result<()> {
                     if u.active { "active" } else { "disabled" }
                 );
             }
+            Ok(())
+        }
+    }
+}
+
+async fn audit(cmd: AuditCommand) -> anyhow::Result<()> {
+    use deskgate::audit as log;
+    match cmd {
+        AuditCommand::Verify {
+            data,
+            public_key,
+            key,
+        } => {
+            let (config, store) = open_store(data).await?;
+            let verifying = match (public_key, key) {
+                (Some(path), _) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    recorder::audit::parse_verifying_key(&text).with_context(|| {
+                        format!("{} is not an Ed25519 public key in hex", path.display())
+                    })?
+                }
+                (None, key) => {
+                    let path = key.unwrap_or_else(|| log::key_path(&config));
+                    recorder::audit::CheckpointKey::load(&path)?.verifying_key()
+                }
+            };
+            match log::verify_store(&store, &verifying).await? {
+                Ok(v) => {
+                    println!(
+                        "audit log ok: {} entries, {} signed checkpoints (key {})",
+                        v.entries,
+                        v.checkpoints,
+                        recorder::audit::key_id(&verifying)
+                    );
+                    match v.last_checkpoint {
+                        Some(last) if last < v.entries => println!(
+                            "entries {}-{} are after the last checkpoint: chained, not yet signed",
+                            last + 1,
+                            v.entries
+                        ),
+                        None if v.entries > 0 => {
+                            println!("no signed checkpoint yet: entries are chained, not signed")
+                        }
+                        _ => {}
+                    }
+                    Ok(())
+                }
+                Err(broken) => anyhow::bail!("audit log broken: {broken}"),
+            }
+        }
+        AuditCommand::Export { data, after } => {
+            let (_, store) = open_store(data).await?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let range = log::export(&store, after, &mut out).await?;
+            drop(out);
+            let detail = match range {
+                Some((first, last)) => format!("entries {first}-{last}"),
+                None => "no entries".to_string(),
+            };
+            let entry = recorder::audit::Entry {
+                actor_role: Some("operator".into()),
+                user_agent: Some("deskgate audit export".into()),
+                detail: Some(detail),
+                ..recorder::audit::Entry::new(
+                    SystemClock.now().0,
+                    log::Action::AuditExported,
+                    log::Outcome::Allowed,
+                )
+            };
+            store.append_audit(&entry).await?;
             Ok(())
         }
     }

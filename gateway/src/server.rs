@@ -70,6 +70,18 @@ pub fn router(app: App) -> Router {
             "/api/users/{id}/mfa",
             axum::routing::delete(api::mfa::reset),
         )
+        .route("/api/customers/{id}", get(api::customers::show))
+        .route("/api/customers/{id}/reveal", post(api::customers::reveal))
+        .route(
+            "/api/grants",
+            get(api::grants::list).post(api::grants::create),
+        )
+        .route("/api/grants/{id}", get(api::grants::show))
+        .route("/api/grants/{id}/approve", post(api::grants::approve))
+        .route("/api/grants/{id}/deny", post(api::grants::deny))
+        .route("/api/grants/{id}/revoke", post(api::grants::revoke))
+        .route("/api/grants/{id}/transcript", get(api::grants::transcript))
+        .route("/api/audit", get(api::audit::list))
         .route("/api/openapi.json", get(api::openapi::serve))
         .route("/healthz", get(api::health::live))
         .route("/readyz", get(api::health::ready))
@@ -93,17 +105,25 @@ pub async fn run(listener: TcpListener, app: App) -> std::io::Result<()> {
     spawn_sweeper(app.clone());
     let shutdown = app.shutdown.clone();
     let tracker = app.tracker.clone();
-    axum::serve(listener, router(app))
+    let auditor = app.auditor.clone();
+    // The client's address is kept in audit entries.
+    let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;
     tracker.close();
     if tokio::time::timeout(DRAIN, tracker.wait()).await.is_err() {
         tracing::warn!("some connections did not close in time");
     }
+    // The last entries are signed before the process ends.
+    if let Err(e) = auditor.checkpoint().await {
+        tracing::error!(error = %e, "audit checkpoint at shutdown failed");
+    }
     Ok(())
 }
 
-/// Closes resolved tickets once the reopen window has passed.
+/// Closes resolved tickets once the reopen window has passed, records access grants the
+/// clock has expired, and signs an audit checkpoint when entries were added.
 fn spawn_sweeper(app: App) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(SWEEP);
@@ -120,6 +140,12 @@ fn spawn_sweeper(app: App) {
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "closing resolved tickets failed"),
+            }
+            if let Err(e) = api::grants::expire_due(&app).await {
+                tracing::warn!(error = %e, "expiring access grants failed");
+            }
+            if let Err(e) = app.auditor.checkpoint().await {
+                tracing::warn!(error = %e, "audit checkpoint failed");
             }
         }
     });

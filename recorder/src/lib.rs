@@ -1,5 +1,6 @@
-//! recorder: the vault of deskgate. It knows keys, ciphertexts and retention rules; it knows
-//! nothing of tickets, sockets or SQL (the gateway stores what this crate produces).
+//! recorder: the vault of deskgate. It knows keys, ciphertexts, grant rules and the audit
+//! chain; it knows nothing of tickets, sockets or SQL (the gateway stores what this crate
+//! produces).
 //!
 //! Map of the crate:
 //! - [`keyring`]: versioned key-encryption keys in a 0600 file outside the database, and the
@@ -9,11 +10,18 @@
 //! - [`seal`]: AES-256-GCM records with a random nonce and the record's identity (owner,
 //!   sequence number, kind) as associated data.
 //! - [`blind`]: keyed blind index for exact-match lookups of sealed values.
+//! - [`audit`]: the audit entry model, its canonical encoding, the hash chain over entries,
+//!   Ed25519-signed checkpoints with the key kept apart from the database, and the verifier
+//!   that names the first entry that was edited, deleted, reordered or inserted.
+//! - [`grant`]: access grants to closed objects (transcripts now, recordings later) as pure
+//!   rules: request, review (never one's own), expiry of requests and of access, revocation.
 //! - [`error`]: the crate's error type.
 
+pub mod audit;
 pub mod blind;
 pub mod envelope;
 pub mod error;
+pub mod grant;
 pub mod keyring;
 pub mod seal;
 

@@ -46,7 +46,7 @@ async fn an_agent_lists_queued_tickets_and_their_own_only() {
         format!("/api/tickets/{}/notes", theirs.ticket),
     ] {
         let (status, _) = app.get(&path, Some(&grace.token)).await;
-        assert_eq!(status, 404, "{path}");
+        assert_eq!(status, 403, "someone else's ticket is refused: {path}");
     }
     let (status, messages) = app
         .get(

@@ -321,11 +321,15 @@ async fn an_agent_acting_on_a_ticket_not_theirs_gets_not_found() {
     for frame in [
         json!({"type": "resolve", "ticket": c.ticket}),
         json!({"type": "transfer", "ticket": c.ticket, "to": null}),
-        json!({"type": "sync", "ticket": c.ticket, "after": 0}),
     ] {
         let err = b.request(frame.clone()).await;
         assert_eq!(err["code"], "not_found", "{frame}");
     }
+    // Reading someone else's ticket is refused outright (and audited).
+    let err = b
+        .request(json!({"type": "sync", "ticket": c.ticket, "after": 0}))
+        .await;
+    assert_eq!(err["code"], "forbidden");
     let err = b
         .request(json!({"type": "typing", "ticket": c.ticket, "active": true}))
         .await;

@@ -2,13 +2,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod access;
 mod api;
+mod audit;
 mod auth;
 mod bad_input;
 mod browser;
 mod chat;
 mod config;
 mod desk;
+mod grants;
 mod identity;
 mod mfa;
 mod origin;

@@ -385,6 +385,29 @@ impl TestApp {
         (closed, ws.take_pending())
     }
 
+    /// Runs the periodic sweep's step now: resolved tickets past the reopen window (of the
+    /// test's clock) become closed.
+    pub async fn close_resolved(&self) -> Vec<i64> {
+        let closed = self
+            .app
+            .store
+            .close_resolved(self.app.desk.reopen_after(), self.clock.now())
+            .await
+            .expect("close resolved tickets");
+        closed.iter().map(|t| t.id.0).collect()
+    }
+
+    /// Audit entries matching the query string (e.g. `action=pii_revealed&customer=3`),
+    /// newest first, read as an admin.
+    pub async fn audit(&self, query: &str) -> Vec<Value> {
+        let admin = self.admin().await;
+        let (status, body) = self
+            .get(&format!("/api/audit?{query}"), Some(&admin.token))
+            .await;
+        assert_eq!(status, 200, "GET /api/audit?{query}: {body}");
+        body.as_array().expect("array").clone()
+    }
+
     /// The Prometheus text of `/metrics`.
     pub async fn metrics(&self) -> String {
         let resp = self

@@ -1,7 +1,10 @@
 //! The REST API (`/api/...`): everything that is not live. One file per resource; the
 //! OpenAPI document at `/api/openapi.json` is generated from the handlers' annotations.
 
+pub mod audit;
 pub mod bootstrap;
+pub mod customers;
+pub mod grants;
 pub mod health;
 pub mod mfa;
 pub mod openapi;

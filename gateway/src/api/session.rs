@@ -3,6 +3,7 @@
 
 use super::{bearer, ApiError, ApiResult, Body, Staff};
 use crate::app::App;
+use crate::audit::{Action, Context, Event, Outcome};
 use crate::auth::{password, token};
 use crate::clock::Timestamp;
 use crate::store::{StoreError, User};
@@ -46,6 +47,7 @@ pub struct SessionCreated {
     ))]
 pub async fn login(
     State(app): State<App>,
+    ctx: Context,
     Body(login): Body<Login>,
 ) -> ApiResult<(StatusCode, Json<SessionCreated>)> {
     let found = match app.store.user_credentials(&login.username).await {
@@ -61,8 +63,15 @@ pub async fn login(
         .unwrap_or(false);
     let user = match found {
         Some((user, _)) if ok && user.active => user,
-        _ => {
+        other => {
             tracing::info!(username_len = login.username.len(), "login failed");
+            // The account, when there is one, is named; the typed name never is.
+            let ctx = match &other {
+                Some((u, _)) => ctx.by(u),
+                None => ctx,
+            };
+            let ev = Event::new(Action::LoginFailed, Outcome::Failed);
+            let _ = app.audit(&ctx, ev).await;
             return Err(ApiError::Unauthenticated);
         }
     };
@@ -89,6 +98,9 @@ pub async fn login(
             .await?;
     }
     tracing::info!(user = user.id.0, "login");
+    let _ = app
+        .audit(&ctx.by(&user), Event::allowed(Action::Login))
+        .await;
     Ok((
         StatusCode::CREATED,
         Json(SessionCreated {

@@ -1,12 +1,15 @@
 //! Tickets over REST: lists, one ticket with its messages and notes, a customer's history,
 //! priority changes. Agents see queued tickets and their own; leads, supervisors and admins
-//! see all. A ticket one may not see answers exactly like a missing one.
+//! see all. Reading someone else's ticket is refused (403) and audited, like every read. A
+//! closed ticket's messages open only through an access grant ([`super::grants`]).
 
+use super::customers::CustomerView;
 use super::{ApiError, ApiResult, Body, Staff};
 use crate::app::App;
-use crate::desk::Desk;
+use crate::audit::{Action, Context, Event};
+use crate::desk::{Desk, DeskError};
 use crate::ids::{CustomerId, Seq, TicketId, UserId};
-use crate::store::{Message, Note, Priority, Ticket, TicketFilter, TicketStatus};
+use crate::store::{Message, Note, Priority, Ticket, TicketFilter, TicketStatus, User};
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -56,20 +59,86 @@ pub async fn list(
 pub struct TicketDetail {
     pub ticket: Ticket,
     pub notes: Vec<Note>,
+    /// The customer, contact details masked.
+    pub customer: CustomerView,
+}
+
+/// Which part of a ticket is read, for the audit entry.
+#[derive(Clone, Copy)]
+enum Part {
+    Ticket,
+    Messages,
+    Notes,
+}
+
+impl Part {
+    fn as_str(self) -> &'static str {
+        match self {
+            Part::Ticket => "ticket",
+            Part::Messages => "messages",
+            Part::Notes => "notes",
+        }
+    }
+}
+
+/// A ticket the user may read, with the read (or the refusal) audited. A closed ticket's
+/// messages are refused here: they open only through a grant.
+async fn read_ticket(
+    app: &App,
+    me: &User,
+    ctx: Context,
+    id: TicketId,
+    part: Part,
+) -> ApiResult<Ticket> {
+    let ctx = ctx.by(me);
+    let ticket = match app.desk.readable_ticket(me, id).await {
+        Ok(t) => t,
+        Err(DeskError::Role) => {
+            let mut ev = Event::denied(Action::TicketRead)
+                .object("ticket", id.0)
+                .detail(part.as_str());
+            if let Ok(t) = app.store.ticket(id).await {
+                ev = ev.customer(t.customer.id);
+            }
+            let _ = app.audit(&ctx, ev).await;
+            return Err(ApiError::Forbidden);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if matches!(part, Part::Messages) && ticket.status == TicketStatus::Closed {
+        let ev = Event::denied(Action::TranscriptRead)
+            .customer(ticket.customer.id)
+            .object("transcript", id.0)
+            .detail("closed: needs an access grant");
+        let _ = app.audit(&ctx, ev).await;
+        return Err(ApiError::Forbidden);
+    }
+    let ev = Event::allowed(Action::TicketRead)
+        .customer(ticket.customer.id)
+        .object("ticket", id.0)
+        .detail(part.as_str());
+    let _ = app.audit(&ctx, ev).await;
+    Ok(ticket)
 }
 
 /// One ticket with its internal notes.
 #[utoipa::path(get, path = "/api/tickets/{id}", tag = "tickets", security(("bearer" = [])),
     params(("id" = i64, Path, description = "ticket id")),
-    responses((status = 200, body = TicketDetail), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
+    responses((status = 200, body = TicketDetail), (status = 401, body = super::ErrorBody), (status = 403, description = "someone else's ticket, or a closed ticket's messages (use a grant)", body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
 pub async fn show(
     State(app): State<App>,
     Staff(me): Staff,
+    ctx: Context,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<TicketDetail>> {
-    let ticket = app.desk.readable_ticket(&me, TicketId(id)).await?;
+    let ticket = read_ticket(&app, &me, ctx, TicketId(id), Part::Ticket).await?;
     let notes = app.store.notes(ticket.id).await?;
-    Ok(Json(TicketDetail { ticket, notes }))
+    let customer = CustomerView::from(&app.store.customer(ticket.customer.id).await?);
+    Ok(Json(TicketDetail {
+        ticket,
+        notes,
+        customer,
+    }))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -83,14 +152,15 @@ pub struct MessagesQuery {
 /// A ticket's messages in sequence order.
 #[utoipa::path(get, path = "/api/tickets/{id}/messages", tag = "tickets", security(("bearer" = [])),
     params(("id" = i64, Path, description = "ticket id"), MessagesQuery),
-    responses((status = 200, body = Vec<Message>), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
+    responses((status = 200, body = Vec<Message>), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 403, description = "someone else's ticket, or a closed ticket's messages (use a grant)", body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
 pub async fn messages(
     State(app): State<App>,
     Staff(me): Staff,
+    ctx: Context,
     Path(id): Path<i64>,
     Query(q): Query<MessagesQuery>,
 ) -> ApiResult<Json<Vec<Message>>> {
-    let ticket = app.desk.readable_ticket(&me, TicketId(id)).await?;
+    let ticket = read_ticket(&app, &me, ctx, TicketId(id), Part::Messages).await?;
     let after = Seq(q.after.unwrap_or(0).max(0));
     Ok(Json(
         app.store
@@ -102,13 +172,14 @@ pub async fn messages(
 /// Internal notes of a ticket.
 #[utoipa::path(get, path = "/api/tickets/{id}/notes", tag = "tickets", security(("bearer" = [])),
     params(("id" = i64, Path, description = "ticket id")),
-    responses((status = 200, body = Vec<Note>), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
+    responses((status = 200, body = Vec<Note>), (status = 401, body = super::ErrorBody), (status = 403, description = "someone else's ticket, or a closed ticket's messages (use a grant)", body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
 pub async fn notes(
     State(app): State<App>,
     Staff(me): Staff,
+    ctx: Context,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Vec<Note>>> {
-    let ticket = app.desk.readable_ticket(&me, TicketId(id)).await?;
+    let ticket = read_ticket(&app, &me, ctx, TicketId(id), Part::Notes).await?;
     Ok(Json(app.store.notes(ticket.id).await?))
 }
 

@@ -4,7 +4,8 @@
 
 use super::{ApiError, ApiResult, Body, Staff};
 use crate::app::App;
-use crate::auth::password;
+use crate::audit::{Action, Context, Event};
+use crate::auth::{password, require, Permission};
 use crate::ids::UserId;
 use crate::store::{NewUser, Role, User, UserPatch};
 use axum::extract::{Path, State};
@@ -57,11 +58,7 @@ fn valid_capacity(c: Option<u32>) -> ApiResult<Option<u32>> {
 }
 
 fn require_admin(user: &User) -> ApiResult<()> {
-    if user.role.manages_users() {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden)
-    }
+    require(user, Permission::ManageUsers).map_err(|_| ApiError::Forbidden)
 }
 
 /// All staff accounts (every staff member may list colleagues, e.g. to transfer a chat).
@@ -84,6 +81,7 @@ pub async fn list(State(app): State<App>, Staff(_me): Staff) -> ApiResult<Json<V
 pub async fn create(
     State(app): State<App>,
     Staff(me): Staff,
+    ctx: Context,
     Body(req): Body<CreateUser>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
     require_admin(&me)?;
@@ -104,6 +102,10 @@ pub async fn create(
         )
         .await?;
     tracing::info!(by = me.id.0, user = user.id.0, role = %user.role, "user created");
+    let ev = Event::allowed(Action::UserCreated)
+        .object("user", user.id.0)
+        .detail(format!("role={}", user.role));
+    let _ = app.audit(&ctx.by(&me), ev).await;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -121,6 +123,7 @@ pub async fn create(
 pub async fn update(
     State(app): State<App>,
     Staff(me): Staff,
+    ctx: Context,
     Path(id): Path<i64>,
     Body(req): Body<UpdateUser>,
 ) -> ApiResult<Json<User>> {
@@ -149,6 +152,23 @@ pub async fn update(
         app.store.delete_user_sessions(id).await?;
         app.desk.revoke(id).await;
         tracing::info!(by = me.id.0, user = id.0, role = %after.role, active = after.active, "access changed");
+    }
+    let ctx = ctx.by(&me);
+    if before.role != after.role {
+        let ev = Event::allowed(Action::RoleChanged)
+            .object("user", id.0)
+            .detail(format!("{} -> {}", before.role, after.role));
+        let _ = app.audit(&ctx, ev).await;
+    }
+    if before.active != after.active {
+        let action = if after.active {
+            Action::UserReactivated
+        } else {
+            Action::UserDeactivated
+        };
+        let _ = app
+            .audit(&ctx, Event::allowed(action).object("user", id.0))
+            .await;
     }
     Ok(Json(after))
 }

@@ -7,11 +7,12 @@
 mod assign;
 pub mod screening;
 
+use crate::audit::{self, Action, Auditor, Outcome};
 use crate::bus::{Audience, Effect, Event, Topic};
 use crate::clock::Clock;
 use crate::config::DeskConfig;
 use crate::hub::Hub;
-use crate::ids::{ConnId, ConversationId, Seq, TicketId, UserId};
+use crate::ids::{ConnId, ConversationId, CustomerId, Seq, TicketId, UserId};
 use crate::metrics::{inc, Metrics};
 use crate::protocol::{ClientId, CustomerTicket, MessageText, QueueOp, ServerFrame};
 use crate::screen::Finding;
@@ -62,6 +63,8 @@ pub struct Desk {
     /// Wakes the auto-assigner when a ticket is queued or an agent frees up.
     assign_kick: Notify,
     screening: Screening,
+    /// Withheld card numbers are audit events.
+    pub auditor: Arc<Auditor>,
 }
 
 impl Desk {
@@ -71,6 +74,7 @@ impl Desk {
         clock: Arc<dyn Clock>,
         config: DeskConfig,
         metrics: Arc<Metrics>,
+        auditor: Arc<Auditor>,
     ) -> Desk {
         Desk {
             store,
@@ -80,6 +84,7 @@ impl Desk {
             metrics,
             assign_kick: Notify::new(),
             screening: Screening::default(),
+            auditor,
         }
     }
 
@@ -218,6 +223,8 @@ impl Desk {
                 Some(appended.ticket),
                 Some(appended.message.conversation),
             );
+            self.audit_blocked(audit::Context::customer(), customer.id, appended.ticket)
+                .await;
         }
         if appended.duplicate {
             return Ok(Sent { appended, findings });
@@ -286,6 +293,10 @@ impl Desk {
                     Some(ticket),
                     Some(appended.message.conversation),
                 );
+                if let Ok(t) = self.store.ticket(ticket).await {
+                    let ctx = audit::Context::default().by(user);
+                    self.audit_blocked(ctx, t.customer.id, ticket).await;
+                }
             }
             inc(&self.metrics.messages_stored);
             self.publish_message(appended.ticket, &appended.message)
@@ -348,22 +359,34 @@ impl Desk {
         Ok(tr.ticket)
     }
 
-    /// Whether a staff user may read a ticket: queued ones and their own, or all for leads,
-    /// supervisors and admins.
+    /// Whether a staff user may read a ticket: queued ones and their own for those who work
+    /// tickets, all for leads, supervisors and admins; approvers none.
     pub fn may_read(user: &User, ticket: &Ticket) -> bool {
-        user.role.sees_all_tickets()
-            || ticket.status == TicketStatus::Queued
-            || ticket.agent.as_ref().map(|a| a.id) == Some(user.id)
+        use crate::auth::Permission;
+        user.role.can(Permission::ReadAllTickets)
+            || (user.role.can(Permission::WorkTickets)
+                && (ticket.status == TicketStatus::Queued
+                    || ticket.agent.as_ref().map(|a| a.id) == Some(user.id)))
     }
 
-    /// A ticket the user may read; others look exactly like missing ones.
+    /// A ticket the user may read: a missing one is `NotFound`, someone else's is refused
+    /// with [`DeskError::Role`] (callers audit the refusal).
     pub async fn readable_ticket(&self, user: &User, id: TicketId) -> DeskResult<Ticket> {
         let t = self.store.ticket(id).await?;
         if Self::may_read(user, &t) {
             Ok(t)
         } else {
-            Err(StoreError::NotFound.into())
+            Err(DeskError::Role)
         }
+    }
+
+    /// Records a withheld card number in the audit log: who, which customer and ticket;
+    /// never the number.
+    async fn audit_blocked(&self, ctx: audit::Context, customer: CustomerId, ticket: TicketId) {
+        let ev = audit::Event::new(Action::CardNumberBlocked, Outcome::Denied)
+            .customer(customer)
+            .object("ticket", ticket.0);
+        let _ = self.auditor.record(&ctx, ev).await;
     }
 
     /// Adds an internal note; staff following the conversation see it, customers never do.
@@ -383,6 +406,8 @@ impl Desk {
         if !findings.is_empty() {
             inc(&self.metrics.messages_blocked);
             record_blocked(&findings, "agent", user.id.0, Some(ticket), None);
+            let ctx = audit::Context::default().by(user);
+            self.audit_blocked(ctx, t.customer.id, ticket).await;
             return Err(DeskError::Blocked(findings));
         }
         let (note, duplicate) = self

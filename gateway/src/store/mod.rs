@@ -5,13 +5,15 @@
 //! authorisation that depends on a ticket's state (who it is assigned to) is checked inside it,
 //! so two racing requests can never both succeed.
 
+pub mod access;
 pub mod model;
 pub mod sqlite;
 
+pub use access::*;
 pub use model::*;
 
 use crate::clock::Timestamp;
-use crate::ids::{ConversationId, CustomerId, Seq, TicketId, UserId};
+use crate::ids::{ConversationId, CustomerId, GrantId, Seq, TicketId, UserId};
 use async_trait::async_trait;
 
 #[derive(Debug, thiserror::Error)]
@@ -214,4 +216,28 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// The user of an unexpired session of either kind.
     async fn enrolling_user(&self, token_hash: &[u8], now: Timestamp) -> StoreResult<User>;
+
+    // --- audit log (recorder::audit) --------------------------------------------------------
+    /// Appends an entry at the end of the hash chain: reads the head, hashes, inserts, in one
+    /// transaction of the single writer, so the chain has one order.
+    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<AuditRecord>;
+    /// Records in log order with `seq > after`, at most `limit` (verification, export).
+    async fn audit_after(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditRecord>>;
+    /// Records matching the filter, newest first.
+    async fn audit_search(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>>;
+    /// The last entry's number and hash.
+    async fn audit_head(&self) -> StoreResult<Option<(i64, ChainHash)>>;
+    async fn add_audit_checkpoint(&self, checkpoint: &AuditCheckpoint) -> StoreResult<()>;
+    /// Every signed checkpoint, by ascending `seq`.
+    async fn audit_checkpoints(&self) -> StoreResult<Vec<AuditCheckpoint>>;
+
+    // --- access grants (recorder::grant) ----------------------------------------------------
+    async fn create_grant(&self, grant: NewGrant) -> StoreResult<StoredGrant>;
+    async fn grant(&self, id: GrantId) -> StoreResult<StoredGrant>;
+    async fn grants(&self, filter: GrantFilter) -> StoreResult<Vec<StoredGrant>>;
+    /// Applies the change if the grant is still in `change.from`; `Conflict` otherwise.
+    async fn change_grant(&self, id: GrantId, change: GrantChange) -> StoreResult<StoredGrant>;
+    /// Grants the clock has expired but the store has not: pending past `review_by`,
+    /// approved past `expires_at`.
+    async fn due_grants(&self, now: Timestamp) -> StoreResult<Vec<StoredGrant>>;
 }

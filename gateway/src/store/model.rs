@@ -1,5 +1,6 @@
 //! What the store holds, as the rest of the gateway sees it.
 
+use crate::auth::Permission;
 use crate::clock::Timestamp;
 use crate::ids::{ConversationId, CustomerId, NoteId, Seq, TicketId, UserId};
 use serde::{Deserialize, Serialize};
@@ -28,22 +29,19 @@ impl Role {
         }
     }
 
-    /// May see every ticket, not only queued ones and their own.
+    /// May see every ticket, not only queued ones and their own (see [`Permission`]).
     pub fn sees_all_tickets(self) -> bool {
-        matches!(self, Role::Lead | Role::Supervisor | Role::Admin)
+        self.can(Permission::ReadAllTickets)
     }
 
     /// May create users and change roles.
     pub fn manages_users(self) -> bool {
-        matches!(self, Role::Admin)
+        self.can(Permission::ManageUsers)
     }
 
     /// Works tickets: claims, replies, resolves.
     pub fn works_tickets(self) -> bool {
-        matches!(
-            self,
-            Role::Agent | Role::Lead | Role::Supervisor | Role::Admin
-        )
+        self.can(Permission::WorkTickets)
     }
 }
 

@@ -1,7 +1,12 @@
 //! Frames of a staff connection (`/ws/agent`): the live queue, claiming, replying, notes,
-//! transfers and resolution. Every frame is authorised against the ticket's current state.
+//! transfers and resolution. Every frame is checked against the permission matrix
+//! ([`crate::auth::permission`]) for the connection's role, then authorised against the
+//! ticket's current state. A change of role or a deactivation closes the connection (4003),
+//! so the role checked here is always the current one.
 
 use super::conn::{closing, Conn, Flow, Who};
+use crate::audit::{Action, Context, Event};
+use crate::auth::Permission;
 use crate::desk::DeskError;
 use crate::ids::{ConversationId, TicketId};
 use crate::protocol::{
@@ -38,12 +43,15 @@ pub(super) async fn welcome(conn: &mut Conn, resume: &[ResumePoint]) -> Flow {
         })
         .await
         .map_err(unavailable)?;
-    let queue = conn
-        .app
-        .store
-        .queue(WELCOME_QUEUE)
-        .await
-        .map_err(unavailable)?;
+    let queue = if me.role.can(Permission::ViewQueue) {
+        conn.app
+            .store
+            .queue(WELCOME_QUEUE)
+            .await
+            .map_err(unavailable)?
+    } else {
+        Vec::new()
+    };
     let frame = ServerFrame::WelcomeAgent {
         user: &me,
         assigned: &assigned,
@@ -62,7 +70,10 @@ pub(super) async fn welcome(conn: &mut Conn, resume: &[ResumePoint]) -> Flow {
             continue;
         }
         let readable = match conn.app.store.ticket_by_conversation(r.conversation).await {
-            Ok(t) if crate::desk::Desk::may_read(&me, &t) => Some(t),
+            // A closed transcript opens only through a grant, never by resuming it.
+            Ok(t) if crate::desk::Desk::may_read(&me, &t) && t.status != TicketStatus::Closed => {
+                Some(t)
+            }
             _ => None,
         };
         match readable {
@@ -86,12 +97,35 @@ fn followed(conn: &Conn, ticket: Option<TicketId>) -> Option<(TicketId, Conversa
         .map(|(c, _)| (ticket, *c))
 }
 
+/// The permission a frame needs beyond the ticket's own rules; `None` for frames every staff
+/// connection may send.
+fn needed(frame: &ClientFrame) -> Option<Permission> {
+    match frame {
+        ClientFrame::Claim { .. }
+        | ClientFrame::Send { .. }
+        | ClientFrame::Note { .. }
+        | ClientFrame::Transfer { .. }
+        | ClientFrame::Resolve { .. }
+        | ClientFrame::Typing { .. }
+        | ClientFrame::Read { .. } => Some(Permission::WorkTickets),
+        // Which tickets one may read is decided per ticket (`Desk::may_read`).
+        ClientFrame::Sync { .. } | ClientFrame::Hello { .. } | ClientFrame::Ping => None,
+    }
+}
+
 pub(super) async fn on_frame(conn: &mut Conn, inbound: Inbound) -> Flow {
     let Some(me) = user(conn) else {
         return Err(closing(close::INTERNAL, "not staff"));
     };
     let reference = inbound.reference.as_deref();
     let desk = conn.app.desk.clone();
+    if let Some(p) = needed(&inbound.frame) {
+        if !me.role.can(p) {
+            return conn
+                .reply_error(reference, ErrorCode::Forbidden, "your role may not do this")
+                .await;
+        }
+    }
     match inbound.frame {
         ClientFrame::Claim { ticket } => match desk.claim(&me, ticket).await {
             Ok(t) => ok(conn, reference, Some(&t)).await,
@@ -184,7 +218,30 @@ pub(super) async fn on_frame(conn: &mut Conn, inbound: Inbound) -> Flow {
             }
         }
         ClientFrame::Sync { ticket, after } => match desk.readable_ticket(&me, ticket).await {
+            Ok(t) if t.status == TicketStatus::Closed => {
+                let ev = Event::denied(Action::TranscriptRead)
+                    .customer(t.customer.id)
+                    .object("transcript", t.id.0)
+                    .detail("closed: needs an access grant");
+                let _ = conn.app.audit(&Context::default().by(&me), ev).await;
+                conn.reply_error(
+                    reference,
+                    ErrorCode::Forbidden,
+                    "a closed ticket's transcript opens only through an access grant",
+                )
+                .await
+            }
             Ok(t) => conn.replay(t.id, t.conversation, after).await,
+            Err(e @ DeskError::Role) => {
+                let mut ev = Event::denied(Action::TicketRead)
+                    .object("ticket", ticket.0)
+                    .detail("sync");
+                if let Ok(t) = conn.app.store.ticket(ticket).await {
+                    ev = ev.customer(t.customer.id);
+                }
+                let _ = conn.app.audit(&Context::default().by(&me), ev).await;
+                conn.reply_desk_error(reference, e).await
+            }
             Err(e) => conn.reply_desk_error(reference, e).await,
         },
         ClientFrame::RequestVerification { ticket, action } => {

@@ -263,7 +263,9 @@ impl Conn {
             }
             Who::Staff(u) => {
                 let (uid, works) = (u.id, u.role.works_tickets());
-                self.follow_topic(Topic::Queue).await?;
+                if u.role.can(crate::auth::Permission::ViewQueue) {
+                    self.follow_topic(Topic::Queue).await?;
+                }
                 self.follow_topic(Topic::User(uid)).await?;
                 if works {
                     self.app.desk.hub.agent_online(uid);

@@ -8,6 +8,7 @@
 
 mod appender;
 mod verification;
+mod audit;
 
 use super::*;
 use appender::{Appender, Target};
@@ -1104,6 +1105,41 @@ impl Store for SqliteStore {
 
     async fn enrolling_user(&self, token_hash: &[u8], now: Timestamp) -> StoreResult<User> {
         verification::enrolling_user(self, token_hash, now).await
+    }
+
+    // --- audit log and access grants: in audit.rs ---------------------------------------------
+    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<AuditRecord> {
+        self.sqlite_append_audit(entry).await
+    }
+    async fn audit_after(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditRecord>> {
+        self.sqlite_audit_after(after, limit).await
+    }
+    async fn audit_search(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
+        self.sqlite_audit_search(filter).await
+    }
+    async fn audit_head(&self) -> StoreResult<Option<(i64, ChainHash)>> {
+        self.sqlite_audit_head().await
+    }
+    async fn add_audit_checkpoint(&self, checkpoint: &AuditCheckpoint) -> StoreResult<()> {
+        self.sqlite_add_audit_checkpoint(checkpoint).await
+    }
+    async fn audit_checkpoints(&self) -> StoreResult<Vec<AuditCheckpoint>> {
+        self.sqlite_audit_checkpoints().await
+    }
+    async fn create_grant(&self, grant: NewGrant) -> StoreResult<StoredGrant> {
+        self.sqlite_create_grant(grant).await
+    }
+    async fn grant(&self, id: GrantId) -> StoreResult<StoredGrant> {
+        self.sqlite_grant(id).await
+    }
+    async fn grants(&self, filter: GrantFilter) -> StoreResult<Vec<StoredGrant>> {
+        self.sqlite_grants(filter).await
+    }
+    async fn change_grant(&self, id: GrantId, change: GrantChange) -> StoreResult<StoredGrant> {
+        self.sqlite_change_grant(id, change).await
+    }
+    async fn due_grants(&self, now: Timestamp) -> StoreResult<Vec<StoredGrant>> {
+        self.sqlite_due_grants(now).await
     }
 }
 

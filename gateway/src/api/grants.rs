@@ -1,0 +1,483 @@
+//! Access grants over REST: a supervisor asks for a closed ticket's transcript with a reason
+//! and a duration (`POST /api/grants`); a different person with the approver role approves
+//! or denies it (`POST /api/grants/{id}/approve|deny`); the requester then reads the
+//! transcript through the grant (`GET /api/grants/{id}/transcript`) until it expires or is
+//! revoked (`POST /api/grants/{id}/revoke`). The rules are `recorder::grant`; every step,
+//! every read and every refusal is audited. Approvers and admins see every grant, requesters
+//! their own.
+
+use super::{ApiError, ApiResult, Body, Staff};
+use crate::app::App;
+use crate::audit::{Action, Context, Event};
+use crate::auth::{require, Permission};
+use crate::clock::Timestamp;
+use crate::ids::{GrantId, Seq, TicketId, UserId};
+use crate::store::{
+    GrantChange, GrantFilter, Message, NewGrant, StoreError, StoredGrant, Ticket, TicketStatus,
+    User,
+};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use recorder::grant::{GrantError, ObjectKind, Reason, Status};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct CreateGrant {
+    /// `transcript` (a closed ticket's messages); `recording` arrives with the voice channel.
+    pub kind: String,
+    /// The ticket whose transcript is asked for.
+    pub object: i64,
+    /// Why access is needed: 10-500 characters; shown to the reviewer and audited.
+    pub reason: String,
+    /// Access asked for once approved; default 60, at most the configured maximum (480).
+    pub duration_minutes: Option<u64>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema, Default)]
+pub struct Review {
+    /// A note for the requester and the audit log (at most 500 characters).
+    pub note: Option<String>,
+}
+
+/// A request or grant as approvers and its requester see it. `status` already reflects the
+/// clock: a request or grant past its time is `expired`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct GrantView {
+    pub id: GrantId,
+    pub kind: String,
+    pub object: i64,
+    pub requester: UserId,
+    pub reason: String,
+    pub status: String,
+    pub requested_at: Timestamp,
+    /// Until when the request may be reviewed.
+    pub review_by: Timestamp,
+    pub duration_minutes: i64,
+    pub reviewer: Option<UserId>,
+    pub reviewed_at: Option<Timestamp>,
+    pub review_note: Option<String>,
+    /// Until when an approved grant opens the object.
+    pub expires_at: Option<Timestamp>,
+    pub ended_by: Option<UserId>,
+    pub ended_at: Option<Timestamp>,
+}
+
+impl GrantView {
+    fn new(g: &StoredGrant, now: Timestamp) -> GrantView {
+        GrantView {
+            id: g.id,
+            kind: g.grant.kind.as_str().to_string(),
+            object: g.grant.object_id,
+            requester: g.requester(),
+            reason: g.reason.clone(),
+            status: g.grant.status_at(now.0).as_str().to_string(),
+            requested_at: Timestamp(g.grant.requested_at),
+            review_by: Timestamp(g.grant.review_by),
+            duration_minutes: g.grant.duration_ms / 60_000,
+            reviewer: g.reviewer,
+            reviewed_at: g.reviewed_at,
+            review_note: g.review_note.clone(),
+            expires_at: g.grant.expires_at.map(Timestamp),
+            ended_by: g.ended_by,
+            ended_at: g.ended_at,
+        }
+    }
+}
+
+/// The transcript read through a grant.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Transcript {
+    pub grant: GrantId,
+    pub ticket: Ticket,
+    pub messages: Vec<Message>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct TranscriptQuery {
+    /// Messages after this sequence number; default 0.
+    pub after: Option<i64>,
+    /// At most 500; default 500.
+    pub limit: Option<i64>,
+}
+
+fn grant_error(e: GrantError) -> ApiError {
+    match e {
+        GrantError::Reason | GrantError::Duration { .. } => ApiError::Invalid(e.to_string()),
+        GrantError::SelfReview | GrantError::NotRequester => ApiError::Forbidden,
+        GrantError::NotPending(_) | GrantError::NotActive(_) => ApiError::Conflict(e.to_string()),
+    }
+}
+
+fn grant_event(action: Action, g: &StoredGrant, customer: Option<Ticket>) -> Event {
+    let mut ev = Event::allowed(action)
+        .object("grant", g.id.0)
+        .detail(format!("{} {}", g.grant.kind, g.grant.object_id));
+    if let Some(t) = customer {
+        ev = ev.customer(t.customer.id);
+    }
+    ev
+}
+
+/// The ticket a grant is about (for the customer named in audit entries).
+async fn object_ticket(app: &App, g: &StoredGrant) -> Option<Ticket> {
+    match g.grant.kind {
+        ObjectKind::Transcript => app.store.ticket(TicketId(g.grant.object_id)).await.ok(),
+        ObjectKind::Recording => None,
+    }
+}
+
+/// Marks the requests and grants the clock has expired, one audit entry each. Runs before
+/// every grant operation and on the periodic sweep, so expiry is recorded once whichever
+/// comes first.
+pub async fn expire_due(app: &App) -> Result<(), StoreError> {
+    let now = app.clock.now();
+    for g in app.store.due_grants(now).await? {
+        let change = GrantChange {
+            from: g.grant.status,
+            to: Status::Expired,
+            by: None,
+            at: now,
+            note: None,
+            expires_at: None,
+        };
+        match app.store.change_grant(g.id, change).await {
+            Ok(expired) => {
+                let was = if g.grant.status == Status::Pending {
+                    "request not reviewed in time"
+                } else {
+                    "access period ended"
+                };
+                let ticket = object_ticket(app, &expired).await;
+                let ev = grant_event(Action::GrantExpired, &expired, ticket);
+                let detail = format!("{}; {was}", ev.detail.clone().unwrap_or_default());
+                let _ = app.audit(&Context::system(), ev.detail(detail)).await;
+            }
+            // Someone reviewed or revoked it meanwhile.
+            Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// A grant the caller may see: their own, or any for approvers and admins.
+async fn visible_grant(app: &App, me: &User, id: GrantId) -> ApiResult<StoredGrant> {
+    expire_due(app).await?;
+    let g = app.store.grant(id).await?;
+    if g.requester() == me.id || me.role.can(Permission::ViewAllGrants) {
+        Ok(g)
+    } else {
+        Err(ApiError::Forbidden)
+    }
+}
+
+/// Check point for the approver's fresh TOTP code. Staff TOTP belongs to the verification
+/// crate, which has not landed in the gateway yet; until it does, nothing is checked here and
+/// approval rests on the approver role and the rules of `recorder::grant`.
+async fn approver_fresh_totp(_app: &App, _approver: &User) -> ApiResult<()> {
+    Ok(())
+}
+
+/// Ask for access to a closed ticket's transcript (supervisors).
+#[utoipa::path(post, path = "/api/grants", tag = "grants", security(("bearer" = [])),
+    request_body = CreateGrant,
+    responses((status = 201, body = GrantView), (status = 400, body = super::ErrorBody),
+        (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody),
+        (status = 404, body = super::ErrorBody), (status = 409, description = "the ticket is not closed", body = super::ErrorBody)))]
+pub async fn create(
+    State(app): State<App>,
+    Staff(me): Staff,
+    ctx: Context,
+    Body(req): Body<CreateGrant>,
+) -> ApiResult<(StatusCode, Json<GrantView>)> {
+    let ctx = ctx.by(&me);
+    if require(&me, Permission::RequestGrant).is_err() {
+        let ev =
+            Event::denied(Action::GrantRequested).detail(format!("{} {}", req.kind, req.object));
+        let _ = app.audit(&ctx, ev).await;
+        return Err(ApiError::Forbidden);
+    }
+    let kind: ObjectKind = req.kind.parse().map_err(ApiError::Invalid)?;
+    if kind == ObjectKind::Recording {
+        return Err(ApiError::Invalid(
+            "recordings arrive with the voice channel; only transcripts can be requested".into(),
+        ));
+    }
+    let reason = Reason::parse(&req.reason).map_err(grant_error)?;
+    let policy = &app.config.grants;
+    let asked = req
+        .duration_minutes
+        .map(|m| Duration::from_secs(m.saturating_mul(60)));
+    let duration = policy.duration(asked).map_err(grant_error)?;
+    let ticket = app.store.ticket(TicketId(req.object)).await?;
+    if ticket.status != TicketStatus::Closed {
+        return Err(ApiError::Conflict(
+            "only a closed ticket's transcript needs a grant".into(),
+        ));
+    }
+    let now = app.clock.now();
+    let grant = policy.request(kind, ticket.id.0, me.id.0, duration, now.0);
+    let stored = app
+        .store
+        .create_grant(NewGrant {
+            grant,
+            reason: reason.as_str().to_string(),
+        })
+        .await?;
+    let ev = grant_event(Action::GrantRequested, &stored, Some(ticket));
+    let detail = format!(
+        "{}; reason={}",
+        ev.detail.clone().unwrap_or_default(),
+        reason.as_str()
+    );
+    let _ = app.audit(&ctx, ev.detail(detail)).await;
+    Ok((StatusCode::CREATED, Json(GrantView::new(&stored, now))))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// At most 500; default 100.
+    pub limit: Option<i64>,
+}
+
+/// Requests and grants, newest first: all of them for approvers and admins, one's own for
+/// everyone else.
+#[utoipa::path(get, path = "/api/grants", tag = "grants", security(("bearer" = [])),
+    params(ListQuery),
+    responses((status = 200, body = Vec<GrantView>), (status = 401, body = super::ErrorBody)))]
+pub async fn list(
+    State(app): State<App>,
+    Staff(me): Staff,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Vec<GrantView>>> {
+    expire_due(&app).await?;
+    let limit = match q.limit {
+        None => 100,
+        Some(n @ 1..=500) => n,
+        Some(_) => return Err(ApiError::Invalid("limit must be 1-500".into())),
+    };
+    let requester = (!me.role.can(Permission::ViewAllGrants)).then_some(me.id);
+    let grants = app
+        .store
+        .grants(GrantFilter {
+            requester,
+            limit,
+            ..Default::default()
+        })
+        .await?;
+    let now = app.clock.now();
+    Ok(Json(
+        grants.iter().map(|g| GrantView::new(g, now)).collect(),
+    ))
+}
+
+/// One request or grant.
+#[utoipa::path(get, path = "/api/grants/{id}", tag = "grants", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "grant id")),
+    responses((status = 200, body = GrantView), (status = 401, body = super::ErrorBody),
+        (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
+pub async fn show(
+    State(app): State<App>,
+    Staff(me): Staff,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<GrantView>> {
+    let g = visible_grant(&app, &me, GrantId(id)).await?;
+    Ok(Json(GrantView::new(&g, app.clock.now())))
+}
+
+async fn review(
+    app: App,
+    me: User,
+    ctx: Context,
+    id: GrantId,
+    review: Review,
+    approve: bool,
+) -> ApiResult<Json<GrantView>> {
+    let ctx = ctx.by(&me);
+    let action = if approve {
+        Action::GrantApproved
+    } else {
+        Action::GrantDenied
+    };
+    if require(&me, Permission::ReviewGrant).is_err() {
+        let _ = app
+            .audit(&ctx, Event::denied(action).object("grant", id.0))
+            .await;
+        return Err(ApiError::Forbidden);
+    }
+    let note = match review.note {
+        Some(n) if n.chars().count() > 500 || n.chars().any(char::is_control) => {
+            return Err(ApiError::Invalid(
+                "note must be at most 500 characters, without control characters".into(),
+            ))
+        }
+        other => other
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty()),
+    };
+    let g = visible_grant(&app, &me, id).await?;
+    let now = app.clock.now();
+    if let Err(e) = g.grant.check_review(me.id.0, now.0) {
+        if e == GrantError::SelfReview {
+            let ev = Event::denied(action)
+                .object("grant", id.0)
+                .detail("own request");
+            let _ = app.audit(&ctx, ev).await;
+        }
+        return Err(grant_error(e));
+    }
+    if approve {
+        approver_fresh_totp(&app, &me).await?;
+    }
+    let change = GrantChange {
+        from: Status::Pending,
+        to: if approve {
+            Status::Approved
+        } else {
+            Status::Denied
+        },
+        by: Some(me.id),
+        at: now,
+        note,
+        expires_at: approve.then(|| Timestamp(g.grant.expiry_if_approved(now.0))),
+    };
+    let changed = app.store.change_grant(id, change).await?;
+    let ticket = object_ticket(&app, &changed).await;
+    let _ = app.audit(&ctx, grant_event(action, &changed, ticket)).await;
+    Ok(Json(GrantView::new(&changed, now)))
+}
+
+/// Approve someone else's pending request (approvers). Access starts now and lasts the
+/// requested duration.
+#[utoipa::path(post, path = "/api/grants/{id}/approve", tag = "grants", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "grant id")), request_body = Review,
+    responses((status = 200, body = GrantView), (status = 401, body = super::ErrorBody),
+        (status = 403, description = "not an approver, or one's own request", body = super::ErrorBody),
+        (status = 404, body = super::ErrorBody), (status = 409, description = "not pending (reviewed, expired, revoked)", body = super::ErrorBody)))]
+pub async fn approve(
+    State(app): State<App>,
+    Staff(me): Staff,
+    ctx: Context,
+    Path(id): Path<i64>,
+    Body(req): Body<Review>,
+) -> ApiResult<Json<GrantView>> {
+    review(app, me, ctx, GrantId(id), req, true).await
+}
+
+/// Deny someone else's pending request (approvers).
+#[utoipa::path(post, path = "/api/grants/{id}/deny", tag = "grants", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "grant id")), request_body = Review,
+    responses((status = 200, body = GrantView), (status = 401, body = super::ErrorBody),
+        (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody),
+        (status = 409, body = super::ErrorBody)))]
+pub async fn deny(
+    State(app): State<App>,
+    Staff(me): Staff,
+    ctx: Context,
+    Path(id): Path<i64>,
+    Body(req): Body<Review>,
+) -> ApiResult<Json<GrantView>> {
+    review(app, me, ctx, GrantId(id), req, false).await
+}
+
+/// End a pending request or an active grant at once (approvers and admins).
+#[utoipa::path(post, path = "/api/grants/{id}/revoke", tag = "grants", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "grant id")), request_body = Review,
+    responses((status = 200, body = GrantView), (status = 401, body = super::ErrorBody),
+        (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody),
+        (status = 409, body = super::ErrorBody)))]
+pub async fn revoke(
+    State(app): State<App>,
+    Staff(me): Staff,
+    ctx: Context,
+    Path(id): Path<i64>,
+    Body(req): Body<Review>,
+) -> ApiResult<Json<GrantView>> {
+    let ctx = ctx.by(&me);
+    let id = GrantId(id);
+    if require(&me, Permission::RevokeGrant).is_err() {
+        let _ = app
+            .audit(
+                &ctx,
+                Event::denied(Action::GrantRevoked).object("grant", id.0),
+            )
+            .await;
+        return Err(ApiError::Forbidden);
+    }
+    let g = visible_grant(&app, &me, id).await?;
+    let now = app.clock.now();
+    g.grant.check_revoke(now.0).map_err(grant_error)?;
+    let note = req
+        .note
+        .map(|n| n.chars().take(500).collect::<String>())
+        .filter(|n| !n.trim().is_empty());
+    let change = GrantChange {
+        from: g.grant.status,
+        to: Status::Revoked,
+        by: Some(me.id),
+        at: now,
+        note,
+        expires_at: None,
+    };
+    let changed = app.store.change_grant(id, change).await?;
+    let ticket = object_ticket(&app, &changed).await;
+    let _ = app
+        .audit(&ctx, grant_event(Action::GrantRevoked, &changed, ticket))
+        .await;
+    Ok(Json(GrantView::new(&changed, now)))
+}
+
+/// Read the transcript a grant opens (its requester only, while it is active). Every read is
+/// audited, and so is every refused one.
+#[utoipa::path(get, path = "/api/grants/{id}/transcript", tag = "grants", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "grant id"), TranscriptQuery),
+    responses((status = 200, body = Transcript), (status = 401, body = super::ErrorBody),
+        (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody),
+        (status = 409, description = "pending, denied, expired or revoked", body = super::ErrorBody)))]
+pub async fn transcript(
+    State(app): State<App>,
+    Staff(me): Staff,
+    ctx: Context,
+    Path(id): Path<i64>,
+    Query(q): Query<TranscriptQuery>,
+) -> ApiResult<Json<Transcript>> {
+    let ctx = ctx.by(&me);
+    let id = GrantId(id);
+    expire_due(&app).await?;
+    let g = app.store.grant(id).await?;
+    let ticket = app.store.ticket(TicketId(g.grant.object_id)).await?;
+    let now = app.clock.now();
+    if let Err(e) = g.grant.check_read(me.id.0, now.0) {
+        let ev = Event::denied(Action::GrantUsed)
+            .customer(ticket.customer.id)
+            .object("transcript", ticket.id.0)
+            .detail(format!("grant={}; {e}", id.0));
+        let _ = app.audit(&ctx, ev).await;
+        return Err(grant_error(e));
+    }
+    let limit = match q.limit {
+        None => 500,
+        Some(n @ 1..=500) => n,
+        Some(_) => return Err(ApiError::Invalid("limit must be 1-500".into())),
+    };
+    let after = Seq(q.after.unwrap_or(0).max(0));
+    let ev = Event::allowed(Action::GrantUsed)
+        .customer(ticket.customer.id)
+        .object("transcript", ticket.id.0)
+        .detail(format!("grant={}; after={}", id.0, after.0));
+    // A read that leaves no trace does not happen.
+    app.audit(&ctx, ev)
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
+    let messages = app
+        .store
+        .messages_after(ticket.conversation, after, limit)
+        .await?;
+    Ok(Json(Transcript {
+        grant: id,
+        ticket,
+        messages,
+    }))
+}

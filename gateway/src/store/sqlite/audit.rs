@@ -1,0 +1,340 @@
+//! The audit log and access grants in SQLite (migration 0006).
+//!
+//! An audit append is one `BEGIN IMMEDIATE` transaction on the single writer: it takes the
+//! write lock before reading the chain's head, so neither another task of this gateway nor
+//! another process (`deskgate audit export` appends its own entry) can slip in between the
+//! read and the insert.
+
+use super::*;
+use recorder::audit::{ObjectRef, GENESIS};
+use recorder::grant::{Grant, Status};
+use sqlx::{Sqlite, SqliteConnection};
+
+const AUDIT_SELECT: &str = "SELECT seq, at, actor_id, actor_role, action, outcome, customer_id, \
+     object_kind, object_id, detail, ip, user_agent, request_id, hash FROM audit_log";
+
+const GRANT_SELECT: &str = "SELECT id, object_kind, object_id, requester_id, reason, duration_ms, \
+     status, requested_at, review_by, reviewer_id, reviewed_at, review_note, expires_at, \
+     ended_by, ended_at FROM access_grants";
+
+fn record_from_row(r: &SqliteRow) -> StoreResult<AuditRecord> {
+    let kind: Option<String> = r.try_get("object_kind")?;
+    let object_id: Option<i64> = r.try_get("object_id")?;
+    let hash: Vec<u8> = r.try_get("hash")?;
+    Ok(AuditRecord {
+        seq: r.try_get("seq")?,
+        entry: AuditEntry {
+            at: r.try_get("at")?,
+            actor_id: r.try_get("actor_id")?,
+            actor_role: r.try_get("actor_role")?,
+            action: r.try_get("action")?,
+            outcome: r.try_get("outcome")?,
+            customer_id: r.try_get("customer_id")?,
+            object: kind.map(|kind| ObjectRef {
+                kind,
+                id: object_id.unwrap_or_default(),
+            }),
+            detail: r.try_get("detail")?,
+            ip: r.try_get("ip")?,
+            user_agent: r.try_get("user_agent")?,
+            request_id: r.try_get("request_id")?,
+        },
+        // A hash of the wrong length cannot match; the verifier names the entry.
+        hash: hash.try_into().unwrap_or([0u8; 32]),
+    })
+}
+
+fn checkpoint_from_row(r: &SqliteRow) -> StoreResult<AuditCheckpoint> {
+    let hash: Vec<u8> = r.try_get("hash")?;
+    let signature: Vec<u8> = r.try_get("signature")?;
+    Ok(AuditCheckpoint {
+        seq: r.try_get("seq")?,
+        hash: hash.try_into().unwrap_or([0u8; 32]),
+        at: r.try_get("at")?,
+        key_id: r.try_get("key_id")?,
+        signature: signature.try_into().unwrap_or([0u8; 64]),
+    })
+}
+
+fn grant_from_row(r: &SqliteRow) -> StoreResult<StoredGrant> {
+    Ok(StoredGrant {
+        id: GrantId(r.try_get("id")?),
+        grant: Grant {
+            kind: parse(r.try_get("object_kind")?)?,
+            object_id: r.try_get("object_id")?,
+            requester: r.try_get("requester_id")?,
+            status: parse(r.try_get("status")?)?,
+            requested_at: r.try_get("requested_at")?,
+            review_by: r.try_get("review_by")?,
+            duration_ms: r.try_get("duration_ms")?,
+            expires_at: r.try_get("expires_at")?,
+        },
+        reason: r.try_get("reason")?,
+        reviewer: r.try_get::<Option<i64>, _>("reviewer_id")?.map(UserId),
+        reviewed_at: opt_ts(r.try_get("reviewed_at")?),
+        review_note: r.try_get("review_note")?,
+        ended_by: r.try_get::<Option<i64>, _>("ended_by")?.map(UserId),
+        ended_at: opt_ts(r.try_get("ended_at")?),
+    })
+}
+
+async fn append_in(conn: &mut SqliteConnection, e: &AuditEntry) -> StoreResult<AuditRecord> {
+    let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await?;
+    let (last, prev) = match head {
+        Some(r) => {
+            let h: Vec<u8> = r.try_get("hash")?;
+            (r.try_get::<i64, _>("seq")?, h.try_into().unwrap_or(GENESIS))
+        }
+        None => (0, GENESIS),
+    };
+    let seq = last + 1;
+    let hash = e.chain_hash(seq, &prev);
+    sqlx::query(
+        "INSERT INTO audit_log (seq, at, actor_id, actor_role, action, outcome, customer_id, \
+         object_kind, object_id, detail, ip, user_agent, request_id, hash) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(seq)
+    .bind(e.at)
+    .bind(e.actor_id)
+    .bind(&e.actor_role)
+    .bind(&e.action)
+    .bind(&e.outcome)
+    .bind(e.customer_id)
+    .bind(e.object.as_ref().map(|o| o.kind.as_str()))
+    .bind(e.object.as_ref().map(|o| o.id))
+    .bind(&e.detail)
+    .bind(&e.ip)
+    .bind(&e.user_agent)
+    .bind(&e.request_id)
+    .bind(&hash[..])
+    .execute(&mut *conn)
+    .await?;
+    Ok(AuditRecord {
+        seq,
+        entry: e.clone(),
+        hash,
+    })
+}
+
+impl SqliteStore {
+    pub(super) async fn sqlite_append_audit(&self, e: &AuditEntry) -> StoreResult<AuditRecord> {
+        let mut conn = self.writer.acquire().await?;
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        match append_in(&mut conn, e).await {
+            Ok(record) => {
+                sqlx::query("COMMIT").execute(&mut *conn).await?;
+                Ok(record)
+            }
+            Err(err) => {
+                // The connection goes back to the pool; it must not stay inside a transaction.
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                Err(err)
+            }
+        }
+    }
+
+    pub(super) async fn sqlite_audit_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditRecord>> {
+        let rows = sqlx::query(&format!(
+            "{AUDIT_SELECT} WHERE seq > ? ORDER BY seq LIMIT ?"
+        ))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    pub(super) async fn sqlite_audit_search(
+        &self,
+        f: &AuditFilter,
+    ) -> StoreResult<Vec<AuditRecord>> {
+        let mut q = sqlx::QueryBuilder::<Sqlite>::new(AUDIT_SELECT);
+        q.push(" WHERE 1 = 1");
+        if let Some(a) = f.actor {
+            q.push(" AND actor_id = ").push_bind(a.0);
+        }
+        if let Some(c) = f.customer {
+            q.push(" AND customer_id = ").push_bind(c.0);
+        }
+        if let Some(k) = &f.object_kind {
+            q.push(" AND object_kind = ").push_bind(k.clone());
+        }
+        if let Some(id) = f.object_id {
+            q.push(" AND object_id = ").push_bind(id);
+        }
+        if let Some(a) = &f.action {
+            q.push(" AND action = ").push_bind(a.clone());
+        }
+        if let Some(o) = &f.outcome {
+            q.push(" AND outcome = ").push_bind(o.clone());
+        }
+        if let Some(t) = f.from {
+            q.push(" AND at >= ").push_bind(t.0);
+        }
+        if let Some(t) = f.to {
+            q.push(" AND at < ").push_bind(t.0);
+        }
+        if let Some(b) = f.before {
+            q.push(" AND seq < ").push_bind(b);
+        }
+        q.push(" ORDER BY seq DESC LIMIT ").push_bind(f.limit);
+        let rows = q.build().fetch_all(&self.reader).await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    pub(super) async fn sqlite_audit_head(&self) -> StoreResult<Option<(i64, ChainHash)>> {
+        let row = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&self.reader)
+            .await?;
+        match row {
+            None => Ok(None),
+            Some(r) => {
+                let h: Vec<u8> = r.try_get("hash")?;
+                Ok(Some((r.try_get("seq")?, h.try_into().unwrap_or(GENESIS))))
+            }
+        }
+    }
+
+    pub(super) async fn sqlite_add_audit_checkpoint(&self, c: &AuditCheckpoint) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (seq, hash, at, key_id, signature) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (seq) DO NOTHING",
+        )
+        .bind(c.seq)
+        .bind(&c.hash[..])
+        .bind(c.at)
+        .bind(&c.key_id)
+        .bind(&c.signature[..])
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn sqlite_audit_checkpoints(&self) -> StoreResult<Vec<AuditCheckpoint>> {
+        let rows = sqlx::query(
+            "SELECT seq, hash, at, key_id, signature FROM audit_checkpoints ORDER BY seq",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(checkpoint_from_row).collect()
+    }
+
+    pub(super) async fn sqlite_create_grant(&self, g: NewGrant) -> StoreResult<StoredGrant> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO access_grants (object_kind, object_id, requester_id, reason, duration_ms, \
+             status, requested_at, review_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING {}",
+            GRANT_SELECT
+                .trim_start_matches("SELECT ")
+                .trim_end_matches(" FROM access_grants")
+        ))
+        .bind(g.grant.kind.as_str())
+        .bind(g.grant.object_id)
+        .bind(g.grant.requester)
+        .bind(&g.reason)
+        .bind(g.grant.duration_ms)
+        .bind(g.grant.status.as_str())
+        .bind(g.grant.requested_at)
+        .bind(g.grant.review_by)
+        .fetch_one(&self.writer)
+        .await?;
+        grant_from_row(&row)
+    }
+
+    pub(super) async fn sqlite_grant(&self, id: GrantId) -> StoreResult<StoredGrant> {
+        let row = sqlx::query(&format!("{GRANT_SELECT} WHERE id = ?"))
+            .bind(id.0)
+            .fetch_optional(&self.reader)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        grant_from_row(&row)
+    }
+
+    pub(super) async fn sqlite_grants(&self, f: GrantFilter) -> StoreResult<Vec<StoredGrant>> {
+        let mut q = sqlx::QueryBuilder::<Sqlite>::new(GRANT_SELECT);
+        q.push(" WHERE 1 = 1");
+        if let Some(r) = f.requester {
+            q.push(" AND requester_id = ").push_bind(r.0);
+        }
+        if let Some(k) = f.kind {
+            q.push(" AND object_kind = ").push_bind(k.as_str());
+        }
+        if let Some(id) = f.object_id {
+            q.push(" AND object_id = ").push_bind(id);
+        }
+        q.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit);
+        let rows = q.build().fetch_all(&self.reader).await?;
+        rows.iter().map(grant_from_row).collect()
+    }
+
+    pub(super) async fn sqlite_change_grant(
+        &self,
+        id: GrantId,
+        c: GrantChange,
+    ) -> StoreResult<StoredGrant> {
+        let mut tx = self.writer.begin().await?;
+        let reviewing = matches!(c.to, Status::Approved | Status::Denied);
+        let ending = matches!(c.to, Status::Revoked | Status::Expired);
+        let done = sqlx::query(
+            "UPDATE access_grants SET status = ?, \
+             reviewer_id = CASE WHEN ? THEN ? ELSE reviewer_id END, \
+             reviewed_at = CASE WHEN ? THEN ? ELSE reviewed_at END, \
+             review_note = CASE WHEN ? THEN ? ELSE review_note END, \
+             expires_at = COALESCE(?, expires_at), \
+             ended_by = CASE WHEN ? THEN ? ELSE ended_by END, \
+             ended_at = CASE WHEN ? THEN ? ELSE ended_at END \
+             WHERE id = ? AND status = ?",
+        )
+        .bind(c.to.as_str())
+        .bind(reviewing)
+        .bind(c.by.map(|u| u.0))
+        .bind(reviewing)
+        .bind(c.at.0)
+        .bind(reviewing)
+        .bind(&c.note)
+        .bind(c.expires_at.map(|t| t.0))
+        .bind(ending)
+        .bind(c.by.map(|u| u.0))
+        .bind(ending)
+        .bind(c.at.0)
+        .bind(id.0)
+        .bind(c.from.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            let exists: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM access_grants WHERE id = ?")
+                    .bind(id.0)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            return Err(match exists {
+                Some(_) => StoreError::Conflict("the grant changed meanwhile"),
+                None => StoreError::NotFound,
+            });
+        }
+        let row = sqlx::query(&format!("{GRANT_SELECT} WHERE id = ?"))
+            .bind(id.0)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        grant_from_row(&row)
+    }
+
+    pub(super) async fn sqlite_due_grants(&self, now: Timestamp) -> StoreResult<Vec<StoredGrant>> {
+        let rows = sqlx::query(&format!(
+            "{GRANT_SELECT} WHERE (status = 'pending' AND review_by <= ?) \
+             OR (status = 'approved' AND expires_at <= ?) ORDER BY id"
+        ))
+        .bind(now.0)
+        .bind(now.0)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(grant_from_row).collect()
+    }
+}

@@ -1,0 +1,380 @@
+//! Access grants through the real server: a closed transcript opens only through a request
+//! approved by someone else, for a limited time that the test's clock runs out; requests
+//! nobody reviews expire; revocation ends access at once; nobody approves their own request.
+
+use deskgate_tests::{Staff, TestApp};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const REASON: &str = "chargeback dispute #4411 needs the chat record";
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// A ticket that was resolved and then closed once the reopen window passed (72 h of the
+/// test's clock; sessions older than that have expired, so log in again afterwards).
+async fn closed_ticket(app: &TestApp) -> (i64, i64) {
+    let closer = app.agent("closer").await;
+    let (mut ws, _) = app.agent_ws(&closer).await;
+    let mut c = app.customer_with_ticket("My order never arrived").await;
+    ws.request(json!({"type": "claim", "ticket": c.ticket}))
+        .await;
+    ws.request(
+        json!({"type": "send", "ticket": c.ticket, "client_id": "a-1", "text": "Looking into it"}),
+    )
+    .await;
+    let ok = ws
+        .request(json!({"type": "resolve", "ticket": c.ticket}))
+        .await;
+    assert_eq!(ok["type"], "ok", "{ok}");
+    c.ws.recv_type("ticket").await;
+    app.clock.advance(73 * HOUR);
+    assert_eq!(app.close_resolved().await, vec![c.ticket]);
+    (c.ticket, c.visitor.customer_id)
+}
+
+async fn request(app: &TestApp, who: &Staff, ticket: i64, minutes: Option<u64>) -> (u16, Value) {
+    let mut body = json!({"kind": "transcript", "object": ticket, "reason": REASON});
+    if let Some(m) = minutes {
+        body["duration_minutes"] = json!(m);
+    }
+    app.post("/api/grants", Some(&who.token), body).await
+}
+
+async fn review(app: &TestApp, who: &Staff, grant: i64, verb: &str) -> (u16, Value) {
+    app.post(
+        &format!("/api/grants/{grant}/{verb}"),
+        Some(&who.token),
+        json!({"note": "ok for the dispute"}),
+    )
+    .await
+}
+
+async fn read(app: &TestApp, who: &Staff, grant: i64) -> (u16, Value) {
+    app.get(&format!("/api/grants/{grant}/transcript"), Some(&who.token))
+        .await
+}
+
+/// A supervisor and an approver, logged in after the ticket closed.
+async fn people(app: &TestApp) -> (Staff, Staff) {
+    (
+        app.staff("sam", "supervisor", 5).await,
+        app.staff("april", "approver", 5).await,
+    )
+}
+
+#[tokio::test]
+async fn a_closed_transcript_opens_only_through_an_approved_grant() {
+    let app = TestApp::start().await;
+    let (ticket, customer) = closed_ticket(&app).await;
+    let (sam, april) = people(&app).await;
+    let sue = app.staff("sue", "supervisor", 5).await;
+    let admin = app.admin().await;
+
+    for who in [&sam, &admin] {
+        let (status, body) = app
+            .get(&format!("/api/tickets/{ticket}/messages"), Some(&who.token))
+            .await;
+        assert_eq!(status, 403, "no grant, no transcript: {body}");
+    }
+    // Nor over the socket, by `sync` or by resuming the conversation.
+    let (_, detail) = app
+        .get(&format!("/api/tickets/{ticket}"), Some(&sam.token))
+        .await;
+    let conversation = detail["ticket"]["conversation"].as_i64().unwrap();
+    let (mut ws, _) = app
+        .hello(
+            "/ws/agent",
+            &sam.token,
+            json!([{"conversation": conversation, "after": 0}]),
+        )
+        .await;
+    let err = ws.recv_type("error").await;
+    assert_eq!(err["code"], "not_found", "{err}");
+    let err = ws
+        .request(json!({"type": "sync", "ticket": ticket, "after": 0}))
+        .await;
+    assert_eq!(err["code"], "forbidden", "{err}");
+    for f in ws.drain(Duration::from_millis(300)).await {
+        assert_ne!(f["type"], "message", "no message of a closed ticket: {f}");
+    }
+
+    let (status, g) = request(&app, &sam, ticket, Some(30)).await;
+    assert_eq!(status, 201, "{g}");
+    assert_eq!(g["status"], "pending");
+    assert_eq!(g["duration_minutes"], 30);
+    let grant = g["id"].as_i64().unwrap();
+    assert_eq!(
+        read(&app, &sam, grant).await.0,
+        409,
+        "pending opens nothing"
+    );
+
+    let (status, g) = review(&app, &april, grant, "approve").await;
+    assert_eq!(status, 200, "{g}");
+    assert_eq!(g["status"], "approved");
+    assert_eq!(g["reviewer"], april.id);
+
+    let (status, t) = read(&app, &sam, grant).await;
+    assert_eq!(status, 200, "{t}");
+    let texts: Vec<&str> = t["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert!(texts.contains(&"My order never arrived"), "{texts:?}");
+    assert!(texts.contains(&"Looking into it"), "{texts:?}");
+    for other in [&sue, &april, &admin] {
+        let (status, _) = read(&app, other, grant).await;
+        assert_eq!(status, 403, "only the requester reads through a grant");
+    }
+
+    // Approvers and admins see every request; requesters their own; others nothing.
+    for who in [&april, &admin, &sam] {
+        let (status, list) = app.get("/api/grants", Some(&who.token)).await;
+        assert_eq!(status, 200);
+        assert_eq!(list.as_array().unwrap().len(), 1, "{}", who.username);
+    }
+    let (_, list) = app.get("/api/grants", Some(&sue.token)).await;
+    assert_eq!(list, json!([]));
+    let (status, _) = app
+        .get(&format!("/api/grants/{grant}"), Some(&sue.token))
+        .await;
+    assert_eq!(status, 403);
+
+    let trail = app.audit(&format!("customer={customer}")).await;
+    let steps: Vec<(&str, &str, Option<i64>)> = trail
+        .iter()
+        .filter(|e| e["action"].as_str().unwrap().starts_with("grant_"))
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap(),
+                e["actor"].as_i64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            ("grant_used", "denied", Some(admin.id)),
+            ("grant_used", "denied", Some(april.id)),
+            ("grant_used", "denied", Some(sue.id)),
+            ("grant_used", "allowed", Some(sam.id)),
+            ("grant_approved", "allowed", Some(april.id)),
+            ("grant_used", "denied", Some(sam.id)),
+            ("grant_requested", "allowed", Some(sam.id)),
+        ]
+    );
+    let requested = trail
+        .iter()
+        .find(|e| e["action"] == "grant_requested")
+        .unwrap();
+    assert!(requested["detail"].as_str().unwrap().contains(REASON));
+}
+
+#[tokio::test]
+async fn nobody_approves_their_own_request_even_as_an_approver() {
+    let app = TestApp::start().await;
+    let (ticket, _) = closed_ticket(&app).await;
+    let (sam, april) = people(&app).await;
+    let admin = app.admin().await;
+
+    let (status, _) = request(&app, &april, ticket, None).await;
+    assert_eq!(status, 403, "approvers do not request");
+    let (_, g) = request(&app, &sam, ticket, None).await;
+    let grant = g["id"].as_i64().unwrap();
+    assert_eq!(g["duration_minutes"], 60, "one hour by default");
+    let (status, _) = review(&app, &sam, grant, "approve").await;
+    assert_eq!(status, 403, "a supervisor does not review");
+
+    // Sam becomes an approver; his own request stays out of his reach.
+    let (status, _) = app
+        .patch(
+            &format!("/api/users/{}", sam.id),
+            Some(&admin.token),
+            json!({"role": "approver"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let sam = app.login("sam").await;
+    for verb in ["approve", "deny"] {
+        let (status, body) = review(&app, &sam, grant, verb).await;
+        assert_eq!(status, 403, "{verb}: {body}");
+    }
+    let (_, g) = app
+        .get(&format!("/api/grants/{grant}"), Some(&april.token))
+        .await;
+    assert_eq!(g["status"], "pending");
+
+    let refused = app
+        .audit(&format!(
+            "object_kind=grant&object_id={grant}&outcome=denied"
+        ))
+        .await;
+    let own: Vec<&Value> = refused
+        .iter()
+        .filter(|e| e["detail"] == "own request")
+        .collect();
+    assert_eq!(own.len(), 2, "{refused:?}");
+    assert!(own
+        .iter()
+        .all(|e| e["actor"] == sam.id && e["role"] == "approver"));
+
+    let (status, g) = review(&app, &april, grant, "deny").await;
+    assert_eq!(status, 200);
+    assert_eq!(g["status"], "denied");
+    let (status, _) = review(&app, &april, grant, "approve").await;
+    assert_eq!(status, 409, "a reviewed request is not reviewed again");
+}
+
+#[tokio::test]
+async fn an_approved_grant_expires_with_the_clock() {
+    let app = TestApp::start().await;
+    let (ticket, _) = closed_ticket(&app).await;
+    let (sam, april) = people(&app).await;
+    let (_, g) = request(&app, &sam, ticket, Some(30)).await;
+    let grant = g["id"].as_i64().unwrap();
+    review(&app, &april, grant, "approve").await;
+    app.clock.advance(Duration::from_secs(29 * 60));
+    assert_eq!(read(&app, &sam, grant).await.0, 200);
+
+    app.clock.advance(Duration::from_secs(60));
+    let (status, body) = read(&app, &sam, grant).await;
+    assert_eq!(status, 409, "{body}");
+    let (_, g) = app
+        .get(&format!("/api/grants/{grant}"), Some(&april.token))
+        .await;
+    assert_eq!(g["status"], "expired");
+    let expired = app
+        .audit(&format!(
+            "action=grant_expired&object_kind=grant&object_id={grant}"
+        ))
+        .await;
+    assert_eq!(expired.len(), 1, "expiry is recorded once: {expired:?}");
+    assert_eq!(expired[0]["role"], "system");
+    assert!(expired[0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("access period ended"));
+}
+
+#[tokio::test]
+async fn a_request_nobody_reviews_expires_after_a_day() {
+    let app = TestApp::start().await;
+    let (ticket, _) = closed_ticket(&app).await;
+    let (sam, _) = people(&app).await;
+    let (_, g) = request(&app, &sam, ticket, None).await;
+    let grant = g["id"].as_i64().unwrap();
+
+    app.clock.advance(23 * HOUR);
+    let april = app.login("april").await;
+    let (_, g) = app
+        .get(&format!("/api/grants/{grant}"), Some(&april.token))
+        .await;
+    assert_eq!(g["status"], "pending");
+    app.clock.advance(HOUR);
+    let april = app.login("april").await;
+    let (status, body) = review(&app, &april, grant, "approve").await;
+    assert_eq!(status, 409, "{body}");
+    let (_, g) = app
+        .get(&format!("/api/grants/{grant}"), Some(&april.token))
+        .await;
+    assert_eq!(g["status"], "expired");
+    let expired = app
+        .audit(&format!(
+            "action=grant_expired&object_kind=grant&object_id={grant}"
+        ))
+        .await;
+    assert_eq!(expired.len(), 1);
+    assert!(expired[0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("not reviewed in time"));
+}
+
+#[tokio::test]
+async fn a_revoked_grant_stops_working_at_once() {
+    let app = TestApp::start().await;
+    let (ticket, _) = closed_ticket(&app).await;
+    let (sam, april) = people(&app).await;
+    let (_, g) = request(&app, &sam, ticket, None).await;
+    let grant = g["id"].as_i64().unwrap();
+    review(&app, &april, grant, "approve").await;
+    assert_eq!(read(&app, &sam, grant).await.0, 200);
+
+    let (status, _) = review(&app, &sam, grant, "revoke").await;
+    assert_eq!(status, 403, "the requester does not revoke");
+    let (status, g) = review(&app, &april, grant, "revoke").await;
+    assert_eq!(status, 200, "{g}");
+    assert_eq!(g["status"], "revoked");
+    assert_eq!(g["ended_by"], april.id);
+    assert_eq!(read(&app, &sam, grant).await.0, 409);
+    assert_eq!(review(&app, &april, grant, "revoke").await.0, 409);
+    let revoked = app
+        .audit(&format!("action=grant_revoked&object_id={grant}"))
+        .await;
+    let who: Vec<(&str, i64)> = revoked
+        .iter()
+        .map(|e| (e["outcome"].as_str().unwrap(), e["actor"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(who, vec![("allowed", april.id), ("denied", sam.id)]);
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_clearly() {
+    let app = TestApp::start().await;
+    let (ticket, _) = closed_ticket(&app).await;
+    let (sam, _) = people(&app).await;
+    let grace = app.agent("grace").await;
+    let open = app.customer_with_ticket("Still open").await;
+
+    let cases = [
+        (
+            json!({"kind": "transcript", "object": ticket}),
+            400,
+            "reason",
+        ),
+        (
+            json!({"kind": "transcript", "object": ticket, "reason": "short"}),
+            400,
+            "reason",
+        ),
+        (
+            json!({"kind": "transcript", "object": ticket, "reason": REASON, "duration_minutes": 481}),
+            400,
+            "duration",
+        ),
+        (
+            json!({"kind": "transcript", "object": ticket, "reason": REASON, "duration_minutes": 0}),
+            400,
+            "duration",
+        ),
+        (
+            json!({"kind": "recording", "object": ticket, "reason": REASON}),
+            400,
+            "recording",
+        ),
+        (
+            json!({"kind": "transcript", "object": open.ticket, "reason": REASON}),
+            409,
+            "closed",
+        ),
+        (
+            json!({"kind": "transcript", "object": 999999, "reason": REASON}),
+            404,
+            "not found",
+        ),
+    ];
+    for (body, want, says) in cases {
+        let (status, resp) = app
+            .post("/api/grants", Some(&sam.token), body.clone())
+            .await;
+        assert_eq!(status, want, "{body}: {resp}");
+        let message = resp["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{body}: {message}");
+    }
+    let (status, _) = request(&app, &grace, ticket, None).await;
+    assert_eq!(status, 403, "agents do not request");
+    let (_, list) = app.get("/api/grants", Some(&sam.token)).await;
+    assert_eq!(list, json!([]), "nothing was stored");
+}
