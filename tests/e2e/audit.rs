@@ -412,8 +412,8 @@ async fn a_configured_checkpoint_key_lives_outside_the_data_dir_and_must_exist()
     app.admin().await;
     app.stop().await;
     assert!(
-        !app.data_dir().join("keys").exists(),
-        "no key is created under the data dir"
+        !app.data_dir().join("keys/audit-checkpoint.key").exists(),
+        "no checkpoint key is created under the data dir"
     );
     let (ok, text) = verify(app.data_dir(), &["--key", path.to_str().unwrap()]);
     assert!(ok, "{text}");

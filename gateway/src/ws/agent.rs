@@ -107,9 +107,15 @@ fn needed(frame: &ClientFrame) -> Option<Permission> {
         | ClientFrame::Transfer { .. }
         | ClientFrame::Resolve { .. }
         | ClientFrame::Typing { .. }
-        | ClientFrame::Read { .. } => Some(Permission::WorkTickets),
-        // Which tickets one may read is decided per ticket (`Desk::may_read`).
-        ClientFrame::Sync { .. } | ClientFrame::Hello { .. } | ClientFrame::Ping => None,
+        | ClientFrame::Read { .. }
+        | ClientFrame::RequestVerification { .. }
+        | ClientFrame::ResendVerification { .. } => Some(Permission::WorkTickets),
+        // Which tickets one may read is decided per ticket (`Desk::may_read`); `verify` is the
+        // customer's frame and is refused below whatever the role.
+        ClientFrame::Sync { .. }
+        | ClientFrame::Hello { .. }
+        | ClientFrame::Ping
+        | ClientFrame::Verify { .. } => None,
     }
 }
 

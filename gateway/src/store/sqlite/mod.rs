@@ -7,8 +7,8 @@
 //! groups ([`appender`]).
 
 mod appender;
-mod verification;
 mod audit;
+mod verification;
 
 use super::*;
 use appender::{Appender, Target};
