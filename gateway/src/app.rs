@@ -51,13 +51,6 @@ impl App {
         let metrics = Arc::new(Metrics::default());
         let registry = Arc::new(Registry::default());
         let hub = Hub::new(registry.clone(), Arc::new(MemoryBus::new(registry)));
-        let stepup = Arc::new(StepUp::new(
-            config.verification.clone(),
-            &config.data,
-            store.clone(),
-            hub.clone(),
-            clock.clone(),
-        )?);
         let key = crate::audit::configured_key(&config)?;
         let auditor = Arc::new(Auditor::new(
             store.clone(),
@@ -65,6 +58,14 @@ impl App {
             key,
             config.audit.checkpoint_every,
         ));
+        let stepup = Arc::new(StepUp::new(
+            config.verification.clone(),
+            &config.data,
+            store.clone(),
+            hub.clone(),
+            clock.clone(),
+            auditor.clone(),
+        )?);
         let desk = Arc::new(Desk::new(
             store.clone(),
             hub,

@@ -49,10 +49,22 @@ pub enum Action {
     UserReactivated,
     AuditRead,
     AuditExported,
+    VerificationSent,
+    VerificationPassed,
+    VerificationFailed,
+    VerificationLocked,
+    SensitiveAction,
+    TicketFlagged,
+    MfaEnrolled,
+    MfaPassed,
+    MfaFailed,
+    MfaRecoveryUsed,
+    MfaDisabled,
+    MfaReset,
 }
 
 impl Action {
-    pub const ALL: [Action; 19] = [
+    pub const ALL: [Action; 31] = [
         Action::Login,
         Action::LoginFailed,
         Action::TicketRead,
@@ -72,6 +84,18 @@ impl Action {
         Action::UserReactivated,
         Action::AuditRead,
         Action::AuditExported,
+        Action::VerificationSent,
+        Action::VerificationPassed,
+        Action::VerificationFailed,
+        Action::VerificationLocked,
+        Action::SensitiveAction,
+        Action::TicketFlagged,
+        Action::MfaEnrolled,
+        Action::MfaPassed,
+        Action::MfaFailed,
+        Action::MfaRecoveryUsed,
+        Action::MfaDisabled,
+        Action::MfaReset,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -95,6 +119,18 @@ impl Action {
             Action::UserReactivated => "user_reactivated",
             Action::AuditRead => "audit_read",
             Action::AuditExported => "audit_exported",
+            Action::VerificationSent => "verification_sent",
+            Action::VerificationPassed => "verification_passed",
+            Action::VerificationFailed => "verification_failed",
+            Action::VerificationLocked => "verification_locked",
+            Action::SensitiveAction => "sensitive_action",
+            Action::TicketFlagged => "ticket_flagged",
+            Action::MfaEnrolled => "mfa_enrolled",
+            Action::MfaPassed => "mfa_passed",
+            Action::MfaFailed => "mfa_failed",
+            Action::MfaRecoveryUsed => "mfa_recovery_used",
+            Action::MfaDisabled => "mfa_disabled",
+            Action::MfaReset => "mfa_reset",
         }
     }
 

@@ -378,3 +378,105 @@ async fn bad_requests_are_refused_clearly() {
     let (_, list) = app.get("/api/grants", Some(&sam.token)).await;
     assert_eq!(list, json!([]), "nothing was stored");
 }
+
+#[tokio::test]
+async fn approving_needs_the_approvers_fresh_second_factor() {
+    use deskgate::clock::Clock;
+    use deskgate::store::Role;
+    use verify::totp::{code_at, seed_from_base32};
+
+    let app = TestApp::builder()
+        .config(|c| c.verification.mfa_roles = vec![Role::Approver])
+        .start()
+        .await;
+    let (ticket, _) = closed_ticket(&app).await;
+    let sam = app.staff("sam", "supervisor", 5).await;
+    // The approver's first login opens only the enrolment; enrol, then log in with a code.
+    let enrolling = app.staff("april", "approver", 5).await;
+    let (status, e) = app
+        .post("/api/me/mfa/totp", Some(&enrolling.token), json!({}))
+        .await;
+    assert_eq!(status, 201, "{e}");
+    let seed = seed_from_base32(e["secret"].as_str().unwrap()).unwrap();
+    let now_code = |app: &TestApp| code_at(&seed, (app.clock.now().millis() / 1000) as u64);
+    let (status, body) = app
+        .post(
+            "/api/me/mfa/totp/confirm",
+            Some(&enrolling.token),
+            json!({"code": now_code(&app)}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    app.clock.advance(Duration::from_secs(30));
+    let login_code = now_code(&app);
+    let (status, body) = app
+        .post(
+            "/api/session",
+            None,
+            json!({"username": "april", "password": deskgate_tests::PASSWORD, "otp": login_code}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let april = Staff {
+        token: body["token"].as_str().unwrap().to_string(),
+        ..enrolling
+    };
+
+    let (_, g) = request(&app, &sam, ticket, None).await;
+    let id = g["id"].as_i64().unwrap();
+    let path = format!("/api/grants/{id}/approve");
+    let approve = |otp: Option<&str>| {
+        let mut body = json!({"note": "ok for the dispute"});
+        if let Some(o) = otp {
+            body["otp"] = json!(o);
+        }
+        app.post(&path, Some(&april.token), body)
+    };
+
+    let (status, body) = approve(None).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["code"], "second_factor_required");
+    let (status, _) = approve(Some("000000")).await;
+    assert_eq!(status, 401, "a wrong code");
+    // The code that opened the session is spent: a replay does not approve.
+    let (status, _) = approve(Some(&login_code)).await;
+    assert_eq!(status, 401, "a replayed code");
+    let (_, still) = app
+        .get(&format!("/api/grants/{id}"), Some(&sam.token))
+        .await;
+    assert_eq!(still["status"], "pending", "{still}");
+    assert_ne!(read(&app, &sam, id).await.0, 200);
+
+    // Wrong codes make the next attempt wait; a fresh code after that approves.
+    app.clock.advance(Duration::from_secs(60));
+    let (status, body) = approve(Some(&now_code(&app))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "approved");
+    assert_eq!(read(&app, &sam, id).await.0, 200);
+
+    let trail = app
+        .audit(&format!("object_kind=grant&object_id={id}"))
+        .await;
+    let outcomes: Vec<(&str, &str)> = trail
+        .iter()
+        .rev()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        outcomes
+            .iter()
+            .filter(|o| **o == ("grant_approved", "failed"))
+            .count()
+            == 3,
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.contains(&("grant_approved", "allowed")),
+        "{outcomes:?}"
+    );
+}

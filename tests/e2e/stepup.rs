@@ -148,6 +148,33 @@ async fn the_emailed_code_verifies_the_customer_through_the_widget() {
     let (status, done) = d.perform("change_address").await;
     assert_eq!(status, 201, "{done}");
     assert_eq!(done["challenge"], asked["challenge"]);
+
+    // Each step is in the audit log with who took it, the action and the challenge; never
+    // the code.
+    let trail = d.app.audit("object_kind=verification").await;
+    let steps: Vec<(&str, &str)> = trail
+        .iter()
+        .rev()
+        .map(|e| (e["action"].as_str().unwrap(), e["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("verification_sent", "agent"),
+            ("verification_passed", "customer"),
+            ("sensitive_action", "agent"),
+        ],
+        "{trail:?}"
+    );
+    for entry in &trail {
+        assert_eq!(entry["object_id"], asked["challenge"], "{entry}");
+        assert_eq!(entry["detail"], "change_address", "{entry}");
+        assert_eq!(entry["outcome"], "allowed", "{entry}");
+    }
+    assert!(
+        !format!("{trail:?}").contains(&code),
+        "no code in the audit log"
+    );
 }
 
 #[tokio::test]

@@ -8,10 +8,11 @@
 
 use super::{ApiError, ApiResult, Body, Staff};
 use crate::app::App;
-use crate::audit::{Action, Context, Event};
+use crate::audit::{Action, Context, Event, Outcome};
 use crate::auth::{require, Permission};
 use crate::clock::Timestamp;
 use crate::ids::{GrantId, Seq, TicketId, UserId};
+use crate::stepup::StepUpError;
 use crate::store::{
     GrantChange, GrantFilter, Message, NewGrant, StoreError, StoredGrant, Ticket, TicketStatus,
     User,
@@ -20,6 +21,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use recorder::grant::{GrantError, ObjectKind, Reason, Status};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -39,6 +41,9 @@ pub struct CreateGrant {
 pub struct Review {
     /// A note for the requester and the audit log (at most 500 characters).
     pub note: Option<String>,
+    /// The approver's current code from their authenticator app; approving needs it.
+    #[schema(value_type = Option<String>)]
+    pub otp: Option<SecretString>,
 }
 
 /// A request or grant as approvers and its requester see it. `status` already reflects the
@@ -173,11 +178,32 @@ async fn visible_grant(app: &App, me: &User, id: GrantId) -> ApiResult<StoredGra
     }
 }
 
-/// Check point for the approver's fresh TOTP code. Staff TOTP belongs to the verification
-/// crate, which has not landed in the gateway yet; until it does, nothing is checked here and
-/// approval rests on the approver role and the rules of `recorder::grant`.
-async fn approver_fresh_totp(_app: &App, _approver: &User) -> ApiResult<()> {
-    Ok(())
+/// Approving needs the approver's fresh TOTP code (`otp`), checked like a login's (replay of
+/// an accepted step refused, growing delays after failures) but without recovery codes. A
+/// wrong or missing code is audited as a failed approval.
+async fn approver_fresh_totp(
+    app: &App,
+    ctx: &Context,
+    approver: &User,
+    id: GrantId,
+    otp: Option<&SecretString>,
+) -> ApiResult<()> {
+    match app.stepup.fresh_factor(approver, otp).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let mut ev = Event::new(Action::GrantApproved, Outcome::Failed).object("grant", id.0);
+            ev.detail = Some("second factor".into());
+            let _ = app.audit(ctx, ev).await;
+            Err(match e {
+                StepUpError::WrongFactor => ApiError::Refused(
+                    StatusCode::UNAUTHORIZED,
+                    "second_factor_required",
+                    "approving needs a current code from your authenticator app (otp)".into(),
+                ),
+                other => other.into(),
+            })
+        }
+    }
 }
 
 /// Ask for access to a closed ticket's transcript (supervisors).
@@ -329,7 +355,7 @@ async fn review(
         return Err(grant_error(e));
     }
     if approve {
-        approver_fresh_totp(&app, &me).await?;
+        approver_fresh_totp(&app, &ctx, &me, id, review.otp.as_ref()).await?;
     }
     let change = GrantChange {
         from: Status::Pending,

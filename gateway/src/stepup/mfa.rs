@@ -1,7 +1,7 @@
 //! The staff second factor: TOTP enrolment and confirmation, the check at login (with replay
 //! refusal, growing delays and the failure cap), recovery codes, and an admin's reset.
 
-use super::security::{record, Event as SecEvent, Kind};
+use super::security::{Event as SecEvent, Kind};
 use super::{seal, StepUp, StepUpError, StepUpResult};
 use crate::store::User;
 use secrecy::{ExposeSecret, SecretString};
@@ -73,7 +73,7 @@ impl StepUp {
         }
         self.check_totp(user, code, false).await?;
         let codes = self.issue_recovery_codes(user).await?;
-        record(&self.sec(Kind::MfaEnrolled, user));
+        self.record(&self.sec(Kind::MfaEnrolled, user)).await;
         Ok(codes)
     }
 
@@ -104,7 +104,7 @@ impl StepUp {
         }
         self.check_totp(user, code, true).await?;
         self.vs().delete_totp(user.id.0).await?;
-        record(&self.sec(Kind::MfaDisabled, user));
+        self.record(&self.sec(Kind::MfaDisabled, user)).await;
         Ok(())
     }
 
@@ -118,8 +118,29 @@ impl StepUp {
         self.store.delete_user_sessions(target.id).await?;
         let mut e = self.sec(Kind::MfaReset, admin);
         e.subject = Some(target.id);
-        record(&e);
+        self.record(&e).await;
         Ok(removed)
+    }
+
+    /// A fresh code for a decision that must be the approver's own (approving access to a
+    /// closed transcript): needed when the user's role requires a second factor or the user
+    /// has one. Recovery codes do not count: they are for getting back in, not for approving.
+    pub async fn fresh_factor(&self, user: &User, code: Option<&SecretString>) -> StepUpResult<()> {
+        let enrolled = self
+            .vs()
+            .totp_factor(user.id.0)
+            .await?
+            .is_some_and(|f| f.confirmed);
+        if !enrolled && !self.config.requires_mfa(user.role) {
+            return Ok(());
+        }
+        if !enrolled {
+            return Err(StepUpError::Forbidden);
+        }
+        let Some(code) = code else {
+            return Err(StepUpError::WrongFactor);
+        };
+        self.check_totp(user, code, false).await
     }
 
     /// Whether the user has a confirmed second factor, and how many recovery codes are left.
@@ -174,7 +195,7 @@ impl StepUp {
             TotpGate::Open => {}
             TotpGate::Wait(ms) => return Err(StepUpError::RetryLater((ms + 999) / 1000)),
             TotpGate::Locked => {
-                record(&self.sec(Kind::MfaLocked, user));
+                self.record(&self.sec(Kind::MfaLocked, user)).await;
                 return Err(StepUpError::WrongFactor);
             }
         }
@@ -182,7 +203,7 @@ impl StepUp {
         if allow_recovery && factor.confirmed && recovery::looks_like(typed) {
             let hash = recovery::hash(self.keys.code(), user.id.0, typed);
             if self.vs().use_recovery_code(user.id.0, &hash, now).await? {
-                record(&self.sec(Kind::MfaRecoveryUsed, user));
+                self.record(&self.sec(Kind::MfaRecoveryUsed, user)).await;
                 return Ok(());
             }
             return self.totp_failed(user, now, Kind::MfaFailed).await;
@@ -209,7 +230,7 @@ impl StepUp {
             // A concurrent login took this step first.
             return self.totp_failed(user, now, Kind::MfaReplay).await;
         }
-        record(&self.sec(Kind::MfaPassed, user));
+        self.record(&self.sec(Kind::MfaPassed, user)).await;
         Ok(())
     }
 
@@ -219,7 +240,7 @@ impl StepUp {
         if failures >= verify::lockout::TOTP_FAILURE_CAP {
             e.detail = Some("failure cap reached");
         }
-        record(&e);
+        self.record(&e).await;
         Err(StepUpError::WrongFactor)
     }
 }

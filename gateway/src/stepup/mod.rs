@@ -13,6 +13,7 @@ pub mod mfa;
 pub mod seal;
 pub mod security;
 
+use crate::audit::Auditor;
 use crate::bus::{Audience, Event, Topic};
 use crate::clock::{Clock, Timestamp};
 use crate::desk::Desk;
@@ -23,7 +24,7 @@ use crate::store::{Customer, Role, Store, StoreError, Ticket, User};
 use config::VerificationConfig;
 use keys::Keys;
 use secrecy::{ExposeSecret, SecretString};
-use security::{record, Event as SecEvent, Kind};
+use security::{Event as SecEvent, Kind};
 use serde::Serialize;
 use std::path::Path;
 use std::sync::Arc;
@@ -204,9 +205,26 @@ pub struct StepUp {
     keys: Keys,
     mailer: Mailer,
     risk: RiskPhrases,
+    /// Every security event of step-up and second factors is also an audit entry.
+    auditor: Arc<Auditor>,
 }
 
 impl StepUp {
+    /// Logs a security event and appends it to the audit log. A failed append is logged by
+    /// the auditor; the verification itself goes on (its state is already committed).
+    pub(crate) async fn record(&self, e: &SecEvent<'_>) {
+        security::log(e);
+        if let Some((mut ctx, event)) = security::audit_event(e) {
+            // The entry names the actor's role as it is now.
+            if let Some(actor) = e.actor {
+                if let Ok(user) = self.store.user(actor).await {
+                    ctx = ctx.by(&user);
+                }
+            }
+            let _ = self.auditor.record(&ctx, event).await;
+        }
+    }
+
     /// Loads the key and sets up mail delivery: SMTP when configured, else the outbox under
     /// `data` with a loud log line.
     pub fn new(
@@ -215,6 +233,7 @@ impl StepUp {
         store: Arc<dyn Store>,
         hub: Hub,
         clock: Arc<dyn Clock>,
+        auditor: Arc<Auditor>,
     ) -> anyhow::Result<StepUp> {
         let keys = Keys::load(config.key_file.as_deref(), data)?;
         let mailer = match &config.smtp {
@@ -251,6 +270,7 @@ impl StepUp {
             keys,
             mailer,
             risk,
+            auditor,
         })
     }
 
@@ -373,7 +393,7 @@ impl StepUp {
         ev.action = Some(action);
         if self.locked(customer.id).await? {
             ev.kind = Some(Kind::VerificationRefusedLocked);
-            record(&ev);
+            self.record(&ev).await;
             return Err(StepUpError::Locked);
         }
         let (salt, code_hash) = match self.send_code(email, action).await {
@@ -384,7 +404,7 @@ impl StepUp {
                     MailError::Refused(_) => "mail server refused",
                     _ => "mail server unreachable",
                 });
-                record(&ev);
+                self.record(&ev).await;
                 return Err(StepUpError::Mail(e));
             }
         };
@@ -404,7 +424,7 @@ impl StepUp {
             })
             .await?;
         ev.challenge = Some(created.challenge.id);
-        record(&ev);
+        self.record(&ev).await;
         for id in &created.canceled {
             if let Ok(c) = self.vs().challenge(*id).await {
                 self.announce_state(&ticket, &c).await;
@@ -437,7 +457,7 @@ impl StepUp {
             Ok(sent) => sent,
             Err(e) => {
                 ev.kind = Some(Kind::VerificationSendFailed);
-                record(&ev);
+                self.record(&ev).await;
                 return Err(StepUpError::Mail(e));
             }
         };
@@ -455,7 +475,7 @@ impl StepUp {
                     .unwrap_or(ResendRefused::Limit),
             ));
         };
-        record(&ev);
+        self.record(&ev).await;
         self.announce_request(&ticket, &updated).await;
         Ok(self.view(&updated))
     }
@@ -480,7 +500,7 @@ impl StepUp {
         ev.action = Some(&c.action);
         if self.locked(customer.id).await? {
             ev.kind = Some(Kind::VerificationRefusedLocked);
-            record(&ev);
+            self.record(&ev).await;
             return Err(StepUpError::Locked);
         }
         let right = self.keys.code().matches(&c.salt, &code, &c.code_hash);
@@ -508,7 +528,7 @@ impl StepUp {
             CheckOutcome::NotPending(state) => {
                 ev.kind = Some(Kind::VerificationFailed);
                 ev.detail = Some("challenge not pending");
-                record(&ev);
+                self.record(&ev).await;
                 return Err(StepUpError::NotPending(state));
             }
         };
@@ -521,7 +541,7 @@ impl StepUp {
             CheckOutcome::MaxAttempts => Kind::VerificationMaxAttempts,
             _ => Kind::VerificationFailed,
         });
-        record(&ev);
+        self.record(&ev).await;
         if counted_wrong {
             let failures = self
                 .vs()
@@ -546,7 +566,7 @@ impl StepUp {
         let mut ev = SecEvent::new(Kind::VerificationLocked);
         ev.customer = Some(customer);
         ev.ticket = Some(ticket);
-        record(&ev);
+        self.record(&ev).await;
         let message = format!(
             "Step-up verification locked for customer {customer} after {failures} wrong codes today (ticket {ticket}). Someone may be guessing codes."
         );
@@ -652,7 +672,7 @@ impl StepUp {
             .filter(|c| c.customer == ticket.customer.id.0);
         let Some(c) = live else {
             ev.kind = Some(Kind::ActionRefused);
-            record(&ev);
+            self.record(&ev).await;
             return Err(StepUpError::VerificationRequired(action.to_string()));
         };
         let done = self
@@ -660,7 +680,7 @@ impl StepUp {
             .record_action(ticket.id.0, action, agent.id.0, c.id, self.now())
             .await?;
         ev.challenge = Some(c.id);
-        record(&ev);
+        self.record(&ev).await;
         Ok(ActionAuthorised {
             id: done.id,
             ticket: ticket.id,
@@ -690,7 +710,7 @@ impl StepUp {
         let mut ev = SecEvent::new(Kind::TicketFlagged);
         ev.ticket = Some(ticket.id);
         ev.customer = Some(ticket.customer.id);
-        record(&ev);
+        self.record(&ev).await;
         let frame = ServerFrame::StepUpFlag {
             ticket: ticket.id,
             phrase: &phrase,

@@ -1,8 +1,11 @@
 //! Security events of step-up verification and staff second factors. Every one goes through
-//! [`record`], which logs it on the `deskgate::security` target: ids, the action and the
-//! outcome, never a code, a seed, an email address or a message.
+//! [`StepUp::record`](super::StepUp::record), which logs it on the `deskgate::security` target
+//! and appends it to the audit log: ids, the action and the outcome, never a code, a seed, an
+//! email address or a message.
 
+use crate::audit::{Action, Context, Event as AuditEvent, Outcome};
 use crate::ids::{CustomerId, TicketId, UserId};
+use recorder::audit::ObjectRef;
 
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,8 +82,74 @@ impl<'a> Event<'a> {
     }
 }
 
-/// Records a security event. The audit log is fed from here.
-pub fn record(e: &Event<'_>) {
+/// The audit log's name for an event and its outcome; `None` for events that are logged but
+/// not audited (a resend is the same challenge sent again, a refused send repeats the lock).
+pub fn audited(kind: Kind) -> Option<(Action, Outcome)> {
+    Some(match kind {
+        Kind::VerificationSent => (Action::VerificationSent, Outcome::Allowed),
+        Kind::VerificationResent => (Action::VerificationSent, Outcome::Allowed),
+        Kind::VerificationSendFailed => (Action::VerificationSent, Outcome::Failed),
+        Kind::VerificationPassed => (Action::VerificationPassed, Outcome::Allowed),
+        Kind::VerificationFailed => (Action::VerificationFailed, Outcome::Failed),
+        Kind::VerificationMaxAttempts => (Action::VerificationFailed, Outcome::Denied),
+        Kind::VerificationLocked => (Action::VerificationLocked, Outcome::Denied),
+        Kind::VerificationRefusedLocked => return None,
+        Kind::ActionAuthorised => (Action::SensitiveAction, Outcome::Allowed),
+        Kind::ActionRefused => (Action::SensitiveAction, Outcome::Denied),
+        Kind::TicketFlagged => (Action::TicketFlagged, Outcome::Allowed),
+        Kind::MfaEnrolled => (Action::MfaEnrolled, Outcome::Allowed),
+        Kind::MfaPassed => (Action::MfaPassed, Outcome::Allowed),
+        Kind::MfaFailed => (Action::MfaFailed, Outcome::Failed),
+        Kind::MfaReplay => (Action::MfaFailed, Outcome::Denied),
+        Kind::MfaRecoveryUsed => (Action::MfaRecoveryUsed, Outcome::Allowed),
+        Kind::MfaLocked => (Action::MfaFailed, Outcome::Denied),
+        Kind::MfaDisabled => (Action::MfaDisabled, Outcome::Allowed),
+        Kind::MfaReset => (Action::MfaReset, Outcome::Allowed),
+    })
+}
+
+/// The audit entry of an event: the kind's detail names what happened beyond the action
+/// (`resent`, `replay`, `max_attempts`), the action verified and the challenge are the object.
+pub fn audit_event(e: &Event<'_>) -> Option<(Context, AuditEvent)> {
+    let kind = e.kind?;
+    let (action, outcome) = audited(kind)?;
+    // A customer's own step (a code typed in the widget) has no staff actor.
+    let mut ctx = if e.actor.is_some() || e.subject.is_some() {
+        Context::system()
+    } else {
+        Context::customer()
+    };
+    ctx.actor = e.actor;
+    let mut ev = AuditEvent::new(action, outcome);
+    ev.customer = e.customer;
+    ev.object = match (e.challenge, e.ticket, e.subject) {
+        (Some(c), _, _) => Some(ObjectRef::new("verification", c)),
+        (None, Some(t), _) => Some(ObjectRef::new("ticket", t.0)),
+        (None, None, Some(u)) => Some(ObjectRef::new("user", u.0)),
+        (None, None, None) => None,
+    };
+    let mut detail: Vec<&str> = Vec::new();
+    if let Some(a) = e.action {
+        detail.push(a);
+    }
+    match kind {
+        Kind::VerificationResent => detail.push("resent"),
+        Kind::VerificationMaxAttempts => detail.push("max_attempts"),
+        Kind::MfaReplay => detail.push("replay"),
+        Kind::MfaLocked => detail.push("locked"),
+        _ => {}
+    }
+    if let Some(d) = e.detail {
+        detail.push(d);
+    }
+    if !detail.is_empty() {
+        ev.detail = Some(detail.join(": "));
+    }
+    Some((ctx, ev))
+}
+
+/// Logs a security event on the `deskgate::security` target.
+pub fn log(e: &Event<'_>) {
     let kind = e.kind.map(Kind::as_str).unwrap_or("unknown");
     tracing::info!(
         target: "deskgate::security",
