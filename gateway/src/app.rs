@@ -10,6 +10,7 @@ use crate::metrics::Metrics;
 use crate::sites::Sites;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
+use crate::vault::Vault;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -22,6 +23,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     pub sites: Arc<Sites>,
+    /// Keys and sealing; the store holds the same one.
+    pub vault: Arc<Vault>,
     /// Cancelled when the gateway shuts down; every connection task watches it.
     pub shutdown: CancellationToken,
     /// The connection tasks, so shutdown can wait for them to close cleanly.
@@ -31,15 +34,38 @@ pub struct App {
 impl App {
     /// Opens the store under the data dir and wires the embedded bus.
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&config.data, config.store_busy_timeout).await?);
-        Self::with_store(config, clock, store)
+        let vault = Arc::new(Vault::open(
+            &config.data,
+            config.keyring_file.as_deref(),
+            clock.now(),
+        )?);
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open_with_vault(&config.data, config.store_busy_timeout, vault.clone())
+                .await?,
+        );
+        Self::with_vault(config, clock, store, vault)
     }
 
+    /// With a store built elsewhere; the vault is opened from the config (a store that seals
+    /// should be given the same one: [`App::with_vault`]).
     pub fn with_store(
         config: Config,
         clock: Arc<dyn Clock>,
         store: Arc<dyn Store>,
+    ) -> anyhow::Result<App> {
+        let vault = Arc::new(Vault::open(
+            &config.data,
+            config.keyring_file.as_deref(),
+            clock.now(),
+        )?);
+        Self::with_vault(config, clock, store, vault)
+    }
+
+    pub fn with_vault(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        store: Arc<dyn Store>,
+        vault: Arc<Vault>,
     ) -> anyhow::Result<App> {
         let sites = Arc::new(Sites::load(&config)?);
         let metrics = Arc::new(Metrics::default());
@@ -59,6 +85,7 @@ impl App {
             clock,
             metrics,
             sites,
+            vault,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
         })

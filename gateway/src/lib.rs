@@ -10,6 +10,8 @@
 //!   (in-process embedded); [`hub`]: fan-out to this node's connections.
 //! - [`api`]: the REST API; [`auth`]: passwords, tokens, signed identities; [`sites`]:
 //!   embedding sites; [`bootstrap`]: the first admin.
+//! - [`vault`]: keys and sealing of what customers typed (the `recorder` crate does the
+//!   cryptography); the store seals on write and opens on read.
 //! - [`app`]: shared state; [`server`]: routes and `run`; [`config`]; [`clock`]; [`metrics`].
 
 pub mod api;
@@ -28,6 +30,7 @@ pub mod screen;
 pub mod server;
 pub mod sites;
 pub mod store;
+pub mod vault;
 pub mod ws;
 
 pub use app::App;

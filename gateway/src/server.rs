@@ -75,7 +75,7 @@ pub async fn run(listener: TcpListener, app: App) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Closes resolved tickets once the reopen window has passed.
+/// Every [`SWEEP`]: [`sweep`].
 fn spawn_sweeper(app: App) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(SWEEP);
@@ -84,15 +84,38 @@ fn spawn_sweeper(app: App) {
                 _ = app.shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            let now = app.clock.now();
-            match app.store.close_resolved(app.desk.reopen_after(), now).await {
-                Ok(closed) => {
-                    for t in &closed {
-                        app.desk.publish_ticket(t).await;
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "closing resolved tickets failed"),
-            }
+            sweep(&app).await;
         }
     });
+}
+
+/// Closes resolved tickets once the reopen window has passed, crypto-shreds transcripts past
+/// their retention (unless on legal hold), and picks up a keyring rotated by `deskgate keys`.
+pub async fn sweep(app: &App) {
+    let now = app.clock.now();
+    match app.store.close_resolved(app.desk.reopen_after(), now).await {
+        Ok(closed) => {
+            for t in &closed {
+                app.desk.publish_ticket(t).await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "closing resolved tickets failed"),
+    }
+    let closed_before = now.minus(app.config.transcript_retention);
+    match app.store.shred_transcripts(closed_before, now).await {
+        Ok(shredded) => {
+            for s in &shredded {
+                tracing::info!(
+                    target: "deskgate::security",
+                    ticket = %s.ticket,
+                    conversation = %s.conversation,
+                    "retention: transcript crypto-shredded (data key destroyed)"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "retention sweep failed"),
+    }
+    if let Err(e) = app.vault.reload() {
+        tracing::warn!(target: "deskgate::security", error = %e, "cannot re-read the keyring");
+    }
 }

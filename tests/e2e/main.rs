@@ -13,3 +13,4 @@ mod overload;
 mod queue;
 mod resume;
 mod screen;
+mod vault;
