@@ -221,8 +221,20 @@ async fn open_store(data: DataArgs) -> anyhow::Result<(Config, SqliteStore)> {
         data: data.data,
         ..Default::default()
     };
+    let args = ServeArgs {
+        keyring_file: std::env::var_os("DESKGATE_KEYRING_FILE").map(PathBuf::from),
+        ..args
+    };
     let config = Config::load(&args)?;
-    let store = SqliteStore::open(&config.data, config.store_busy_timeout).await?;
+    // The store opens sealed values, so it needs the configured keyring, not a new default.
+    let vault = deskgate::vault::Vault::open(
+        &config.data,
+        config.keyring_file.as_deref(),
+        SystemClock.now(),
+    )?;
+    let store =
+        SqliteStore::open_with_vault(&config.data, config.store_busy_timeout, Arc::new(vault))
+            .await?;
     Ok((config, store))
 }
 

@@ -420,3 +420,58 @@ async fn retention_shreds_closed_transcripts_unless_on_legal_hold() {
         deskgate::vault::SHREDDED
     );
 }
+
+#[tokio::test]
+async fn values_stored_in_clear_before_the_vault_are_sealed_at_start() {
+    let mut app = TestApp::start().await;
+    let admin = app.admin().await;
+    let c = app.customer_with_ticket("to be replaced").await;
+    app.stop().await;
+
+    // A database from before migration 0005: the same rows, with text in clear.
+    let body = canary("legacybody");
+    let name = canary("legacyname");
+    let subject = canary("legacysubject");
+    let mut conn = db(&app).await;
+    sqlx::query(
+        "UPDATE messages SET body = ?, author_name = ? WHERE conversation_id = ? AND seq = 1",
+    )
+    .bind(&body)
+    .bind(&name)
+    .bind(c.conversation)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE customers SET name = ? WHERE id = ?")
+        .bind(&name)
+        .bind(c.visitor.customer_id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE tickets SET subject = ? WHERE id = ?")
+        .bind(&subject)
+        .bind(c.ticket)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    assert!(!files_containing(app.data_dir(), &body).is_empty());
+
+    let app = app.restart().await;
+    let (status, history) = texts(&app, &admin, c.ticket).await;
+    assert_eq!(status, 200);
+    assert_eq!(history[0], body);
+    let (_, detail) = app
+        .get(&format!("/api/tickets/{}", c.ticket), Some(&admin.token))
+        .await;
+    assert_eq!(detail["ticket"]["subject"], subject.as_str(), "{detail}");
+    assert_eq!(
+        detail["ticket"]["customer"]["name"],
+        name.as_str(),
+        "{detail}"
+    );
+    for needle in [&body, &name, &subject] {
+        let leaks = files_containing(app.data_dir(), needle);
+        assert!(leaks.is_empty(), "{needle} still in clear in {leaks:?}");
+    }
+}

@@ -143,6 +143,7 @@ impl SqliteStore {
             .run(&writer)
             .await
             .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
+        vault::seal_legacy_rows(&vault, &writer, crate::clock::SystemClock.now()).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(base.clone().read_only(true))

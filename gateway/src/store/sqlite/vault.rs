@@ -181,3 +181,190 @@ impl SqliteStore {
         Ok(())
     }
 }
+
+/// Seals values a database from before migration 0005 holds in clear, then rewrites the file
+/// (`VACUUM`) so the old pages are gone too. Runs at start-up, before anything else writes;
+/// a database with nothing in clear is left alone.
+pub(super) async fn seal_legacy_rows(
+    vault: &Vault,
+    pool: &sqlx::SqlitePool,
+    now: Timestamp,
+) -> StoreResult<u64> {
+    let mut conn = pool.acquire().await?;
+    let pending: i64 = sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM customers WHERE typeof(name) = 'text') \
+         + (SELECT COUNT(*) FROM messages WHERE typeof(body) = 'text') \
+         + (SELECT COUNT(*) FROM notes WHERE typeof(body) = 'text') \
+         + (SELECT COUNT(*) FROM tickets WHERE typeof(subject) = 'text')",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if pending == 0 {
+        return Ok(0);
+    }
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let mut sealed = 0u64;
+
+    let customers = sqlx::query(
+        "SELECT id, external_id, name, email, phone, verified FROM customers WHERE typeof(name) = 'text'",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for r in &customers {
+        let id: i64 = r.try_get("id")?;
+        let owner = KeyOwner::customer(id);
+        let key = key_or_new(vault, &mut tx, &owner, now).await?;
+        let seal = |kind, text: &str| vault.seal(&key, &owner, 0, kind, text).map_err(vault_err);
+        let name: String = r.try_get("name")?;
+        let email: Option<String> = r.try_get("email")?;
+        let phone: Option<String> = r.try_get("phone")?;
+        let external: Option<String> = r.try_get("external_id")?;
+        let verified: bool = r.try_get("verified")?;
+        sqlx::query(
+            "UPDATE customers SET name = ?, email = ?, phone = ?, external_id = ?, \
+             external_id_index = ?, email_index = ? WHERE id = ?",
+        )
+        .bind(seal(crate::vault::CUSTOMER_NAME, &name)?)
+        .bind(
+            email
+                .as_deref()
+                .map(|e| seal(crate::vault::CUSTOMER_EMAIL, e))
+                .transpose()?,
+        )
+        .bind(
+            phone
+                .as_deref()
+                .map(|p| seal(crate::vault::CUSTOMER_PHONE, p))
+                .transpose()?,
+        )
+        .bind(
+            external
+                .as_deref()
+                .map(|e| seal(crate::vault::CUSTOMER_EXTERNAL_ID, e))
+                .transpose()?,
+        )
+        .bind(
+            external
+                .as_deref()
+                .filter(|_| verified)
+                .map(|e| vault.blind_index("customer.external_id", e)),
+        )
+        .bind(
+            email
+                .as_deref()
+                .map(|e| vault.blind_index("customer.email", &crate::vault::normal_email(e))),
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sealed += 1;
+    }
+
+    let messages = sqlx::query(
+        "SELECT conversation_id, seq, author_name, body FROM messages WHERE typeof(body) = 'text'",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for r in &messages {
+        let conversation: i64 = r.try_get("conversation_id")?;
+        let seq: i64 = r.try_get("seq")?;
+        let owner = KeyOwner::conversation(conversation);
+        let key = key_or_new(vault, &mut tx, &owner, now).await?;
+        let author: String = r.try_get("author_name")?;
+        let body: String = r.try_get("body")?;
+        sqlx::query(
+            "UPDATE messages SET author_name = ?, body = ? WHERE conversation_id = ? AND seq = ?",
+        )
+        .bind(
+            vault
+                .seal(&key, &owner, seq, crate::vault::MESSAGE_AUTHOR, &author)
+                .map_err(vault_err)?,
+        )
+        .bind(
+            vault
+                .seal(&key, &owner, seq, crate::vault::MESSAGE_BODY, &body)
+                .map_err(vault_err)?,
+        )
+        .bind(conversation)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await?;
+        sealed += 1;
+    }
+
+    let notes = sqlx::query(
+        "SELECT n.id, n.body, c.id AS conversation FROM notes n \
+         JOIN conversations c ON c.ticket_id = n.ticket_id WHERE typeof(n.body) = 'text'",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for r in &notes {
+        let id: i64 = r.try_get("id")?;
+        let owner = KeyOwner::conversation(r.try_get::<i64, _>("conversation")?);
+        let key = key_or_new(vault, &mut tx, &owner, now).await?;
+        let body: String = r.try_get("body")?;
+        sqlx::query("UPDATE notes SET body = ? WHERE id = ?")
+            .bind(
+                vault
+                    .seal(&key, &owner, id, crate::vault::NOTE_BODY, &body)
+                    .map_err(vault_err)?,
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sealed += 1;
+    }
+
+    let tickets = sqlx::query(
+        "SELECT t.id, t.subject, c.id AS conversation FROM tickets t \
+         JOIN conversations c ON c.ticket_id = t.id WHERE typeof(t.subject) = 'text'",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for r in &tickets {
+        let owner = KeyOwner::conversation(r.try_get::<i64, _>("conversation")?);
+        let key = key_or_new(vault, &mut tx, &owner, now).await?;
+        let subject: String = r.try_get("subject")?;
+        sqlx::query("UPDATE tickets SET subject = ? WHERE id = ?")
+            .bind(
+                vault
+                    .seal(&key, &owner, 0, crate::vault::TICKET_SUBJECT, &subject)
+                    .map_err(vault_err)?,
+            )
+            .bind(r.try_get::<i64, _>("id")?)
+            .execute(&mut *tx)
+            .await?;
+        sealed += 1;
+    }
+    tx.commit().await?;
+    // The clear values are still in free pages and in the log: rewrite the file without them.
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("VACUUM").execute(&mut *conn).await?;
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut *conn)
+        .await?;
+    tracing::warn!(
+        target: "deskgate::security",
+        sealed,
+        "sealed values stored in clear before the vault; the database file was rewritten"
+    );
+    Ok(sealed)
+}
+
+async fn key_or_new(
+    vault: &Vault,
+    conn: &mut SqliteConnection,
+    owner: &KeyOwner,
+    now: Timestamp,
+) -> StoreResult<Arc<DataKey>> {
+    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM data_keys WHERE owner = ?")
+        .bind(owner.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    match exists {
+        Some(_) => existing_key(vault, conn, owner).await,
+        None => create_key(vault, conn, owner, now).await,
+    }
+}
