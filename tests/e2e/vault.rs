@@ -475,3 +475,24 @@ async fn values_stored_in_clear_before_the_vault_are_sealed_at_start() {
         assert!(leaks.is_empty(), "{needle} still in clear in {leaks:?}");
     }
 }
+
+#[tokio::test]
+async fn a_key_rewrapped_by_the_cli_opens_in_the_running_gateway() {
+    let app = TestApp::start().await;
+    let admin = app.admin().await;
+    let c = app.customer_with_ticket("written under v1").await;
+    // A fresh process: no unwrapped key in its cache, keyring v1 in memory.
+    let app = app.restart().await;
+    let (ok, out) = keys(&app, &["rotate"]);
+    assert!(ok, "{out}");
+    let (ok, out) = keys(&app, &["rewrap"]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        key_version(&app, &format!("conversation:{}", c.conversation)).await,
+        Some(2)
+    );
+    // No sweep has run: the gateway meets version 2, re-reads the keyring and opens it.
+    let (status, history) = texts(&app, &admin, c.ticket).await;
+    assert_eq!(status, 200);
+    assert_eq!(history[0], "written under v1");
+}
