@@ -119,7 +119,10 @@ async fn write(
     vault: &Vault,
     jobs: &[Job],
 ) -> StoreResult<Vec<Option<(ConversationId, Seq)>>> {
-    let mut tx = pool.begin().await?;
+    // IMMEDIATE: the batch reads (last seq, data key) before it writes, and a read transaction
+    // that must then become a write one fails at once with SQLITE_BUSY if a checkpoint holds
+    // the lock; taking the write lock first lets the busy timeout wait instead.
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut out = Vec::with_capacity(jobs.len());
     for job in jobs {
         let msg = NewMessage {
