@@ -642,7 +642,7 @@ impl Store for SqliteStore {
     }
 
     async fn update_user(&self, id: UserId, p: UserPatch) -> StoreResult<User> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "UPDATE users SET name = COALESCE(?, name), role = COALESCE(?, role), \
              capacity = COALESCE(?, capacity), active = COALESCE(?, active), \
@@ -729,7 +729,7 @@ impl Store for SqliteStore {
             self.vault
                 .blind_index("customer.email", &sealing::normal_email(e))
         });
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let existing: Option<i64> = match &ext_index {
             Some(index) => {
                 sqlx::query_scalar(
@@ -898,7 +898,7 @@ impl Store for SqliteStore {
                 });
             }
         }
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let author_id = Some(customer.id.0);
         if let Some(message) = existing_message(
             &self.vault,
@@ -1044,7 +1044,7 @@ impl Store for SqliteStore {
             });
         }
         // Not held by this agent, or the client id was used before: find out which.
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         if let Some(message) = existing_message(
             &self.vault,
             &mut tx,
@@ -1151,7 +1151,7 @@ impl Store for SqliteStore {
         agent: UserId,
         now: Timestamp,
     ) -> StoreResult<Transition> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let current = ticket_in(&self.vault, &mut tx, ticket).await?;
         if current.status != TicketStatus::Queued {
             return Err(StoreError::Conflict("ticket is not queued"));
@@ -1179,7 +1179,7 @@ impl Store for SqliteStore {
         to: Option<UserId>,
         now: Timestamp,
     ) -> StoreResult<Transition> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let current = ticket_in(&self.vault, &mut tx, ticket).await?;
         held_by(&current, from)?;
         let text = match to {
@@ -1219,7 +1219,7 @@ impl Store for SqliteStore {
         agent: UserId,
         now: Timestamp,
     ) -> StoreResult<Transition> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let current = ticket_in(&self.vault, &mut tx, ticket).await?;
         held_by(&current, agent)?;
         sqlx::query("UPDATE tickets SET status = 'resolved', resolved_at = ? WHERE id = ?")
@@ -1232,7 +1232,7 @@ impl Store for SqliteStore {
     }
 
     async fn close_resolved(&self, before: Timestamp, now: Timestamp) -> StoreResult<Vec<Ticket>> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let ids: Vec<i64> = sqlx::query_scalar(
             "UPDATE tickets SET status = 'closed', closed_at = ? \
              WHERE status = 'resolved' AND resolved_at < ? RETURNING id",
@@ -1250,7 +1250,7 @@ impl Store for SqliteStore {
     }
 
     async fn set_priority(&self, ticket: TicketId, priority: Priority) -> StoreResult<Ticket> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query("UPDATE tickets SET priority = ? WHERE id = ?")
             .bind(priority.as_str())
             .bind(ticket.0)
@@ -1294,7 +1294,7 @@ impl Store for SqliteStore {
         text: &str,
         now: Timestamp,
     ) -> StoreResult<(Note, bool)> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let existing: Option<i64> =
             sqlx::query_scalar("SELECT id FROM notes WHERE author_id = ? AND client_id = ?")
                 .bind(author.0)

@@ -89,7 +89,7 @@ impl SqliteStore {
         let current = i64::from(ring.current().0);
         let mut moved = 0u64;
         loop {
-            let mut tx = self.writer.begin().await?;
+            let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
             let rows = sqlx::query(
                 "SELECT owner, key_version, wrapped FROM data_keys WHERE key_version != ? LIMIT ?",
             )
@@ -139,7 +139,7 @@ impl SqliteStore {
         closed_before: Timestamp,
         now: Timestamp,
     ) -> StoreResult<Vec<Shredded>> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let rows = sqlx::query(
             "UPDATE conversations SET shredded_at = ? WHERE shredded_at IS NULL AND legal_hold = 0 \
              AND ticket_id IN (SELECT id FROM tickets WHERE status = 'closed' AND closed_at < ?) \
@@ -202,7 +202,7 @@ pub(super) async fn seal_legacy_rows(
     if pending == 0 {
         return Ok(0);
     }
-    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
     let mut sealed = 0u64;
 
     let customers = sqlx::query(
