@@ -12,6 +12,7 @@ use crate::sites::Sites;
 use crate::stepup::StepUp;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
+use crate::vault::Vault;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -28,6 +29,8 @@ pub struct App {
     pub stepup: Arc<StepUp>,
     /// Appends to the audit log and signs its checkpoints; called through [`App::audit`].
     pub auditor: Arc<Auditor>,
+    /// Keys and sealing; the store holds the same one.
+    pub vault: Arc<Vault>,
     /// Cancelled when the gateway shuts down; every connection task watches it.
     pub shutdown: CancellationToken,
     /// The connection tasks, so shutdown can wait for them to close cleanly.
@@ -37,15 +40,38 @@ pub struct App {
 impl App {
     /// Opens the store under the data dir and wires the embedded bus.
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&config.data, config.store_busy_timeout).await?);
-        Self::with_store(config, clock, store)
+        let vault = Arc::new(Vault::open(
+            &config.data,
+            config.keyring_file.as_deref(),
+            clock.now(),
+        )?);
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open_with_vault(&config.data, config.store_busy_timeout, vault.clone())
+                .await?,
+        );
+        Self::with_vault(config, clock, store, vault)
     }
 
+    /// With a store built elsewhere; the vault is opened from the config (a store that seals
+    /// should be given the same one: [`App::with_vault`]).
     pub fn with_store(
         config: Config,
         clock: Arc<dyn Clock>,
         store: Arc<dyn Store>,
+    ) -> anyhow::Result<App> {
+        let vault = Arc::new(Vault::open(
+            &config.data,
+            config.keyring_file.as_deref(),
+            clock.now(),
+        )?);
+        Self::with_vault(config, clock, store, vault)
+    }
+
+    pub fn with_vault(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        store: Arc<dyn Store>,
+        vault: Arc<Vault>,
     ) -> anyhow::Result<App> {
         let sites = Arc::new(Sites::load(&config)?);
         let metrics = Arc::new(Metrics::default());
@@ -83,6 +109,7 @@ impl App {
             sites,
             stepup,
             auditor,
+            vault,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
         })

@@ -104,6 +104,14 @@ pub struct ServeArgs {
     /// How long an access request waits for review before it expires [default: 24h]
     #[arg(long, env = "DESKGATE_GRANT_PENDING_TTL", value_parser = humantime::parse_duration)]
     pub grant_pending_ttl: Option<Duration>,
+
+    /// Keyring file (mounted from a secret manager); must exist [default: <data>/keyring.json, created on first run]
+    #[arg(long, env = "DESKGATE_KEYRING_FILE", value_name = "FILE")]
+    pub keyring_file: Option<PathBuf>,
+
+    /// How long a closed ticket's transcript is kept before its data key is destroyed [default: 365days]
+    #[arg(long, env = "DESKGATE_TRANSCRIPT_RETENTION", value_parser = humantime::parse_duration)]
+    pub transcript_retention: Option<Duration>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, ValueEnum)]
@@ -158,6 +166,9 @@ struct FileConfig {
     visitor_ttl: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     store_busy_timeout: Option<Duration>,
+    keyring_file: Option<PathBuf>,
+    #[serde(default, with = "humantime_serde")]
+    transcript_retention: Option<Duration>,
     #[serde(default)]
     sites: Vec<SiteConfig>,
     #[serde(default)]
@@ -185,6 +196,10 @@ pub struct Config {
     pub session_ttl: Duration,
     pub visitor_ttl: Duration,
     pub store_busy_timeout: Duration,
+    /// The keyring; `None`: `keyring.json` in the data dir, created on first run.
+    pub keyring_file: Option<PathBuf>,
+    /// Retention of closed tickets' transcripts (crypto-shredded after).
+    pub transcript_retention: Duration,
     /// Sites from the config file; a `demo` site is added when none is configured.
     pub sites: Vec<SiteConfig>,
     /// Step-up verification and staff second factors (`[verification]`).
@@ -243,6 +258,8 @@ impl Default for Config {
             session_ttl: Duration::from_secs(12 * 3600),
             visitor_ttl: Duration::from_secs(30 * 24 * 3600),
             store_busy_timeout: Duration::from_secs(5),
+            keyring_file: None,
+            transcript_retention: Duration::from_secs(365 * 24 * 3600),
             sites: Vec::new(),
             verification: Default::default(),
             audit: AuditConfig {
@@ -286,6 +303,10 @@ impl Config {
               max_frame_bytes, rate_per_sec, rate_burst, outbound_queue, hello_timeout;
               reopen_window, auto_assign, default_capacity);
         c.public_url = args.public_url.clone().or(file.public_url);
+        c.keyring_file = args.keyring_file.clone().or(file.keyring_file);
+        if let Some(v) = args.transcript_retention.or(file.transcript_retention) {
+            c.transcript_retention = v;
+        }
         c.sites = file.sites;
         c.verification =
             crate::stepup::config::VerificationConfig::load(&args.verification, file.verification)

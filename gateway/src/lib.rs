@@ -14,6 +14,8 @@
 //!   second factor (TOTP, recovery codes), on the `verify` crate.
 //! - [`web`]: the embedded widget, demo page and consoles (built from `web-widget/`).
 //! - [`audit`]: the one door to the tamper-evident audit log ([`App::audit`]).
+//! - [`vault`]: keys and sealing of what customers typed (the `recorder` crate does the
+//!   cryptography); the store seals on write and opens on read.
 //! - [`app`]: shared state; [`server`]: routes and `run`; [`config`]; [`clock`]; [`metrics`].
 
 pub mod api;
@@ -35,6 +37,7 @@ pub mod server;
 pub mod sites;
 pub mod stepup;
 pub mod store;
+pub mod vault;
 pub mod web;
 pub mod ws;
 

@@ -37,6 +37,9 @@ enum Command {
     /// Check or export the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The vault's keyring: status, rotate, rewrap, retire (works while the gateway runs).
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Screen messages for payment card numbers: JSON lines on stdin
     /// ({"text": "...", "conversation": "optional id"}), one verdict per line on stdout
     /// ({"blocked": bool, "findings": [{"brand", "start", "end", "masked"}]}).
@@ -108,6 +111,33 @@ enum AuditCommand {
     },
 }
 
+#[derive(clap::Args)]
+struct KeyringArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Keyring file [default: <data>/keyring.json]
+    #[arg(long, env = "DESKGATE_KEYRING_FILE", value_name = "FILE")]
+    keyring_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Keyring versions, which is current, and how many data keys each wraps.
+    Status(KeyringArgs),
+    /// Add a keyring version for new data keys. A running gateway re-reads the keyring
+    /// within a minute (its sweep), or at once when it meets a key of the new version.
+    Rotate(KeyringArgs),
+    /// Re-wrap every data key to the newest version; the sealed data is not touched.
+    Rewrap(KeyringArgs),
+    /// Delete a keyring version; refused while any data key is wrapped by it.
+    Retire {
+        #[command(flatten)]
+        args: KeyringArgs,
+        #[arg(long)]
+        version: u32,
+    },
+}
+
 fn parse_role(s: &str) -> Result<Role, String> {
     s.parse()
 }
@@ -126,6 +156,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::User(cmd) => runtime.block_on(user(cmd)),
         Command::Audit(cmd) => runtime.block_on(audit(cmd)),
+        Command::Keys(cmd) => runtime.block_on(keys(cmd)),
         Command::Scan => {
             let stdin = std::io::stdin().lock();
             let stdout = std::io::BufWriter::new(std::io::stdout().lock());
@@ -230,9 +261,65 @@ async fn open_store(data: DataArgs) -> anyhow::Result<(Config, SqliteStore)> {
         data: data.data,
         ..Default::default()
     };
+    let args = ServeArgs {
+        keyring_file: std::env::var_os("DESKGATE_KEYRING_FILE").map(PathBuf::from),
+        ..args
+    };
     let config = Config::load(&args)?;
-    let store = SqliteStore::open(&config.data, config.store_busy_timeout).await?;
+    // The store opens sealed values, so it needs the configured keyring, not a new default.
+    let vault = deskgate::vault::Vault::open(
+        &config.data,
+        config.keyring_file.as_deref(),
+        SystemClock.now(),
+    )?;
+    let store =
+        SqliteStore::open_with_vault(&config.data, config.store_busy_timeout, Arc::new(vault))
+            .await?;
     Ok((config, store))
+}
+
+async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
+    use deskgate::vault::{keys, Vault};
+    let args = match &cmd {
+        KeysCommand::Status(a) | KeysCommand::Rotate(a) | KeysCommand::Rewrap(a) => a,
+        KeysCommand::Retire { args, .. } => args,
+    };
+    let serve = ServeArgs {
+        config: args.data.config.clone(),
+        data: args.data.data.clone(),
+        keyring_file: args.keyring_file.clone(),
+        ..Default::default()
+    };
+    let config = Config::load(&serve)?;
+    let now = SystemClock.now();
+    let vault = Arc::new(Vault::open(
+        &config.data,
+        config.keyring_file.as_deref(),
+        now,
+    )?);
+    let store =
+        SqliteStore::open_with_vault(&config.data, config.store_busy_timeout, vault.clone())
+            .await?;
+    match cmd {
+        KeysCommand::Status(_) => print!("{}", keys::status(&store, &vault).await?),
+        KeysCommand::Rotate(_) => {
+            let v = keys::rotate(&vault, now)?;
+            println!("keyring version {v} is now current; new data keys are wrapped by it");
+            println!("run `deskgate keys rewrap` to move existing data keys to it");
+        }
+        KeysCommand::Rewrap(_) => {
+            let moved = keys::rewrap(&store, &vault).await?;
+            println!(
+                "re-wrapped {moved} data key(s) to keyring version {}",
+                vault.keyring().current()
+            );
+        }
+        KeysCommand::Retire { version, .. } => {
+            keys::retire(&store, &vault, recorder::KeyVersion(version)).await?;
+            println!("keyring version v{version} retired");
+        }
+    }
+    Ok(())
 }
 
 async fn user(cmd: UserCommand) -> anyhow::Result<()> {

@@ -122,8 +122,7 @@ pub async fn run(listener: TcpListener, app: App) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Closes resolved tickets once the reopen window has passed, records access grants the
-/// clock has expired, and signs an audit checkpoint when entries were added.
+/// Every [`SWEEP`]: [`sweep`].
 fn spawn_sweeper(app: App) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(SWEEP);
@@ -132,21 +131,51 @@ fn spawn_sweeper(app: App) {
                 _ = app.shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            let now = app.clock.now();
-            match app.store.close_resolved(app.desk.reopen_after(), now).await {
-                Ok(closed) => {
-                    for t in &closed {
-                        app.desk.publish_ticket(t).await;
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "closing resolved tickets failed"),
-            }
-            if let Err(e) = api::grants::expire_due(&app).await {
-                tracing::warn!(error = %e, "expiring access grants failed");
-            }
-            if let Err(e) = app.auditor.checkpoint().await {
-                tracing::warn!(error = %e, "audit checkpoint failed");
-            }
+            sweep(&app).await;
         }
     });
+}
+
+/// Closes resolved tickets once the reopen window has passed, crypto-shreds transcripts past
+/// their retention (unless on legal hold), and picks up a keyring rotated by `deskgate keys`.
+pub async fn sweep(app: &App) {
+    let now = app.clock.now();
+    match app.store.close_resolved(app.desk.reopen_after(), now).await {
+        Ok(closed) => {
+            for t in &closed {
+                app.desk.publish_ticket(t).await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "closing resolved tickets failed"),
+    }
+    let closed_before = now.minus(app.config.transcript_retention);
+    match app.store.shred_transcripts(closed_before, now).await {
+        Ok(shredded) => {
+            for s in &shredded {
+                tracing::info!(
+                    target: "deskgate::security",
+                    ticket = %s.ticket,
+                    conversation = %s.conversation,
+                    "retention: transcript crypto-shredded (data key destroyed)"
+                );
+                let ev = crate::audit::Event::new(
+                    crate::audit::Action::TranscriptShredded,
+                    crate::audit::Outcome::Allowed,
+                )
+                .object("ticket", s.ticket.0)
+                .detail("retention".to_string());
+                let _ = app.audit(&crate::audit::Context::system(), ev).await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "retention sweep failed"),
+    }
+    if let Err(e) = app.vault.reload() {
+        tracing::warn!(target: "deskgate::security", error = %e, "cannot re-read the keyring");
+    }
+    if let Err(e) = api::grants::expire_due(app).await {
+        tracing::warn!(error = %e, "expiring access grants failed");
+    }
+    if let Err(e) = app.auditor.checkpoint().await {
+        tracing::warn!(error = %e, "audit checkpoint failed");
+    }
 }

@@ -61,10 +61,12 @@ pub enum Action {
     MfaRecoveryUsed,
     MfaDisabled,
     MfaReset,
+    TranscriptShredded,
+    KeysRotated,
 }
 
 impl Action {
-    pub const ALL: [Action; 31] = [
+    pub const ALL: [Action; 33] = [
         Action::Login,
         Action::LoginFailed,
         Action::TicketRead,
@@ -96,6 +98,8 @@ impl Action {
         Action::MfaRecoveryUsed,
         Action::MfaDisabled,
         Action::MfaReset,
+        Action::TranscriptShredded,
+        Action::KeysRotated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -131,6 +135,8 @@ impl Action {
             Action::MfaRecoveryUsed => "mfa_recovery_used",
             Action::MfaDisabled => "mfa_disabled",
             Action::MfaReset => "mfa_reset",
+            Action::TranscriptShredded => "transcript_shredded",
+            Action::KeysRotated => "keys_rotated",
         }
     }
 

@@ -9,6 +9,9 @@
 //!   stored wrapped by a keyring version; unwrap, rewrap.
 //! - [`seal`]: AES-256-GCM records with a random nonce and the record's identity (owner,
 //!   sequence number, kind) as associated data.
+//! - [`stream`]: the STREAM construction for long objects (recordings, exports): fixed-size
+//!   segments, counter and last-segment flag in the nonce, random access to one segment.
+//! - [`retention`]: per-kind retention policies, legal hold, the crypto-shredding decision.
 //! - [`blind`]: keyed blind index for exact-match lookups of sealed values.
 //! - [`audit`]: the audit entry model, its canonical encoding, the hash chain over entries,
 //!   Ed25519-signed checkpoints with the key kept apart from the database, and the verifier
@@ -23,7 +26,9 @@ pub mod envelope;
 pub mod error;
 pub mod grant;
 pub mod keyring;
+pub mod retention;
 pub mod seal;
+pub mod stream;
 
 pub use envelope::{DataKey, Owner, WrappedKey};
 pub use error::{Error, Result};

@@ -20,4 +20,5 @@ mod queue;
 mod resume;
 mod screen;
 mod stepup;
+mod vault;
 mod web;

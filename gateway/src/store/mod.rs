@@ -63,6 +63,13 @@ pub struct NewMessage<'a> {
     pub blocked: bool,
 }
 
+/// A transcript whose data key retention destroyed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shredded {
+    pub ticket: TicketId,
+    pub conversation: ConversationId,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Cheap liveness probe for `/readyz`.
@@ -240,4 +247,15 @@ pub trait Store: Send + Sync + 'static {
     /// Grants the clock has expired but the store has not: pending past `review_by`,
     /// approved past `expires_at`.
     async fn due_grants(&self, now: Timestamp) -> StoreResult<Vec<StoredGrant>>;
+
+    // --- vault -----------------------------------------------------------------------------
+    /// Crypto-shreds transcripts of tickets closed before `closed_before` that are not on
+    /// legal hold: their data keys are destroyed, their sealed rows become unreadable.
+    async fn shred_transcripts(
+        &self,
+        closed_before: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Shredded>>;
+    /// Puts a ticket's transcript on legal hold, or releases it.
+    async fn set_legal_hold(&self, ticket: TicketId, hold: bool) -> StoreResult<()>;
 }

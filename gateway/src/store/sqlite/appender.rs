@@ -2,13 +2,18 @@
 //! transaction is being written wait, then go together in the next one, so the database
 //! writes each changed page once per batch instead of once per message. Every append still
 //! gets its own outcome, and none is answered before its batch is committed.
+//!
+//! Each append reads its conversation's last sequence number and data key, seals the message
+//! as the next record, and inserts the ciphertext: the writer connection is the only one, so
+//! nothing can take that sequence number in between, and plaintext never reaches SQLite.
 
-use super::{bind_message, is_unique_violation, NewMessage};
+use super::{is_unique_violation, seal_message, NewMessage};
 use crate::clock::Timestamp;
 use crate::ids::{ConversationId, CustomerId, Seq, TicketId, UserId};
 use crate::store::{Author, StoreError, StoreResult};
+use crate::vault::Vault;
 use sqlx::sqlite::SqlitePool;
-use sqlx::Row;
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Appends written in one transaction at most.
@@ -48,9 +53,9 @@ pub(super) struct Appender {
 }
 
 impl Appender {
-    pub fn start(pool: SqlitePool) -> Appender {
+    pub fn start(pool: SqlitePool, vault: Arc<Vault>) -> Appender {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, rx));
+        tokio::spawn(run(pool, vault, rx));
         Appender { tx }
     }
 
@@ -76,7 +81,7 @@ impl Appender {
     }
 }
 
-async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Job>) {
+async fn run(pool: SqlitePool, vault: Arc<Vault>, mut rx: mpsc::Receiver<Job>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         jobs.push(first);
@@ -86,14 +91,17 @@ async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        match write(&pool, &jobs).await {
+        match write(&pool, &vault, &jobs).await {
             Ok(results) => {
                 for (job, result) in jobs.drain(..).zip(results) {
                     let _ = job.reply.send(Ok(result));
                 }
             }
             Err(e) => {
-                let message = e.to_string();
+                let message = match e {
+                    StoreError::Unavailable(m) => m,
+                    other => other.to_string(),
+                };
                 for job in jobs.drain(..) {
                     let _ = job
                         .reply
@@ -108,9 +116,13 @@ async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Job>) {
 /// id) is undone alone, as SQLite does by default; any other failure fails the whole batch.
 async fn write(
     pool: &SqlitePool,
+    vault: &Vault,
     jobs: &[Job],
-) -> Result<Vec<Option<(ConversationId, Seq)>>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+) -> StoreResult<Vec<Option<(ConversationId, Seq)>>> {
+    // IMMEDIATE: the batch reads (last seq, data key) before it writes, and a read transaction
+    // that must then become a write one fails at once with SQLITE_BUSY if a checkpoint holds
+    // the lock; taking the write lock first lets the busy timeout wait instead.
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut out = Vec::with_capacity(jobs.len());
     for job in jobs {
         let msg = NewMessage {
@@ -119,37 +131,37 @@ async fn write(
             client_id: &job.client_id,
             blocked: job.blocked,
         };
-        let query = match job.target {
+        let target = match job.target {
             Target::OpenTicket {
                 conversation,
                 ticket,
                 customer,
-            } => bind_message(
-                super::APPEND_CUSTOMER_OPEN,
-                &msg,
-                Some(&job.client_id),
-                job.now,
-            )
-            .bind(conversation.0)
-            .bind(ticket.0)
-            .bind(customer.0),
-            Target::HeldTicket { ticket, agent } => bind_message(
-                super::APPEND_AGENT_HELD,
-                &msg,
-                Some(&job.client_id),
-                job.now,
-            )
-            .bind(ticket.0)
-            .bind(agent.0),
+            } => sqlx::query(super::TARGET_CUSTOMER_OPEN)
+                .bind(conversation.0)
+                .bind(ticket.0)
+                .bind(customer.0),
+            Target::HeldTicket { ticket, agent } => sqlx::query(super::TARGET_AGENT_HELD)
+                .bind(ticket.0)
+                .bind(agent.0),
         };
-        match query.fetch_optional(&mut *tx).await {
-            Ok(Some(row)) => out.push(Some((
-                ConversationId(row.try_get("conversation_id")?),
-                Seq(row.try_get("seq")?),
-            ))),
-            Ok(None) => out.push(None),
+        let Some(row) = target.fetch_optional(&mut *tx).await? else {
+            out.push(None);
+            continue;
+        };
+        // A key that cannot be had fails this append alone; the caller's slower path
+        // reports why.
+        let Ok(sealed) = seal_message(vault, &row, &msg) else {
+            out.push(None);
+            continue;
+        };
+        match sealed
+            .insert(&msg, Some(&job.client_id), job.now)
+            .execute(&mut *tx)
+            .await
+        {
+            Ok(_) => out.push(Some((sealed.conversation, sealed.seq))),
             Err(e) if is_unique_violation(&e) => out.push(None),
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
     tx.commit().await?;

@@ -278,7 +278,7 @@ impl SqliteStore {
         id: GrantId,
         c: GrantChange,
     ) -> StoreResult<StoredGrant> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let reviewing = matches!(c.to, Status::Approved | Status::Denied);
         let ending = matches!(c.to, Status::Revoked | Status::Expired);
         let done = sqlx::query(

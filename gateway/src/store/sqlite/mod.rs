@@ -8,9 +8,12 @@
 
 mod appender;
 mod audit;
+mod vault;
 mod verification;
 
 use super::*;
+use crate::clock::Clock;
+use crate::vault::{self as sealing, KeyOwner, Vault};
 use appender::{Appender, Target};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -18,10 +21,13 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqliteConnection};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub struct SqliteStore {
+    /// Seals what customers typed before it is written and opens it on read.
+    vault: Arc<Vault>,
     writer: SqlitePool,
     reader: SqlitePool,
     appender: Appender,
@@ -72,26 +78,47 @@ async fn checkpointer(pool: SqlitePool, wal: PathBuf, stop: CancellationToken) {
     }
 }
 
-/// Columns of a ticket as every ticket-returning query selects them.
+/// Columns of a ticket as every ticket-returning query selects them, with the wrapped data
+/// keys of its conversation (subject) and customer (name).
 const TICKET_SELECT: &str = "SELECT t.id, c.id AS conversation, t.status, t.priority, t.subject, \
      t.customer_id, cu.name AS customer_name, cu.verified, t.agent_id, u.name AS agent_name, \
      t.created_at, t.queued_at, t.first_response_at, t.resolved_at, t.closed_at, \
-     c.last_seq, c.customer_read_seq, c.agent_read_seq \
+     c.last_seq, c.customer_read_seq, c.agent_read_seq, \
+     vk.key_version AS conv_key_version, vk.wrapped AS conv_key, \
+     ck.key_version AS cust_key_version, ck.wrapped AS cust_key \
      FROM tickets t JOIN conversations c ON c.ticket_id = t.id \
-     JOIN customers cu ON cu.id = t.customer_id LEFT JOIN users u ON u.id = t.agent_id";
+     JOIN customers cu ON cu.id = t.customer_id LEFT JOIN users u ON u.id = t.agent_id \
+     LEFT JOIN data_keys vk ON vk.owner = 'conversation:' || c.id \
+     LEFT JOIN data_keys ck ON ck.owner = 'customer:' || cu.id";
 
 const MESSAGE_SELECT: &str =
-    "SELECT conversation_id, seq, at, author_kind, author_id, author_name, body, client_id, blocked FROM messages";
+    "SELECT conversation_id, seq, at, author_kind, author_id, author_name, body, client_id, blocked, \
+     dk.key_version AS conv_key_version, dk.wrapped AS conv_key FROM messages \
+     LEFT JOIN data_keys dk ON dk.owner = 'conversation:' || conversation_id";
 
 const USER_SELECT: &str =
     "SELECT id, username, name, role, capacity, active, created_at FROM users";
 
 const CUSTOMER_SELECT: &str =
-    "SELECT id, site, external_id, name, email, phone, verified, created_at FROM customers";
+    "SELECT customers.id, site, external_id, name, email, phone, verified, customers.created_at, \
+     dk.key_version AS cust_key_version, dk.wrapped AS cust_key FROM customers \
+     LEFT JOIN data_keys dk ON dk.owner = 'customer:' || customers.id";
 
 impl SqliteStore {
-    /// Opens (creating if needed) `deskgate.db` in `dir` and brings its schema up to date.
+    /// Opens (creating if needed) `deskgate.db` in `dir` with the keyring in `dir` (created on
+    /// first run) and brings its schema up to date.
     pub async fn open(dir: &Path, busy_timeout: Duration) -> Result<SqliteStore, StoreError> {
+        let vault = Vault::open(dir, None, crate::clock::SystemClock.now())
+            .map_err(|e| StoreError::Unavailable(format!("keyring: {e}")))?;
+        Self::open_with_vault(dir, busy_timeout, Arc::new(vault)).await
+    }
+
+    /// Opens the store sealing with `vault`.
+    pub async fn open_with_vault(
+        dir: &Path,
+        busy_timeout: Duration,
+        vault: Arc<Vault>,
+    ) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
         })?;
@@ -118,11 +145,12 @@ impl SqliteStore {
             .run(&writer)
             .await
             .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
+        vault::seal_legacy_rows(&vault, &writer, crate::clock::SystemClock.now()).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(base.clone().read_only(true))
             .await?;
-        let appender = Appender::start(writer.clone());
+        let appender = Appender::start(writer.clone(), vault.clone());
         let checkpoints = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(base)
@@ -131,6 +159,7 @@ impl SqliteStore {
         let wal = dir.join("deskgate.db-wal");
         tokio::spawn(checkpointer(checkpoints, wal, stop.clone()));
         Ok(SqliteStore {
+            vault,
             writer,
             reader,
             appender,
@@ -152,18 +181,90 @@ fn parse<T: std::str::FromStr<Err = String>>(s: &str) -> StoreResult<T> {
         .map_err(|e: String| StoreError::Unavailable(format!("corrupt row: {e}")))
 }
 
-fn ticket_from_row(r: &SqliteRow) -> StoreResult<Ticket> {
+fn vault_err(e: sealing::VaultError) -> StoreError {
+    StoreError::Unavailable(format!("vault: {e}"))
+}
+
+/// The data key of `owner` from the row's `<prefix>_key_version` and `<prefix>_key` columns;
+/// `None` once retention destroyed it.
+fn row_key(
+    vault: &Vault,
+    r: &SqliteRow,
+    owner: &KeyOwner,
+    prefix: &str,
+) -> StoreResult<Option<Arc<recorder::DataKey>>> {
+    let version: Option<i64> = r.try_get(format!("{prefix}_key_version").as_str())?;
+    let bytes: Option<Vec<u8>> = r.try_get(format!("{prefix}_key").as_str())?;
+    match vault.data_key(owner, sealing::wrapped(version, bytes)) {
+        Ok(k) => Ok(Some(k)),
+        Err(sealing::VaultError::NoKey(_)) => Ok(None),
+        Err(e) => Err(vault_err(e)),
+    }
+}
+
+/// Opens a sealed column, or gives the placeholder when the key was destroyed.
+fn open_col(
+    vault: &Vault,
+    key: Option<&recorder::DataKey>,
+    owner: &KeyOwner,
+    seq: i64,
+    kind: recorder::RecordKind,
+    sealed: &[u8],
+) -> StoreResult<String> {
+    match key {
+        Some(k) => vault
+            .open_text(k, owner, seq, kind, sealed)
+            .map_err(vault_err),
+        None => Ok(sealing::SHREDDED.to_string()),
+    }
+}
+
+fn open_opt(
+    vault: &Vault,
+    key: Option<&recorder::DataKey>,
+    owner: &KeyOwner,
+    kind: recorder::RecordKind,
+    sealed: Option<Vec<u8>>,
+) -> StoreResult<Option<String>> {
+    sealed
+        .map(|b| open_col(vault, key, owner, 0, kind, &b))
+        .transpose()
+}
+
+fn ticket_from_row(vault: &Vault, r: &SqliteRow) -> StoreResult<Ticket> {
     let agent_id: Option<i64> = r.try_get("agent_id")?;
     let agent_name: Option<String> = r.try_get("agent_name")?;
+    let conversation = ConversationId(r.try_get("conversation")?);
+    let customer = CustomerId(r.try_get("customer_id")?);
+    let conv_owner = KeyOwner::conversation(conversation.0);
+    let cust_owner = KeyOwner::customer(customer.0);
+    let conv_key = row_key(vault, r, &conv_owner, "conv")?;
+    let cust_key = row_key(vault, r, &cust_owner, "cust")?;
+    let subject: Vec<u8> = r.try_get("subject")?;
+    let customer_name: Vec<u8> = r.try_get("customer_name")?;
     Ok(Ticket {
         id: TicketId(r.try_get("id")?),
-        conversation: ConversationId(r.try_get("conversation")?),
+        conversation,
         status: parse(r.try_get("status")?)?,
         priority: parse(r.try_get("priority")?)?,
-        subject: r.try_get("subject")?,
+        subject: open_col(
+            vault,
+            conv_key.as_deref(),
+            &conv_owner,
+            0,
+            sealing::TICKET_SUBJECT,
+            &subject,
+        )?,
         customer: CustomerRef {
-            id: CustomerId(r.try_get("customer_id")?),
-            name: r.try_get("customer_name")?,
+            id: customer,
+            name: open_col(
+                vault,
+                cust_key.as_deref(),
+                &cust_owner,
+                0,
+                sealing::CUSTOMER_NAME,
+                &customer_name,
+            )?,
             verified: r.try_get("verified")?,
         },
         agent: agent_id.map(|id| AgentRef {
@@ -181,17 +282,37 @@ fn ticket_from_row(r: &SqliteRow) -> StoreResult<Ticket> {
     })
 }
 
-fn message_from_row(r: &SqliteRow) -> StoreResult<Message> {
+fn message_from_row(vault: &Vault, r: &SqliteRow) -> StoreResult<Message> {
+    let conversation = ConversationId(r.try_get("conversation_id")?);
+    let seq: i64 = r.try_get("seq")?;
+    let owner = KeyOwner::conversation(conversation.0);
+    let key = row_key(vault, r, &owner, "conv")?;
+    let body: Vec<u8> = r.try_get("body")?;
+    let author: Vec<u8> = r.try_get("author_name")?;
     Ok(Message {
-        conversation: ConversationId(r.try_get("conversation_id")?),
-        seq: Seq(r.try_get("seq")?),
+        conversation,
+        seq: Seq(seq),
         at: ts(r.try_get("at")?),
         from: Author {
             kind: parse(r.try_get("author_kind")?)?,
             id: r.try_get("author_id")?,
-            name: r.try_get("author_name")?,
+            name: open_col(
+                vault,
+                key.as_deref(),
+                &owner,
+                seq,
+                sealing::MESSAGE_AUTHOR,
+                &author,
+            )?,
         },
-        text: r.try_get("body")?,
+        text: open_col(
+            vault,
+            key.as_deref(),
+            &owner,
+            seq,
+            sealing::MESSAGE_BODY,
+            &body,
+        )?,
         client_id: r.try_get("client_id")?,
         blocked: r.try_get("blocked")?,
     })
@@ -209,14 +330,37 @@ fn user_from_row(r: &SqliteRow) -> StoreResult<User> {
     })
 }
 
-fn customer_from_row(r: &SqliteRow) -> StoreResult<Customer> {
+fn customer_from_row(vault: &Vault, r: &SqliteRow) -> StoreResult<Customer> {
+    let id = CustomerId(r.try_get("id")?);
+    let owner = KeyOwner::customer(id.0);
+    let key = row_key(vault, r, &owner, "cust")?;
+    let k = key.as_deref();
+    let name: Vec<u8> = r.try_get("name")?;
     Ok(Customer {
-        id: CustomerId(r.try_get("id")?),
+        id,
         site: r.try_get("site")?,
-        external_id: r.try_get("external_id")?,
-        name: r.try_get("name")?,
-        email: r.try_get("email")?,
-        phone: r.try_get("phone")?,
+        external_id: open_opt(
+            vault,
+            k,
+            &owner,
+            sealing::CUSTOMER_EXTERNAL_ID,
+            r.try_get("external_id")?,
+        )?,
+        name: open_col(vault, k, &owner, 0, sealing::CUSTOMER_NAME, &name)?,
+        email: open_opt(
+            vault,
+            k,
+            &owner,
+            sealing::CUSTOMER_EMAIL,
+            r.try_get("email")?,
+        )?,
+        phone: open_opt(
+            vault,
+            k,
+            &owner,
+            sealing::CUSTOMER_PHONE,
+            r.try_get("phone")?,
+        )?,
         verified: r.try_get("verified")?,
         created_at: ts(r.try_get("created_at")?),
     })
@@ -240,13 +384,17 @@ fn subject_of(text: &str) -> String {
     s
 }
 
-async fn ticket_in(conn: &mut SqliteConnection, id: TicketId) -> StoreResult<Ticket> {
+async fn ticket_in(
+    vault: &Vault,
+    conn: &mut SqliteConnection,
+    id: TicketId,
+) -> StoreResult<Ticket> {
     let row = sqlx::query(&format!("{TICKET_SELECT} WHERE t.id = ?"))
         .bind(id.0)
         .fetch_optional(&mut *conn)
         .await?
         .ok_or(StoreError::NotFound)?;
-    ticket_from_row(&row)
+    ticket_from_row(vault, &row)
 }
 
 async fn user_in(conn: &mut SqliteConnection, id: UserId) -> StoreResult<User> {
@@ -260,6 +408,7 @@ async fn user_in(conn: &mut SqliteConnection, id: UserId) -> StoreResult<User> {
 
 /// A message already stored under this author's client id, if any.
 async fn existing_message(
+    vault: &Vault,
     conn: &mut SqliteConnection,
     kind: AuthorKind,
     author_id: Option<i64>,
@@ -273,70 +422,106 @@ async fn existing_message(
     .bind(client_id)
     .fetch_optional(&mut *conn)
     .await?;
-    row.as_ref().map(message_from_row).transpose()
+    row.as_ref().map(|r| message_from_row(vault, r)).transpose()
 }
 
-/// Gives the next sequence number of the conversation and stores the message under it.
 /// Appends a message to a conversation under its next sequence number. `client_id` is the
 /// sender's id for the message; system messages have none.
 async fn insert_message(
+    vault: &Vault,
     conn: &mut SqliteConnection,
     conversation: ConversationId,
     msg: &NewMessage<'_>,
     client_id: Option<&str>,
     now: Timestamp,
 ) -> StoreResult<Message> {
-    let row = bind_message(APPEND_ANY, msg, client_id, now)
+    let target = sqlx::query(TARGET_ANY)
         .bind(conversation.0)
         .fetch_optional(&mut *conn)
         .await?
         .ok_or(StoreError::NotFound)?;
-    Ok(stored(
-        conversation,
-        Seq(row.try_get("seq")?),
-        msg,
-        client_id,
-        now,
-    ))
+    let sealed = seal_message(vault, &target, msg)?;
+    sealed
+        .insert(msg, client_id, now)
+        .execute(&mut *conn)
+        .await?;
+    Ok(stored(sealed.conversation, sealed.seq, msg, client_id, now))
 }
 
-/// Appends to a conversation; the triggers of migration 0003 advance its `last_seq`.
-const APPEND_ANY: &str = "INSERT INTO messages \
-     (conversation_id, seq, at, author_kind, author_id, author_name, body, client_id, blocked) \
-     SELECT c.id, c.last_seq + 1, ?, ?, ?, ?, ?, ?, ? FROM conversations c WHERE c.id = ? \
-     RETURNING seq";
+/// The conversation a message goes to, its last sequence number and its wrapped data key, read
+/// by the single writer in the transaction that appends: the sequence number is part of the
+/// sealed record's identity, so it must be known before sealing.
+const TARGET_ANY: &str = "SELECT c.id, c.last_seq, dk.key_version AS conv_key_version, \
+     dk.wrapped AS conv_key FROM conversations c \
+     LEFT JOIN data_keys dk ON dk.owner = 'conversation:' || c.id WHERE c.id = ?";
 
-/// Appends a customer's message to their conversation, if its ticket is still open.
-const APPEND_CUSTOMER_OPEN: &str = "INSERT INTO messages \
-     (conversation_id, seq, at, author_kind, author_id, author_name, body, client_id, blocked) \
-     SELECT c.id, c.last_seq + 1, ?, ?, ?, ?, ?, ?, ? \
-     FROM conversations c JOIN tickets t ON t.id = c.ticket_id \
-     WHERE c.id = ? AND c.ticket_id = ? AND t.customer_id = ? AND t.status IN ('queued', 'assigned') \
-     RETURNING seq, conversation_id";
+/// The customer's conversation, if its ticket is still open.
+const TARGET_CUSTOMER_OPEN: &str = "SELECT c.id, c.last_seq, dk.key_version AS conv_key_version, \
+     dk.wrapped AS conv_key FROM conversations c JOIN tickets t ON t.id = c.ticket_id \
+     LEFT JOIN data_keys dk ON dk.owner = 'conversation:' || c.id \
+     WHERE c.id = ? AND c.ticket_id = ? AND t.customer_id = ? AND t.status IN ('queued', 'assigned')";
 
-/// Appends an agent's message to a ticket assigned to them.
-const APPEND_AGENT_HELD: &str = "INSERT INTO messages \
-     (conversation_id, seq, at, author_kind, author_id, author_name, body, client_id, blocked) \
-     SELECT c.id, c.last_seq + 1, ?, ?, ?, ?, ?, ?, ? \
-     FROM conversations c JOIN tickets t ON t.id = c.ticket_id \
-     WHERE c.ticket_id = ? AND t.agent_id = ? AND t.status = 'assigned' \
-     RETURNING seq, conversation_id";
+/// The conversation of a ticket assigned to this agent.
+const TARGET_AGENT_HELD: &str = "SELECT c.id, c.last_seq, dk.key_version AS conv_key_version, \
+     dk.wrapped AS conv_key FROM conversations c JOIN tickets t ON t.id = c.ticket_id \
+     LEFT JOIN data_keys dk ON dk.owner = 'conversation:' || c.id \
+     WHERE c.ticket_id = ? AND t.agent_id = ? AND t.status = 'assigned'";
 
-/// Binds the message's own columns, in the order of the statements above.
-fn bind_message<'q>(
-    sql: &'q str,
-    msg: &NewMessage<'q>,
-    client_id: Option<&'q str>,
-    now: Timestamp,
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
-    sqlx::query(sql)
-        .bind(now.0)
-        .bind(msg.author.kind.as_str())
-        .bind(msg.author.id)
-        .bind(msg.author.name.clone())
-        .bind(msg.text)
-        .bind(client_id)
-        .bind(msg.blocked)
+/// Appends a sealed message; the triggers of migration 0003 advance the conversation's
+/// `last_seq` and record the first response.
+const INSERT_SEALED: &str = "INSERT INTO messages \
+     (conversation_id, seq, at, author_kind, author_id, author_name, body, client_id, blocked) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// A message sealed as record `seq` of its conversation, ready to insert.
+struct SealedMessage {
+    conversation: ConversationId,
+    seq: Seq,
+    author: Vec<u8>,
+    body: Vec<u8>,
+}
+
+/// Seals the message's body and author name under the conversation's data key, as the
+/// record after the conversation's last one. `target` is a row of one of the `TARGET_*`
+/// statements.
+fn seal_message(
+    vault: &Vault,
+    target: &SqliteRow,
+    msg: &NewMessage<'_>,
+) -> StoreResult<SealedMessage> {
+    let conversation = ConversationId(target.try_get("id")?);
+    let seq = target.try_get::<i64, _>("last_seq")? + 1;
+    let owner = KeyOwner::conversation(conversation.0);
+    let key = row_key(vault, target, &owner, "conv")?.ok_or(StoreError::Conflict(
+        "the conversation's transcript was deleted",
+    ))?;
+    let seal = |kind, text: &str| vault.seal(&key, &owner, seq, kind, text).map_err(vault_err);
+    Ok(SealedMessage {
+        conversation,
+        seq: Seq(seq),
+        author: seal(sealing::MESSAGE_AUTHOR, &msg.author.name)?,
+        body: seal(sealing::MESSAGE_BODY, msg.text)?,
+    })
+}
+
+impl SealedMessage {
+    fn insert<'q>(
+        &'q self,
+        msg: &NewMessage<'q>,
+        client_id: Option<&'q str>,
+        now: Timestamp,
+    ) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+        sqlx::query(INSERT_SEALED)
+            .bind(self.conversation.0)
+            .bind(self.seq.0)
+            .bind(now.0)
+            .bind(msg.author.kind.as_str())
+            .bind(msg.author.id)
+            .bind(&self.author)
+            .bind(&self.body)
+            .bind(client_id)
+            .bind(msg.blocked)
+    }
 }
 
 fn stored(
@@ -379,6 +564,7 @@ fn held_by(ticket: &Ticket, agent: UserId) -> StoreResult<()> {
 /// Ends a change of a ticket's state: records it as a system message in the conversation,
 /// commits, and returns the ticket as it now is.
 async fn record_transition(
+    vault: &Vault,
     mut tx: sqlx::Transaction<'_, sqlx::Sqlite>,
     conversation: ConversationId,
     ticket: TicketId,
@@ -391,8 +577,8 @@ async fn record_transition(
         client_id: "",
         blocked: false,
     };
-    let message = insert_message(&mut tx, conversation, &msg, None, now).await?;
-    let ticket = ticket_in(&mut tx, ticket).await?;
+    let message = insert_message(vault, &mut tx, conversation, &msg, None, now).await?;
+    let ticket = ticket_in(vault, &mut tx, ticket).await?;
     tx.commit().await?;
     Ok(Transition { ticket, message })
 }
@@ -458,7 +644,7 @@ impl Store for SqliteStore {
     }
 
     async fn update_user(&self, id: UserId, p: UserPatch) -> StoreResult<User> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "UPDATE users SET name = COALESCE(?, name), role = COALESCE(?, role), \
              capacity = COALESCE(?, capacity), active = COALESCE(?, active), \
@@ -535,35 +721,109 @@ impl Store for SqliteStore {
 
     async fn upsert_customer(&self, c: NewCustomer, now: Timestamp) -> StoreResult<Customer> {
         // Only a verified identity may be matched to an existing customer: an unverified claim
-        // to be someone must never open that someone's history.
+        // to be someone must never open that someone's history. The match is by blind index:
+        // the external id itself is stored only sealed.
         let external_id = if c.verified { c.external_id } else { None };
-        let row = sqlx::query(
-            "INSERT INTO customers (site, external_id, name, email, phone, verified, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (site, external_id) WHERE external_id IS NOT NULL DO UPDATE SET \
-             name = excluded.name, email = COALESCE(excluded.email, email), \
-             phone = COALESCE(excluded.phone, phone), verified = excluded.verified \
-             RETURNING id, site, external_id, name, email, phone, verified, created_at",
-        )
-        .bind(&c.site)
-        .bind(external_id)
-        .bind(&c.name)
-        .bind(&c.email)
-        .bind(&c.phone)
-        .bind(c.verified)
-        .bind(now.0)
-        .fetch_one(&self.writer)
-        .await?;
-        customer_from_row(&row)
+        let ext_index = external_id
+            .as_deref()
+            .map(|e| self.vault.blind_index("customer.external_id", e));
+        let email_index = c.email.as_deref().map(|e| {
+            self.vault
+                .blind_index("customer.email", &sealing::normal_email(e))
+        });
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let existing: Option<i64> = match &ext_index {
+            Some(index) => {
+                sqlx::query_scalar(
+                    "SELECT id FROM customers WHERE site = ? AND external_id_index = ?",
+                )
+                .bind(&c.site)
+                .bind(index)
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+            None => None,
+        };
+        let id = match existing {
+            Some(id) => id,
+            None => {
+                sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM customers")
+                    .fetch_one(&mut *tx)
+                    .await?
+            }
+        };
+        let owner = KeyOwner::customer(id);
+        let key = match existing {
+            Some(_) => vault::existing_key(&self.vault, &mut tx, &owner).await?,
+            None => vault::create_key(&self.vault, &mut tx, &owner, now).await?,
+        };
+        let seal = |kind, text: &str| {
+            self.vault
+                .seal(&key, &owner, 0, kind, text)
+                .map_err(vault_err)
+        };
+        let name = seal(sealing::CUSTOMER_NAME, &c.name)?;
+        let email = c
+            .email
+            .as_deref()
+            .map(|e| seal(sealing::CUSTOMER_EMAIL, e))
+            .transpose()?;
+        let phone = c
+            .phone
+            .as_deref()
+            .map(|p| seal(sealing::CUSTOMER_PHONE, p))
+            .transpose()?;
+        let ext = external_id
+            .as_deref()
+            .map(|e| seal(sealing::CUSTOMER_EXTERNAL_ID, e))
+            .transpose()?;
+        if existing.is_some() {
+            sqlx::query(
+                "UPDATE customers SET name = ?, email = COALESCE(?, email), \
+                 email_index = COALESCE(?, email_index), phone = COALESCE(?, phone), \
+                 verified = ? WHERE id = ?",
+            )
+            .bind(name)
+            .bind(email)
+            .bind(email_index)
+            .bind(phone)
+            .bind(c.verified)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            sqlx::query(
+                "INSERT INTO customers (id, site, external_id, name, email, phone, verified, \
+                 created_at, external_id_index, email_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(id)
+            .bind(&c.site)
+            .bind(ext)
+            .bind(name)
+            .bind(email)
+            .bind(phone)
+            .bind(c.verified)
+            .bind(now.0)
+            .bind(ext_index)
+            .bind(email_index)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let row = sqlx::query(&format!("{CUSTOMER_SELECT} WHERE customers.id = ?"))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        customer_from_row(&self.vault, &row)
     }
 
     async fn customer(&self, id: CustomerId) -> StoreResult<Customer> {
-        let row = sqlx::query(&format!("{CUSTOMER_SELECT} WHERE id = ?"))
+        let row = sqlx::query(&format!("{CUSTOMER_SELECT} WHERE customers.id = ?"))
             .bind(id.0)
             .fetch_optional(&self.reader)
             .await?
             .ok_or(StoreError::NotFound)?;
-        customer_from_row(&row)
+        customer_from_row(&self.vault, &row)
     }
 
     async fn create_visitor(
@@ -585,8 +845,10 @@ impl Store for SqliteStore {
 
     async fn visitor_customer(&self, token_hash: &[u8], now: Timestamp) -> StoreResult<Customer> {
         let row = sqlx::query(
-            "SELECT c.id, c.site, c.external_id, c.name, c.email, c.phone, c.verified, c.created_at \
+            "SELECT c.id, c.site, c.external_id, c.name, c.email, c.phone, c.verified, c.created_at, \
+             dk.key_version AS cust_key_version, dk.wrapped AS cust_key \
              FROM visitors v JOIN customers c ON c.id = v.customer_id \
+             LEFT JOIN data_keys dk ON dk.owner = 'customer:' || c.id \
              WHERE v.token_hash = ? AND v.expires_at > ?",
         )
         .bind(token_hash)
@@ -594,7 +856,7 @@ impl Store for SqliteStore {
         .fetch_optional(&self.reader)
         .await?
         .ok_or(StoreError::NotFound)?;
-        customer_from_row(&row)
+        customer_from_row(&self.vault, &row)
     }
 
     async fn current_ticket(
@@ -610,7 +872,9 @@ impl Store for SqliteStore {
         .bind(reopen_after.0)
         .fetch_optional(&self.reader)
         .await?;
-        row.as_ref().map(ticket_from_row).transpose()
+        row.as_ref()
+            .map(|r| ticket_from_row(&self.vault, r))
+            .transpose()
     }
 
     async fn append_customer_message(
@@ -636,12 +900,18 @@ impl Store for SqliteStore {
                 });
             }
         }
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let author_id = Some(customer.id.0);
-        if let Some(message) =
-            existing_message(&mut tx, AuthorKind::Customer, author_id, msg.client_id).await?
+        if let Some(message) = existing_message(
+            &self.vault,
+            &mut tx,
+            AuthorKind::Customer,
+            author_id,
+            msg.client_id,
+        )
+        .await?
         {
-            let ticket = ticket_of_conversation(&mut tx, message.conversation).await?;
+            let ticket = ticket_of_conversation(&self.vault, &mut tx, message.conversation).await?;
             return Ok(Appended {
                 ticket: ticket.id,
                 message,
@@ -693,12 +963,13 @@ impl Store for SqliteStore {
             Some(t) => t,
             None => {
                 opened = true;
+                // The subject is sealed with the conversation's key, which needs the
+                // conversation's id: the ticket starts with an empty one.
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO tickets (customer_id, status, priority, subject, created_at, queued_at) \
-                     VALUES (?, 'queued', 'normal', ?, ?, ?) RETURNING id",
+                     VALUES (?, 'queued', 'normal', X'', ?, ?) RETURNING id",
                 )
                 .bind(customer.id.0)
-                .bind(subject_of(msg.text))
                 .bind(now.0)
                 .bind(now.0)
                 .fetch_one(&mut *tx)
@@ -709,14 +980,43 @@ impl Store for SqliteStore {
                 .bind(id)
                 .fetch_one(&mut *tx)
                 .await?;
+                let owner = KeyOwner::conversation(conv);
+                let key = vault::create_key(&self.vault, &mut tx, &owner, now).await?;
+                let subject = self
+                    .vault
+                    .seal(
+                        &key,
+                        &owner,
+                        0,
+                        sealing::TICKET_SUBJECT,
+                        &subject_of(msg.text),
+                    )
+                    .map_err(vault_err)?;
+                sqlx::query("UPDATE tickets SET subject = ? WHERE id = ?")
+                    .bind(subject)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
                 (TicketId(id), ConversationId(conv))
             }
         };
-        let message = insert_message(&mut tx, conversation, &msg, Some(msg.client_id), now).await?;
+        let message = insert_message(
+            &self.vault,
+            &mut tx,
+            conversation,
+            &msg,
+            Some(msg.client_id),
+            now,
+        )
+        .await?;
         let change = if opened {
-            Some(TicketChange::Opened(ticket_in(&mut tx, ticket_id).await?))
+            Some(TicketChange::Opened(
+                ticket_in(&self.vault, &mut tx, ticket_id).await?,
+            ))
         } else if reopened {
-            Some(TicketChange::Reopened(ticket_in(&mut tx, ticket_id).await?))
+            Some(TicketChange::Reopened(
+                ticket_in(&self.vault, &mut tx, ticket_id).await?,
+            ))
         } else {
             None
         };
@@ -746,11 +1046,17 @@ impl Store for SqliteStore {
             });
         }
         // Not held by this agent, or the client id was used before: find out which.
-        let mut tx = self.writer.begin().await?;
-        if let Some(message) =
-            existing_message(&mut tx, AuthorKind::Agent, Some(agent.0), msg.client_id).await?
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        if let Some(message) = existing_message(
+            &self.vault,
+            &mut tx,
+            AuthorKind::Agent,
+            Some(agent.0),
+            msg.client_id,
+        )
+        .await?
         {
-            let t = ticket_of_conversation(&mut tx, message.conversation).await?;
+            let t = ticket_of_conversation(&self.vault, &mut tx, message.conversation).await?;
             return Ok(Appended {
                 ticket: t.id,
                 message,
@@ -758,10 +1064,11 @@ impl Store for SqliteStore {
                 change: None,
             });
         }
-        let current = ticket_in(&mut tx, ticket).await?;
+        let current = ticket_in(&self.vault, &mut tx, ticket).await?;
         held_by(&current, agent)?;
         // Held after all (it changed hands in between): append now.
         let message = insert_message(
+            &self.vault,
             &mut tx,
             current.conversation,
             &msg,
@@ -792,17 +1099,19 @@ impl Store for SqliteStore {
         .bind(limit)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(message_from_row).collect()
+        rows.iter()
+            .map(|r| message_from_row(&self.vault, r))
+            .collect()
     }
 
     async fn ticket(&self, id: TicketId) -> StoreResult<Ticket> {
         let mut conn = self.reader.acquire().await?;
-        ticket_in(&mut conn, id).await
+        ticket_in(&self.vault, &mut conn, id).await
     }
 
     async fn ticket_by_conversation(&self, id: ConversationId) -> StoreResult<Ticket> {
         let mut conn = self.reader.acquire().await?;
-        ticket_of_conversation(&mut conn, id).await
+        ticket_of_conversation(&self.vault, &mut conn, id).await
     }
 
     async fn tickets(&self, f: TicketFilter) -> StoreResult<Vec<Ticket>> {
@@ -819,7 +1128,9 @@ impl Store for SqliteStore {
         .bind(f.limit)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(ticket_from_row).collect()
+        rows.iter()
+            .map(|r| ticket_from_row(&self.vault, r))
+            .collect()
     }
 
     async fn queue(&self, limit: i64) -> StoreResult<Vec<Ticket>> {
@@ -831,7 +1142,9 @@ impl Store for SqliteStore {
         .bind(limit)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(ticket_from_row).collect()
+        rows.iter()
+            .map(|r| ticket_from_row(&self.vault, r))
+            .collect()
     }
 
     async fn claim(
@@ -840,8 +1153,8 @@ impl Store for SqliteStore {
         agent: UserId,
         now: Timestamp,
     ) -> StoreResult<Transition> {
-        let mut tx = self.writer.begin().await?;
-        let current = ticket_in(&mut tx, ticket).await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let current = ticket_in(&self.vault, &mut tx, ticket).await?;
         if current.status != TicketStatus::Queued {
             return Err(StoreError::Conflict("ticket is not queued"));
         }
@@ -858,7 +1171,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         let text = format!("{} joined the conversation", user.name);
-        record_transition(tx, current.conversation, ticket, &text, now).await
+        record_transition(&self.vault, tx, current.conversation, ticket, &text, now).await
     }
 
     async fn transfer(
@@ -868,8 +1181,8 @@ impl Store for SqliteStore {
         to: Option<UserId>,
         now: Timestamp,
     ) -> StoreResult<Transition> {
-        let mut tx = self.writer.begin().await?;
-        let current = ticket_in(&mut tx, ticket).await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let current = ticket_in(&self.vault, &mut tx, ticket).await?;
         held_by(&current, from)?;
         let text = match to {
             Some(to) if to == from => return Err(StoreError::Conflict("ticket is already yours")),
@@ -899,7 +1212,7 @@ impl Store for SqliteStore {
                 "The conversation is back in the queue; the next available agent will answer".into()
             }
         };
-        record_transition(tx, current.conversation, ticket, &text, now).await
+        record_transition(&self.vault, tx, current.conversation, ticket, &text, now).await
     }
 
     async fn resolve(
@@ -908,8 +1221,8 @@ impl Store for SqliteStore {
         agent: UserId,
         now: Timestamp,
     ) -> StoreResult<Transition> {
-        let mut tx = self.writer.begin().await?;
-        let current = ticket_in(&mut tx, ticket).await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let current = ticket_in(&self.vault, &mut tx, ticket).await?;
         held_by(&current, agent)?;
         sqlx::query("UPDATE tickets SET status = 'resolved', resolved_at = ? WHERE id = ?")
             .bind(now.0)
@@ -917,11 +1230,11 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         let text = "The conversation was marked resolved".to_string();
-        record_transition(tx, current.conversation, ticket, &text, now).await
+        record_transition(&self.vault, tx, current.conversation, ticket, &text, now).await
     }
 
     async fn close_resolved(&self, before: Timestamp, now: Timestamp) -> StoreResult<Vec<Ticket>> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let ids: Vec<i64> = sqlx::query_scalar(
             "UPDATE tickets SET status = 'closed', closed_at = ? \
              WHERE status = 'resolved' AND resolved_at < ? RETURNING id",
@@ -932,14 +1245,14 @@ impl Store for SqliteStore {
         .await?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            out.push(ticket_in(&mut tx, TicketId(id)).await?);
+            out.push(ticket_in(&self.vault, &mut tx, TicketId(id)).await?);
         }
         tx.commit().await?;
         Ok(out)
     }
 
     async fn set_priority(&self, ticket: TicketId, priority: Priority) -> StoreResult<Ticket> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query("UPDATE tickets SET priority = ? WHERE id = ?")
             .bind(priority.as_str())
             .bind(ticket.0)
@@ -948,7 +1261,7 @@ impl Store for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        let t = ticket_in(&mut tx, ticket).await?;
+        let t = ticket_in(&self.vault, &mut tx, ticket).await?;
         tx.commit().await?;
         Ok(t)
     }
@@ -983,7 +1296,7 @@ impl Store for SqliteStore {
         text: &str,
         now: Timestamp,
     ) -> StoreResult<(Note, bool)> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let existing: Option<i64> =
             sqlx::query_scalar("SELECT id FROM notes WHERE author_id = ? AND client_id = ?")
                 .bind(author.0)
@@ -992,40 +1305,58 @@ impl Store for SqliteStore {
                 .await?;
         let (id, duplicate) = match existing {
             Some(id) => (id, true),
-            None => (
-                sqlx::query_scalar(
-                    "INSERT INTO notes (ticket_id, at, author_id, body, client_id) VALUES (?, ?, ?, ?, ?) RETURNING id",
+            None => {
+                // The note's id is part of its sealed identity, so it is chosen before sealing;
+                // the single writer makes MAX + 1 safe.
+                let target = sqlx::query(
+                    "SELECT c.id, (SELECT COALESCE(MAX(id), 0) + 1 FROM notes) AS next_id, \
+                     dk.key_version AS conv_key_version, dk.wrapped AS conv_key \
+                     FROM conversations c LEFT JOIN data_keys dk ON dk.owner = 'conversation:' || c.id \
+                     WHERE c.ticket_id = ?",
                 )
+                .bind(ticket.0)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+                let id: i64 = target.try_get("next_id")?;
+                let owner = KeyOwner::conversation(target.try_get::<i64, _>("id")?);
+                let key = row_key(&self.vault, &target, &owner, "conv")?.ok_or(
+                    StoreError::Conflict("the conversation's transcript was deleted"),
+                )?;
+                let body = self
+                    .vault
+                    .seal(&key, &owner, id, sealing::NOTE_BODY, text)
+                    .map_err(vault_err)?;
+                sqlx::query(
+                    "INSERT INTO notes (id, ticket_id, at, author_id, body, client_id) VALUES (?, ?, ?, ?, ?, ?)",
+                )
+                .bind(id)
                 .bind(ticket.0)
                 .bind(now.0)
                 .bind(author.0)
-                .bind(text)
+                .bind(body)
                 .bind(client_id)
-                .fetch_one(&mut *tx)
-                .await?,
-                false,
-            ),
+                .execute(&mut *tx)
+                .await?;
+                (id, false)
+            }
         };
-        let row = sqlx::query(
-            "SELECT n.id, n.ticket_id, n.at, n.author_id, u.name, n.body, n.client_id \
-             FROM notes n JOIN users u ON u.id = n.author_id WHERE n.id = ?",
-        )
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
+        let row = sqlx::query(&format!("{NOTE_SELECT} WHERE n.id = ?"))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok((note_from_row(&row)?, duplicate))
+        Ok((note_from_row(&self.vault, &row)?, duplicate))
     }
 
     async fn notes(&self, ticket: TicketId) -> StoreResult<Vec<Note>> {
-        let rows = sqlx::query(
-            "SELECT n.id, n.ticket_id, n.at, n.author_id, u.name, n.body, n.client_id \
-             FROM notes n JOIN users u ON u.id = n.author_id WHERE n.ticket_id = ? ORDER BY n.id",
-        )
+        let rows = sqlx::query(&format!(
+            "{NOTE_SELECT} WHERE n.ticket_id = ? ORDER BY n.id"
+        ))
         .bind(ticket.0)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(note_from_row).collect()
+        rows.iter().map(|r| note_from_row(&self.vault, r)).collect()
     }
 
     async fn queue_stats(&self, now: Timestamp) -> StoreResult<QueueStats> {
@@ -1064,6 +1395,18 @@ impl Store for SqliteStore {
             .execute(&self.writer)
             .await?;
         Ok(())
+    }
+
+    async fn shred_transcripts(
+        &self,
+        closed_before: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Shredded>> {
+        self.destroy_transcript_keys(closed_before, now).await
+    }
+
+    async fn set_legal_hold(&self, ticket: TicketId, hold: bool) -> StoreResult<()> {
+        self.put_legal_hold(ticket, hold).await
     }
 
     async fn take_setting(&self, name: &str, value: &[u8]) -> StoreResult<bool> {
@@ -1144,6 +1487,7 @@ impl Store for SqliteStore {
 }
 
 async fn ticket_of_conversation(
+    vault: &Vault,
     conn: &mut SqliteConnection,
     id: ConversationId,
 ) -> StoreResult<Ticket> {
@@ -1152,19 +1496,29 @@ async fn ticket_of_conversation(
         .fetch_optional(&mut *conn)
         .await?
         .ok_or(StoreError::NotFound)?;
-    ticket_from_row(&row)
+    ticket_from_row(vault, &row)
 }
 
-fn note_from_row(r: &SqliteRow) -> StoreResult<Note> {
+/// A note with its author's name and its conversation's wrapped data key.
+const NOTE_SELECT: &str = "SELECT n.id, n.ticket_id, n.at, n.author_id, u.name, n.body, n.client_id, \
+     c.id AS conversation, dk.key_version AS conv_key_version, dk.wrapped AS conv_key \
+     FROM notes n JOIN users u ON u.id = n.author_id JOIN conversations c ON c.ticket_id = n.ticket_id \
+     LEFT JOIN data_keys dk ON dk.owner = 'conversation:' || c.id";
+
+fn note_from_row(vault: &Vault, r: &SqliteRow) -> StoreResult<Note> {
+    let id: i64 = r.try_get("id")?;
+    let owner = KeyOwner::conversation(r.try_get::<i64, _>("conversation")?);
+    let key = row_key(vault, r, &owner, "conv")?;
+    let body: Vec<u8> = r.try_get("body")?;
     Ok(Note {
-        id: crate::ids::NoteId(r.try_get("id")?),
+        id: crate::ids::NoteId(id),
         ticket: TicketId(r.try_get("ticket_id")?),
         at: ts(r.try_get("at")?),
         author: AgentRef {
             id: UserId(r.try_get("author_id")?),
             name: r.try_get("name")?,
         },
-        text: r.try_get("body")?,
+        text: open_col(vault, key.as_deref(), &owner, id, sealing::NOTE_BODY, &body)?,
         client_id: r.try_get("client_id")?,
     })
 }

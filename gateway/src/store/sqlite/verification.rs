@@ -60,7 +60,11 @@ fn challenge_from_row(r: &SqliteRow) -> VerifyStoreResult<Challenge> {
 #[async_trait]
 impl VerificationStore for SqliteStore {
     async fn create_challenge(&self, n: NewChallenge) -> VerifyStoreResult<Created> {
-        let mut tx = self.writer.begin().await.map_err(err)?;
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(err)?;
         let canceled: Vec<i64> = sqlx::query_scalar(
             "UPDATE verification_challenges SET state = 'canceled', closed_at = ? \
              WHERE ticket_id = ? AND action = ? AND state = 'pending' RETURNING id",
@@ -374,7 +378,11 @@ impl VerificationStore for SqliteStore {
     }
 
     async fn delete_totp(&self, user: i64) -> VerifyStoreResult<bool> {
-        let mut tx = self.writer.begin().await.map_err(err)?;
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(err)?;
         let done = sqlx::query("DELETE FROM staff_totp WHERE user_id = ?")
             .bind(user)
             .execute(&mut *tx)
@@ -395,7 +403,11 @@ impl VerificationStore for SqliteStore {
         hashes: &[[u8; 32]],
         now: i64,
     ) -> VerifyStoreResult<()> {
-        let mut tx = self.writer.begin().await.map_err(err)?;
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(err)?;
         sqlx::query("DELETE FROM staff_recovery_codes WHERE user_id = ?")
             .bind(user)
             .execute(&mut *tx)

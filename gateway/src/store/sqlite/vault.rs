@@ -1,0 +1,370 @@
+//! The store's side of the vault: the `data_keys` table (one wrapped data key per
+//! conversation and customer), key rotation bookkeeping, and crypto-shredding.
+
+use super::{vault_err, SqliteStore};
+use crate::clock::Timestamp;
+use crate::ids::{ConversationId, TicketId};
+use crate::store::{Shredded, StoreError, StoreResult};
+use crate::vault::{wrapped, KeyOwner, Vault};
+use recorder::{DataKey, KeyVersion};
+use sqlx::{Row, SqliteConnection};
+use std::sync::Arc;
+
+/// Creates and stores the data key of a new owner, in the caller's transaction.
+pub(super) async fn create_key(
+    vault: &Vault,
+    conn: &mut SqliteConnection,
+    owner: &KeyOwner,
+    now: Timestamp,
+) -> StoreResult<Arc<DataKey>> {
+    let (key, wrapped) = vault.new_key(owner).map_err(vault_err)?;
+    sqlx::query(
+        "INSERT INTO data_keys (owner, key_version, wrapped, created_at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(owner.as_str())
+    .bind(i64::from(wrapped.version.0))
+    .bind(&wrapped.bytes)
+    .bind(now.0)
+    .execute(&mut *conn)
+    .await?;
+    Ok(key)
+}
+
+/// The data key of an owner that has one.
+pub(super) async fn existing_key(
+    vault: &Vault,
+    conn: &mut SqliteConnection,
+    owner: &KeyOwner,
+) -> StoreResult<Arc<DataKey>> {
+    let row = sqlx::query("SELECT key_version, wrapped FROM data_keys WHERE owner = ?")
+        .bind(owner.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let w = match row {
+        Some(r) => wrapped(r.try_get("key_version")?, r.try_get("wrapped")?),
+        None => None,
+    };
+    vault.data_key(owner, w).map_err(vault_err)
+}
+
+/// Data keys re-wrapped in one transaction at most.
+const REWRAP_BATCH: i64 = 500;
+
+impl SqliteStore {
+    /// How many data keys each keyring version wraps.
+    pub async fn data_keys_by_version(&self) -> StoreResult<Vec<(KeyVersion, i64)>> {
+        let rows = sqlx::query(
+            "SELECT key_version, COUNT(*) AS n FROM data_keys GROUP BY key_version ORDER BY key_version",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let v: i64 = r.try_get("key_version")?;
+                Ok((KeyVersion(u32::try_from(v).unwrap_or(0)), r.try_get("n")?))
+            })
+            .collect()
+    }
+
+    /// Owners whose data key is still wrapped by `version` (at most `limit` of them).
+    pub async fn data_key_owners(
+        &self,
+        version: KeyVersion,
+        limit: i64,
+    ) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT owner FROM data_keys WHERE key_version = ? ORDER BY owner LIMIT ?",
+        )
+        .bind(i64::from(version.0))
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    /// Re-wraps every data key not wrapped by the keyring's current version; the sealed data
+    /// is not touched. Runs in batches, so it can run beside a serving gateway. Returns how
+    /// many keys moved.
+    pub async fn rewrap_data_keys(&self) -> StoreResult<u64> {
+        let ring = self.vault.keyring();
+        let current = i64::from(ring.current().0);
+        let mut moved = 0u64;
+        loop {
+            let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+            let rows = sqlx::query(
+                "SELECT owner, key_version, wrapped FROM data_keys WHERE key_version != ? LIMIT ?",
+            )
+            .bind(current)
+            .bind(REWRAP_BATCH)
+            .fetch_all(&mut *tx)
+            .await?;
+            if rows.is_empty() {
+                return Ok(moved);
+            }
+            for r in &rows {
+                let owner_text: String = r.try_get("owner")?;
+                let Some((kind, id)) = owner_text.split_once(':') else {
+                    return Err(StoreError::Unavailable(format!(
+                        "data key owner {owner_text:?} is malformed"
+                    )));
+                };
+                let owner = KeyOwner::new(kind, id);
+                let version: i64 = r.try_get("key_version")?;
+                let old = wrapped(Some(version), r.try_get("wrapped")?)
+                    .ok_or(StoreError::Unavailable("data key row is malformed".into()))?;
+                let Some(new) = ring
+                    .rewrap(&owner, &old)
+                    .map_err(|e| StoreError::Unavailable(format!("{owner}: {e}")))?
+                else {
+                    continue;
+                };
+                sqlx::query(
+                    "UPDATE data_keys SET key_version = ?, wrapped = ? WHERE owner = ? AND key_version = ?",
+                )
+                .bind(i64::from(new.version.0))
+                .bind(&new.bytes)
+                .bind(owner.as_str())
+                .bind(version)
+                .execute(&mut *tx)
+                .await?;
+                moved += 1;
+            }
+            tx.commit().await?;
+        }
+    }
+
+    /// Destroys the data keys of transcripts whose ticket closed before `closed_before`,
+    /// unless on legal hold. The sealed rows stay; without the key they are noise.
+    pub(super) async fn destroy_transcript_keys(
+        &self,
+        closed_before: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Shredded>> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let rows = sqlx::query(
+            "UPDATE conversations SET shredded_at = ? WHERE shredded_at IS NULL AND legal_hold = 0 \
+             AND ticket_id IN (SELECT id FROM tickets WHERE status = 'closed' AND closed_at < ?) \
+             RETURNING id, ticket_id",
+        )
+        .bind(now.0)
+        .bind(closed_before.0)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let conversation = ConversationId(r.try_get("id")?);
+            sqlx::query("DELETE FROM data_keys WHERE owner = ?")
+                .bind(KeyOwner::conversation(conversation.0).as_str())
+                .execute(&mut *tx)
+                .await?;
+            out.push(Shredded {
+                ticket: TicketId(r.try_get("ticket_id")?),
+                conversation,
+            });
+        }
+        tx.commit().await?;
+        for s in &out {
+            self.vault.forget(&KeyOwner::conversation(s.conversation.0));
+        }
+        Ok(out)
+    }
+
+    /// Puts a ticket's transcript on legal hold (kept past its retention) or releases it.
+    pub(super) async fn put_legal_hold(&self, ticket: TicketId, hold: bool) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE conversations SET legal_hold = ? WHERE ticket_id = ?")
+            .bind(hold)
+            .bind(ticket.0)
+            .execute(&self.writer)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}
+
+/// Seals values a database from before migration 0005 holds in clear, then rewrites the file
+/// (`VACUUM`) so the old pages are gone too. Runs at start-up, before anything else writes;
+/// a database with nothing in clear is left alone.
+pub(super) async fn seal_legacy_rows(
+    vault: &Vault,
+    pool: &sqlx::SqlitePool,
+    now: Timestamp,
+) -> StoreResult<u64> {
+    let mut conn = pool.acquire().await?;
+    let pending: i64 = sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM customers WHERE typeof(name) = 'text') \
+         + (SELECT COUNT(*) FROM messages WHERE typeof(body) = 'text') \
+         + (SELECT COUNT(*) FROM notes WHERE typeof(body) = 'text') \
+         + (SELECT COUNT(*) FROM tickets WHERE typeof(subject) = 'text')",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if pending == 0 {
+        return Ok(0);
+    }
+    let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+    let mut sealed = 0u64;
+
+    let customers = sqlx::query(
+        "SELECT id, external_id, name, email, phone, verified FROM customers WHERE typeof(name) = 'text'",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for r in &customers {
+        let id: i64 = r.try_get("id")?;
+        let owner = KeyOwner::customer(id);
+        let key = key_or_new(vault, &mut tx, &owner, now).await?;
+        let seal = |kind, text: &str| vault.seal(&key, &owner, 0, kind, text).map_err(vault_err);
+        let name: String = r.try_get("name")?;
+        let email: Option<String> = r.try_get("email")?;
+        let phone: Option<String> = r.try_get("phone")?;
+        let external: Option<String> = r.try_get("external_id")?;
+        let verified: bool = r.try_get("verified")?;
+        sqlx::query(
+            "UPDATE customers SET name = ?, email = ?, phone = ?, external_id = ?, \
+             external_id_index = ?, email_index = ? WHERE id = ?",
+        )
+        .bind(seal(crate::vault::CUSTOMER_NAME, &name)?)
+        .bind(
+            email
+                .as_deref()
+                .map(|e| seal(crate::vault::CUSTOMER_EMAIL, e))
+                .transpose()?,
+        )
+        .bind(
+            phone
+                .as_deref()
+                .map(|p| seal(crate::vault::CUSTOMER_PHONE, p))
+                .transpose()?,
+        )
+        .bind(
+            external
+                .as_deref()
+                .map(|e| seal(crate::vault::CUSTOMER_EXTERNAL_ID, e))
+                .transpose()?,
+        )
+        .bind(
+            external
+                .as_deref()
+                .filter(|_| verified)
+                .map(|e| vault.blind_index("customer.external_id", e)),
+        )
+        .bind(
+            email
+                .as_deref()
+                .map(|e| vault.blind_index("customer.email", &crate::vault::normal_email(e))),
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sealed += 1;
+    }
+
+    let messages = sqlx::query(
+        "SELECT conversation_id, seq, author_name, body FROM messages WHERE typeof(body) = 'text'",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for r in &messages {
+        let conversation: i64 = r.try_get("conversation_id")?;
+        let seq: i64 = r.try_get("seq")?;
+        let owner = KeyOwner::conversation(conversation);
+        let key = key_or_new(vault, &mut tx, &owner, now).await?;
+        let author: String = r.try_get("author_name")?;
+        let body: String = r.try_get("body")?;
+        sqlx::query(
+            "UPDATE messages SET author_name = ?, body = ? WHERE conversation_id = ? AND seq = ?",
+        )
+        .bind(
+            vault
+                .seal(&key, &owner, seq, crate::vault::MESSAGE_AUTHOR, &author)
+                .map_err(vault_err)?,
+        )
+        .bind(
+            vault
+                .seal(&key, &owner, seq, crate::vault::MESSAGE_BODY, &body)
+                .map_err(vault_err)?,
+        )
+        .bind(conversation)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await?;
+        sealed += 1;
+    }
+
+    let notes = sqlx::query(
+        "SELECT n.id, n.body, c.id AS conversation FROM notes n \
+         JOIN conversations c ON c.ticket_id = n.ticket_id WHERE typeof(n.body) = 'text'",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for r in &notes {
+        let id: i64 = r.try_get("id")?;
+        let owner = KeyOwner::conversation(r.try_get::<i64, _>("conversation")?);
+        let key = key_or_new(vault, &mut tx, &owner, now).await?;
+        let body: String = r.try_get("body")?;
+        sqlx::query("UPDATE notes SET body = ? WHERE id = ?")
+            .bind(
+                vault
+                    .seal(&key, &owner, id, crate::vault::NOTE_BODY, &body)
+                    .map_err(vault_err)?,
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sealed += 1;
+    }
+
+    let tickets = sqlx::query(
+        "SELECT t.id, t.subject, c.id AS conversation FROM tickets t \
+         JOIN conversations c ON c.ticket_id = t.id WHERE typeof(t.subject) = 'text'",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for r in &tickets {
+        let owner = KeyOwner::conversation(r.try_get::<i64, _>("conversation")?);
+        let key = key_or_new(vault, &mut tx, &owner, now).await?;
+        let subject: String = r.try_get("subject")?;
+        sqlx::query("UPDATE tickets SET subject = ? WHERE id = ?")
+            .bind(
+                vault
+                    .seal(&key, &owner, 0, crate::vault::TICKET_SUBJECT, &subject)
+                    .map_err(vault_err)?,
+            )
+            .bind(r.try_get::<i64, _>("id")?)
+            .execute(&mut *tx)
+            .await?;
+        sealed += 1;
+    }
+    tx.commit().await?;
+    // The clear values are still in free pages and in the log: rewrite the file without them.
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("VACUUM").execute(&mut *conn).await?;
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut *conn)
+        .await?;
+    tracing::warn!(
+        target: "deskgate::security",
+        sealed,
+        "sealed values stored in clear before the vault; the database file was rewritten"
+    );
+    Ok(sealed)
+}
+
+async fn key_or_new(
+    vault: &Vault,
+    conn: &mut SqliteConnection,
+    owner: &KeyOwner,
+    now: Timestamp,
+) -> StoreResult<Arc<DataKey>> {
+    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM data_keys WHERE owner = ?")
+        .bind(owner.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    match exists {
+        Some(_) => existing_key(vault, conn, owner).await,
+        None => create_key(vault, conn, owner, now).await,
+    }
+}
