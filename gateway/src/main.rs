@@ -300,24 +300,42 @@ async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
     let store =
         SqliteStore::open_with_vault(&config.data, config.store_busy_timeout, vault.clone())
             .await?;
-    match cmd {
-        KeysCommand::Status(_) => print!("{}", keys::status(&store, &vault).await?),
+    let done = match cmd {
+        KeysCommand::Status(_) => {
+            print!("{}", keys::status(&store, &vault).await?);
+            None
+        }
         KeysCommand::Rotate(_) => {
             let v = keys::rotate(&vault, now)?;
             println!("keyring version {v} is now current; new data keys are wrapped by it");
             println!("run `deskgate keys rewrap` to move existing data keys to it");
+            Some(format!("rotate: {v} is current"))
         }
         KeysCommand::Rewrap(_) => {
             let moved = keys::rewrap(&store, &vault).await?;
-            println!(
-                "re-wrapped {moved} data key(s) to keyring version {}",
-                vault.keyring().current()
-            );
+            let current = vault.keyring().current();
+            println!("re-wrapped {moved} data key(s) to keyring version {current}");
+            Some(format!("rewrap: {moved} data keys to {current}"))
         }
         KeysCommand::Retire { version, .. } => {
             keys::retire(&store, &vault, recorder::KeyVersion(version)).await?;
             println!("keyring version v{version} retired");
+            Some(format!("retire: v{version}"))
         }
+    };
+    // Every change to the keyring leaves an audit entry, made by the operator at the console.
+    if let Some(detail) = done {
+        let entry = recorder::audit::Entry {
+            actor_role: Some("operator".into()),
+            user_agent: Some("deskgate keys".into()),
+            detail: Some(detail),
+            ..recorder::audit::Entry::new(
+                now.0,
+                recorder::audit::Action::KeysRotated,
+                recorder::audit::Outcome::Allowed,
+            )
+        };
+        store.append_audit(&entry).await?;
     }
     Ok(())
 }

@@ -359,6 +359,19 @@ async fn rotate_rewrap_and_retire_while_the_gateway_runs() {
     // Retiring the current version is refused.
     let (ok, out) = keys(&app, &["retire", "--version", "2"]);
     assert!(!ok, "{out}");
+
+    // Each change to the keyring is in the audit log; the refused one changed nothing.
+    let changes: Vec<String> = app
+        .audit("action=keys_rotated")
+        .await
+        .iter()
+        .rev()
+        .map(|e| e["detail"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(changes.len(), 3, "{changes:?}");
+    assert!(changes[0].starts_with("rotate"), "{changes:?}");
+    assert!(changes[1].starts_with("rewrap"), "{changes:?}");
+    assert_eq!(changes[2], "retire: v1", "{changes:?}");
 }
 
 #[tokio::test]
