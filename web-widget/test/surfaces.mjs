@@ -163,6 +163,14 @@ await run(async (browser) => {
   check(true, "a claim moves the dashboard's figures live");
 
   // Several chats at once, keyboard shortcuts, notes, transfer back to the queue.
+  // The new chat's earlier tickets are held back until a note is half typed, so that the
+  // customer panel re-renders under the agent's fingers, as it does on a slow link.
+  let releaseHistory;
+  const historyHeld = new Promise((r) => (releaseHistory = r));
+  await agent.route("**/api/customers/*/tickets", async (r) => {
+    await historyHeld;
+    await r.continue();
+  });
   await agent.keyboard.press("Alt+c");
   await agent.waitForFunction(() => document.querySelectorAll("[role=tab]").length === 2);
   check(true, "Alt+C claims the next ticket into a second tab");
@@ -172,7 +180,11 @@ await run(async (browser) => {
   check((await agent.locator("[role=tab]").nth(1).getAttribute("aria-selected")) === "true", "Alt+2 switches to the second chat");
   await agent.keyboard.press("Alt+n");
   check(await agent.evaluate(() => document.activeElement?.classList.contains("note-input")), "Alt+N focuses the note field");
-  await agent.keyboard.type("Asked twice about the same parcel");
+  await agent.keyboard.type("Asked twice");
+  releaseHistory();
+  await agent.locator(".chat:not([hidden]) .customer", { hasText: "Loading…" }).waitFor({ state: "detached" });
+  check(await agent.evaluate(() => document.activeElement?.classList.contains("note-input")), "the note field keeps focus while the customer panel updates");
+  await agent.keyboard.type(" about the same parcel");
   await agent.locator(".chat:not([hidden]) .note-form button").click();
   await agent.locator(".chat:not([hidden]) .notes li", { hasText: "Asked twice about the same parcel" }).waitFor();
   check(true, "an internal note is saved and listed");

@@ -54,6 +54,8 @@ interface ChatView {
   input: HTMLTextAreaElement;
   alert: HTMLElement;
   customer: HTMLElement;
+  /** Built once with the panel: re-rendering the customer panel must not drop a half-typed note. */
+  noteForm: HTMLFormElement;
 }
 
 /**
@@ -273,7 +275,16 @@ function run(s: Session): void {
     };
     refreshTargets();
     target.addEventListener("focus", refreshTargets);
-    const customer = h("aside", { class: "customer", "aria-label": "Customer" });
+    const noteInput = h("textarea", { class: "note-input", "aria-label": "Internal note", placeholder: "Internal note (staff only)", maxlength: "8000" });
+    const noteForm = h("form", { class: "note-form" }, noteInput, h("button", { class: "secondary", type: "submit" }, "Add note"));
+    noteForm.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const text = noteInput.value.trim();
+      if (!text) return;
+      sock.sendReliable({ type: "note", ticket: t.id, client_id: clientId(), text });
+      noteInput.value = "";
+    });
+    const customer = h("aside", { class: "customer", "aria-label": "Customer" }, noteForm);
     const panel = h(
       "section",
       { class: "chat", role: "tabpanel", id: `panel-${t.id}`, "aria-labelledby": `tab-${t.id}`, hidden: true },
@@ -289,7 +300,7 @@ function run(s: Session): void {
       customer,
     );
     panels.append(panel);
-    c.view = { panel, log, typing, input, alert, customer };
+    c.view = { panel, log, typing, input, alert, customer, noteForm };
     renderLog(c);
     renderCustomer(c);
     return c.view;
@@ -332,19 +343,12 @@ function run(s: Session): void {
   // verification panel join here once the vault (issue 5) and step-up (issue 4) APIs exist.
   function renderCustomer(c: Chat): void {
     if (!c.view) return;
-    const el = c.view.customer;
+    const { customer: el, noteForm } = c.view;
     const t = c.ticket;
-    clear(el);
-    const noteInput = h("textarea", { class: "note-input", "aria-label": "Internal note", placeholder: "Internal note (staff only)", maxlength: "8000" });
-    const noteForm = h("form", { class: "note-form" }, noteInput, h("button", { class: "secondary", type: "submit" }, "Add note"));
-    noteForm.addEventListener("submit", (e) => {
-      e.preventDefault();
-      const text = noteInput.value.trim();
-      if (!text) return;
-      sock.sendReliable({ type: "note", ticket: t.id, client_id: clientId(), text });
-      noteInput.value = "";
-    });
-    el.append(
+    // Notes and history arrive while the agent may be typing a note: everything above the note
+    // form is replaced, the form itself (its text, caret and focus) stays.
+    for (const n of [...el.childNodes]) if (n !== noteForm) n.remove();
+    noteForm.before(
       h("h3", {}, "Customer"),
       h(
         "dl",
@@ -371,7 +375,6 @@ function run(s: Session): void {
       c.notes.length
         ? h("ul", { class: "notes" }, ...c.notes.map((n) => h("li", {}, h("span", { class: "who" }, `${n.author.name} · ${clock(n.at)}`), n.text)))
         : h("p", { class: "muted" }, "No notes yet."),
-      noteForm,
     );
   }
 
