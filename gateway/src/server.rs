@@ -82,6 +82,10 @@ pub fn router(app: App) -> Router {
         .route("/api/grants/{id}/revoke", post(api::grants::revoke))
         .route("/api/grants/{id}/transcript", get(api::grants::transcript))
         .route("/api/audit", get(api::audit::list))
+        .route(
+            "/api/tickets/{id}/legal-hold",
+            axum::routing::put(api::tickets::legal_hold),
+        )
         .route("/api/openapi.json", get(api::openapi::serve))
         .route("/healthz", get(api::health::live))
         .route("/readyz", get(api::health::ready))

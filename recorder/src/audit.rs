@@ -63,10 +63,12 @@ pub enum Action {
     MfaReset,
     TranscriptShredded,
     KeysRotated,
+    LegalHoldSet,
+    LegalHoldReleased,
 }
 
 impl Action {
-    pub const ALL: [Action; 33] = [
+    pub const ALL: [Action; 35] = [
         Action::Login,
         Action::LoginFailed,
         Action::TicketRead,
@@ -100,6 +102,8 @@ impl Action {
         Action::MfaReset,
         Action::TranscriptShredded,
         Action::KeysRotated,
+        Action::LegalHoldSet,
+        Action::LegalHoldReleased,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -137,6 +141,8 @@ impl Action {
             Action::MfaReset => "mfa_reset",
             Action::TranscriptShredded => "transcript_shredded",
             Action::KeysRotated => "keys_rotated",
+            Action::LegalHoldSet => "legal_hold_set",
+            Action::LegalHoldReleased => "legal_hold_released",
         }
     }
 

@@ -3,7 +3,6 @@
 //! running, and retention crypto-shreds transcripts unless they are on legal hold.
 
 use deskgate::clock::Clock;
-use deskgate::ids::TicketId;
 use deskgate_tests::{Opened, Staff, TestApp};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
@@ -392,11 +391,27 @@ async fn retention_shreds_closed_transcripts_unless_on_legal_hold() {
         let ok = g.request(json!({"type": "resolve", "ticket": t})).await;
         assert_eq!(ok["type"], "ok", "{ok}");
     }
-    app.app
-        .store
-        .set_legal_hold(TicketId(b.ticket), true)
-        .await
-        .unwrap();
+    // Only an admin sets a hold, and only with a reason.
+    let hold = format!("/api/tickets/{}/legal-hold", b.ticket);
+    let matter = json!({"hold": true, "reason": "litigation matter 2026-117"});
+    let (status, _) = app
+        .put(
+            &hold,
+            Some(&app.agent("holdless").await.token),
+            matter.clone(),
+        )
+        .await;
+    assert_eq!(status, 403, "an agent may not hold a transcript");
+    let (status, body) = app
+        .put(
+            &hold,
+            Some(&admin.token),
+            json!({"hold": true, "reason": "x"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = app.put(&hold, Some(&admin.token), matter).await;
+    assert_eq!(status, 204, "{body}");
 
     // Closed after the reopen window; still within retention: nothing shredded.
     app.clock.advance(Duration::from_secs(2 * 3600));
@@ -444,11 +459,31 @@ async fn retention_shreds_closed_transcripts_unless_on_legal_hold() {
         deskgate::vault::SHREDDED
     );
     // Releasing the hold lets the next sweep shred it.
-    app.app
-        .store
-        .set_legal_hold(TicketId(b.ticket), false)
+    let admin = app.login(&admin.username).await;
+    let (status, body) = app
+        .put(
+            &format!("/api/tickets/{}/legal-hold", b.ticket),
+            Some(&admin.token),
+            json!({"hold": false, "reason": "litigation matter 2026-117 closed"}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let trail: Vec<String> = app
+        .audit("object_kind=ticket")
         .await
-        .unwrap();
+        .iter()
+        .filter(|e| e["action"].as_str().unwrap().starts_with("legal_hold"))
+        .map(|e| format!("{} {}", e["action"], e["outcome"]))
+        .collect();
+    assert_eq!(
+        trail,
+        [
+            r#""legal_hold_released" "allowed""#,
+            r#""legal_hold_set" "allowed""#,
+            r#""legal_hold_set" "denied""#,
+        ],
+        "newest first"
+    );
     deskgate::server::sweep(&app.app).await;
     assert_eq!(
         stored(&app, b.conversation).await[0],

@@ -229,6 +229,14 @@ impl TestApp {
         response(req.send().await.expect("POST")).await
     }
 
+    pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut req = self.http.put(self.url(path)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        response(req.send().await.expect("PUT")).await
+    }
+
     pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
         let mut req = self.http.patch(self.url(path)).json(&body);
         if let Some(t) = token {

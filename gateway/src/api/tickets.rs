@@ -6,7 +6,8 @@
 use super::customers::CustomerView;
 use super::{ApiError, ApiResult, Body, Staff};
 use crate::app::App;
-use crate::audit::{Action, Context, Event};
+use crate::audit::{Action, Context, Event, Outcome};
+use crate::auth::{require, Permission};
 use crate::desk::{Desk, DeskError};
 use crate::ids::{CustomerId, Seq, TicketId, UserId};
 use crate::store::{Message, Note, Priority, Ticket, TicketFilter, TicketStatus, User};
@@ -210,6 +211,59 @@ pub async fn update(
     let t = app.store.set_priority(ticket.id, priority).await?;
     app.desk.publish_ticket(&t).await;
     Ok(Json(t))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct LegalHold {
+    /// `true` keeps the transcript past its retention period; `false` releases it.
+    pub hold: bool,
+    /// Why (a case or matter number): 10–500 characters, kept in the audit log.
+    pub reason: String,
+}
+
+/// Put a ticket's transcript on legal hold, or release it (admins). A held transcript is
+/// never crypto-shredded; once released, the next retention sweep may shred it.
+#[utoipa::path(put, path = "/api/tickets/{id}/legal-hold", tag = "tickets", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "ticket id")),
+    request_body = LegalHold,
+    responses((status = 204), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody),
+        (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
+pub async fn legal_hold(
+    State(app): State<App>,
+    Staff(me): Staff,
+    ctx: Context,
+    Path(id): Path<i64>,
+    Body(req): Body<LegalHold>,
+) -> ApiResult<axum::http::StatusCode> {
+    let ctx = ctx.by(&me);
+    let action = if req.hold {
+        Action::LegalHoldSet
+    } else {
+        Action::LegalHoldReleased
+    };
+    if require(&me, Permission::SetLegalHold).is_err() {
+        let _ = app
+            .audit(&ctx, Event::denied(action).object("ticket", id))
+            .await;
+        return Err(ApiError::Forbidden);
+    }
+    let reason = req.reason.trim();
+    let length = reason.chars().count();
+    if !(10..=500).contains(&length) || reason.chars().any(char::is_control) {
+        return Err(ApiError::Invalid(
+            "reason must be 10 to 500 characters, without control characters".into(),
+        ));
+    }
+    let ticket = app.store.ticket(TicketId(id)).await?;
+    // The entry is written first: a hold nobody can account for is not set.
+    let ev = Event::new(action, Outcome::Allowed)
+        .object("ticket", ticket.id.0)
+        .detail(reason.to_string());
+    app.audit(&ctx, ev)
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
+    app.store.set_legal_hold(ticket.id, req.hold).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// A customer's tickets, newest first: the history an agent sees beside the chat. Agents see

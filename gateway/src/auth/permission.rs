@@ -43,6 +43,8 @@ pub enum Permission {
     ReadAudit,
     /// Create users, change roles, deactivate accounts.
     ManageUsers,
+    /// Put a transcript on legal hold (kept past its retention) or release it.
+    SetLegalHold,
 }
 
 impl Permission {
@@ -56,7 +58,7 @@ impl Permission {
             RequestGrant => matches!(role, Supervisor),
             ReviewGrant => matches!(role, Approver),
             ViewAllGrants | RevokeGrant | ReadAudit => matches!(role, Approver | Admin),
-            ManageUsers => matches!(role, Admin),
+            ManageUsers | SetLegalHold => matches!(role, Admin),
         }
     }
 
@@ -72,6 +74,7 @@ impl Permission {
             Permission::RevokeGrant => "revoke_grant",
             Permission::ReadAudit => "read_audit",
             Permission::ManageUsers => "manage_users",
+            Permission::SetLegalHold => "set_legal_hold",
         }
     }
 }
@@ -130,6 +133,7 @@ mod tests {
         assert_eq!(holders(ReviewGrant), vec![Approver]);
         assert_eq!(holders(ReadAudit), vec![Approver, Admin]);
         assert_eq!(holders(ManageUsers), vec![Admin]);
+        assert_eq!(holders(SetLegalHold), vec![Admin]);
     }
 
     #[test]
