@@ -23,7 +23,7 @@ use utoipa::{Modify, OpenApi};
         super::customers::show, super::customers::reveal,
         super::grants::create, super::grants::list, super::grants::show, super::grants::approve,
         super::grants::deny, super::grants::revoke, super::grants::transcript,
-        super::audit::list, super::tickets::legal_hold,
+        super::audit::list, super::audit::status, super::tickets::legal_hold,
         super::health::live, super::health::ready, super::health::metrics,
     ),
     modifiers(&BearerAuth),
