@@ -76,6 +76,7 @@ pub fn router(app: App) -> Router {
             "/api/grants",
             get(api::grants::list).post(api::grants::create),
         )
+        .route("/api/grants/policy", get(api::grants::policy))
         .route("/api/grants/{id}", get(api::grants::show))
         .route("/api/grants/{id}/approve", post(api::grants::approve))
         .route("/api/grants/{id}/deny", post(api::grants::deny))

@@ -1,11 +1,14 @@
 //! What the supervisor console reads from the gateway, through the real server: the audit
 //! chain's status (the same verdict as `deskgate audit verify`, tampering named, allowed only
-//! to approvers and admins, itself audited).
+//! to approvers and admins, itself audited), the limits of access requests and the gateway's
+//! clock in grant views.
 
 use crate::config::deskgate_binary;
+use deskgate::clock::Clock;
 use deskgate_tests::{Staff, TestApp};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::process::Command;
+use std::time::Duration;
 
 async fn chain(app: &TestApp, who: &Staff) -> Value {
     let (status, body) = app.get("/api/audit/status", Some(&who.token)).await;
@@ -109,4 +112,70 @@ async fn only_approvers_and_admins_read_the_chain_status() {
     assert_eq!(chain(&app, &april).await["status"], "ok");
     let admin = app.admin().await;
     assert_eq!(chain(&app, &admin).await["status"], "ok");
+}
+
+#[tokio::test]
+async fn the_request_form_reads_the_limits_the_gateway_enforces() {
+    let app = TestApp::builder()
+        .config(|c| {
+            c.grants.max_duration = Duration::from_secs(2 * 3600);
+            c.grants.pending_ttl = Duration::from_secs(12 * 3600);
+        })
+        .start()
+        .await;
+    let (status, _) = app.get("/api/grants/policy", None).await;
+    assert_eq!(status, 401);
+    let sam = app.staff("sam", "supervisor", 5).await;
+    let (status, p) = app.get("/api/grants/policy", Some(&sam.token)).await;
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(
+        p,
+        json!({"default_duration_minutes": 60, "max_duration_minutes": 120,
+               "pending_ttl_minutes": 720, "reason_min": 10, "reason_max": 500})
+    );
+    // The cap it names is the one a request meets.
+    let agent = app.agent("closer").await;
+    let (mut ws, _) = app.agent_ws(&agent).await;
+    let mut c = app.customer_with_ticket("Where is my parcel").await;
+    ws.request(json!({"type": "claim", "ticket": c.ticket}))
+        .await;
+    ws.request(json!({"type": "resolve", "ticket": c.ticket}))
+        .await;
+    c.ws.recv_type("ticket").await;
+    app.clock.advance(Duration::from_secs(73 * 3600));
+    app.close_resolved().await;
+    let sam = app.login("sam").await;
+    let ask = |minutes: u64| {
+        json!({"kind": "transcript", "object": c.ticket, "duration_minutes": minutes,
+               "reason": "a dispute needs the chat record"})
+    };
+    let (status, body) = app.post("/api/grants", Some(&sam.token), ask(121)).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, g) = app.post("/api/grants", Some(&sam.token), ask(120)).await;
+    assert_eq!(status, 201, "{g}");
+
+    // Views carry the gateway's clock, so a console counts down against it.
+    let now = app.clock.now();
+    assert_eq!(g["now"], now.rfc3339(), "{g}");
+    let april = app.staff("april", "approver", 5).await;
+    let (status, g) = app
+        .post(
+            &format!("/api/grants/{}/approve", g["id"]),
+            Some(&april.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{g}");
+    app.clock.advance(Duration::from_secs(60));
+    let (status, t) = app
+        .get(
+            &format!("/api/grants/{}/transcript", g["id"]),
+            Some(&sam.token),
+        )
+        .await;
+    assert_eq!(status, 200, "{t}");
+    assert_eq!(t["expires_at"], g["expires_at"]);
+    assert_eq!(t["now"], app.clock.now().rfc3339());
+    let (_, list) = app.get("/api/grants", Some(&sam.token)).await;
+    assert_eq!(list[0]["now"], app.clock.now().rfc3339());
 }
