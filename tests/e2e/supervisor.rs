@@ -1,11 +1,12 @@
 //! What the supervisor console reads from the gateway, through the real server: the audit
 //! chain's status (the same verdict as `deskgate audit verify`, tampering named, allowed only
-//! to approvers and admins, itself audited), the limits of access requests and the gateway's
-//! clock in grant views.
+//! to approvers and admins, itself audited), the limits of access requests, the gateway's
+//! clock in grant views, and the step-up outcome counters on `/metrics`.
 
 use crate::config::deskgate_binary;
 use deskgate::clock::Clock;
-use deskgate_tests::{Staff, TestApp};
+use deskgate_tests::smtp::{code_in, SmtpServer};
+use deskgate_tests::{Staff, TestApp, WsClient};
 use serde_json::{json, Value};
 use std::process::Command;
 use std::time::Duration;
@@ -178,4 +179,140 @@ async fn the_request_form_reads_the_limits_the_gateway_enforces() {
     assert_eq!(t["now"], app.clock.now().rfc3339());
     let (_, list) = app.get("/api/grants", Some(&sam.token)).await;
     assert_eq!(list[0]["now"], app.clock.now().rfc3339());
+}
+
+/// A verified customer's ticket held by an agent, for step-ups one after another.
+pub(crate) struct StepUps {
+    pub customer: WsClient,
+    pub ticket: i64,
+    /// Code emails received so far.
+    pub mails: usize,
+}
+
+impl StepUps {
+    /// A new verified customer whose ticket `agent` claims.
+    pub async fn new(app: &TestApp, agent: &mut WsClient, sub: &str) -> StepUps {
+        let visitor = app.verified_visitor(sub, "ada@example.com").await;
+        let (mut customer, _) = app.customer_ws(&visitor).await;
+        let ack = customer.send_text(None, "m1", "I moved house").await;
+        let ticket = ack["ticket"].as_i64().unwrap();
+        let ok = agent
+            .request(json!({"type": "claim", "ticket": ticket}))
+            .await;
+        assert_eq!(ok["type"], "ok", "{ok}");
+        StepUps {
+            customer,
+            ticket,
+            mails: 0,
+        }
+    }
+
+    /// Asks for a verification; returns the challenge and the code from the email.
+    pub async fn ask(&mut self, agent: &mut WsClient, smtp: &SmtpServer) -> (Value, String) {
+        let r = self.request(agent).await;
+        assert_eq!(r["type"], "ok", "{r}");
+        let asked = self.customer.recv_type("verification_requested").await;
+        self.mails += 1;
+        let mail = smtp.wait_for(self.mails).await.remove(self.mails - 1);
+        (asked["challenge"].clone(), code_in(&mail))
+    }
+
+    /// The agent's `request_verification`, and the gateway's reply.
+    pub async fn request(&mut self, agent: &mut WsClient) -> Value {
+        agent
+            .request(json!({"type": "request_verification",
+                "ticket": self.ticket, "action": "change_address"}))
+            .await
+    }
+
+    pub async fn verify(&mut self, challenge: &Value, code: &str) -> Value {
+        self.customer
+            .request(json!({"type": "verify", "challenge": challenge, "code": code}))
+            .await
+    }
+
+    /// Runs one of each outcome: approved 1, failed_code 5, expired 1, mail_failed 1,
+    /// max_attempts 1 and, with a daily cap of 6 wrong codes, locked 1. Returns the last
+    /// challenge.
+    pub async fn every_outcome(
+        &mut self,
+        app: &TestApp,
+        agent: &mut WsClient,
+        smtp: &mut SmtpServer,
+    ) -> Value {
+        // One wrong code, then the right one.
+        let (challenge, code) = self.ask(agent, smtp).await;
+        self.verify(&challenge, &wrong(&code)).await;
+        let r = self.verify(&challenge, &code).await;
+        assert_eq!(r["state"], "approved", "{r}");
+        // A code typed after its ten minutes.
+        let (challenge, code) = self.ask(agent, smtp).await;
+        app.clock.advance(Duration::from_secs(11 * 60));
+        let r = self.verify(&challenge, &code).await;
+        assert_eq!(r["type"], "error", "{r}");
+        // The mail server refuses the recipient.
+        smtp.restart(true).await;
+        let r = self.request(agent).await;
+        assert_eq!(r["code"], "mail_failed", "{r}");
+        smtp.restart(false).await;
+        // Five wrong codes use up the challenge; with the one before, six wrong codes today
+        // reach the cap.
+        let (challenge, code) = self.ask(agent, smtp).await;
+        for _ in 0..5 {
+            self.verify(&challenge, &wrong(&code)).await;
+        }
+        challenge
+    }
+}
+
+/// A six-digit code that is not `code`.
+pub(crate) fn wrong(code: &str) -> String {
+    let n: u32 = code.parse().unwrap();
+    format!("{:06}", (n + 1) % 1_000_000)
+}
+
+fn verifications(metrics: &str) -> Vec<(String, u64)> {
+    metrics
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("deskgate_verifications_total{outcome=\"")?;
+            let (outcome, v) = rest.split_once("\"} ")?;
+            Some((outcome.to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn step_up_outcomes_are_counted_on_metrics() {
+    let mut smtp = SmtpServer::start().await;
+    let app = TestApp::builder()
+        .smtp(&smtp)
+        .config(|c| c.verification.rules.daily_failure_cap = 6)
+        .start()
+        .await;
+    let names = [
+        "approved",
+        "failed_code",
+        "expired",
+        "max_attempts",
+        "mail_failed",
+        "locked",
+    ];
+    let zero: Vec<(String, u64)> = names.iter().map(|n| (n.to_string(), 0)).collect();
+    assert_eq!(verifications(&app.metrics().await), zero);
+    let agent = app.agent("grace").await;
+    let (mut agent_ws, _) = app.agent_ws(&agent).await;
+    let mut d = StepUps::new(&app, &mut agent_ws, "cust-1").await;
+    let last = d.every_outcome(&app, &mut agent_ws, &mut smtp).await;
+    let after = verifications(&app.metrics().await);
+    let want: Vec<(String, u64)> = names
+        .iter()
+        .zip([1, 5, 1, 1, 1, 1])
+        .map(|(n, v)| (n.to_string(), v))
+        .collect();
+    assert_eq!(after, want);
+    // Once locked, a code is refused without counting as another outcome.
+    let r = d.verify(&last, "123456").await;
+    assert_eq!(r["code"], "locked", "{r}");
+    assert_eq!(verifications(&app.metrics().await), want);
 }
