@@ -92,7 +92,7 @@ export function stackedColumns(series: Series[], title: string, slots: number): 
       base += v;
     }
   });
-  s.append(el("text", { x: L, y: H - 6, class: "axis" }, `${Math.round((times[times.length - 1] - times[0]) / 1000)} s`));
+  s.append(el("text", { x: L, y: H - 6, class: "axis" }, `${Math.round((times[times.length - 1] - times[0]) / 1000)} s ago`));
   s.append(el("text", { x: W - R, y: H - 6, "text-anchor": "end", class: "axis" }, "now"));
   return s;
 }
