@@ -10,7 +10,6 @@ import { can } from "./perms";
 interface QueueView {
   stats: { queued: number; assigned: number; resolved: number; longest_wait_ms: number };
   agents_online: number;
-  tickets: { id: number; queued_at: string }[];
 }
 interface Ticket {
   id: number;
@@ -120,8 +119,8 @@ export function dashboard(role: string, onError: (what: string) => void): Dashbo
     ]);
     depth.push({ t: now, v: q.stats.queued });
     if (depth.length > KEEP) depth.shift();
-    const oldest = q.tickets.map((t) => Date.parse(t.queued_at)).sort((a, b) => a - b)[0];
-    longestSince = oldest ?? null;
+    // The gateway measures the wait on its own clock; this page only ticks it on.
+    longestSince = q.stats.queued > 0 ? Date.now() - q.stats.longest_wait_ms : null;
     tiles.depth.textContent = String(q.stats.queued);
     tiles.online.textContent = String(q.agents_online);
     tiles.assigned.textContent = String(q.stats.assigned);
@@ -151,7 +150,6 @@ export function dashboard(role: string, onError: (what: string) => void): Dashbo
   }
 
   function tick(): void {
-    // Queue times are the gateway's; the wait shown is measured on this browser's clock.
     tiles.longest.textContent = longestSince === null ? "none waiting" : duration(Date.now() - longestSince);
   }
   setInterval(tick, 1000);
