@@ -33,7 +33,7 @@ const entries = {
 for (const [name, entry] of Object.entries(entries)) {
   await build({ ...common, entryPoints: [entry], outfile: join(out, name) });
 }
-for (const page of ["demo.html", "console.html", "supervisor.html", "console.css"]) {
+for (const page of ["demo.html", "console.html", "supervisor.html", "console.css", "supervisor.css"]) {
   copyFileSync(join("src/pages", page), join(out, page));
 }
 

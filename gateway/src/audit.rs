@@ -300,6 +300,11 @@ impl Auditor {
     pub fn key_id(&self) -> String {
         self.key.id()
     }
+
+    /// The public half of the checkpoint key, to verify the log with (`GET /api/audit/status`).
+    pub fn verifying_key(&self) -> recorder::audit::VerifyingKey {
+        self.key.verifying_key()
+    }
 }
 
 impl App {

@@ -45,6 +45,45 @@ impl Histogram {
     }
 }
 
+/// How customers' step-up verifications ended, counted where step-up decides them
+/// (`crate::stepup`) and rendered as `deskgate_verifications_total{outcome=…}`.
+#[derive(Default)]
+pub struct VerificationOutcomes {
+    /// The right code, in time: the ticket is verified.
+    pub approved: AtomicU64,
+    /// A wrong code with attempts left.
+    pub failed_code: AtomicU64,
+    /// A code that arrived after its challenge expired.
+    pub expired: AtomicU64,
+    /// The wrong code that used up the challenge's last attempt.
+    pub max_attempts: AtomicU64,
+    /// The code email could not be sent (nothing was started).
+    pub mail_failed: AtomicU64,
+    /// A customer reached the daily cap of wrong codes and step-up locked for the day.
+    pub locked: AtomicU64,
+}
+
+impl VerificationOutcomes {
+    fn render(&self, out: &mut String) {
+        let name = "deskgate_verifications_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Step-up verifications by outcome: approved, failed_code (wrong code, attempts left), expired (code after expiry), max_attempts (last attempt used), mail_failed (code email not sent), locked (daily cap reached).\n# TYPE {name} counter"
+        );
+        for (outcome, c) in [
+            ("approved", &self.approved),
+            ("failed_code", &self.failed_code),
+            ("expired", &self.expired),
+            ("max_attempts", &self.max_attempts),
+            ("mail_failed", &self.mail_failed),
+            ("locked", &self.locked),
+        ] {
+            let v = c.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}{{outcome=\"{outcome}\"}} {v}");
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Metrics {
     pub customer_connections: AtomicI64,
@@ -68,8 +107,14 @@ pub fn inc(c: &AtomicU64) {
 }
 
 impl Metrics {
-    /// Renders all metrics; queue figures are read from the store by the caller.
-    pub fn render(&self, queue: &crate::store::QueueStats, slow_closed: u64) -> String {
+    /// Renders all metrics; queue figures are read from the store by the caller, and
+    /// verification outcomes kept by step-up.
+    pub fn render(
+        &self,
+        queue: &crate::store::QueueStats,
+        slow_closed: u64,
+        verifications: &VerificationOutcomes,
+    ) -> String {
         let mut out = String::with_capacity(4096);
         let mut gauge = |name: &str, help: &str, v: i64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
@@ -162,6 +207,7 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
             );
         }
+        verifications.render(&mut out);
         self.relay_latency.render(
             &mut out,
             "deskgate_relay_latency_seconds",

@@ -76,12 +76,14 @@ pub fn router(app: App) -> Router {
             "/api/grants",
             get(api::grants::list).post(api::grants::create),
         )
+        .route("/api/grants/policy", get(api::grants::policy))
         .route("/api/grants/{id}", get(api::grants::show))
         .route("/api/grants/{id}/approve", post(api::grants::approve))
         .route("/api/grants/{id}/deny", post(api::grants::deny))
         .route("/api/grants/{id}/revoke", post(api::grants::revoke))
         .route("/api/grants/{id}/transcript", get(api::grants::transcript))
         .route("/api/audit", get(api::audit::list))
+        .route("/api/audit/status", get(api::audit::status))
         .route(
             "/api/tickets/{id}/legal-hold",
             axum::routing::put(api::tickets::legal_hold),

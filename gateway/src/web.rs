@@ -47,6 +47,7 @@ static ASSETS: &[Asset] = &[
     asset!("supervisor.js", JS),
     asset!("demo.js", JS),
     asset!("console.css", CSS),
+    asset!("supervisor.css", CSS),
     asset!("demo.html", HTML),
     asset!("console.html", HTML),
     asset!("supervisor.html", HTML),

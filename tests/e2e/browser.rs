@@ -94,3 +94,233 @@ async fn the_embedded_dist_matches_the_sources() {
     let out = run("npm", &["run", "--silent", "check"], vec![]).await;
     assert!(out.contains("dist/ matches the sources"), "{out}");
 }
+
+/// A flow that asks the test for things only the test can do (move the gateway's clock, run a
+/// verification through the SMTP capture): it prints `@@hook {json}` and waits for one JSON
+/// line on its stdin. Everything else it prints is kept for the failure message.
+struct HookedFlow {
+    child: tokio::process::Child,
+    stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    stdin: tokio::process::ChildStdin,
+    stderr: tokio::task::JoinHandle<String>,
+    out: String,
+}
+
+/// Longest a whole browser flow may take before the test gives up on it.
+const FLOW_DEADLINE: std::time::Duration = std::time::Duration::from_secs(600);
+
+impl HookedFlow {
+    async fn start(app: &TestApp, script: &str, extra: &[(&str, String)]) -> HookedFlow {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+        assert!(
+            web().join("node_modules/playwright-core").is_dir(),
+            "web-widget/node_modules is missing: run tests/run.sh (it runs npm ci)"
+        );
+        let mut cmd = tokio::process::Command::new("node");
+        cmd.arg(script)
+            .current_dir(web())
+            .env("DESKGATE_URL", app.url(""))
+            .env("DESKGATE_PASSWORD", PASSWORD)
+            .env("DESKGATE_SCREENSHOTS", screenshots())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start node");
+        let stdout = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let stdin = child.stdin.take().expect("stdin");
+        let mut err = child.stderr.take().expect("stderr");
+        let stderr = tokio::spawn(async move {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s).await;
+            s
+        });
+        HookedFlow {
+            child,
+            stdout,
+            stdin,
+            stderr,
+            out: String::new(),
+        }
+    }
+
+    /// The next request of the flow; `None` once it has ended.
+    async fn hook(&mut self) -> Option<serde_json::Value> {
+        loop {
+            let line = tokio::time::timeout(FLOW_DEADLINE, self.stdout.next_line())
+                .await
+                .expect("the browser flow stalled")
+                .expect("read the flow's output")?;
+            if let Some(req) = line.strip_prefix("@@hook ") {
+                return Some(serde_json::from_str(req).expect("a hook is JSON"));
+            }
+            self.out.push_str(&line);
+            self.out.push('\n');
+        }
+    }
+
+    async fn reply(&mut self, v: serde_json::Value) {
+        use tokio::io::AsyncWriteExt;
+        let line = format!("{v}\n");
+        self.stdin
+            .write_all(line.as_bytes())
+            .await
+            .expect("answer the flow");
+        self.stdin.flush().await.expect("flush");
+    }
+
+    /// Waits for the flow to end; panics with everything it printed unless it exited 0.
+    async fn finish(mut self) -> String {
+        if let Some(req) = self.hook().await {
+            panic!("unexpected hook {req} after the last one:\n{}", self.out);
+        }
+        let status = tokio::time::timeout(FLOW_DEADLINE, self.child.wait())
+            .await
+            .expect("the browser flow did not exit")
+            .expect("wait for node");
+        let err = self.stderr.await.unwrap_or_default();
+        let text = format!("{}{err}", self.out);
+        assert!(status.success(), "the browser flow failed:\n{text}");
+        // Shown with `--success-output`, to see which steps ran.
+        println!("{text}");
+        text
+    }
+}
+
+/// A ticket opened by a customer, answered, resolved and then closed once the reopen window
+/// passed on the test's clock; returns the ticket ids.
+async fn closed_tickets(app: &TestApp, texts: &[&str]) -> Vec<i64> {
+    let closer = app.agent("closer").await;
+    let (mut ws, _) = app.agent_ws(&closer).await;
+    let mut ids = Vec::new();
+    for (i, text) in texts.iter().enumerate() {
+        let mut c = app.customer_with_ticket(text).await;
+        let ok = ws
+            .request(serde_json::json!({"type": "claim", "ticket": c.ticket}))
+            .await;
+        assert_eq!(ok["type"], "ok", "{ok}");
+        ws.request(serde_json::json!({"type": "send", "ticket": c.ticket,
+            "client_id": format!("a-{i}"), "text": "Thanks, I am looking into it"}))
+            .await;
+        let ok = ws
+            .request(serde_json::json!({"type": "resolve", "ticket": c.ticket}))
+            .await;
+        assert_eq!(ok["type"], "ok", "{ok}");
+        c.ws.recv_type("ticket").await;
+        ids.push(c.ticket);
+    }
+    app.clock.advance(std::time::Duration::from_secs(73 * 3600));
+    let mut closed = app.close_resolved().await;
+    closed.sort();
+    assert_eq!(closed, ids);
+    ids
+}
+
+/// A supervisor asks for a closed ticket's transcript in the console, an approver approves it
+/// with a code from an authenticator enrolled through the API, the supervisor reads the
+/// transcript with the time left ticking until the grant expires (the test's clock) and,
+/// for a second grant, until the approver revokes it; nobody is offered their own request;
+/// the audit tab verifies the chain and searches; axe-core on every section.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_reads_a_closed_transcript_through_a_grant_in_the_console() {
+    use deskgate::clock::Clock;
+    let app = TestApp::builder()
+        .config(|c| c.audit.checkpoint_every = 10)
+        .start()
+        .await;
+    let closed = closed_tickets(
+        &app,
+        &["My order 4411 never arrived", "The parcel came damaged"],
+    )
+    .await;
+    let open = app.customer_with_ticket("Is anyone there?").await;
+    app.staff("sam", "supervisor", 5).await;
+    app.staff("april", "approver", 5).await;
+    app.staff("sue", "supervisor", 5).await;
+    let env = [
+        ("DESKGATE_CLOSED", format!("{},{}", closed[0], closed[1])),
+        ("DESKGATE_OPEN", open.ticket.to_string()),
+    ];
+    let mut flow = HookedFlow::start(&app, "test/supervisor.mjs", &env).await;
+    while let Some(req) = flow.hook().await {
+        let reply = match req["op"].as_str() {
+            Some("now") => serde_json::json!({"now_ms": app.clock.now().millis()}),
+            Some("advance") => {
+                let secs = req["seconds"].as_u64().expect("seconds");
+                app.clock.advance(std::time::Duration::from_secs(secs));
+                serde_json::json!({"now_ms": app.clock.now().millis()})
+            }
+            other => serde_json::json!({"error": format!("unknown hook {other:?}")}),
+        };
+        flow.reply(reply).await;
+    }
+    let out = flow.finish().await;
+    assert!(
+        out.contains("the revoked grant's transcript is closed"),
+        "{out}"
+    );
+}
+
+/// The dashboard's verification-outcome and blocked-card charts move while a supervisor
+/// watches: the test runs step-ups through the real SMTP capture (right, wrong, late and
+/// unsendable codes, attempts used up, the daily cap) and sends a card number over a raw
+/// socket; the supervisor also gets the lock-out as a live security alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_charts_verification_outcomes_blocked_cards_and_alerts() {
+    use deskgate_tests::smtp::SmtpServer;
+    let mut smtp = SmtpServer::start().await;
+    let app = TestApp::builder()
+        .smtp(&smtp)
+        .config(|c| c.verification.rules.daily_failure_cap = 6)
+        .start()
+        .await;
+    let agent = app.agent("grace").await;
+    app.staff("sam", "supervisor", 1).await;
+    let (mut agent_ws, _) = app.agent_ws(&agent).await;
+    let mut flow = HookedFlow::start(&app, "test/dashboard.mjs", &[]).await;
+    while let Some(req) = flow.hook().await {
+        match req["op"].as_str() {
+            Some("step_up") => {
+                let mut d = crate::supervisor::StepUps::new(&app, &mut agent_ws, "cust-9").await;
+                d.every_outcome(&app, &mut agent_ws, &mut smtp).await;
+                flow.reply(serde_json::json!({"ticket": d.ticket})).await;
+            }
+            Some("card") => {
+                // A modified client sends the number anyway: the server withholds it.
+                let mut c = app.customer_with_ticket("Hello").await;
+                c.ws.send(serde_json::json!({"type": "send", "client_id": "card-1",
+                    "text": "my card is 4111 1111 1111 1111"}))
+                    .await;
+                let r =
+                    c.ws.recv_where("blocked", |f| f["client_id"] == "card-1")
+                        .await;
+                assert_eq!(r["type"], "blocked", "{r}");
+                flow.reply(serde_json::json!({})).await;
+            }
+            other => {
+                flow.reply(serde_json::json!({"error": format!("unknown hook {other:?}")}))
+                    .await
+            }
+        }
+    }
+    let out = flow.finish().await;
+    assert!(
+        out.contains("the verification chart shows every outcome"),
+        "{out}"
+    );
+    let metrics = app.metrics().await;
+    for (outcome, n) in [
+        ("approved", 1),
+        ("failed_code", 5),
+        ("expired", 1),
+        ("max_attempts", 1),
+        ("mail_failed", 1),
+        ("locked", 1),
+    ] {
+        let line = format!("deskgate_verifications_total{{outcome=\"{outcome}\"}} {n}");
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
+}

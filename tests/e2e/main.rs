@@ -20,5 +20,6 @@ mod queue;
 mod resume;
 mod screen;
 mod stepup;
+mod supervisor;
 mod vault;
 mod web;

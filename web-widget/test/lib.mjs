@@ -5,6 +5,7 @@
 import { chromium } from "playwright-core";
 import { readFileSync, mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
+import { createInterface } from "node:readline";
 
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
@@ -83,6 +84,27 @@ export function check(cond, what) {
   console.log(`ok: ${what}`);
 }
 
+let replies = null;
+let hooks = null;
+
+/**
+ * Asks the Rust test for something only it can do (move the gateway's clock, run a step-up
+ * through the SMTP capture): prints `@@hook {json}` and reads one JSON line back. Only for
+ * flows started by `HookedFlow` in tests/e2e/browser.rs.
+ */
+export async function hook(op, args = {}) {
+  if (!replies) {
+    hooks = createInterface({ input: process.stdin });
+    replies = hooks[Symbol.asyncIterator]();
+  }
+  process.stdout.write(`@@hook ${JSON.stringify({ op, ...args })}\n`);
+  const { value, done } = await replies.next();
+  if (done) throw new Error(`no answer to hook ${op}`);
+  const r = JSON.parse(value);
+  if (r.error) throw new Error(`hook ${op}: ${r.error}`);
+  return r;
+}
+
 /** Runs a flow, prints what failed, exits non-zero on failure. */
 export async function run(flow) {
   const browser = await launch();
@@ -94,5 +116,9 @@ export async function run(flow) {
     process.exitCode = 1;
   } finally {
     await browser.close();
+    if (hooks) {
+      hooks.close();
+      process.stdin.destroy();
+    }
   }
 }

@@ -195,7 +195,7 @@ await run(async (browser) => {
   check(true, "transfer back to the queue closes the tab and requeues the ticket");
   await sup.waitForFunction((n) => document.querySelector("[data-tile=depth]").textContent === String(n), before - 1);
   check(true, "the dashboard sees the ticket back in the queue");
-  await shot(sup, "supervisor");
+  await shot(sup, "supervisor-queue");
   await axe(sup, "supervisor console");
 
   // Disabling the agent closes their open console (4003) and it returns to the login form.

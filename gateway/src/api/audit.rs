@@ -1,6 +1,9 @@
 //! `GET /api/audit`: the audit log for approvers and admins, newest first, filtered by actor,
 //! customer, object, action, outcome and time range. "Who looked at customer X last month" is
 //! `?customer=X&from=…&to=…`, one range scan of an index. Each query is itself audited.
+//!
+//! `GET /api/audit/status` checks the whole hash chain and the checkpoint signatures the way
+//! `deskgate audit verify` does ([`crate::audit::verify_store`]), for the console's badge.
 
 use super::{ApiError, ApiResult, Staff};
 use crate::app::App;
@@ -11,6 +14,7 @@ use crate::ids::{CustomerId, UserId};
 use crate::store::{AuditFilter, AuditRecord};
 use axum::extract::{Query, State};
 use axum::Json;
+use recorder::audit::Broken;
 use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -142,4 +146,92 @@ pub async fn list(
     }
     let _ = app.audit(&ctx, read).await;
     Ok(Json(records.iter().map(AuditEntryView::from).collect()))
+}
+
+/// The outcome of checking the whole log, as `deskgate audit verify` reports it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ChainStatus {
+    /// `ok`: every entry chains to the one before and matches every signed checkpoint;
+    /// `broken`: `first_bad_entry` is the first entry that does not.
+    pub status: &'static str,
+    /// Entries in the log when it was checked.
+    pub entries: i64,
+    /// Signed checkpoints checked (when ok).
+    pub checkpoints: usize,
+    /// The last entry a signed checkpoint covers.
+    pub last_checkpoint: Option<i64>,
+    /// Entries after the last signed checkpoint: chained, not yet signed (the next checkpoint
+    /// signs them).
+    pub unsigned: i64,
+    /// The checkpoint key the signatures were checked with.
+    pub key_id: String,
+    pub first_bad_entry: Option<i64>,
+    /// What is wrong with the first bad entry.
+    pub problem: Option<String>,
+    /// The gateway's clock when the check ran.
+    pub checked_at: Timestamp,
+}
+
+impl ChainStatus {
+    fn new(
+        result: Result<recorder::audit::Verified, Broken>,
+        head: i64,
+        key_id: String,
+        at: Timestamp,
+    ) -> ChainStatus {
+        match result {
+            Ok(v) => ChainStatus {
+                status: "ok",
+                entries: v.entries,
+                checkpoints: v.checkpoints,
+                last_checkpoint: v.last_checkpoint,
+                unsigned: v.entries - v.last_checkpoint.unwrap_or(0).min(v.entries),
+                key_id,
+                first_bad_entry: None,
+                problem: None,
+                checked_at: at,
+            },
+            Err(broken) => ChainStatus {
+                status: "broken",
+                entries: head,
+                checkpoints: 0,
+                last_checkpoint: None,
+                unsigned: 0,
+                key_id,
+                first_bad_entry: Some(broken.entry()),
+                problem: Some(broken.to_string()),
+                checked_at: at,
+            },
+        }
+    }
+}
+
+/// Verify the whole audit log: the hash chain and every checkpoint's signature (approvers and
+/// admins). The check is itself audited.
+#[utoipa::path(get, path = "/api/audit/status", tag = "audit", security(("bearer" = [])),
+    responses((status = 200, body = ChainStatus), (status = 401, body = super::ErrorBody),
+        (status = 403, body = super::ErrorBody)))]
+pub async fn status(
+    State(app): State<App>,
+    Staff(me): Staff,
+    ctx: Context,
+) -> ApiResult<Json<ChainStatus>> {
+    let ctx = ctx.by(&me);
+    if require(&me, Permission::ReadAudit).is_err() {
+        let ev = Event::denied(Action::AuditRead).detail("chain status");
+        let _ = app.audit(&ctx, ev).await;
+        return Err(ApiError::Forbidden);
+    }
+    let key = app.auditor.verifying_key();
+    let result = crate::audit::verify_store(app.store.as_ref(), &key).await?;
+    let head = app.store.audit_head().await?.map_or(0, |(seq, _)| seq);
+    let status = ChainStatus::new(result, head, recorder::audit::key_id(&key), app.clock.now());
+    let detail = match status.first_bad_entry {
+        None => format!("chain status: ok, {} entries", status.entries),
+        Some(n) => format!("chain status: broken at entry {n}"),
+    };
+    let _ = app
+        .audit(&ctx, Event::allowed(Action::AuditRead).detail(detail))
+        .await;
+    Ok(Json(status))
 }

@@ -67,6 +67,9 @@ pub struct GrantView {
     pub expires_at: Option<Timestamp>,
     pub ended_by: Option<UserId>,
     pub ended_at: Option<Timestamp>,
+    /// The gateway's clock when this view was made: clients measure the time left and the
+    /// request's age against it, not against their own clock.
+    pub now: Timestamp,
 }
 
 impl GrantView {
@@ -87,6 +90,7 @@ impl GrantView {
             expires_at: g.grant.expires_at.map(Timestamp),
             ended_by: g.ended_by,
             ended_at: g.ended_at,
+            now,
         }
     }
 }
@@ -97,6 +101,10 @@ pub struct Transcript {
     pub grant: GrantId,
     pub ticket: Ticket,
     pub messages: Vec<Message>,
+    /// Until when the grant opens the transcript.
+    pub expires_at: Option<Timestamp>,
+    /// The gateway's clock when this was read (for the time left).
+    pub now: Timestamp,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -297,6 +305,34 @@ pub async fn list(
     Ok(Json(
         grants.iter().map(|g| GrantView::new(g, now)).collect(),
     ))
+}
+
+/// The limits a request must keep, so a form can show them before it is sent.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PolicyView {
+    /// Access an approved grant gives when the request names no duration.
+    pub default_duration_minutes: u64,
+    /// The longest access one request may ask for.
+    pub max_duration_minutes: u64,
+    /// How long a request waits for review before it expires.
+    pub pending_ttl_minutes: u64,
+    /// Shortest and longest reason, in characters.
+    pub reason_min: usize,
+    pub reason_max: usize,
+}
+
+/// The configured limits of access requests (any staff member).
+#[utoipa::path(get, path = "/api/grants/policy", tag = "grants", security(("bearer" = [])),
+    responses((status = 200, body = PolicyView), (status = 401, body = super::ErrorBody)))]
+pub async fn policy(State(app): State<App>, Staff(_me): Staff) -> Json<PolicyView> {
+    let p = &app.config.grants;
+    Json(PolicyView {
+        default_duration_minutes: p.default_duration.as_secs() / 60,
+        max_duration_minutes: p.max_duration.as_secs() / 60,
+        pending_ttl_minutes: p.pending_ttl.as_secs() / 60,
+        reason_min: recorder::grant::REASON_MIN,
+        reason_max: recorder::grant::REASON_MAX,
+    })
 }
 
 /// One request or grant.
@@ -505,5 +541,7 @@ pub async fn transcript(
         grant: id,
         ticket,
         messages,
+        expires_at: g.grant.expires_at.map(Timestamp),
+        now,
     }))
 }

@@ -46,6 +46,6 @@ pub async fn metrics(State(app): State<App>) -> impl IntoResponse {
         .load(std::sync::atomic::Ordering::Relaxed);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(&queue, slow),
+        app.metrics.render(&queue, slow, &app.stepup.outcomes),
     )
 }

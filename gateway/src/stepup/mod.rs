@@ -19,6 +19,7 @@ use crate::clock::{Clock, Timestamp};
 use crate::desk::Desk;
 use crate::hub::Hub;
 use crate::ids::{CustomerId, TicketId, UserId};
+use crate::metrics::{inc, VerificationOutcomes};
 use crate::protocol::ServerFrame;
 use crate::store::{Customer, Role, Store, StoreError, Ticket, User};
 use config::VerificationConfig;
@@ -207,6 +208,8 @@ pub struct StepUp {
     risk: RiskPhrases,
     /// Every security event of step-up and second factors is also an audit entry.
     auditor: Arc<Auditor>,
+    /// How verifications ended, for `/metrics` and the supervisor's dashboard.
+    pub outcomes: VerificationOutcomes,
 }
 
 impl StepUp {
@@ -271,6 +274,7 @@ impl StepUp {
             mailer,
             risk,
             auditor,
+            outcomes: VerificationOutcomes::default(),
         })
     }
 
@@ -399,6 +403,7 @@ impl StepUp {
         let (salt, code_hash) = match self.send_code(email, action).await {
             Ok(sent) => sent,
             Err(e) => {
+                inc(&self.outcomes.mail_failed);
                 ev.kind = Some(Kind::VerificationSendFailed);
                 ev.detail = Some(match e {
                     MailError::Refused(_) => "mail server refused",
@@ -456,6 +461,7 @@ impl StepUp {
         let (salt, hash) = match self.send_code(email, &c.action).await {
             Ok(sent) => sent,
             Err(e) => {
+                inc(&self.outcomes.mail_failed);
                 ev.kind = Some(Kind::VerificationSendFailed);
                 self.record(&ev).await;
                 return Err(StepUpError::Mail(e));
@@ -526,6 +532,9 @@ impl StepUp {
                 verified_until: None,
             },
             CheckOutcome::NotPending(state) => {
+                if state == ChallengeState::Expired {
+                    inc(&self.outcomes.expired);
+                }
                 ev.kind = Some(Kind::VerificationFailed);
                 ev.detail = Some("challenge not pending");
                 self.record(&ev).await;
@@ -540,6 +549,11 @@ impl StepUp {
             CheckOutcome::Approved { .. } => Kind::VerificationPassed,
             CheckOutcome::MaxAttempts => Kind::VerificationMaxAttempts,
             _ => Kind::VerificationFailed,
+        });
+        inc(match outcome {
+            CheckOutcome::Approved { .. } => &self.outcomes.approved,
+            CheckOutcome::MaxAttempts => &self.outcomes.max_attempts,
+            _ => &self.outcomes.failed_code,
         });
         self.record(&ev).await;
         if counted_wrong {
@@ -563,6 +577,7 @@ impl StepUp {
 
     /// The daily cap was reached: record it and alert every supervisor and admin online.
     async fn lock_out(&self, customer: CustomerId, ticket: TicketId, failures: u32) {
+        inc(&self.outcomes.locked);
         let mut ev = SecEvent::new(Kind::VerificationLocked);
         ev.customer = Some(customer);
         ev.ticket = Some(ticket);

@@ -1,5 +1,6 @@
-// Two small SVG charts, enough for the dashboard: a line over time and horizontal bars.
-// Each has a title and a text description so screen readers get the figures too.
+// Small SVG charts, enough for the dashboard: a line over time, stacked columns of several
+// counts over time, and horizontal bars. Each has a title and a text description so screen readers
+// get the figures too.
 
 export interface Point {
   t: number;
@@ -47,6 +48,52 @@ export function lineChart(points: Point[], title: string): SVGSVGElement {
   } else {
     s.append(el("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "axis" }, "collecting…"));
   }
+  return s;
+}
+
+export interface Series {
+  name: string;
+  /** A CSS class giving the line its colour and dash pattern (supervisor.css, `.s-…`). */
+  cls: string;
+  points: Point[];
+}
+
+/**
+ * Counts per interval of several series sampled at the same times, as stacked columns, the
+ * newest at the right; the description reads the latest interval of each.
+ */
+export function stackedColumns(series: Series[], title: string, slots: number): SVGSVGElement {
+  const W = 480, H = 160, L = 36, B = 22, T = 10, R = 10;
+  const times = series[0]?.points.map((p) => p.t) ?? [];
+  const desc = times.length
+    ? `${title}: ${series.map((s) => `${s.name} ${s.points.length ? s.points[s.points.length - 1].v : 0}`).join(", ")} in the latest interval`
+    : `${title}: no data yet`;
+  const s = svg(W, H, title, desc);
+  const totals = times.map((_, i) => series.reduce((n, x) => n + (x.points[i]?.v ?? 0), 0));
+  const max = Math.max(1, ...totals);
+  const y = (v: number) => T + (H - T - B) * (1 - v / max);
+  for (const v of [0, max / 2, max]) {
+    s.append(el("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "grid" }));
+    s.append(el("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end", class: "axis" }, Number.isInteger(v) ? String(v) : v.toFixed(1)));
+  }
+  if (!times.length) {
+    s.append(el("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "axis" }, "collecting…"));
+    return s;
+  }
+  const n = Math.max(slots, times.length);
+  const slot = (W - L - R) / n;
+  times.forEach((_, i) => {
+    const x = W - R - (times.length - i) * slot;
+    let base = 0;
+    for (const line of series) {
+      const v = line.points[i]?.v ?? 0;
+      if (!v) continue;
+      s.append(el("rect", { x: x + slot * 0.1, width: slot * 0.8, y: y(base + v), height: y(base) - y(base + v), class: `seg ${line.cls}` }));
+      base += v;
+    }
+  });
+  s.append(el("text", { x: L, y: H - 6, class: "axis" }, `${Math.round((times[times.length - 1] - times[0]) / 1000)} s ago`));
+  s.append(el("text", { x: W - R, y: H - 6, "text-anchor": "end", class: "axis" }, "now"));
   return s;
 }
 
