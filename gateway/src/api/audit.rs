@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 pub struct AuditQuery {
     /// Staff user who acted.
     pub actor: Option<i64>,
-    /// Customer the entry concerns.
+    /// Customer the entry concerns, or one a list read showed.
     pub customer: Option<i64>,
     /// Object kind: ticket, transcript, grant, user.
     pub object_kind: Option<String>,
@@ -53,6 +53,9 @@ pub struct AuditEntryView {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
+    /// Every customer a list read showed (absent for other entries).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub customers: Vec<i64>,
     /// The entry's chain hash, hex.
     pub hash: String,
 }
@@ -74,6 +77,7 @@ impl From<&AuditRecord> for AuditEntryView {
             ip: e.ip.clone(),
             user_agent: e.user_agent.clone(),
             request_id: e.request_id.clone(),
+            customers: e.customers.clone(),
             hash: hex::encode(r.hash),
         }
     }
