@@ -5,7 +5,10 @@
 //!
 //! Every `checkpoint_every` entries, on the periodic sweep when entries were added, and at
 //! shutdown, the head of the chain is signed with the Ed25519 checkpoint key, which lives in a
-//! file apart from the database (`<data>/keys/audit-checkpoint.key` unless configured).
+//! file apart from the database (`<data>/keys/audit-checkpoint.key` unless configured). Each
+//! checkpoint chains to the one before it and is written to the database and to the
+//! checkpoint log beside the key (and its optional copy); [`verify_store`] checks the log of
+//! entries against both.
 //!
 //! Entries never carry message bodies, codes, keys or clear customer contact details.
 
