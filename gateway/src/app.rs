@@ -40,6 +40,7 @@ pub struct App {
 impl App {
     /// Opens the store under the data dir and wires the embedded bus.
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
+        crate::vault::warn_if_keys_in_data_dir(&config);
         let vault = Arc::new(Vault::open(
             &config.data,
             config.keyring_file.as_deref(),
@@ -49,7 +50,9 @@ impl App {
             SqliteStore::open_with_vault(&config.data, config.store_busy_timeout, vault.clone())
                 .await?,
         );
-        Self::with_vault(config, clock, store, vault)
+        let app = Self::with_vault(config, clock, store, vault)?;
+        app.stepup.reseal_legacy_seeds().await?;
+        Ok(app)
     }
 
     /// With a store built elsewhere; the vault is opened from the config (a store that seals
@@ -77,13 +80,7 @@ impl App {
         let metrics = Arc::new(Metrics::default());
         let registry = Arc::new(Registry::default());
         let hub = Hub::new(registry.clone(), Arc::new(MemoryBus::new(registry)));
-        let key = crate::audit::configured_key(&config)?;
-        let auditor = Arc::new(Auditor::new(
-            store.clone(),
-            clock.clone(),
-            key,
-            config.audit.checkpoint_every,
-        ));
+        let auditor = Arc::new(Auditor::configured(&config, store.clone(), clock.clone())?);
         let stepup = Arc::new(StepUp::new(
             config.verification.clone(),
             &config.data,
@@ -91,6 +88,7 @@ impl App {
             hub.clone(),
             clock.clone(),
             auditor.clone(),
+            vault.clone(),
         )?);
         let desk = Arc::new(Desk::new(
             store.clone(),

@@ -5,19 +5,22 @@
 //!
 //! Every `checkpoint_every` entries, on the periodic sweep when entries were added, and at
 //! shutdown, the head of the chain is signed with the Ed25519 checkpoint key, which lives in a
-//! file apart from the database (`<data>/keys/audit-checkpoint.key` unless configured).
+//! file apart from the database (`<data>/keys/audit-checkpoint.key` unless configured). Each
+//! checkpoint chains to the one before it and is written to the database and to the
+//! checkpoint log beside the key (and its optional copy); [`verify_store`] checks the log of
+//! entries against both.
 //!
 //! Entries never carry message bodies, codes, keys or clear customer contact details.
 
 use crate::api::ApiError;
 use crate::app::App;
-use crate::clock::Clock;
+use crate::clock::{Clock, Timestamp};
 use crate::config::Config;
 use crate::ids::{CustomerId, UserId};
 use crate::store::{AuditCheckpoint, AuditEntry, AuditRecord, Store, StoreError, User};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use recorder::audit::{CheckpointKey, ObjectRef};
+use recorder::audit::{CheckpointKey, CheckpointLog, ObjectRef};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -107,6 +110,8 @@ pub struct Event {
     pub object: Option<ObjectRef>,
     /// Short and never sensitive: a field name, a stated reason, `agent -> lead`.
     pub detail: Option<String>,
+    /// Every customer a list read showed (one entry per listing, found by each customer).
+    pub customers: Vec<CustomerId>,
 }
 
 impl Event {
@@ -117,6 +122,7 @@ impl Event {
             customer: None,
             object: None,
             detail: None,
+            customers: Vec::new(),
         }
     }
 
@@ -142,6 +148,12 @@ impl Event {
         self.detail = Some(detail.into());
         self
     }
+
+    /// The customers a list read showed.
+    pub fn customers(mut self, ids: impl IntoIterator<Item = CustomerId>) -> Event {
+        self.customers = ids.into_iter().collect();
+        self
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -150,16 +162,24 @@ pub enum AuditError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Key(#[from] recorder::audit::KeyError),
+    #[error(transparent)]
+    Log(#[from] recorder::audit::LogError),
+    #[error("checkpoint log writer failed: {0}")]
+    Join(String),
 }
 
 /// Appends entries and signs checkpoints.
 pub struct Auditor {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    key: CheckpointKey,
+    /// `None`: entries are appended but not signed (a command run without the private key);
+    /// the gateway signs them at its next checkpoint.
+    key: Option<CheckpointKey>,
     every: i64,
-    /// The last entry covered by a checkpoint this process knows of; `None` until read.
-    signed: Mutex<Option<i64>>,
+    /// Where every signed checkpoint is also appended, outside the database.
+    logs: Vec<CheckpointLog>,
+    /// The last checkpoint this process knows of; `None` until read from the store.
+    last: Mutex<Option<Option<AuditCheckpoint>>>,
 }
 
 impl std::fmt::Debug for Auditor {
@@ -167,6 +187,7 @@ impl std::fmt::Debug for Auditor {
         f.debug_struct("Auditor")
             .field("key", &self.key)
             .field("every", &self.every)
+            .field("logs", &self.logs)
             .finish()
     }
 }
@@ -180,6 +201,24 @@ pub fn key_path(config: &Config) -> PathBuf {
         .clone()
         .unwrap_or_else(|| config.data.join("keys").join("audit-checkpoint.key"))
 }
+
+/// Where signed checkpoints are appended: the configured file, or `audit-checkpoints.jsonl`
+/// beside the checkpoint key; then the optional copy (a SIEM-watched or WORM path).
+pub fn checkpoint_logs(config: &Config) -> Vec<CheckpointLog> {
+    let primary = config
+        .audit
+        .log_file
+        .clone()
+        .unwrap_or_else(|| key_path(config).with_file_name(CHECKPOINT_LOG_NAME));
+    let mut logs = vec![CheckpointLog::new(primary)];
+    if let Some(copy) = &config.audit.copy_file {
+        logs.push(CheckpointLog::new(copy.clone()));
+    }
+    logs
+}
+
+/// File name of the checkpoint log beside the checkpoint key.
+pub const CHECKPOINT_LOG_NAME: &str = "audit-checkpoints.jsonl";
 
 /// The checkpoint key of this configuration. A configured file (mounted from a secret
 /// manager) must exist; the default one under the data dir is created on first run.
@@ -219,20 +258,47 @@ pub fn public_key_path(key: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Signers retry this often when another process stored a checkpoint in between.
+const SIGN_ATTEMPTS: usize = 3;
+
 impl Auditor {
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
-        key: CheckpointKey,
+        key: Option<CheckpointKey>,
         every: u64,
+        logs: Vec<CheckpointLog>,
     ) -> Auditor {
         Auditor {
             store,
             clock,
             key,
             every: i64::try_from(every.max(1)).unwrap_or(i64::MAX),
-            signed: Mutex::new(None),
+            logs,
+            last: Mutex::new(None),
         }
+    }
+
+    /// The auditor of a configuration: its checkpoint key (created under the data dir on
+    /// first run unless configured) and its checkpoint logs, checked writable now so that a
+    /// log that cannot be written stops the start rather than the first checkpoint.
+    pub fn configured(
+        config: &Config,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Auditor, AuditError> {
+        let key = configured_key(config)?;
+        let logs = checkpoint_logs(config);
+        for log in &logs {
+            log.check_writable()?;
+        }
+        Ok(Auditor::new(
+            store,
+            clock,
+            Some(key),
+            config.audit.checkpoint_every,
+            logs,
+        ))
     }
 
     /// Appends one entry. A failure is logged here; callers that must not proceed without
@@ -250,6 +316,7 @@ impl Auditor {
             ip: ctx.ip.clone(),
             user_agent: ctx.user_agent.clone(),
             request_id: ctx.request_id.clone(),
+            customers: ev.customers.iter().map(|c| c.0).collect(),
         }
         .bounded();
         let record = self.store.append_audit(&entry).await.inspect_err(|e| {
@@ -276,34 +343,85 @@ impl Auditor {
         seq: i64,
         hash: recorder::audit::ChainHash,
     ) -> Result<Option<AuditCheckpoint>, AuditError> {
-        let mut signed = self.signed.lock().await;
-        let last = match *signed {
-            Some(s) => s,
-            None => self
-                .store
-                .audit_checkpoints()
-                .await?
-                .last()
-                .map_or(0, |c| c.seq),
-        };
-        if seq <= last {
-            *signed = Some(last);
+        let Some(key) = &self.key else {
             return Ok(None);
+        };
+        let mut last = self.last.lock().await;
+        for _ in 0..SIGN_ATTEMPTS {
+            let known = match last.take() {
+                Some(known) => known,
+                None => self.store.audit_checkpoints().await?.pop(),
+            };
+            if known.as_ref().is_some_and(|c| c.seq >= seq) {
+                *last = Some(known);
+                return Ok(None);
+            }
+            let prev = known
+                .as_ref()
+                .map_or(recorder::audit::GENESIS, |c| c.digest());
+            let checkpoint = key.sign(seq, hash, self.clock.now().0, prev);
+            let after = known.as_ref().map(|c| c.seq);
+            if !self.store.add_audit_checkpoint(&checkpoint, after).await? {
+                // Another process (a `deskgate` command) signed meanwhile: chain onto its.
+                continue;
+            }
+            *last = Some(Some(checkpoint.clone()));
+            drop(last);
+            self.append_to_logs(&checkpoint).await?;
+            return Ok(Some(checkpoint));
         }
-        let checkpoint = self.key.sign(seq, hash, self.clock.now().0);
-        self.store.add_audit_checkpoint(&checkpoint).await?;
-        *signed = Some(seq);
-        Ok(Some(checkpoint))
+        Ok(None)
     }
 
-    /// The id of the key that signs checkpoints.
-    pub fn key_id(&self) -> String {
-        self.key.id()
+    /// Writes a stored checkpoint to every checkpoint log, off the async workers (each append
+    /// is synced to disk).
+    async fn append_to_logs(&self, checkpoint: &AuditCheckpoint) -> Result<(), AuditError> {
+        for log in &self.logs {
+            let (log, c) = (log.clone(), checkpoint.clone());
+            let written = tokio::task::spawn_blocking(move || log.append(&c))
+                .await
+                .map_err(|e| AuditError::Join(e.to_string()))?;
+            if let Err(e) = written {
+                tracing::error!(target: "deskgate::security", error = %e, seq = checkpoint.seq,
+                    "checkpoint stored in the database but not in the checkpoint log; `deskgate audit verify` will report it");
+                return Err(e.into());
+            }
+        }
+        Ok(())
     }
 
-    /// The public half of the checkpoint key, to verify the log with (`GET /api/audit/status`).
-    pub fn verifying_key(&self) -> recorder::audit::VerifyingKey {
-        self.key.verifying_key()
+    /// The id of the key that signs checkpoints, if this auditor signs.
+    pub fn key_id(&self) -> Option<String> {
+        self.key.as_ref().map(CheckpointKey::id)
+    }
+
+    /// The public half of the checkpoint key, to verify the log with (`GET /api/audit/status`);
+    /// `None` when this auditor does not sign.
+    pub fn verifying_key(&self) -> Option<recorder::audit::VerifyingKey> {
+        self.key.as_ref().map(CheckpointKey::verifying_key)
+    }
+
+    /// What `deskgate audit verify` checks besides the key, as this running auditor sees it:
+    /// the checkpoints of its first checkpoint log, and the bound on the unsigned end at `now`.
+    pub async fn verify_options(&self, now: Timestamp) -> Result<VerifyOptions, AuditError> {
+        let logged = match self.logs.first() {
+            Some(log) => {
+                let log = log.clone();
+                tokio::task::spawn_blocking(move || log.read())
+                    .await
+                    .map_err(|e| AuditError::Join(e.to_string()))??
+            }
+            None => None,
+        };
+        let max_age_ms = i64::try_from(unsigned_max_age().as_millis()).unwrap_or(i64::MAX);
+        Ok(VerifyOptions {
+            logged,
+            freshness: Some(recorder::audit::Freshness {
+                now: now.0,
+                max_age_ms,
+                max_entries: self.every,
+            }),
+        })
     }
 }
 
@@ -317,20 +435,79 @@ impl App {
 /// Entries read per page when the whole log is walked.
 const PAGE: i64 = 1000;
 
-/// Checks the whole log in the store against its checkpoints and `key`: `Ok(Err(..))` names
-/// the first bad entry, `Err` is a store that could not be read.
-pub async fn verify_store(
-    store: &dyn Store,
+/// The read side of an audit log, as verification walks it: the running store, or a data
+/// dir opened read-only ([`crate::store::sqlite::AuditReader`]).
+#[async_trait::async_trait]
+pub trait AuditSource: Send + Sync {
+    async fn records_after(&self, after: i64, limit: i64) -> Result<Vec<AuditRecord>, StoreError>;
+    async fn checkpoints(&self) -> Result<Vec<AuditCheckpoint>, StoreError>;
+}
+
+#[async_trait::async_trait]
+impl AuditSource for dyn Store {
+    async fn records_after(&self, after: i64, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
+        self.audit_after(after, limit).await
+    }
+    async fn checkpoints(&self) -> Result<Vec<AuditCheckpoint>, StoreError> {
+        self.audit_checkpoints().await
+    }
+}
+
+#[async_trait::async_trait]
+impl AuditSource for crate::store::sqlite::AuditReader {
+    async fn records_after(&self, after: i64, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
+        crate::store::sqlite::AuditReader::records_after(self, after, limit).await
+    }
+    async fn checkpoints(&self) -> Result<Vec<AuditCheckpoint>, StoreError> {
+        crate::store::sqlite::AuditReader::checkpoints(self).await
+    }
+}
+
+/// What verification checks against besides the key.
+pub struct VerifyOptions {
+    /// Checkpoints read from the checkpoint log (`None`: no log file exists).
+    pub logged: Option<Vec<AuditCheckpoint>>,
+    /// The bound on the unsigned end of the log; `None` skips that check.
+    pub freshness: Option<recorder::audit::Freshness>,
+}
+
+/// How old an unsigned entry may be: the gateway signs on its sweep, so two sweeps is the
+/// longest an entry of a running gateway stays unsigned.
+pub fn unsigned_max_age() -> std::time::Duration {
+    crate::server::SWEEP * 2
+}
+
+/// Checks the whole log against its checkpoints (those in the database joined with the
+/// checkpoint log's) and `key`: `Ok(Err(..))` names the first bad entry, `Err` is a store that
+/// could not be read.
+pub async fn verify_store<S: AuditSource + ?Sized>(
+    store: &S,
     key: &recorder::audit::VerifyingKey,
+    options: VerifyOptions,
 ) -> Result<Result<recorder::audit::Verified, recorder::audit::Broken>, StoreError> {
-    let checkpoints = store.audit_checkpoints().await?;
-    let mut verifier = match recorder::audit::Verifier::new(key, checkpoints) {
+    use recorder::audit::{Anchors, Broken, Verifier};
+    let in_db = store.checkpoints().await?;
+    let anchors = match options.logged {
+        Some(logged) => match Anchors::join(in_db, logged) {
+            Ok(a) => a,
+            Err(broken) => return Ok(Err(broken)),
+        },
+        None => {
+            // Without the log, chained checkpoints in the database cannot be cross-checked:
+            // that the log is gone is itself the finding.
+            if let Some(c) = in_db.iter().find(|c| c.prev.is_some()) {
+                return Ok(Err(Broken::NotLogged { seq: c.seq }));
+            }
+            Anchors::database_only(in_db)
+        }
+    };
+    let mut verifier = match Verifier::with_anchors(key, anchors) {
         Ok(v) => v,
         Err(broken) => return Ok(Err(broken)),
     };
     let mut after = 0;
     loop {
-        let page = store.audit_after(after, PAGE).await?;
+        let page = store.records_after(after, PAGE).await?;
         let Some(last) = page.last() else { break };
         after = last.seq;
         for r in &page {
@@ -339,20 +516,20 @@ pub async fn verify_store(
             }
         }
     }
-    Ok(verifier.finish())
+    Ok(verifier.finish(options.freshness))
 }
 
 /// Writes the log as JSON lines (one entry per line, in log order, after `after`); returns
 /// the first and last entry written.
-pub async fn export(
-    store: &dyn Store,
+pub async fn export<S: AuditSource + ?Sized>(
+    store: &S,
     after: i64,
     out: &mut impl std::io::Write,
 ) -> anyhow::Result<Option<(i64, i64)>> {
     let mut range = None;
     let mut after = after;
     loop {
-        let page = store.audit_after(after, PAGE).await?;
+        let page = store.records_after(after, PAGE).await?;
         let Some(last) = page.last() else { break };
         after = last.seq;
         for r in &page {

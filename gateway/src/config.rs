@@ -93,6 +93,15 @@ pub struct ServeArgs {
     #[arg(long, env = "DESKGATE_AUDIT_CHECKPOINT_EVERY", value_name = "N")]
     pub audit_checkpoint_every: Option<u64>,
 
+    /// Append-only file every signed audit checkpoint is also written to, outside the database
+    /// [default: audit-checkpoints.jsonl beside the checkpoint key]
+    #[arg(long, env = "DESKGATE_AUDIT_CHECKPOINT_LOG", value_name = "FILE")]
+    pub audit_checkpoint_log: Option<PathBuf>,
+
+    /// A second file each signed checkpoint is appended to (a SIEM-watched or WORM path) [default: none]
+    #[arg(long, env = "DESKGATE_AUDIT_CHECKPOINT_COPY", value_name = "FILE")]
+    pub audit_checkpoint_copy: Option<PathBuf>,
+
     /// Access an approved grant gives when the request names no duration [default: 1h]
     #[arg(long, env = "DESKGATE_GRANT_DEFAULT_DURATION", value_parser = humantime::parse_duration)]
     pub grant_default_duration: Option<Duration>,
@@ -112,6 +121,14 @@ pub struct ServeArgs {
     /// How long a closed ticket's transcript is kept before its data key is destroyed [default: 365days]
     #[arg(long, env = "DESKGATE_TRANSCRIPT_RETENTION", value_parser = humantime::parse_duration)]
     pub transcript_retention: Option<Duration>,
+
+    /// How long a customer's record (name, email, phone) is kept after their last activity before its data key is destroyed [default: 730days]
+    #[arg(long, env = "DESKGATE_CUSTOMER_RETENTION", value_parser = humantime::parse_duration)]
+    pub customer_retention: Option<Duration>,
+
+    /// How long a call recording is kept after the call (the voice channel, not built yet) [default: 365days]
+    #[arg(long, env = "DESKGATE_RECORDING_RETENTION", value_parser = humantime::parse_duration)]
+    pub recording_retention: Option<Duration>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, ValueEnum)]
@@ -169,12 +186,18 @@ struct FileConfig {
     keyring_file: Option<PathBuf>,
     #[serde(default, with = "humantime_serde")]
     transcript_retention: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    customer_retention: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    recording_retention: Option<Duration>,
     #[serde(default)]
     sites: Vec<SiteConfig>,
     #[serde(default)]
     verification: Option<crate::stepup::config::VerificationFile>,
     audit_key_file: Option<PathBuf>,
     audit_checkpoint_every: Option<u64>,
+    audit_checkpoint_log: Option<PathBuf>,
+    audit_checkpoint_copy: Option<PathBuf>,
     #[serde(default, with = "humantime_serde")]
     grant_default_duration: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
@@ -198,8 +221,9 @@ pub struct Config {
     pub store_busy_timeout: Duration,
     /// The keyring; `None`: `keyring.json` in the data dir, created on first run.
     pub keyring_file: Option<PathBuf>,
-    /// Retention of closed tickets' transcripts (crypto-shredded after).
-    pub transcript_retention: Duration,
+    /// How long each kind of object is kept after it ends (transcripts, customer records,
+    /// recordings); crypto-shredded after, unless on legal hold.
+    pub retention: recorder::retention::Retention,
     /// Sites from the config file; a `demo` site is added when none is configured.
     pub sites: Vec<SiteConfig>,
     /// Step-up verification and staff second factors (`[verification]`).
@@ -215,6 +239,10 @@ pub struct AuditConfig {
     /// The checkpoint signing key; `None` is `<data>/keys/audit-checkpoint.key`.
     pub key_file: Option<PathBuf>,
     pub checkpoint_every: u64,
+    /// The checkpoint log; `None` is `audit-checkpoints.jsonl` beside the key.
+    pub log_file: Option<PathBuf>,
+    /// A second checkpoint log, if any.
+    pub copy_file: Option<PathBuf>,
 }
 
 /// Limits of one WebSocket connection.
@@ -259,12 +287,14 @@ impl Default for Config {
             visitor_ttl: Duration::from_secs(30 * 24 * 3600),
             store_busy_timeout: Duration::from_secs(5),
             keyring_file: None,
-            transcript_retention: Duration::from_secs(365 * 24 * 3600),
+            retention: recorder::retention::Retention::default(),
             sites: Vec::new(),
             verification: Default::default(),
             audit: AuditConfig {
                 key_file: None,
                 checkpoint_every: 100,
+                log_file: None,
+                copy_file: None,
             },
             grants: recorder::grant::Policy::default(),
         }
@@ -304,8 +334,24 @@ impl Config {
               reopen_window, auto_assign, default_capacity);
         c.public_url = args.public_url.clone().or(file.public_url);
         c.keyring_file = args.keyring_file.clone().or(file.keyring_file);
-        if let Some(v) = args.transcript_retention.or(file.transcript_retention) {
-            c.transcript_retention = v;
+        use recorder::retention::{CUSTOMER, RECORDING, TRANSCRIPT};
+        for (kind, v) in [
+            (
+                TRANSCRIPT,
+                args.transcript_retention.or(file.transcript_retention),
+            ),
+            (
+                CUSTOMER,
+                args.customer_retention.or(file.customer_retention),
+            ),
+            (
+                RECORDING,
+                args.recording_retention.or(file.recording_retention),
+            ),
+        ] {
+            if let Some(v) = v {
+                c.retention = c.retention.clone().with(kind, v);
+            }
         }
         c.sites = file.sites;
         c.verification =
@@ -315,6 +361,14 @@ impl Config {
         if let Some(n) = args.audit_checkpoint_every.or(file.audit_checkpoint_every) {
             c.audit.checkpoint_every = n;
         }
+        c.audit.log_file = args
+            .audit_checkpoint_log
+            .clone()
+            .or(file.audit_checkpoint_log);
+        c.audit.copy_file = args
+            .audit_checkpoint_copy
+            .clone()
+            .or(file.audit_checkpoint_copy);
         if let Some(d) = args.grant_default_duration.or(file.grant_default_duration) {
             c.grants.default_duration = d;
         }
@@ -360,6 +414,19 @@ impl Config {
         }
         if g.pending_ttl < minute {
             return invalid("grant_pending_ttl", "must be at least 1m");
+        }
+        for (key, kind) in [
+            ("transcript_retention", recorder::retention::TRANSCRIPT),
+            ("customer_retention", recorder::retention::CUSTOMER),
+            ("recording_retention", recorder::retention::RECORDING),
+        ] {
+            if self
+                .retention
+                .keep_for(kind)
+                .is_some_and(|d| d < Duration::from_secs(3600))
+            {
+                return invalid(key, "must be at least 1h");
+            }
         }
         if self.desk.default_capacity == 0 {
             return invalid("default_capacity", "must be at least 1");
@@ -474,6 +541,29 @@ mod tests {
         };
         let err = Config::load(&args).unwrap_err().to_string();
         assert!(err.contains("grant_default_duration"), "{err}");
+    }
+
+    #[test]
+    fn each_kind_has_its_retention_from_flags_or_the_file() {
+        use recorder::retention::{CUSTOMER, RECORDING, TRANSCRIPT};
+        let f = write("customer_retention = \"90days\"\nrecording_retention = \"30days\"\n");
+        let args = ServeArgs {
+            config: Some(f.path().into()),
+            transcript_retention: Some(Duration::from_secs(7 * 86400)),
+            ..Default::default()
+        };
+        let c = Config::load(&args).unwrap();
+        let r = &c.retention;
+        assert_eq!(r.keep_for(TRANSCRIPT), Some(Duration::from_secs(7 * 86400)));
+        assert_eq!(r.keep_for(CUSTOMER), Some(Duration::from_secs(90 * 86400)));
+        assert_eq!(r.keep_for(RECORDING), Some(Duration::from_secs(30 * 86400)));
+        let f = write("customer_retention = \"5m\"\n");
+        let args = ServeArgs {
+            config: Some(f.path().into()),
+            ..Default::default()
+        };
+        let err = Config::load(&args).unwrap_err().to_string();
+        assert!(err.contains("customer_retention"), "{err}");
     }
 
     #[test]

@@ -40,6 +40,9 @@ enum Command {
     /// The vault's keyring: status, rotate, rewrap, retire (works while the gateway runs).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Sealed files: open an encrypted export or an outbox mail with the keyring.
+    #[command(subcommand)]
+    Vault(VaultCommand),
     /// Screen messages for payment card numbers: JSON lines on stdin
     /// ({"text": "...", "conversation": "optional id"}), one verdict per line on stdout
     /// ({"blocked": bool, "findings": [{"brand", "start", "end", "masked"}]}).
@@ -99,6 +102,10 @@ enum AuditCommand {
         /// <data>/keys/audit-checkpoint.key]
         #[arg(long, env = "DESKGATE_AUDIT_KEY_FILE", value_name = "FILE")]
         key: Option<PathBuf>,
+        /// The checkpoint log to cross-check the database with [default: --audit-checkpoint-log,
+        /// or audit-checkpoints.jsonl beside the checkpoint key]
+        #[arg(long, env = "DESKGATE_AUDIT_CHECKPOINT_LOG", value_name = "FILE")]
+        checkpoint_log: Option<PathBuf>,
     },
     /// Write the log as JSON lines on standard output (for a SIEM); the export is itself
     /// recorded in the log.
@@ -108,6 +115,25 @@ enum AuditCommand {
         /// Only entries after this sequence number.
         #[arg(long, default_value_t = 0)]
         after: i64,
+        /// Write the export to this new file, sealed with the vault's streaming encryption
+        /// (read it with `deskgate vault open`), instead of in clear on standard output.
+        #[arg(long, value_name = "FILE")]
+        encrypt_to: Option<PathBuf>,
+        /// Keyring file [default: <data>/keyring.json]
+        #[arg(long, env = "DESKGATE_KEYRING_FILE", value_name = "FILE")]
+        keyring_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum VaultCommand {
+    /// Write the plaintext of a sealed file (an export made with `audit export --encrypt-to`,
+    /// a code email in the outbox) on standard output.
+    Open {
+        #[command(flatten)]
+        args: KeyringArgs,
+        /// The sealed file.
+        file: PathBuf,
     },
 }
 
@@ -124,17 +150,21 @@ struct KeyringArgs {
 enum KeysCommand {
     /// Keyring versions, which is current, and how many data keys each wraps.
     Status(KeyringArgs),
-    /// Add a keyring version for new data keys. A running gateway re-reads the keyring
-    /// within a minute (its sweep), or at once when it meets a key of the new version.
+    /// Add a keyring version for new data keys. A running gateway notices the new keyring
+    /// before it wraps its next data key.
     Rotate(KeyringArgs),
     /// Re-wrap every data key to the newest version; the sealed data is not touched.
     Rewrap(KeyringArgs),
-    /// Delete a keyring version; refused while any data key is wrapped by it.
+    /// Delete a keyring version; refused while any data key is wrapped by it, and for two
+    /// minutes after a rotation (a running gateway may not have read the new version yet).
     Retire {
         #[command(flatten)]
         args: KeyringArgs,
         #[arg(long)]
         version: u32,
+        /// Retire even though the newest version is younger than two minutes (no gateway runs).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -157,6 +187,7 @@ fn main() -> anyhow::Result<()> {
         Command::User(cmd) => runtime.block_on(user(cmd)),
         Command::Audit(cmd) => runtime.block_on(audit(cmd)),
         Command::Keys(cmd) => runtime.block_on(keys(cmd)),
+        Command::Vault(cmd) => vault(cmd),
         Command::Scan => {
             let stdin = std::io::stdin().lock();
             let stdout = std::io::BufWriter::new(std::io::stdout().lock());
@@ -255,51 +286,87 @@ fn signals() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     }
 }
 
-async fn open_store(data: DataArgs) -> anyhow::Result<(Config, SqliteStore)> {
+/// The configuration a command works with: the config file and data dir it was given, and
+/// the key and log locations from the same environment variables `serve` reads.
+fn command_config(data: &DataArgs, keyring_file: Option<PathBuf>) -> anyhow::Result<Config> {
+    let env_path = |name: &str| std::env::var_os(name).map(PathBuf::from);
     let args = ServeArgs {
-        config: data.config,
-        data: data.data,
+        config: data.config.clone(),
+        data: data.data.clone(),
+        keyring_file: keyring_file.or_else(|| env_path("DESKGATE_KEYRING_FILE")),
+        audit_key_file: env_path("DESKGATE_AUDIT_KEY_FILE"),
+        audit_checkpoint_log: env_path("DESKGATE_AUDIT_CHECKPOINT_LOG"),
+        audit_checkpoint_copy: env_path("DESKGATE_AUDIT_CHECKPOINT_COPY"),
         ..Default::default()
     };
-    let args = ServeArgs {
-        keyring_file: std::env::var_os("DESKGATE_KEYRING_FILE").map(PathBuf::from),
-        ..args
-    };
-    let config = Config::load(&args)?;
+    Ok(Config::load(&args)?)
+}
+
+/// The store of a data dir for a command. `create_keyring`: a data dir without a keyring
+/// gets one (`user add` before the first `serve`); otherwise the keyring must exist.
+async fn open_store(
+    config: &Config,
+    create_keyring: bool,
+) -> anyhow::Result<(Arc<deskgate::vault::Vault>, SqliteStore)> {
+    use deskgate::vault::Vault;
+    let keyring = config.keyring_file.as_deref();
     // The store opens sealed values, so it needs the configured keyring, not a new default.
-    let vault = deskgate::vault::Vault::open(
-        &config.data,
-        config.keyring_file.as_deref(),
-        SystemClock.now(),
-    )?;
+    let vault = if create_keyring {
+        Vault::open(&config.data, keyring, SystemClock.now())?
+    } else {
+        Vault::open_existing(&config.data, keyring)?
+    };
+    let vault = Arc::new(vault);
     let store =
-        SqliteStore::open_with_vault(&config.data, config.store_busy_timeout, Arc::new(vault))
+        SqliteStore::open_with_vault(&config.data, config.store_busy_timeout, vault.clone())
             .await?;
-    Ok((config, store))
+    Ok((vault, store))
+}
+
+/// Records an operator's action from the command line and signs a checkpoint over it when
+/// the checkpoint key is readable here; otherwise the gateway signs it at its next checkpoint.
+async fn record_operator(
+    config: &Config,
+    store: Arc<dyn Store>,
+    tool: &str,
+    event: deskgate::audit::Event,
+) -> anyhow::Result<()> {
+    use deskgate::audit::{self as log, Auditor, Context};
+    let key = recorder::audit::CheckpointKey::load(&log::key_path(config)).ok();
+    let signs = key.is_some();
+    let auditor = Auditor::new(
+        store,
+        Arc::new(SystemClock),
+        key,
+        config.audit.checkpoint_every,
+        log::checkpoint_logs(config),
+    );
+    let ctx = Context {
+        role: Some("operator".into()),
+        user_agent: Some(tool.to_string()),
+        ..Default::default()
+    };
+    let record = auditor.record(&ctx, event).await?;
+    if signs {
+        auditor.checkpoint().await?;
+    } else {
+        eprintln!(
+            "note: audit entry {} is not signed here (no readable checkpoint key); the gateway signs it at its next checkpoint",
+            record.seq
+        );
+    }
+    Ok(())
 }
 
 async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
-    use deskgate::vault::{keys, Vault};
+    use deskgate::vault::keys;
     let args = match &cmd {
         KeysCommand::Status(a) | KeysCommand::Rotate(a) | KeysCommand::Rewrap(a) => a,
         KeysCommand::Retire { args, .. } => args,
     };
-    let serve = ServeArgs {
-        config: args.data.config.clone(),
-        data: args.data.data.clone(),
-        keyring_file: args.keyring_file.clone(),
-        ..Default::default()
-    };
-    let config = Config::load(&serve)?;
+    let config = command_config(&args.data, args.keyring_file.clone())?;
     let now = SystemClock.now();
-    let vault = Arc::new(Vault::open(
-        &config.data,
-        config.keyring_file.as_deref(),
-        now,
-    )?);
-    let store =
-        SqliteStore::open_with_vault(&config.data, config.store_busy_timeout, vault.clone())
-            .await?;
+    let (vault, store) = open_store(&config, false).await?;
     let done = match cmd {
         KeysCommand::Status(_) => {
             print!("{}", keys::status(&store, &vault).await?);
@@ -317,25 +384,17 @@ async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
             println!("re-wrapped {moved} data key(s) to keyring version {current}");
             Some(format!("rewrap: {moved} data keys to {current}"))
         }
-        KeysCommand::Retire { version, .. } => {
-            keys::retire(&store, &vault, recorder::KeyVersion(version)).await?;
+        KeysCommand::Retire { version, force, .. } => {
+            keys::retire(&store, &vault, recorder::KeyVersion(version), now, force).await?;
             println!("keyring version v{version} retired");
             Some(format!("retire: v{version}"))
         }
     };
     // Every change to the keyring leaves an audit entry, made by the operator at the console.
     if let Some(detail) = done {
-        let entry = recorder::audit::Entry {
-            actor_role: Some("operator".into()),
-            user_agent: Some("deskgate keys".into()),
-            detail: Some(detail),
-            ..recorder::audit::Entry::new(
-                now.0,
-                recorder::audit::Action::KeysRotated,
-                recorder::audit::Outcome::Allowed,
-            )
-        };
-        store.append_audit(&entry).await?;
+        let ev =
+            deskgate::audit::Event::allowed(deskgate::audit::Action::KeysRotated).detail(detail);
+        record_operator(&config, Arc::new(store), "deskgate keys", ev).await?;
     }
     Ok(())
 }
@@ -353,7 +412,8 @@ async fn user(cmd: UserCommand) -> anyhow::Result<()> {
             deskgate::api::users::valid_username(&username).map_err(|_| {
                 anyhow::anyhow!("username must be 1-64 letters, digits, '.', '_', '-' or '@'")
             })?;
-            let (config, store) = open_store(data).await?;
+            let config = command_config(&data, None)?;
+            let (_, store) = open_store(&config, true).await?;
             let (secret, generated) = if password_stdin {
                 let mut s = String::new();
                 std::io::stdin().read_to_string(&mut s)?;
@@ -384,7 +444,8 @@ async fn user(cmd: UserCommand) -> anyhow::Result<()> {
             Ok(())
         }
         UserCommand::List { data } => {
-            let (_, store) = open_store(data).await?;
+            let config = command_config(&data, None)?;
+            let (_, store) = open_store(&config, true).await?;
             for u in store.users().await? {
                 println!(
                     "{:>5}  {:<24} {:<10} capacity {:<4} {}",
@@ -407,8 +468,19 @@ async fn audit(cmd: AuditCommand) -> anyhow::Result<()> {
             data,
             public_key,
             key,
+            checkpoint_log,
         } => {
-            let (config, store) = open_store(data).await?;
+            let config = command_config(&data, None)?;
+            // Read-only: no migration, no keyring, nothing created.
+            let reader = deskgate::store::sqlite::AuditReader::open(&config.data).await?;
+            // The checkpoint log lies beside the checkpoint key unless configured elsewhere.
+            let log_path = checkpoint_log
+                .or_else(|| config.audit.log_file.clone())
+                .unwrap_or_else(|| {
+                    key.clone()
+                        .unwrap_or_else(|| log::key_path(&config))
+                        .with_file_name(log::CHECKPOINT_LOG_NAME)
+                });
             let verifying = match (public_key, key) {
                 (Some(path), _) => {
                     let text = std::fs::read_to_string(&path)
@@ -422,13 +494,25 @@ async fn audit(cmd: AuditCommand) -> anyhow::Result<()> {
                     recorder::audit::CheckpointKey::load(&path)?.verifying_key()
                 }
             };
-            match log::verify_store(&store, &verifying).await? {
+            let checkpoint_log = recorder::audit::CheckpointLog::new(log_path);
+            let logged = checkpoint_log.read()?;
+            let max_age = i64::try_from(log::unsigned_max_age().as_millis()).unwrap_or(i64::MAX);
+            let options = log::VerifyOptions {
+                logged,
+                freshness: Some(recorder::audit::Freshness {
+                    now: SystemClock.now().0,
+                    max_age_ms: max_age,
+                    max_entries: i64::try_from(config.audit.checkpoint_every).unwrap_or(i64::MAX),
+                }),
+            };
+            match log::verify_store(&reader, &verifying, options).await? {
                 Ok(v) => {
                     println!(
-                        "audit log ok: {} entries, {} signed checkpoints (key {})",
+                        "audit log ok: {} entries, {} signed checkpoints (key {}), cross-checked with {}",
                         v.entries,
                         v.checkpoints,
-                        recorder::audit::key_id(&verifying)
+                        recorder::audit::key_id(&verifying),
+                        checkpoint_log.path().display()
                     );
                     match v.last_checkpoint {
                         Some(last) if last < v.entries => println!(
@@ -446,26 +530,83 @@ async fn audit(cmd: AuditCommand) -> anyhow::Result<()> {
                 Err(broken) => anyhow::bail!("audit log broken: {broken}"),
             }
         }
-        AuditCommand::Export { data, after } => {
-            let (_, store) = open_store(data).await?;
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            let range = log::export(&store, after, &mut out).await?;
-            drop(out);
-            let detail = match range {
+        AuditCommand::Export {
+            data,
+            after,
+            encrypt_to,
+            keyring_file,
+        } => {
+            let config = command_config(&data, keyring_file)?;
+            let (vault, store) = open_store(&config, false).await?;
+            let store: Arc<dyn Store> = Arc::new(store);
+            let (range, sealed) = match &encrypt_to {
+                None => {
+                    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                    (log::export(store.as_ref(), after, &mut out).await?, None)
+                }
+                Some(path) => {
+                    let (range, owner) = export_sealed(store.as_ref(), &vault, after, path).await?;
+                    (range, Some(owner))
+                }
+            };
+            let mut detail = match range {
                 Some((first, last)) => format!("entries {first}-{last}"),
                 None => "no entries".to_string(),
             };
-            let entry = recorder::audit::Entry {
-                actor_role: Some("operator".into()),
-                user_agent: Some("deskgate audit export".into()),
-                detail: Some(detail),
-                ..recorder::audit::Entry::new(
-                    SystemClock.now().0,
-                    log::Action::AuditExported,
-                    log::Outcome::Allowed,
-                )
-            };
-            store.append_audit(&entry).await?;
+            if let Some(owner) = sealed {
+                detail.push_str(&format!("; sealed as {owner}"));
+            }
+            let ev = log::Event::allowed(log::Action::AuditExported).detail(detail);
+            record_operator(&config, store, "deskgate audit export", ev).await
+        }
+    }
+}
+
+/// Writes the export into a new file (mode 0600) as a sealed file under a fresh data key;
+/// returns the range written and the file's owner name (in the audit entry).
+async fn export_sealed(
+    store: &dyn Store,
+    vault: &deskgate::vault::Vault,
+    after: i64,
+    path: &std::path::Path,
+) -> anyhow::Result<(Option<(i64, i64)>, String)> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let file = opts
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    let mut id = [0u8; 8];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
+    let owner = recorder::Owner::new("export", hex::encode(id));
+    let mut sealed = recorder::file::SealedFileWriter::create(
+        &vault.keyring(),
+        recorder::RecordKind::EXPORT,
+        &owner,
+        std::io::BufWriter::new(file),
+    )?;
+    let range = deskgate::audit::export(store, after, &mut sealed).await?;
+    let file = sealed.finish()?;
+    file.into_inner()
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error()))?
+        .sync_all()?;
+    Ok((range, owner.to_string()))
+}
+
+fn vault(cmd: VaultCommand) -> anyhow::Result<()> {
+    match cmd {
+        VaultCommand::Open { args, file } => {
+            let config = command_config(&args.data, args.keyring_file)?;
+            let vault = deskgate::vault::Vault::open_existing(
+                &config.data,
+                config.keyring_file.as_deref(),
+            )?;
+            // Each segment is printed once it is authenticated; a file cut short or edited
+            // fails at that segment, with a non-zero exit.
+            let out = std::io::BufWriter::new(std::io::stdout().lock());
+            deskgate::vault::outbox::open_file(&vault, &file, out)
+                .with_context(|| format!("cannot open {}", file.display()))?;
             Ok(())
         }
     }

@@ -3,6 +3,7 @@
 
 use crate::api;
 use crate::app::App;
+use crate::store::Retained;
 use crate::ws;
 use axum::extract::DefaultBodyLimit;
 use axum::response::Html;
@@ -17,7 +18,7 @@ const MAX_BODY: usize = 64 * 1024;
 /// How long shutdown waits for connections to close.
 const DRAIN: Duration = Duration::from_secs(10);
 /// How often resolved tickets past the reopen window are closed.
-const SWEEP: Duration = Duration::from_secs(60);
+pub const SWEEP: Duration = Duration::from_secs(60);
 
 pub fn router(app: App) -> Router {
     Router::new()
@@ -128,6 +129,64 @@ pub async fn run(listener: TcpListener, app: App) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Objects a retention sweep looks at, at most, per kind.
+const RETENTION_BATCH: i64 = 500;
+
+/// One kind's retention: the store lists what ended before the policy's cutoff, the policy
+/// decides on each (a legal hold keeps it), the store destroys the keys of those to shred, and
+/// each shredding is logged and audited with its customer.
+async fn retention_sweep(
+    app: &App,
+    kind: Retained,
+    now: crate::clock::Timestamp,
+) -> Result<(), crate::store::StoreError> {
+    use crate::audit::{Action, Context, Event, Outcome};
+    use recorder::retention::Decision;
+    let policy = &app.config.retention;
+    let Some(cutoff) = policy.cutoff(kind.policy(), now.0) else {
+        return Ok(());
+    };
+    let cutoff = crate::clock::Timestamp(cutoff);
+    let candidates = app
+        .store
+        .retention_candidates(kind, cutoff, RETENTION_BATCH)
+        .await?;
+    let due: Vec<i64> = candidates
+        .iter()
+        .filter(|c| {
+            let decision = policy.decide(kind.policy(), c.ended_at.0, c.legal_hold, now.0);
+            if decision == Decision::Held {
+                tracing::debug!(
+                    kind = kind.policy(),
+                    id = c.id,
+                    "retention: past its period, kept under legal hold"
+                );
+            }
+            decision == Decision::Shred
+        })
+        .map(|c| c.id)
+        .collect();
+    for s in app.store.shred(kind, &due, cutoff, now).await? {
+        let (action, object) = match s.kind {
+            Retained::Transcript => (Action::TranscriptShredded, "ticket"),
+            Retained::Customer => (Action::CustomerShredded, "customer"),
+        };
+        tracing::info!(
+            target: "deskgate::security",
+            kind = kind.policy(),
+            id = s.id,
+            customer = %s.customer,
+            "retention: crypto-shredded (data key destroyed)"
+        );
+        let ev = Event::new(action, Outcome::Allowed)
+            .customer(s.customer)
+            .object(object, s.id)
+            .detail("retention");
+        let _ = app.audit(&Context::system(), ev).await;
+    }
+    Ok(())
+}
+
 /// Every [`SWEEP`]: [`sweep`].
 fn spawn_sweeper(app: App) {
     tokio::spawn(async move {
@@ -142,8 +201,9 @@ fn spawn_sweeper(app: App) {
     });
 }
 
-/// Closes resolved tickets once the reopen window has passed, crypto-shreds transcripts past
-/// their retention (unless on legal hold), and picks up a keyring rotated by `deskgate keys`.
+/// Closes resolved tickets once the reopen window has passed, crypto-shreds transcripts and
+/// customer records past their retention (unless on legal hold), and picks up a keyring
+/// rotated by `deskgate keys`.
 pub async fn sweep(app: &App) {
     let now = app.clock.now();
     match app.store.close_resolved(app.desk.reopen_after(), now).await {
@@ -154,26 +214,10 @@ pub async fn sweep(app: &App) {
         }
         Err(e) => tracing::warn!(error = %e, "closing resolved tickets failed"),
     }
-    let closed_before = now.minus(app.config.transcript_retention);
-    match app.store.shred_transcripts(closed_before, now).await {
-        Ok(shredded) => {
-            for s in &shredded {
-                tracing::info!(
-                    target: "deskgate::security",
-                    ticket = %s.ticket,
-                    conversation = %s.conversation,
-                    "retention: transcript crypto-shredded (data key destroyed)"
-                );
-                let ev = crate::audit::Event::new(
-                    crate::audit::Action::TranscriptShredded,
-                    crate::audit::Outcome::Allowed,
-                )
-                .object("ticket", s.ticket.0)
-                .detail("retention".to_string());
-                let _ = app.audit(&crate::audit::Context::system(), ev).await;
-            }
+    for kind in [Retained::Transcript, Retained::Customer] {
+        if let Err(e) = retention_sweep(app, kind, now).await {
+            tracing::warn!(error = %e, kind = kind.policy(), "retention sweep failed");
         }
-        Err(e) => tracing::warn!(error = %e, "retention sweep failed"),
     }
     if let Err(e) = app.vault.reload() {
         tracing::warn!(target: "deskgate::security", error = %e, "cannot re-read the keyring");

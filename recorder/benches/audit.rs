@@ -43,12 +43,12 @@ fn bench(c: &mut Criterion) {
     });
     let key = CheckpointKey::generate();
     c.bench_function("sign checkpoint", |b| {
-        b.iter(|| key.sign(black_box(100), [7u8; 32], 1))
+        b.iter(|| key.sign(black_box(100), [7u8; 32], 1, GENESIS))
     });
 
     const N: i64 = 10_000;
     let records = log(N);
-    let cps = vec![key.sign(N, records[(N - 1) as usize].hash, 1)];
+    let cps = vec![key.sign(N, records[(N - 1) as usize].hash, 1, GENESIS)];
     let vk = key.verifying_key();
     let mut g = c.benchmark_group("verify");
     g.throughput(Throughput::Elements(N as u64));

@@ -62,13 +62,14 @@ pub enum Action {
     MfaDisabled,
     MfaReset,
     TranscriptShredded,
+    CustomerShredded,
     KeysRotated,
     LegalHoldSet,
     LegalHoldReleased,
 }
 
 impl Action {
-    pub const ALL: [Action; 35] = [
+    pub const ALL: [Action; 36] = [
         Action::Login,
         Action::LoginFailed,
         Action::TicketRead,
@@ -101,6 +102,7 @@ impl Action {
         Action::MfaDisabled,
         Action::MfaReset,
         Action::TranscriptShredded,
+        Action::CustomerShredded,
         Action::KeysRotated,
         Action::LegalHoldSet,
         Action::LegalHoldReleased,
@@ -140,6 +142,7 @@ impl Action {
             Action::MfaDisabled => "mfa_disabled",
             Action::MfaReset => "mfa_reset",
             Action::TranscriptShredded => "transcript_shredded",
+            Action::CustomerShredded => "customer_shredded",
             Action::KeysRotated => "keys_rotated",
             Action::LegalHoldSet => "legal_hold_set",
             Action::LegalHoldReleased => "legal_hold_released",
@@ -220,10 +223,18 @@ pub struct Entry {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
+    /// Every customer a list read showed (ascending, without repeats), so that "who looked at
+    /// customer X" finds one entry per listing; empty for entries about one customer or none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub customers: Vec<i64>,
 }
 
 /// Longest stored text field, in bytes; longer values are cut (on a character boundary).
 pub const MAX_FIELD: usize = 512;
+
+/// Most customers one entry lists; above the largest list the gateway shows at once (a
+/// staff socket's welcome: up to 1,000 assigned and 200 queued tickets).
+pub const MAX_CUSTOMERS: usize = 4096;
 
 impl Entry {
     /// A new entry of this action and outcome at `at`; set the other fields as needed.
@@ -240,6 +251,7 @@ impl Entry {
             ip: None,
             user_agent: None,
             request_id: None,
+            customers: Vec::new(),
         }
     }
 
@@ -257,16 +269,25 @@ impl Entry {
         {
             cut(f, MAX_FIELD);
         }
+        self.customers.sort_unstable();
+        self.customers.dedup();
+        self.customers.truncate(MAX_CUSTOMERS);
         self
     }
 
     /// The bytes that are hashed: a version tag, then each field in a fixed order, integers as
     /// 8 big-endian bytes, text as a 4-byte length and UTF-8, absent values as a single 0 byte
     /// (present ones are preceded by 1). The sequence number is part of it, so an entry cannot
-    /// be moved to another place in the log.
+    /// be moved to another place in the log. An entry listing customers is encoded as v2: the
+    /// same fields, then the count and each id; entries without keep the v1 bytes, so logs
+    /// written before v2 verify unchanged.
     pub fn canonical(&self, seq: i64) -> Vec<u8> {
-        let mut out = Vec::with_capacity(256);
-        out.extend_from_slice(b"deskgate-audit-v1\0");
+        let mut out = Vec::with_capacity(256 + 8 * self.customers.len());
+        if self.customers.is_empty() {
+            out.extend_from_slice(b"deskgate-audit-v1\0");
+        } else {
+            out.extend_from_slice(b"deskgate-audit-v2\0");
+        }
         out.extend_from_slice(&seq.to_be_bytes());
         out.extend_from_slice(&self.at.to_be_bytes());
         put_int(&mut out, self.actor_id);
@@ -286,6 +307,13 @@ impl Entry {
         put_text(&mut out, self.ip.as_deref());
         put_text(&mut out, self.user_agent.as_deref());
         put_text(&mut out, self.request_id.as_deref());
+        if !self.customers.is_empty() {
+            let n = u32::try_from(self.customers.len()).unwrap_or(u32::MAX);
+            out.extend_from_slice(&n.to_be_bytes());
+            for c in &self.customers {
+                out.extend_from_slice(&c.to_be_bytes());
+            }
+        }
         out
     }
 
@@ -338,7 +366,9 @@ pub struct Record {
     pub hash: ChainHash,
 }
 
-/// A signed statement that the chain's entry `seq` has hash `hash`.
+/// A signed statement that the chain's entry `seq` has hash `hash`, and that it follows the
+/// checkpoint whose digest is `prev`: checkpoints form a chain of their own, so one removed
+/// from the middle breaks the next one's link.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checkpoint {
     pub seq: i64,
@@ -347,26 +377,91 @@ pub struct Checkpoint {
     pub at: i64,
     /// Which key signed it ([`key_id`]).
     pub key_id: String,
+    /// [`Checkpoint::digest`] of the checkpoint before it ([`GENESIS`] for the first);
+    /// `None` for checkpoints signed before checkpoints were chained (format v1).
+    pub prev: Option<ChainHash>,
     pub signature: [u8; 64],
 }
 
 impl Checkpoint {
-    /// The signed bytes.
-    fn message(seq: i64, hash: &ChainHash, at: i64) -> Vec<u8> {
-        let mut m = Vec::with_capacity(64);
-        m.extend_from_slice(b"deskgate-audit-checkpoint-v1\0");
-        m.extend_from_slice(&seq.to_be_bytes());
-        m.extend_from_slice(hash);
-        m.extend_from_slice(&at.to_be_bytes());
+    /// The signed bytes: v2 with the previous checkpoint's digest, v1 (legacy) without.
+    fn message(&self) -> Vec<u8> {
+        let mut m = Vec::with_capacity(128);
+        match &self.prev {
+            None => m.extend_from_slice(b"deskgate-audit-checkpoint-v1\0"),
+            Some(_) => m.extend_from_slice(b"deskgate-audit-checkpoint-v2\0"),
+        }
+        m.extend_from_slice(&self.seq.to_be_bytes());
+        m.extend_from_slice(&self.hash);
+        m.extend_from_slice(&self.at.to_be_bytes());
+        if let Some(prev) = &self.prev {
+            m.extend_from_slice(prev);
+        }
         m
     }
 
     /// Whether `key` signed this checkpoint.
     pub fn signed_by(&self, key: &VerifyingKey) -> bool {
         let sig = Signature::from_bytes(&self.signature);
-        key.verify_strict(&Self::message(self.seq, &self.hash, self.at), &sig)
-            .is_ok()
+        key.verify_strict(&self.message(), &sig).is_ok()
     }
+
+    /// What the next checkpoint names as its `prev`: SHA-256 of the signed bytes.
+    pub fn digest(&self) -> ChainHash {
+        let mut h = Sha256::new();
+        h.update(b"deskgate-audit-checkpoint-digest\0");
+        h.update(self.message());
+        h.finalize().into()
+    }
+
+    /// One line of the checkpoint log: JSON, hashes and signature in hex.
+    pub fn to_line(&self) -> String {
+        let line = LogLine {
+            seq: self.seq,
+            hash: hex::encode(self.hash),
+            at: self.at,
+            key_id: self.key_id.clone(),
+            prev: self.prev.map(hex::encode),
+            signature: hex::encode(self.signature),
+        };
+        serde_json::to_string(&line).unwrap_or_default()
+    }
+
+    /// Reads a line written by [`Checkpoint::to_line`].
+    pub fn from_line(text: &str) -> Option<Checkpoint> {
+        let line: LogLine = serde_json::from_str(text).ok()?;
+        let mut hash = [0u8; 32];
+        hex::decode_to_slice(&line.hash, &mut hash).ok()?;
+        let mut signature = [0u8; 64];
+        hex::decode_to_slice(&line.signature, &mut signature).ok()?;
+        let prev = match line.prev {
+            None => None,
+            Some(p) => {
+                let mut prev = [0u8; 32];
+                hex::decode_to_slice(&p, &mut prev).ok()?;
+                Some(prev)
+            }
+        };
+        Some(Checkpoint {
+            seq: line.seq,
+            hash,
+            at: line.at,
+            key_id: line.key_id,
+            prev,
+            signature,
+        })
+    }
+}
+
+#[derive(Serialize, serde::Deserialize)]
+struct LogLine {
+    seq: i64,
+    hash: String,
+    at: i64,
+    key_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prev: Option<String>,
+    signature: String,
 }
 
 /// A short name of a public key: the first 8 bytes of its SHA-256, in hex.
@@ -466,19 +561,19 @@ impl CheckpointKey {
         key_id(&self.verifying_key())
     }
 
-    /// Signs the head of the chain: entry `seq` has hash `hash`.
-    pub fn sign(&self, seq: i64, hash: ChainHash, at: i64) -> Checkpoint {
-        let signature = self
-            .signing
-            .sign(&Checkpoint::message(seq, &hash, at))
-            .to_bytes();
-        Checkpoint {
+    /// Signs the head of the chain: entry `seq` has hash `hash`, after the checkpoint whose
+    /// digest is `prev` ([`GENESIS`] for the first).
+    pub fn sign(&self, seq: i64, hash: ChainHash, at: i64, prev: ChainHash) -> Checkpoint {
+        let mut c = Checkpoint {
             seq,
             hash,
             at,
             key_id: self.id(),
-            signature,
-        }
+            prev: Some(prev),
+            signature: [0u8; 64],
+        };
+        c.signature = self.signing.sign(&c.message()).to_bytes();
+        c
     }
 }
 
@@ -541,6 +636,30 @@ pub enum Broken {
         "entry {seq}: missing (the log ends at entry {last}, a checkpoint covers entry {seq})"
     )]
     Truncated { seq: i64, last: i64 },
+    /// A checkpoint does not name the one before it: a checkpoint between them was removed,
+    /// or the chain of checkpoints was started again.
+    #[error("checkpoint at entry {seq}: does not follow the checkpoint at entry {after} (a checkpoint between them was removed)")]
+    Unchained { seq: i64, after: i64 },
+    /// The database and the checkpoint log hold different checkpoints for one entry.
+    #[error("checkpoint at entry {seq}: differs between the database and the checkpoint log")]
+    Mismatch { seq: i64 },
+    /// The checkpoint log has a checkpoint the database lacks: checkpoints were deleted.
+    #[error("checkpoint at entry {seq}: in the checkpoint log but missing from the database (checkpoints were deleted)")]
+    Deleted { seq: i64 },
+    /// The database has a chained checkpoint the checkpoint log lacks: the log was cut,
+    /// replaced, or is not the one this gateway writes.
+    #[error("checkpoint at entry {seq}: in the database but missing from the checkpoint log (the log was cut or is another one)")]
+    NotLogged { seq: i64 },
+    /// Entries past the last checkpoint that the gateway would have signed by now.
+    #[error("entries {first}-{last}: not covered by a signed checkpoint ({count} entries, the oldest {age_secs}s old; the gateway signs within {max_age_secs}s and every {max_entries} entries): added after its last checkpoint by a process that could not sign, or written to the database directly")]
+    Unsigned {
+        first: i64,
+        last: i64,
+        count: i64,
+        age_secs: i64,
+        max_age_secs: i64,
+        max_entries: i64,
+    },
 }
 
 impl Broken {
@@ -549,9 +668,14 @@ impl Broken {
         match self {
             Broken::Missing { expected, .. } => *expected,
             Broken::Checkpoint { since, .. } => *since,
+            Broken::Unsigned { first, .. } => *first,
             Broken::Hash { seq }
             | Broken::Signature { seq, .. }
-            | Broken::Truncated { seq, .. } => *seq,
+            | Broken::Truncated { seq, .. }
+            | Broken::Unchained { seq, .. }
+            | Broken::Mismatch { seq }
+            | Broken::Deleted { seq }
+            | Broken::NotLogged { seq } => *seq,
         }
     }
 }
@@ -566,6 +690,80 @@ pub struct Verified {
     /// The last entry covered by a signed checkpoint; entries after it are protected by the
     /// chain only until the next checkpoint.
     pub last_checkpoint: Option<i64>,
+    /// Entries after the last checkpoint (within the freshness bound).
+    pub unsigned: i64,
+}
+
+/// How stale the unsigned end of a log may be: the gateway signs every `max_entries`
+/// entries and within `max_age_ms` of any entry, so more or older unsigned entries did not
+/// come from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Freshness {
+    /// The verifier's time, milliseconds since the epoch.
+    pub now: i64,
+    pub max_age_ms: i64,
+    pub max_entries: i64,
+}
+
+/// The checkpoints to verify against: those in the database joined with those of the
+/// checkpoint log kept outside it. Deleting checkpoints from the database then no longer
+/// lets a rewritten log pass: the log still holds them.
+#[derive(Clone, Debug, Default)]
+pub struct Anchors {
+    checkpoints: Vec<Checkpoint>,
+    /// In the log, not in the database.
+    deleted: Vec<i64>,
+    /// Chained (v2) checkpoints in the database, not in the log.
+    not_logged: Vec<i64>,
+}
+
+impl Anchors {
+    /// The database's checkpoints alone (no checkpoint log to cross-check).
+    pub fn database_only(db: Vec<Checkpoint>) -> Anchors {
+        Anchors {
+            checkpoints: db,
+            ..Default::default()
+        }
+    }
+
+    /// Joins the database's checkpoints with the log's; the same entry signed differently in
+    /// the two is an error.
+    pub fn join(db: Vec<Checkpoint>, log: Vec<Checkpoint>) -> Result<Anchors, Broken> {
+        use std::collections::BTreeMap;
+        let mut by_seq: BTreeMap<i64, Checkpoint> = BTreeMap::new();
+        let mut in_log = std::collections::BTreeSet::new();
+        for c in log {
+            in_log.insert(c.seq);
+            if let Some(old) = by_seq.get(&c.seq) {
+                if *old != c {
+                    return Err(Broken::Mismatch { seq: c.seq });
+                }
+            }
+            by_seq.insert(c.seq, c);
+        }
+        let mut in_db = std::collections::BTreeSet::new();
+        let mut not_logged = Vec::new();
+        for c in db {
+            in_db.insert(c.seq);
+            match by_seq.get(&c.seq) {
+                Some(old) if *old != c => return Err(Broken::Mismatch { seq: c.seq }),
+                Some(_) => {}
+                None => {
+                    // Legacy checkpoints predate the log.
+                    if c.prev.is_some() {
+                        not_logged.push(c.seq);
+                    }
+                    by_seq.insert(c.seq, c);
+                }
+            }
+        }
+        let deleted = in_log.difference(&in_db).copied().collect();
+        Ok(Anchors {
+            checkpoints: by_seq.into_values().collect(),
+            deleted,
+            not_logged,
+        })
+    }
 }
 
 /// Checks a log one record at a time, in the order of their sequence numbers, against the
@@ -578,12 +776,23 @@ pub struct Verifier {
     vouched: i64,
     prev: ChainHash,
     last: i64,
+    deleted: Vec<i64>,
+    not_logged: Vec<i64>,
+    /// The last checkpoint's entry, and the entries after it seen so far.
+    final_checkpoint: i64,
+    unsigned: i64,
+    oldest_unsigned: Option<i64>,
 }
 
 impl Verifier {
-    /// Checks every checkpoint's signature first: a forged checkpoint is reported before any
-    /// entry is read.
-    pub fn new(key: &VerifyingKey, mut checkpoints: Vec<Checkpoint>) -> Result<Self, Broken> {
+    /// Checks every checkpoint's signature and the chain of checkpoints first: a forged or
+    /// removed checkpoint is reported before any entry is read.
+    pub fn new(key: &VerifyingKey, checkpoints: Vec<Checkpoint>) -> Result<Self, Broken> {
+        Self::with_anchors(key, Anchors::database_only(checkpoints))
+    }
+
+    pub fn with_anchors(key: &VerifyingKey, anchors: Anchors) -> Result<Self, Broken> {
+        let mut checkpoints = anchors.checkpoints;
         checkpoints.sort_by_key(|c| c.seq);
         for c in &checkpoints {
             if !c.signed_by(key) {
@@ -593,12 +802,31 @@ impl Verifier {
                 });
             }
         }
+        let mut before: Option<&Checkpoint> = None;
+        for c in &checkpoints {
+            if let Some(prev) = &c.prev {
+                let expected = before.map_or(GENESIS, Checkpoint::digest);
+                if *prev != expected {
+                    return Err(Broken::Unchained {
+                        seq: c.seq,
+                        after: before.map_or(0, |b| b.seq),
+                    });
+                }
+            }
+            before = Some(c);
+        }
+        let final_checkpoint = checkpoints.last().map_or(0, |c| c.seq);
         Ok(Verifier {
             checkpoints,
             next_checkpoint: 0,
             vouched: 0,
             prev: GENESIS,
             last: 0,
+            deleted: anchors.deleted,
+            not_logged: anchors.not_logged,
+            final_checkpoint,
+            unsigned: 0,
+            oldest_unsigned: None,
         })
     }
 
@@ -631,28 +859,58 @@ impl Verifier {
             }
             self.next_checkpoint += 1;
         }
+        if r.seq > self.final_checkpoint {
+            self.unsigned += 1;
+            self.oldest_unsigned = Some(
+                self.oldest_unsigned
+                    .map_or(r.entry.at, |o| o.min(r.entry.at)),
+            );
+        }
         self.prev = hash;
         self.last = r.seq;
         Ok(())
     }
 
-    /// Ends the check: every checkpoint must have been reached.
-    pub fn finish(self) -> Result<Verified, Broken> {
+    /// Ends the check: every checkpoint must have been reached, the database must hold every
+    /// checkpoint of the log and the log every chained one of the database, and, with a
+    /// `freshness` bound, the unsigned end must be one the gateway could still be about to
+    /// sign.
+    pub fn finish(self, freshness: Option<Freshness>) -> Result<Verified, Broken> {
         if self.checkpoints.get(self.next_checkpoint).is_some() {
             return Err(Broken::Truncated {
                 seq: self.last + 1,
                 last: self.last,
             });
         }
+        if let Some(seq) = self.deleted.first() {
+            return Err(Broken::Deleted { seq: *seq });
+        }
+        if let Some(seq) = self.not_logged.first() {
+            return Err(Broken::NotLogged { seq: *seq });
+        }
+        if let (Some(f), Some(oldest)) = (freshness, self.oldest_unsigned) {
+            let age = f.now.saturating_sub(oldest);
+            if self.unsigned > f.max_entries || age > f.max_age_ms {
+                return Err(Broken::Unsigned {
+                    first: self.final_checkpoint + 1,
+                    last: self.last,
+                    count: self.unsigned,
+                    age_secs: age / 1000,
+                    max_age_secs: f.max_age_ms / 1000,
+                    max_entries: f.max_entries,
+                });
+            }
+        }
         Ok(Verified {
             entries: self.last,
             checkpoints: self.checkpoints.len(),
             last_checkpoint: self.checkpoints.last().map(|c| c.seq),
+            unsigned: self.unsigned,
         })
     }
 }
 
-/// Checks a whole log held in memory (tests, small exports).
+/// Checks a whole log held in memory (tests, small exports), without a freshness bound.
 pub fn verify(
     records: &[Record],
     checkpoints: Vec<Checkpoint>,
@@ -662,7 +920,120 @@ pub fn verify(
     for r in records {
         v.feed(r)?;
     }
-    v.finish()
+    v.finish(None)
+}
+
+/// The append-only file every signed checkpoint is also written to, outside the database
+/// (beside the checkpoint key by default): one JSON line per checkpoint. Someone who can
+/// rewrite the database cannot make its checkpoints disappear from here.
+#[derive(Clone, Debug)]
+pub struct CheckpointLog {
+    path: std::path::PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("cannot write the checkpoint log {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot read the checkpoint log {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("checkpoint log {path}, line {line}: not a checkpoint")]
+    Malformed { path: String, line: usize },
+}
+
+impl CheckpointLog {
+    pub fn new(path: impl Into<std::path::PathBuf>) -> CheckpointLog {
+        CheckpointLog { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one checkpoint and syncs it to disk. The file is opened for appending only
+    /// (mode 0600 when created), so an earlier line is never rewritten by the gateway.
+    pub fn append(&self, c: &Checkpoint) -> Result<(), LogError> {
+        let fail = |source| LogError::Write {
+            path: self.path.display().to_string(),
+            source,
+        };
+        if let Some(dir) = self.path.parent() {
+            create_private_dir(dir).map_err(fail)?;
+        }
+        let mut opts = std::fs::OpenOptions::new();
+        opts.append(true).create(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut file = opts.open(&self.path).map_err(fail)?;
+        // One write per line: appends of several processes never interleave within a line.
+        let mut line = c.to_line();
+        line.push('\n');
+        file.write_all(line.as_bytes()).map_err(fail)?;
+        file.sync_data().map_err(fail)
+    }
+
+    /// Checks that the file can be opened for appending (at start-up, before anything is
+    /// signed), without writing to it.
+    pub fn check_writable(&self) -> Result<(), LogError> {
+        let fail = |source| LogError::Write {
+            path: self.path.display().to_string(),
+            source,
+        };
+        if let Some(dir) = self.path.parent() {
+            create_private_dir(dir).map_err(fail)?;
+        }
+        let mut opts = std::fs::OpenOptions::new();
+        opts.append(true).create(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        opts.open(&self.path).map(|_| ()).map_err(fail)
+    }
+
+    /// Every checkpoint in the file; `None` when there is no file. A torn last line (a crash
+    /// in the middle of an append) is ignored; any other bad line is an error.
+    pub fn read(&self) -> Result<Option<Vec<Checkpoint>>, LogError> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(LogError::Read {
+                    path: self.path.display().to_string(),
+                    source,
+                })
+            }
+        };
+        let complete = text.ends_with('\n');
+        let lines: Vec<&str> = text.lines().collect();
+        let mut out = Vec::with_capacity(lines.len());
+        for (i, line) in lines.iter().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            match Checkpoint::from_line(line) {
+                Some(c) => out.push(c),
+                None if i + 1 == lines.len() && !complete => {}
+                None => {
+                    return Err(LogError::Malformed {
+                        path: self.path.display().to_string(),
+                        line: i + 1,
+                    })
+                }
+            }
+        }
+        Ok(Some(out))
+    }
 }
 
 /// Parses a public key written as 64 hex digits.
@@ -700,6 +1071,18 @@ mod tests {
             .collect()
     }
 
+    /// Signs a chain of checkpoints at these entries of `log`.
+    fn signed(key: &CheckpointKey, log: &[Record], at: &[i64]) -> Vec<Checkpoint> {
+        let mut prev = GENESIS;
+        at.iter()
+            .map(|&seq| {
+                let c = key.sign(seq, log[(seq - 1) as usize].hash, seq, prev);
+                prev = c.digest();
+                c
+            })
+            .collect()
+    }
+
     fn rechain(records: &mut [Record]) {
         let mut prev = GENESIS;
         for r in records {
@@ -712,7 +1095,7 @@ mod tests {
     fn an_untouched_log_verifies() {
         let key = CheckpointKey::generate();
         let log = chain(10);
-        let cps = vec![key.sign(5, log[4].hash, 1), key.sign(10, log[9].hash, 2)];
+        let cps = signed(&key, &log, &[5, 10]);
         let v = verify(&log, cps, &key.verifying_key()).unwrap();
         assert_eq!(v.entries, 10);
         assert_eq!(v.checkpoints, 2);
@@ -732,7 +1115,7 @@ mod tests {
     fn a_rewritten_chain_is_caught_by_the_signed_checkpoint() {
         let key = CheckpointKey::generate();
         let mut log = chain(6);
-        let cps = vec![key.sign(2, log[1].hash, 1), key.sign(6, log[5].hash, 1)];
+        let cps = signed(&key, &log, &[2, 6]);
         log[2].entry.outcome = "denied".into();
         rechain(&mut log);
         let err = verify(&log, cps, &key.verifying_key()).unwrap_err();
@@ -786,7 +1169,7 @@ mod tests {
     fn a_cut_off_end_is_caught_when_a_checkpoint_covers_it() {
         let key = CheckpointKey::generate();
         let mut log = chain(8);
-        let cps = vec![key.sign(8, log[7].hash, 1)];
+        let cps = signed(&key, &log, &[8]);
         log.truncate(6);
         let err = verify(&log, cps, &key.verifying_key()).unwrap_err();
         assert_eq!(err, Broken::Truncated { seq: 7, last: 6 });
@@ -798,7 +1181,7 @@ mod tests {
         let key = CheckpointKey::generate();
         let other = CheckpointKey::generate();
         let log = chain(3);
-        let cps = vec![key.sign(3, log[2].hash, 1)];
+        let cps = signed(&key, &log, &[3]);
         let err = verify(&log, cps, &other.verifying_key()).unwrap_err();
         assert!(matches!(err, Broken::Signature { seq: 3, .. }), "{err}");
     }
@@ -836,6 +1219,143 @@ mod tests {
         b.ip = Some("a".into());
         b.user_agent = Some("bc".into());
         assert_ne!(a.canonical(1), b.canonical(1));
+    }
+
+    #[test]
+    fn a_checkpoint_removed_from_the_middle_breaks_the_next_ones_link() {
+        let key = CheckpointKey::generate();
+        let log = chain(9);
+        let mut cps = signed(&key, &log, &[3, 6, 9]);
+        cps.remove(1);
+        let err = verify(&log, cps, &key.verifying_key()).unwrap_err();
+        assert_eq!(err, Broken::Unchained { seq: 9, after: 3 });
+    }
+
+    #[test]
+    fn checkpoints_deleted_from_the_database_are_found_in_the_log() {
+        let key = CheckpointKey::generate();
+        let mut log = chain(8);
+        let cps = signed(&key, &log, &[4, 8]);
+        // The database keeps none; the chain is recomputed over an edited entry.
+        log[5].entry.outcome = "denied".into();
+        rechain(&mut log);
+        let anchors = Anchors::join(vec![], cps.clone()).unwrap();
+        let mut v = Verifier::with_anchors(&key.verifying_key(), anchors).unwrap();
+        let err = log.iter().try_for_each(|r| v.feed(r)).unwrap_err();
+        assert_eq!(err, Broken::Checkpoint { since: 5, seq: 8 });
+        // Untouched entries, checkpoints gone from the database: the deletion is named.
+        let log = chain(8);
+        let cps = signed(&key, &log, &[4, 8]);
+        let anchors = Anchors::join(vec![cps[0].clone()], cps.clone()).unwrap();
+        let mut v = Verifier::with_anchors(&key.verifying_key(), anchors).unwrap();
+        log.iter().try_for_each(|r| v.feed(r)).unwrap();
+        assert_eq!(v.finish(None).unwrap_err(), Broken::Deleted { seq: 8 });
+        // A database checkpoint the log does not have.
+        let anchors = Anchors::join(cps.clone(), vec![cps[0].clone()]).unwrap();
+        let mut v = Verifier::with_anchors(&key.verifying_key(), anchors).unwrap();
+        log.iter().try_for_each(|r| v.feed(r)).unwrap();
+        assert_eq!(v.finish(None).unwrap_err(), Broken::NotLogged { seq: 8 });
+        // The same entry signed twice, differently.
+        let other = key.sign(8, log[7].hash, 99, cps[0].digest());
+        assert_eq!(
+            Anchors::join(vec![other], cps).unwrap_err(),
+            Broken::Mismatch { seq: 8 }
+        );
+    }
+
+    #[test]
+    fn an_old_unsigned_end_fails_the_freshness_bound() {
+        let key = CheckpointKey::generate();
+        let log = chain(10);
+        let cps = signed(&key, &log, &[6]);
+        let fresh = |now, max_entries| {
+            let mut v = Verifier::new(&key.verifying_key(), cps.clone()).unwrap();
+            log.iter().try_for_each(|r| v.feed(r)).unwrap();
+            v.finish(Some(Freshness {
+                now,
+                max_age_ms: 60_000,
+                max_entries,
+            }))
+        };
+        let oldest = log[6].entry.at;
+        assert_eq!(fresh(oldest + 60_000, 100).unwrap().unsigned, 4);
+        let err = fresh(oldest + 60_001, 100).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Broken::Unsigned {
+                    first: 7,
+                    last: 10,
+                    count: 4,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(err.entry(), 7);
+        assert!(
+            fresh(oldest, 3).is_err(),
+            "more unsigned entries than the gateway leaves"
+        );
+    }
+
+    #[test]
+    fn checkpoints_survive_the_log_file_and_legacy_ones_still_verify() {
+        let key = CheckpointKey::generate();
+        let log = chain(4);
+        let cps = signed(&key, &log, &[2, 4]);
+        let dir = tempfile::tempdir().unwrap();
+        let file = CheckpointLog::new(dir.path().join("keys/checkpoints.jsonl"));
+        assert!(file.read().unwrap().is_none());
+        for c in &cps {
+            file.append(c).unwrap();
+        }
+        assert_eq!(file.read().unwrap().unwrap(), cps);
+        // A line torn by a crash at the end is ignored; one in the middle is not.
+        let mut text = std::fs::read_to_string(file.path()).unwrap();
+        text.push_str("{\"seq\":5,\"ha");
+        std::fs::write(file.path(), &text).unwrap();
+        assert_eq!(file.read().unwrap().unwrap().len(), 2);
+        std::fs::write(file.path(), format!("garbage\n{text}\n")).unwrap();
+        assert!(matches!(
+            file.read(),
+            Err(LogError::Malformed { line: 1, .. })
+        ));
+
+        // A checkpoint signed before checkpoints were chained (v1) verifies and anchors the
+        // first chained one.
+        let mut legacy = Checkpoint {
+            seq: 2,
+            hash: log[1].hash,
+            at: 1,
+            key_id: key.id(),
+            prev: None,
+            signature: [0; 64],
+        };
+        legacy.signature = key.signing.sign(&legacy.message()).to_bytes();
+        let next = key.sign(4, log[3].hash, 2, legacy.digest());
+        verify(&log, vec![legacy, next], &key.verifying_key()).unwrap();
+    }
+
+    #[test]
+    fn listed_customers_are_hashed_and_an_entry_without_keeps_the_v1_bytes() {
+        let base = entry(1);
+        assert!(base.canonical(1).starts_with(b"deskgate-audit-v1\0"));
+        let mut listing = base.clone();
+        listing.customers = vec![9, 3, 3];
+        let listing = listing.bounded();
+        assert_eq!(listing.customers, vec![3, 9]);
+        assert!(listing.canonical(1).starts_with(b"deskgate-audit-v2\0"));
+        let mut other = listing.clone();
+        other.customers = vec![3, 8];
+        assert_ne!(
+            listing.chain_hash(1, &GENESIS),
+            other.chain_hash(1, &GENESIS)
+        );
+        assert_ne!(
+            listing.chain_hash(1, &GENESIS),
+            base.chain_hash(1, &GENESIS)
+        );
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //!   sequence number, kind) as associated data.
 //! - [`stream`]: the STREAM construction for long objects (recordings, exports): fixed-size
 //!   segments, counter and last-segment flag in the nonce, random access to one segment.
+//! - [`file`]: sealed files (exports, outbox mails): a wrapped data key in the header, then a
+//!   STREAM, opened with the keyring alone.
 //! - [`retention`]: per-kind retention policies, legal hold, the crypto-shredding decision.
 //! - [`blind`]: keyed blind index for exact-match lookups of sealed values.
 //! - [`audit`]: the audit entry model, its canonical encoding, the hash chain over entries,
@@ -24,6 +26,7 @@ pub mod audit;
 pub mod blind;
 pub mod envelope;
 pub mod error;
+pub mod file;
 pub mod grant;
 pub mod keyring;
 pub mod retention;

@@ -7,8 +7,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Kinds of object with a retention period of their own.
+/// Kinds of object with a retention period of their own. A transcript ends when its ticket
+/// closes; a customer record when the customer's last ticket closed (or they were last seen,
+/// if later); a recording when its call ends.
 pub const TRANSCRIPT: &str = "transcript";
+pub const CUSTOMER: &str = "customer";
 pub const RECORDING: &str = "recording";
 
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
@@ -20,10 +23,12 @@ pub struct Retention {
 }
 
 impl Default for Retention {
-    /// Transcripts and recordings one year after their ticket closed.
+    /// Transcripts and recordings one year after their ticket closed; customer records two
+    /// years after the customer's last activity.
     fn default() -> Self {
         let mut policies = BTreeMap::new();
         policies.insert(TRANSCRIPT.to_owned(), 365 * DAY);
+        policies.insert(CUSTOMER.to_owned(), 730 * DAY);
         policies.insert(RECORDING.to_owned(), 365 * DAY);
         Retention { policies }
     }

@@ -33,6 +33,7 @@ impl RecordKind {
     pub const ATTACHMENT: RecordKind = RecordKind("attachment");
     pub const RECORDING: RecordKind = RecordKind("recording");
     pub const EXPORT: RecordKind = RecordKind("export");
+    pub const OUTBOX_MAIL: RecordKind = RecordKind("outbox.mail");
 
     /// A kind this crate does not list yet; the name must stay fixed once data uses it.
     pub const fn new(name: &'static str) -> RecordKind {

@@ -269,13 +269,20 @@ async fn an_agent_reading_a_foreign_ticket_is_refused_and_audited() {
     );
     assert_eq!(denied[4]["object_kind"], "ticket");
     assert_eq!(denied[4]["object_id"], c.ticket);
-    let allowed = app
+    let allowed: Vec<String> = app
         .audit(&format!(
             "actor={}&action=ticket_read&outcome=allowed",
             grace.id
         ))
-        .await;
-    assert_eq!(allowed.len(), 1, "{allowed:?}");
+        .await
+        .iter()
+        .map(|e| e["detail"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        allowed,
+        ["messages", "follow", "welcome: 0 listed"],
+        "the holder's reads: her console's welcome, following the claimed ticket, the REST read"
+    );
 }
 
 #[tokio::test]
@@ -305,6 +312,22 @@ async fn permissions_are_checked_on_every_frame() {
     }
     let pong = ws.request(json!({"type": "ping"})).await;
     assert_eq!(pong["type"], "pong", "the connection stays usable");
+    // Nor over REST.
+    let (status, body) = app.get("/api/queue", Some(&approver.token)).await;
+    assert_eq!(
+        status, 403,
+        "an approver does not get the queue over REST: {body}"
+    );
+    let refused = app
+        .audit(&format!(
+            "actor={}&action=ticket_read&outcome=denied",
+            approver.id
+        ))
+        .await;
+    assert!(
+        refused.iter().any(|e| e["detail"] == "queue"),
+        "{refused:?}"
+    );
 
     // The same frames from an agent go through.
     let grace = app.agent("grace").await;
@@ -338,7 +361,14 @@ async fn revoking_a_role_closes_the_live_socket_and_is_audited() {
         )
         .await;
     assert_eq!(status, 200);
-    assert_eq!(ws.closed().await, Closed::Code(4003));
+    // "Disconnected within a second": the close must arrive within a second of the admin's
+    // answer (this bounds a wait for the event, it measures nothing).
+    let answered = std::time::Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(1), ws.closed())
+        .await
+        .unwrap_or_else(|_| panic!("no close within a second of the role change"));
+    assert_eq!(closed, Closed::Code(4003));
+    assert!(answered.elapsed() <= Duration::from_secs(1));
     assert_eq!(
         app.post(&reveal, Some(&sam.token), body.clone()).await.0,
         401
@@ -359,4 +389,163 @@ async fn revoking_a_role_closes_the_live_socket_and_is_audited() {
     assert_eq!(changes.len(), 1, "{changes:?}");
     assert_eq!(changes[0]["actor"], admin.id);
     assert_eq!(changes[0]["detail"], "supervisor -> agent");
+}
+
+/// Reads that show tickets leave an entry too: one per list (REST lists, the queue, a
+/// customer's history, the welcome of a staff socket) naming every customer shown, and one
+/// per conversation a socket follows, resumes or syncs. "Who looked at customer X" finds them.
+#[tokio::test]
+async fn list_and_socket_reads_are_audited_with_their_customers() {
+    let app = TestApp::start().await;
+    let grace = app.agent("grace").await;
+    let lead = app.staff("lena", "lead", 5).await;
+    let c = customer_with_contact(&app).await;
+    let other = app.customer_with_ticket("Someone else").await;
+    let customer = c.visitor.customer_id;
+
+    for path in ["/api/tickets", "/api/queue"] {
+        let (status, body) = app.get(path, Some(&grace.token)).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let (mut g, _) = app.agent_ws(&grace).await;
+    let ok = g
+        .request(json!({"type": "claim", "ticket": c.ticket}))
+        .await;
+    assert_eq!(ok["type"], "ok", "{ok}");
+    // The console follows the conversation once it is told the ticket is its own.
+    g.recv_where("the claimed ticket", |f| {
+        f["type"] == "ticket" && f["ticket"]["status"] == "assigned"
+    })
+    .await;
+    let (status, _) = app
+        .get(
+            &format!("/api/customers/{customer}/tickets"),
+            Some(&grace.token),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // The lead replays the conversation with `sync`; grace's second device resumes it.
+    let (mut l, _) = app.agent_ws(&lead).await;
+    l.send(json!({"type": "sync", "ticket": c.ticket, "after": 0}))
+        .await;
+    l.recv_type("resumed").await;
+    let (_, _) = app
+        .hello(
+            "/ws/agent",
+            &grace.token,
+            json!([{"conversation": c.conversation, "after": 0}]),
+        )
+        .await;
+
+    let reads = app
+        .audit(&format!(
+            "customer={customer}&action=ticket_read&outcome=allowed"
+        ))
+        .await;
+    let mut seen: Vec<(i64, String)> = reads
+        .iter()
+        .rev()
+        .map(|e| {
+            let detail = e["detail"].as_str().unwrap();
+            let how = detail.split(':').next().unwrap().to_string();
+            (e["actor"].as_i64().unwrap(), how)
+        })
+        .collect();
+    seen.dedup();
+    let want: Vec<(i64, String)> = [
+        (grace.id, "tickets"),
+        (grace.id, "queue"),
+        (grace.id, "welcome"),
+        (grace.id, "follow"),
+        (grace.id, "history"),
+        (lead.id, "sync"),
+        (grace.id, "welcome"),
+    ]
+    .iter()
+    .map(|(a, h)| (*a, h.to_string()))
+    .collect();
+    assert_eq!(seen, want, "{reads:?}");
+    // A list is one entry naming every customer it showed, not one per row.
+    let list = reads
+        .iter()
+        .find(|e| e["detail"] == "tickets: 2 listed")
+        .unwrap();
+    let mut shown: Vec<i64> = list["customers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_i64().unwrap())
+        .collect();
+    shown.sort_unstable();
+    assert_eq!(shown, vec![customer, other.visitor.customer_id]);
+    assert!(list["customer"].is_null());
+    let follow = reads.iter().find(|e| e["detail"] == "follow").unwrap();
+    assert_eq!(follow["customer"], customer);
+    assert_eq!(follow["object_id"], c.ticket);
+    // Every socket read carries where the socket came from.
+    assert!(reads.iter().all(|e| e["ip"] == "127.0.0.1"), "{reads:?}");
+}
+
+/// Entries caused on a socket carry the address, user agent and request id of the socket's
+/// upgrade request, like those of REST calls.
+#[tokio::test]
+async fn socket_entries_carry_where_the_socket_came_from() {
+    let app = TestApp::start().await;
+    let grace = app.agent("grace").await;
+    let bob = app.agent("bob").await;
+    let c = customer_with_contact(&app).await;
+    let url = format!("ws://{}/ws/agent", app.addr);
+    let mut ws = deskgate_tests::WsClient::connect_with(
+        &url,
+        Some("deskgate.v1"),
+        &[
+            ("User-Agent", "e2e-console/2.1"),
+            ("X-Request-Id", "sock-42"),
+        ],
+    )
+    .await
+    .unwrap();
+    ws.send(json!({"type": "hello", "token": bob.token})).await;
+    ws.recv_type("welcome").await;
+    let (mut g, _) = app.agent_ws(&grace).await;
+    g.request(json!({"type": "claim", "ticket": c.ticket}))
+        .await;
+    let err = ws
+        .request(json!({"type": "sync", "ticket": c.ticket, "after": 0}))
+        .await;
+    assert_eq!(err["code"], "forbidden", "{err}");
+    let denied = app.audit(&format!("actor={}&outcome=denied", bob.id)).await;
+    assert_eq!(denied.len(), 1, "{denied:?}");
+    assert_eq!(denied[0]["ip"], "127.0.0.1");
+    assert_eq!(denied[0]["user_agent"], "e2e-console/2.1");
+    assert_eq!(denied[0]["request_id"], "sock-42");
+
+    // A card number typed in the widget: the customer's socket, its address and agent.
+    let url = format!("ws://{}/ws/customer", app.addr);
+    let mut cws = deskgate_tests::WsClient::connect_with(
+        &url,
+        Some("deskgate.v1"),
+        &[("User-Agent", "e2e-widget/1.0")],
+    )
+    .await
+    .unwrap();
+    cws.send(json!({"type": "hello", "token": c.visitor.token}))
+        .await;
+    cws.recv_type("welcome").await;
+    cws.send(json!({"type": "send", "client_id": "cc", "text": "card 4111 1111 1111 1111"}))
+        .await;
+    cws.recv_type("blocked").await;
+    let blocked = app
+        .audit(&format!(
+            "action=card_number_blocked&customer={}",
+            c.visitor.customer_id
+        ))
+        .await;
+    assert_eq!(blocked.len(), 1, "{blocked:?}");
+    assert_eq!(blocked[0]["role"], "customer");
+    assert_eq!(blocked[0]["ip"], "127.0.0.1");
+    assert_eq!(blocked[0]["user_agent"], "e2e-widget/1.0");
+    assert!(blocked[0]["request_id"]
+        .as_str()
+        .is_some_and(|r| !r.is_empty()));
 }

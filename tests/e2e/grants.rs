@@ -187,7 +187,8 @@ async fn nobody_approves_their_own_request_even_as_an_approver() {
     let (status, _) = review(&app, &sam, grant, "approve").await;
     assert_eq!(status, 403, "a supervisor does not review");
 
-    // Sam becomes an approver; his own request stays out of his reach.
+    // Sam becomes an approver; his own request stays out of his reach (the rule compares
+    // the reviewer with the requester), and the role change has revoked it anyway.
     let (status, _) = app
         .patch(
             &format!("/api/users/{}", sam.id),
@@ -204,7 +205,7 @@ async fn nobody_approves_their_own_request_even_as_an_approver() {
     let (_, g) = app
         .get(&format!("/api/grants/{grant}"), Some(&april.token))
         .await;
-    assert_eq!(g["status"], "pending");
+    assert_eq!(g["status"], "revoked", "{g}");
 
     let refused = app
         .audit(&format!(
@@ -220,6 +221,9 @@ async fn nobody_approves_their_own_request_even_as_an_approver() {
         .iter()
         .all(|e| e["actor"] == sam.id && e["role"] == "approver"));
 
+    let sue = app.staff("sue", "supervisor", 5).await;
+    let (_, g) = request(&app, &sue, ticket, None).await;
+    let grant = g["id"].as_i64().unwrap();
     let (status, g) = review(&app, &april, grant, "deny").await;
     assert_eq!(status, 200);
     assert_eq!(g["status"], "denied");
@@ -478,5 +482,167 @@ async fn approving_needs_the_approvers_fresh_second_factor() {
     assert!(
         outcomes.contains(&("grant_approved", "allowed")),
         "{outcomes:?}"
+    );
+}
+
+/// A closed ticket's subject is the first line the customer typed and its notes are part of
+/// the record: outside a grant, the ticket, the lists and the customer's history show them
+/// empty; the grant's transcript shows them.
+#[tokio::test]
+async fn a_closed_tickets_subject_and_notes_open_only_through_the_grant() {
+    let app = TestApp::start().await;
+    let closer = app.agent("closer").await;
+    let (mut ws, _) = app.agent_ws(&closer).await;
+    let mut c = app
+        .customer_with_ticket("My order 7731 never arrived")
+        .await;
+    ws.request(json!({"type": "claim", "ticket": c.ticket}))
+        .await;
+    let ok = ws
+        .request(json!({"type": "note", "ticket": c.ticket, "client_id": "n1", "text": "refund approved by finance"}))
+        .await;
+    assert_eq!(ok["type"], "ok", "{ok}");
+    ws.request(json!({"type": "resolve", "ticket": c.ticket}))
+        .await;
+    c.ws.recv_type("ticket").await;
+    app.clock.advance(73 * HOUR);
+    assert_eq!(app.close_resolved().await, vec![c.ticket]);
+    let (sam, april) = people(&app).await;
+    let admin = app.admin().await;
+    let customer = c.visitor.customer_id;
+
+    for who in [&sam, &admin] {
+        let (status, detail) = app
+            .get(&format!("/api/tickets/{}", c.ticket), Some(&who.token))
+            .await;
+        assert_eq!(status, 200, "{detail}");
+        assert_eq!(detail["ticket"]["status"], "closed");
+        assert_eq!(detail["ticket"]["subject"], "", "{detail}");
+        assert_eq!(detail["notes"], json!([]), "{detail}");
+        for path in [
+            "/api/tickets?status=closed".to_string(),
+            format!("/api/customers/{customer}/tickets"),
+        ] {
+            let (status, list) = app.get(&path, Some(&who.token)).await;
+            assert_eq!(status, 200, "{path}: {list}");
+            let text = list.to_string();
+            assert!(
+                text.contains(&format!("\"id\":{}", c.ticket)),
+                "{path}: {text}"
+            );
+            assert!(!text.contains("7731"), "{path} shows the subject: {text}");
+        }
+        let (status, _) = app
+            .get(
+                &format!("/api/tickets/{}/notes", c.ticket),
+                Some(&who.token),
+            )
+            .await;
+        assert_eq!(status, 403, "notes of a closed ticket need a grant");
+    }
+
+    let (_, g) = request(&app, &sam, c.ticket, None).await;
+    let grant = g["id"].as_i64().unwrap();
+    review(&app, &april, grant, "approve").await;
+    let (status, t) = read(&app, &sam, grant).await;
+    assert_eq!(status, 200, "{t}");
+    assert_eq!(t["ticket"]["subject"], "My order 7731 never arrived");
+    assert_eq!(t["notes"][0]["text"], "refund approved by finance", "{t}");
+}
+
+/// Reading through a grant needs the requester's current role to allow requesting one: a
+/// supervisor demoted after the approval reads nothing, and a change of role or a
+/// deactivation revokes the user's pending requests and active grants at once (audited).
+#[tokio::test]
+async fn a_demoted_or_deactivated_requester_loses_their_grants() {
+    let app = TestApp::start().await;
+    let (ticket, _) = closed_ticket(&app).await;
+    let (sam, april) = people(&app).await;
+    let sue = app.staff("sue", "supervisor", 5).await;
+    let admin = app.admin().await;
+    let (_, g) = request(&app, &sam, ticket, None).await;
+    let active = g["id"].as_i64().unwrap();
+    review(&app, &april, active, "approve").await;
+    let (_, g) = request(&app, &sam, ticket, Some(30)).await;
+    let pending = g["id"].as_i64().unwrap();
+    let (_, g) = request(&app, &sue, ticket, None).await;
+    let sues = g["id"].as_i64().unwrap();
+    review(&app, &april, sues, "approve").await;
+    assert_eq!(read(&app, &sam, active).await.0, 200);
+
+    let (status, _) = app
+        .patch(
+            &format!("/api/users/{}", sam.id),
+            Some(&admin.token),
+            json!({"role": "agent"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let sam = app.login("sam").await;
+    let (status, body) = read(&app, &sam, active).await;
+    assert_eq!(status, 403, "an agent reads no transcript: {body}");
+    for id in [active, pending] {
+        let (_, g) = app
+            .get(&format!("/api/grants/{id}"), Some(&april.token))
+            .await;
+        assert_eq!(g["status"], "revoked", "{g}");
+        assert_eq!(g["ended_by"], admin.id, "{g}");
+    }
+    // Promoted back, the old grants stay ended.
+    app.patch(
+        &format!("/api/users/{}", sam.id),
+        Some(&admin.token),
+        json!({"role": "supervisor"}),
+    )
+    .await;
+    let sam = app.login("sam").await;
+    assert_eq!(read(&app, &sam, active).await.0, 409);
+
+    // Deactivation ends another supervisor's grant the same way.
+    assert_eq!(read(&app, &sue, sues).await.0, 200);
+    app.patch(
+        &format!("/api/users/{}", sue.id),
+        Some(&admin.token),
+        json!({"active": false}),
+    )
+    .await;
+    let (_, g) = app
+        .get(&format!("/api/grants/{sues}"), Some(&april.token))
+        .await;
+    assert_eq!(g["status"], "revoked", "{g}");
+
+    let revoked = app.audit("action=grant_revoked").await;
+    let why: Vec<(i64, &str)> = revoked
+        .iter()
+        .map(|e| {
+            (
+                e["object_id"].as_i64().unwrap(),
+                e["detail"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(why.len(), 3, "{why:?}");
+    assert!(
+        why[0].0 == sues && why[0].1.contains("requester deactivated"),
+        "{why:?}"
+    );
+    assert!(
+        why[1..]
+            .iter()
+            .all(|(_, d)| d.contains("role changed (supervisor -> agent)")),
+        "{why:?}"
+    );
+    let refused = app
+        .audit(&format!(
+            "action=grant_used&actor={}&outcome=denied",
+            sam.id
+        ))
+        .await;
+    assert!(
+        refused[1]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("may not read through a grant"),
+        "{refused:?}"
     );
 }

@@ -615,8 +615,16 @@ async fn without_smtp_codes_go_to_the_outbox() {
     let outbox = d.app.data_dir().join("outbox");
     let files: Vec<_> = std::fs::read_dir(&outbox).unwrap().collect();
     assert_eq!(files.len(), 1);
-    let mail = std::fs::read_to_string(files[0].as_ref().unwrap().path()).unwrap();
+    // The file is sealed: neither the address nor the code is in it in clear.
+    let path = files[0].as_ref().unwrap().path();
+    let raw = std::fs::read(&path).unwrap();
+    assert!(!raw.windows(15).any(|w| w == b"ada@example.com"));
+    let mut mail = Vec::new();
+    deskgate::vault::outbox::open_file(&d.app.app.vault, &path, &mut mail).unwrap();
+    let mail = String::from_utf8(mail).unwrap();
+    assert!(mail.contains("To: ada@example.com"), "{mail}");
     let code = code_in(&mail);
+    assert!(!raw.windows(6).any(|w| w == code.as_bytes()));
     assert_eq!(
         d.verify(&asked["challenge"], &code).await["state"],
         "approved"

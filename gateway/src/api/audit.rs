@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 pub struct AuditQuery {
     /// Staff user who acted.
     pub actor: Option<i64>,
-    /// Customer the entry concerns.
+    /// Customer the entry concerns, or one a list read showed.
     pub customer: Option<i64>,
     /// Object kind: ticket, transcript, grant, user.
     pub object_kind: Option<String>,
@@ -57,6 +57,9 @@ pub struct AuditEntryView {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
+    /// Every customer a list read showed (absent for other entries).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub customers: Vec<i64>,
     /// The entry's chain hash, hex.
     pub hash: String,
 }
@@ -78,6 +81,7 @@ impl From<&AuditRecord> for AuditEntryView {
             ip: e.ip.clone(),
             user_agent: e.user_agent.clone(),
             request_id: e.request_id.clone(),
+            customers: e.customers.clone(),
             hash: hex::encode(r.hash),
         }
     }
@@ -222,8 +226,18 @@ pub async fn status(
         let _ = app.audit(&ctx, ev).await;
         return Err(ApiError::Forbidden);
     }
-    let key = app.auditor.verifying_key();
-    let result = crate::audit::verify_store(app.store.as_ref(), &key).await?;
+    let Some(key) = app.auditor.verifying_key() else {
+        return Err(ApiError::Unavailable);
+    };
+    let options = app
+        .auditor
+        .verify_options(app.clock.now())
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "checkpoint log unreadable");
+            ApiError::Unavailable
+        })?;
+    let result = crate::audit::verify_store(app.store.as_ref(), &key, options).await?;
     let head = app.store.audit_head().await?.map_or(0, |(seq, _)| seq);
     let status = ChainStatus::new(result, head, recorder::audit::key_id(&key), app.clock.now());
     let detail = match status.first_bad_entry {

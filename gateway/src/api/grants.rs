@@ -14,8 +14,8 @@ use crate::clock::Timestamp;
 use crate::ids::{GrantId, Seq, TicketId, UserId};
 use crate::stepup::StepUpError;
 use crate::store::{
-    GrantChange, GrantFilter, Message, NewGrant, StoreError, StoredGrant, Ticket, TicketStatus,
-    User,
+    GrantChange, GrantFilter, Message, NewGrant, Note, StoreError, StoredGrant, Ticket,
+    TicketStatus, User,
 };
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -95,7 +95,8 @@ impl GrantView {
     }
 }
 
-/// The transcript read through a grant.
+/// The transcript read through a grant: the ticket with its subject, its messages and its
+/// internal notes.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Transcript {
     pub grant: GrantId,
@@ -105,6 +106,7 @@ pub struct Transcript {
     pub expires_at: Option<Timestamp>,
     /// The gateway's clock when this was read (for the time left).
     pub now: Timestamp,
+    pub notes: Vec<Note>,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -139,6 +141,52 @@ async fn object_ticket(app: &App, g: &StoredGrant) -> Option<Ticket> {
         ObjectKind::Transcript => app.store.ticket(TicketId(g.grant.object_id)).await.ok(),
         ObjectKind::Recording => None,
     }
+}
+
+/// Revokes every pending request and active grant of a user whose role changed or who was
+/// deactivated, one audit entry each: access asked for under the old role ends with it.
+pub async fn revoke_all_of(
+    app: &App,
+    ctx: &Context,
+    user: UserId,
+    why: &str,
+) -> Result<usize, StoreError> {
+    let now = app.clock.now();
+    let mut revoked = 0;
+    let grants = app
+        .store
+        .grants(GrantFilter {
+            requester: Some(user),
+            limit: 10_000,
+            ..Default::default()
+        })
+        .await?;
+    for g in grants {
+        if g.grant.check_revoke(now.0).is_err() {
+            continue;
+        }
+        let change = GrantChange {
+            from: g.grant.status,
+            to: Status::Revoked,
+            by: ctx.actor,
+            at: now,
+            note: Some(why.to_string()),
+            expires_at: None,
+        };
+        match app.store.change_grant(g.id, change).await {
+            Ok(changed) => {
+                revoked += 1;
+                let ticket = object_ticket(app, &changed).await;
+                let ev = grant_event(Action::GrantRevoked, &changed, ticket);
+                let detail = format!("{}; {why}", ev.detail.clone().unwrap_or_default());
+                let _ = app.audit(ctx, ev.detail(detail)).await;
+            }
+            // Reviewed, expired or revoked meanwhile.
+            Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(revoked)
 }
 
 /// Marks the requests and grants the clock has expired, one audit entry each. Runs before
@@ -196,7 +244,7 @@ async fn approver_fresh_totp(
     id: GrantId,
     otp: Option<&SecretString>,
 ) -> ApiResult<()> {
-    match app.stepup.fresh_factor(approver, otp).await {
+    match app.stepup.fresh_factor(ctx, approver, otp).await {
         Ok(()) => Ok(()),
         Err(e) => {
             let mut ev = Event::new(Action::GrantApproved, Outcome::Failed).object("grant", id.0);
@@ -511,6 +559,19 @@ pub async fn transcript(
     let g = app.store.grant(id).await?;
     let ticket = app.store.ticket(TicketId(g.grant.object_id)).await?;
     let now = app.clock.now();
+    // The requester must still hold a role that may ask for access: one demoted since the
+    // approval reads nothing.
+    if require(&me, Permission::RequestGrant).is_err() {
+        let ev = Event::denied(Action::GrantUsed)
+            .customer(ticket.customer.id)
+            .object("transcript", ticket.id.0)
+            .detail(format!(
+                "grant={}; role {} may not read through a grant",
+                id.0, me.role
+            ));
+        let _ = app.audit(&ctx, ev).await;
+        return Err(ApiError::Forbidden);
+    }
     if let Err(e) = g.grant.check_read(me.id.0, now.0) {
         let ev = Event::denied(Action::GrantUsed)
             .customer(ticket.customer.id)
@@ -537,11 +598,13 @@ pub async fn transcript(
         .store
         .messages_after(ticket.conversation, after, limit)
         .await?;
+    let notes = app.store.notes(ticket.id).await?;
     Ok(Json(Transcript {
         grant: id,
         ticket,
         messages,
         expires_at: g.grant.expires_at.map(Timestamp),
         now,
+        notes,
     }))
 }

@@ -7,6 +7,7 @@
 
 use super::{bearer, ApiError, ApiResult, Body, Staff};
 use crate::app::App;
+use crate::audit::Context;
 use crate::ids::UserId;
 use crate::store::{StoreError, User};
 use axum::extract::{FromRequestParts, Path, State};
@@ -114,10 +115,11 @@ pub async fn begin(
 pub async fn confirm(
     State(app): State<App>,
     Enrolling(me): Enrolling,
+    ctx: Context,
     Body(req): Body<CodeBody>,
 ) -> ApiResult<Json<RecoveryCodes>> {
     Ok(Json(codes(
-        app.stepup.confirm_enrolment(&me, &req.code).await?,
+        app.stepup.confirm_enrolment(&ctx, &me, &req.code).await?,
     )))
 }
 
@@ -128,10 +130,13 @@ pub async fn confirm(
 pub async fn recovery_codes(
     State(app): State<App>,
     Staff(me): Staff,
+    ctx: Context,
     Body(req): Body<CodeBody>,
 ) -> ApiResult<Json<RecoveryCodes>> {
     Ok(Json(codes(
-        app.stepup.renew_recovery_codes(&me, &req.code).await?,
+        app.stepup
+            .renew_recovery_codes(&ctx, &me, &req.code)
+            .await?,
     )))
 }
 
@@ -142,9 +147,10 @@ pub async fn recovery_codes(
 pub async fn disable(
     State(app): State<App>,
     Staff(me): Staff,
+    ctx: Context,
     Body(req): Body<CodeBody>,
 ) -> ApiResult<StatusCode> {
-    app.stepup.disable(&me, &req.code).await?;
+    app.stepup.disable(&ctx, &me, &req.code).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -156,12 +162,13 @@ pub async fn disable(
 pub async fn reset(
     State(app): State<App>,
     Staff(me): Staff,
+    ctx: Context,
     Path(id): Path<i64>,
 ) -> ApiResult<StatusCode> {
     if !me.role.manages_users() {
         return Err(ApiError::Forbidden);
     }
     let target = app.store.user(UserId(id)).await?;
-    app.stepup.admin_reset(&me, &target).await?;
+    app.stepup.admin_reset(&ctx, &me, &target).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -78,7 +78,7 @@ pub async fn login(
     // The second factor, for users who have one or whose role requires one.
     let factor = app
         .stepup
-        .login_factor(&user, login.otp.as_ref())
+        .login_factor(&ctx, &user, login.otp.as_ref())
         .await
         .map_err(|e| {
             tracing::info!(user = user.id.0, "login failed: second factor");

@@ -39,6 +39,7 @@ fn limit(l: Option<i64>) -> ApiResult<i64> {
 pub async fn list(
     State(app): State<App>,
     Staff(me): Staff,
+    ctx: Context,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Vec<Ticket>>> {
     let filter = TicketFilter {
@@ -47,13 +48,25 @@ pub async fn list(
         customer: q.customer.map(CustomerId),
         limit: limit(q.limit)?,
     };
-    let tickets = app.store.tickets(filter).await?;
-    Ok(Json(
-        tickets
-            .into_iter()
-            .filter(|t| Desk::may_read(&me, t))
-            .collect(),
-    ))
+    let tickets: Vec<Ticket> = app
+        .store
+        .tickets(filter)
+        .await?
+        .into_iter()
+        .filter(|t| Desk::may_read(&me, t))
+        .map(Ticket::outside_grant)
+        .collect();
+    let ev = listed("tickets", &tickets);
+    let _ = app.audit(&ctx.by(&me), ev).await;
+    Ok(Json(tickets))
+}
+
+/// The audit entry of a list read: one entry for the request, naming every customer shown,
+/// so that "who looked at customer X" finds it like a read of one of X's tickets.
+pub(crate) fn listed(what: &str, tickets: &[Ticket]) -> Event {
+    Event::allowed(Action::TicketRead)
+        .detail(format!("{what}: {} listed", tickets.len()))
+        .customers(tickets.iter().map(|t| t.customer.id))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -106,7 +119,8 @@ async fn read_ticket(
         }
         Err(e) => return Err(e.into()),
     };
-    if matches!(part, Part::Messages) && ticket.status == TicketStatus::Closed {
+    // A closed ticket's messages and notes are its transcript.
+    if matches!(part, Part::Messages | Part::Notes) && ticket.status == TicketStatus::Closed {
         let ev = Event::denied(Action::TranscriptRead)
             .customer(ticket.customer.id)
             .object("transcript", id.0)
@@ -122,7 +136,8 @@ async fn read_ticket(
     Ok(ticket)
 }
 
-/// One ticket with its internal notes.
+/// One ticket with its internal notes; a closed ticket's subject and notes are left empty
+/// (they are part of its transcript, read through an access grant).
 #[utoipa::path(get, path = "/api/tickets/{id}", tag = "tickets", security(("bearer" = [])),
     params(("id" = i64, Path, description = "ticket id")),
     responses((status = 200, body = TicketDetail), (status = 401, body = super::ErrorBody), (status = 403, description = "someone else's ticket, or a closed ticket's messages (use a grant)", body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
@@ -133,10 +148,15 @@ pub async fn show(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<TicketDetail>> {
     let ticket = read_ticket(&app, &me, ctx, TicketId(id), Part::Ticket).await?;
-    let notes = app.store.notes(ticket.id).await?;
+    // A closed ticket's notes and subject open only through an access grant.
+    let notes = if ticket.status == TicketStatus::Closed {
+        Vec::new()
+    } else {
+        app.store.notes(ticket.id).await?
+    };
     let customer = CustomerView::from(&app.store.customer(ticket.customer.id).await?);
     Ok(Json(TicketDetail {
-        ticket,
+        ticket: ticket.outside_grant(),
         notes,
         customer,
     }))
@@ -170,7 +190,7 @@ pub async fn messages(
     ))
 }
 
-/// Internal notes of a ticket.
+/// Internal notes of a ticket; refused for a closed ticket (read them through a grant).
 #[utoipa::path(get, path = "/api/tickets/{id}/notes", tag = "tickets", security(("bearer" = [])),
     params(("id" = i64, Path, description = "ticket id")),
     responses((status = 200, body = Vec<Note>), (status = 401, body = super::ErrorBody), (status = 403, description = "someone else's ticket, or a closed ticket's messages (use a grant)", body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
@@ -206,11 +226,11 @@ pub async fn update(
         return Err(ApiError::Forbidden);
     }
     let Some(priority) = req.priority else {
-        return Ok(Json(ticket));
+        return Ok(Json(ticket.outside_grant()));
     };
     let t = app.store.set_priority(ticket.id, priority).await?;
     app.desk.publish_ticket(&t).await;
-    Ok(Json(t))
+    Ok(Json(t.outside_grant()))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -274,8 +294,10 @@ pub async fn legal_hold(
 pub async fn customer_history(
     State(app): State<App>,
     Staff(me): Staff,
+    ctx: Context,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Vec<Ticket>>> {
+    let ctx = ctx.by(&me);
     let tickets = app
         .store
         .tickets(TicketFilter {
@@ -288,7 +310,17 @@ pub async fn customer_history(
         .iter()
         .any(|t| t.is_open() && t.agent.as_ref().map(|a| a.id) == Some(me.id));
     if !(me.role.sees_all_tickets() || holds_one) {
+        let ev = Event::denied(Action::TicketRead)
+            .customer(CustomerId(id))
+            .detail("history");
+        let _ = app.audit(&ctx, ev).await;
         return Err(ApiError::NotFound);
     }
-    Ok(Json(tickets))
+    let ev = Event::allowed(Action::TicketRead)
+        .customer(CustomerId(id))
+        .detail(format!("history: {} listed", tickets.len()));
+    let _ = app.audit(&ctx, ev).await;
+    Ok(Json(
+        tickets.into_iter().map(Ticket::outside_grant).collect(),
+    ))
 }

@@ -160,6 +160,17 @@ pub async fn update(
             .detail(format!("{} -> {}", before.role, after.role));
         let _ = app.audit(&ctx, ev).await;
     }
+    if deactivated || before.role != after.role {
+        let why = if deactivated {
+            "requester deactivated".to_string()
+        } else {
+            format!(
+                "requester's role changed ({} -> {})",
+                before.role, after.role
+            )
+        };
+        super::grants::revoke_all_of(&app, &ctx, id, &why).await?;
+    }
     if before.active != after.active {
         let action = if after.active {
             Action::UserReactivated

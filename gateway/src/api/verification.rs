@@ -4,6 +4,7 @@
 
 use super::{ApiError, ApiResult, Body, Staff};
 use crate::app::App;
+use crate::audit::Context;
 use crate::ids::TicketId;
 use crate::stepup::{ActionAuthorised, StepUpError, TicketVerification, VerificationView};
 use axum::extract::{Path, State};
@@ -59,10 +60,14 @@ pub struct ActionRequest {
 pub async fn request(
     State(app): State<App>,
     Staff(me): Staff,
+    ctx: Context,
     Path(id): Path<i64>,
     Body(req): Body<ActionRequest>,
 ) -> ApiResult<(StatusCode, Json<VerificationView>)> {
-    let v = app.stepup.request(&me, TicketId(id), &req.action).await?;
+    let v = app
+        .stepup
+        .request(&ctx, &me, TicketId(id), &req.action)
+        .await?;
     Ok((StatusCode::CREATED, Json(v)))
 }
 
@@ -91,9 +96,10 @@ pub async fn status(
 pub async fn resend(
     State(app): State<App>,
     Staff(me): Staff,
+    ctx: Context,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<VerificationView>> {
-    Ok(Json(app.stepup.resend(&me, id).await?))
+    Ok(Json(app.stepup.resend(&ctx, &me, id).await?))
 }
 
 /// Perform a sensitive action on a ticket. Refused with `verification_required` unless the
@@ -109,9 +115,13 @@ pub async fn resend(
 pub async fn perform(
     State(app): State<App>,
     Staff(me): Staff,
+    ctx: Context,
     Path(id): Path<i64>,
     Body(req): Body<ActionRequest>,
 ) -> ApiResult<(StatusCode, Json<ActionAuthorised>)> {
-    let done = app.stepup.perform(&me, TicketId(id), &req.action).await?;
+    let done = app
+        .stepup
+        .perform(&ctx, &me, TicketId(id), &req.action)
+        .await?;
     Ok((StatusCode::CREATED, Json(done)))
 }

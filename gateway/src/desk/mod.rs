@@ -128,6 +128,8 @@ impl Desk {
 
     /// The staff half of [`Desk::publish_ticket`]: the conversation's staff and the queue view.
     async fn publish_ticket_to_staff(&self, ticket: &Ticket) {
+        // A ticket that closes leaves the consoles without its subject.
+        let ticket = &ticket.clone().outside_grant();
         let topic = Topic::Conversation(ticket.conversation);
         let staff = ServerFrame::TicketStaff { ticket }.encode();
         self.publish(Event::new(topic, Audience::Staff, staff))
@@ -190,8 +192,10 @@ impl Desk {
 
     /// Stores a customer's message. `open` is the ticket and conversation the customer's
     /// connection holds as open, if any; the store checks it and falls back when it is not.
+    /// `ctx` says where the customer is (their connection), for the audit log.
     pub async fn customer_send(
         &self,
+        ctx: &audit::Context,
         customer: &Customer,
         open: Option<(TicketId, ConversationId)>,
         client_id: &ClientId,
@@ -223,8 +227,7 @@ impl Desk {
                 Some(appended.ticket),
                 Some(appended.message.conversation),
             );
-            self.audit_blocked(audit::Context::customer(), customer.id, appended.ticket)
-                .await;
+            self.audit_blocked(ctx, customer.id, appended.ticket).await;
         }
         if appended.duplicate {
             return Ok(Sent { appended, findings });
@@ -261,6 +264,7 @@ impl Desk {
 
     pub async fn agent_send(
         &self,
+        ctx: &audit::Context,
         user: &User,
         ticket: TicketId,
         client_id: &ClientId,
@@ -294,7 +298,6 @@ impl Desk {
                     Some(appended.message.conversation),
                 );
                 if let Ok(t) = self.store.ticket(ticket).await {
-                    let ctx = audit::Context::default().by(user);
                     self.audit_blocked(ctx, t.customer.id, ticket).await;
                 }
             }
@@ -382,16 +385,17 @@ impl Desk {
 
     /// Records a withheld card number in the audit log: who, which customer and ticket;
     /// never the number.
-    async fn audit_blocked(&self, ctx: audit::Context, customer: CustomerId, ticket: TicketId) {
+    async fn audit_blocked(&self, ctx: &audit::Context, customer: CustomerId, ticket: TicketId) {
         let ev = audit::Event::new(Action::CardNumberBlocked, Outcome::Denied)
             .customer(customer)
             .object("ticket", ticket.0);
-        let _ = self.auditor.record(&ctx, ev).await;
+        let _ = self.auditor.record(ctx, ev).await;
     }
 
     /// Adds an internal note; staff following the conversation see it, customers never do.
     pub async fn note(
         &self,
+        ctx: &audit::Context,
         user: &User,
         ticket: TicketId,
         client_id: &ClientId,
@@ -406,7 +410,6 @@ impl Desk {
         if !findings.is_empty() {
             inc(&self.metrics.messages_blocked);
             record_blocked(&findings, "agent", user.id.0, Some(ticket), None);
-            let ctx = audit::Context::default().by(user);
             self.audit_blocked(ctx, t.customer.id, ticket).await;
             return Err(DeskError::Blocked(findings));
         }

@@ -3,6 +3,7 @@
 
 use super::security::{Event as SecEvent, Kind};
 use super::{seal, StepUp, StepUpError, StepUpResult};
+use crate::audit::Context;
 use crate::store::User;
 use secrecy::{ExposeSecret, SecretString};
 use verify::lockout::{totp_gate, TotpGate};
@@ -39,7 +40,8 @@ impl StepUp {
     /// Starts (or restarts) a TOTP enrolment; refused while a confirmed factor exists.
     pub async fn begin_enrolment(&self, user: &User) -> StepUpResult<Started> {
         let seed = Seed::generate();
-        let sealed = seal::seal(&self.keys, user.id, &seed)
+        let sealed = seal::seal(self.store.as_ref(), user.id, &seed, self.clock.now())
+            .await
             .map_err(|e| StepUpError::Unavailable(e.to_string()))?;
         if !self
             .vs()
@@ -58,6 +60,7 @@ impl StepUp {
     /// Confirms an enrolment with the first code; returns a fresh set of recovery codes.
     pub async fn confirm_enrolment(
         &self,
+        from: &Context,
         user: &User,
         code: &SecretString,
     ) -> StepUpResult<Vec<SecretString>> {
@@ -71,9 +74,9 @@ impl StepUp {
                 "the second factor is confirmed already",
             ));
         }
-        self.check_totp(user, code, false).await?;
+        self.check_totp(from, user, code, false).await?;
         let codes = self.issue_recovery_codes(user).await?;
-        self.record(&self.sec(Kind::MfaEnrolled, user)).await;
+        self.record(from, &self.sec(Kind::MfaEnrolled, user)).await;
         Ok(codes)
     }
 
@@ -89,28 +92,39 @@ impl StepUp {
     /// New recovery codes (the old ones stop working), after a current code.
     pub async fn renew_recovery_codes(
         &self,
+        from: &Context,
         user: &User,
         code: &SecretString,
     ) -> StepUpResult<Vec<SecretString>> {
-        self.check_totp(user, code, true).await?;
+        self.check_totp(from, user, code, true).await?;
         self.issue_recovery_codes(user).await
     }
 
     /// Turns the user's own second factor off, after a current code; refused for roles that
     /// must have one.
-    pub async fn disable(&self, user: &User, code: &SecretString) -> StepUpResult<()> {
+    pub async fn disable(
+        &self,
+        from: &Context,
+        user: &User,
+        code: &SecretString,
+    ) -> StepUpResult<()> {
         if self.config.requires_mfa(user.role) {
             return Err(StepUpError::Forbidden);
         }
-        self.check_totp(user, code, true).await?;
+        self.check_totp(from, user, code, true).await?;
         self.vs().delete_totp(user.id.0).await?;
-        self.record(&self.sec(Kind::MfaDisabled, user)).await;
+        self.record(from, &self.sec(Kind::MfaDisabled, user)).await;
         Ok(())
     }
 
     /// An admin removes a user's second factor (a lost device without recovery codes). The
     /// user's sessions end; their next login enrols anew.
-    pub async fn admin_reset(&self, admin: &User, target: &User) -> StepUpResult<bool> {
+    pub async fn admin_reset(
+        &self,
+        from: &Context,
+        admin: &User,
+        target: &User,
+    ) -> StepUpResult<bool> {
         if !admin.role.manages_users() {
             return Err(StepUpError::Forbidden);
         }
@@ -118,14 +132,19 @@ impl StepUp {
         self.store.delete_user_sessions(target.id).await?;
         let mut e = self.sec(Kind::MfaReset, admin);
         e.subject = Some(target.id);
-        self.record(&e).await;
+        self.record(from, &e).await;
         Ok(removed)
     }
 
     /// A fresh code for a decision that must be the approver's own (approving access to a
     /// closed transcript): needed when the user's role requires a second factor or the user
     /// has one. Recovery codes do not count: they are for getting back in, not for approving.
-    pub async fn fresh_factor(&self, user: &User, code: Option<&SecretString>) -> StepUpResult<()> {
+    pub async fn fresh_factor(
+        &self,
+        from: &Context,
+        user: &User,
+        code: Option<&SecretString>,
+    ) -> StepUpResult<()> {
         let enrolled = self
             .vs()
             .totp_factor(user.id.0)
@@ -140,7 +159,7 @@ impl StepUp {
         let Some(code) = code else {
             return Err(StepUpError::WrongFactor);
         };
-        self.check_totp(user, code, false).await
+        self.check_totp(from, user, code, false).await
     }
 
     /// Whether the user has a confirmed second factor, and how many recovery codes are left.
@@ -157,6 +176,7 @@ impl StepUp {
     /// The second factor at login, after the password was right.
     pub async fn login_factor(
         &self,
+        from: &Context,
         user: &User,
         code: Option<&SecretString>,
     ) -> StepUpResult<LoginFactor> {
@@ -172,7 +192,7 @@ impl StepUp {
         let Some(code) = code else {
             return Err(StepUpError::WrongFactor);
         };
-        self.check_totp(user, code, true).await?;
+        self.check_totp(from, user, code, true).await?;
         Ok(LoginFactor::Passed)
     }
 
@@ -181,6 +201,7 @@ impl StepUp {
     /// delays and the cap.
     async fn check_totp(
         &self,
+        from: &Context,
         user: &User,
         code: &SecretString,
         allow_recovery: bool,
@@ -195,7 +216,7 @@ impl StepUp {
             TotpGate::Open => {}
             TotpGate::Wait(ms) => return Err(StepUpError::RetryLater((ms + 999) / 1000)),
             TotpGate::Locked => {
-                self.record(&self.sec(Kind::MfaLocked, user)).await;
+                self.record(from, &self.sec(Kind::MfaLocked, user)).await;
                 return Err(StepUpError::WrongFactor);
             }
         }
@@ -203,13 +224,20 @@ impl StepUp {
         if allow_recovery && factor.confirmed && recovery::looks_like(typed) {
             let hash = recovery::hash(self.keys.code(), user.id.0, typed);
             if self.vs().use_recovery_code(user.id.0, &hash, now).await? {
-                self.record(&self.sec(Kind::MfaRecoveryUsed, user)).await;
+                self.record(from, &self.sec(Kind::MfaRecoveryUsed, user))
+                    .await;
                 return Ok(());
             }
-            return self.totp_failed(user, now, Kind::MfaFailed).await;
+            return self.totp_failed(from, user, now, Kind::MfaFailed).await;
         }
-        let seed = seal::open(&self.keys, user.id, &factor.sealed_seed)
-            .map_err(|e| StepUpError::Unavailable(e.to_string()))?;
+        let seed = seal::open(
+            self.store.as_ref(),
+            &self.keys,
+            user.id,
+            &factor.sealed_seed,
+        )
+        .await
+        .map_err(|e| StepUpError::Unavailable(e.to_string()))?;
         let step = totp::matching_step(&seed, typed, self.unix_secs(), factor.last_step)
             .unwrap_or_default();
         let Some(step) = step else {
@@ -224,23 +252,29 @@ impl StepUp {
             } else {
                 Kind::MfaFailed
             };
-            return self.totp_failed(user, now, kind).await;
+            return self.totp_failed(from, user, now, kind).await;
         };
         if !self.vs().accept_totp_step(user.id.0, step, now).await? {
             // A concurrent login took this step first.
-            return self.totp_failed(user, now, Kind::MfaReplay).await;
+            return self.totp_failed(from, user, now, Kind::MfaReplay).await;
         }
-        self.record(&self.sec(Kind::MfaPassed, user)).await;
+        self.record(from, &self.sec(Kind::MfaPassed, user)).await;
         Ok(())
     }
 
-    async fn totp_failed(&self, user: &User, now: i64, kind: Kind) -> StepUpResult<()> {
+    async fn totp_failed(
+        &self,
+        from: &Context,
+        user: &User,
+        now: i64,
+        kind: Kind,
+    ) -> StepUpResult<()> {
         let failures = self.vs().totp_failure(user.id.0, now).await?;
         let mut e = self.sec(kind, user);
         if failures >= verify::lockout::TOTP_FAILURE_CAP {
             e.detail = Some("failure cap reached");
         }
-        self.record(&e).await;
+        self.record(from, &e).await;
         Err(StepUpError::WrongFactor)
     }
 }

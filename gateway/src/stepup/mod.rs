@@ -13,7 +13,7 @@ pub mod mfa;
 pub mod seal;
 pub mod security;
 
-use crate::audit::Auditor;
+use crate::audit::{Auditor, Context};
 use crate::bus::{Audience, Event, Topic};
 use crate::clock::{Clock, Timestamp};
 use crate::desk::Desk;
@@ -198,13 +198,29 @@ pub struct CheckReply {
     pub verified_until: Option<Timestamp>,
 }
 
+/// Where code emails go: the SMTP server, or without one the sealed outbox under the data
+/// dir (neither address nor code in clear on disk).
+enum Delivery {
+    Smtp(Mailer),
+    Outbox(crate::vault::outbox::SealedOutbox),
+}
+
+impl Delivery {
+    async fn send(&self, mail: &Mail) -> Result<(), MailError> {
+        match self {
+            Delivery::Smtp(m) => m.send(mail).await,
+            Delivery::Outbox(o) => o.send(mail).await.map(|_| ()),
+        }
+    }
+}
+
 pub struct StepUp {
     store: Arc<dyn Store>,
     hub: Hub,
     clock: Arc<dyn Clock>,
     pub config: VerificationConfig,
     keys: Keys,
-    mailer: Mailer,
+    mailer: Delivery,
     risk: RiskPhrases,
     /// Every security event of step-up and second factors is also an audit entry.
     auditor: Arc<Auditor>,
@@ -215,9 +231,9 @@ pub struct StepUp {
 impl StepUp {
     /// Logs a security event and appends it to the audit log. A failed append is logged by
     /// the auditor; the verification itself goes on (its state is already committed).
-    pub(crate) async fn record(&self, e: &SecEvent<'_>) {
+    pub(crate) async fn record(&self, from: &Context, e: &SecEvent<'_>) {
         security::log(e);
-        if let Some((mut ctx, event)) = security::audit_event(e) {
+        if let Some((mut ctx, event)) = security::audit_event(from, e) {
             // The entry names the actor's role as it is now.
             if let Some(actor) = e.actor {
                 if let Ok(user) = self.store.user(actor).await {
@@ -237,6 +253,7 @@ impl StepUp {
         hub: Hub,
         clock: Arc<dyn Clock>,
         auditor: Arc<Auditor>,
+        vault: Arc<crate::vault::Vault>,
     ) -> anyhow::Result<StepUp> {
         let keys = Keys::load(config.key_file.as_deref(), data)?;
         let mailer = match &config.smtp {
@@ -247,7 +264,7 @@ impl StepUp {
                     })?),
                     None => None,
                 };
-                Mailer::smtp(&SmtpSettings {
+                Delivery::Smtp(Mailer::smtp(&SmtpSettings {
                     host: s.host.clone(),
                     port: s.port,
                     tls: s.tls,
@@ -255,13 +272,13 @@ impl StepUp {
                     password: s.password.clone(),
                     ca_pem,
                     timeout: SMTP_TIMEOUT,
-                })?
+                })?)
             }
             None => {
                 let dir = data.join("outbox");
                 tracing::warn!(outbox = %dir.display(),
-                    "NO SMTP SERVER CONFIGURED: verification codes are written to files in the outbox instead of being emailed; set DESKGATE_SMTP_HOST for real delivery");
-                Mailer::outbox(dir)
+                    "NO SMTP SERVER CONFIGURED: verification codes are written, sealed, to files in the outbox instead of being emailed (read one with `deskgate vault open --data DIR FILE`); set DESKGATE_SMTP_HOST for real delivery");
+                Delivery::Outbox(crate::vault::outbox::SealedOutbox::new(dir, vault))
             }
         };
         let risk = RiskPhrases::new(&config.risk_phrases);
@@ -382,6 +399,7 @@ impl StepUp {
     /// stored and nothing earlier is canceled.
     pub async fn request(
         &self,
+        from: &Context,
         agent: &User,
         ticket: TicketId,
         action: &str,
@@ -397,7 +415,7 @@ impl StepUp {
         ev.action = Some(action);
         if self.locked(customer.id).await? {
             ev.kind = Some(Kind::VerificationRefusedLocked);
-            self.record(&ev).await;
+            self.record(from, &ev).await;
             return Err(StepUpError::Locked);
         }
         let (salt, code_hash) = match self.send_code(email, action).await {
@@ -409,7 +427,7 @@ impl StepUp {
                     MailError::Refused(_) => "mail server refused",
                     _ => "mail server unreachable",
                 });
-                self.record(&ev).await;
+                self.record(from, &ev).await;
                 return Err(StepUpError::Mail(e));
             }
         };
@@ -429,7 +447,7 @@ impl StepUp {
             })
             .await?;
         ev.challenge = Some(created.challenge.id);
-        self.record(&ev).await;
+        self.record(from, &ev).await;
         for id in &created.canceled {
             if let Ok(c) = self.vs().challenge(*id).await {
                 self.announce_state(&ticket, &c).await;
@@ -441,7 +459,12 @@ impl StepUp {
 
     /// Sends a pending challenge's code again (a new code; the old one stops working), at
     /// most `max_resends` times and not within `resend_cooldown` of the last sending.
-    pub async fn resend(&self, agent: &User, challenge: i64) -> StepUpResult<VerificationView> {
+    pub async fn resend(
+        &self,
+        from: &Context,
+        agent: &User,
+        challenge: i64,
+    ) -> StepUpResult<VerificationView> {
         let c = self.vs().challenge(challenge).await?;
         let ticket = self.held_ticket(agent, TicketId(c.ticket)).await?;
         let now = self.now();
@@ -463,7 +486,7 @@ impl StepUp {
             Err(e) => {
                 inc(&self.outcomes.mail_failed);
                 ev.kind = Some(Kind::VerificationSendFailed);
-                self.record(&ev).await;
+                self.record(from, &ev).await;
                 return Err(StepUpError::Mail(e));
             }
         };
@@ -481,7 +504,7 @@ impl StepUp {
                     .unwrap_or(ResendRefused::Limit),
             ));
         };
-        self.record(&ev).await;
+        self.record(from, &ev).await;
         self.announce_request(&ticket, &updated).await;
         Ok(self.view(&updated))
     }
@@ -489,6 +512,7 @@ impl StepUp {
     /// The customer's answer from the widget's `verify` frame.
     pub async fn check(
         &self,
+        from: &Context,
         customer: &Customer,
         challenge: i64,
         code: &SecretString,
@@ -506,7 +530,7 @@ impl StepUp {
         ev.action = Some(&c.action);
         if self.locked(customer.id).await? {
             ev.kind = Some(Kind::VerificationRefusedLocked);
-            self.record(&ev).await;
+            self.record(from, &ev).await;
             return Err(StepUpError::Locked);
         }
         let right = self.keys.code().matches(&c.salt, &code, &c.code_hash);
@@ -537,7 +561,7 @@ impl StepUp {
                 }
                 ev.kind = Some(Kind::VerificationFailed);
                 ev.detail = Some("challenge not pending");
-                self.record(&ev).await;
+                self.record(from, &ev).await;
                 return Err(StepUpError::NotPending(state));
             }
         };
@@ -555,14 +579,14 @@ impl StepUp {
             CheckOutcome::MaxAttempts => &self.outcomes.max_attempts,
             _ => &self.outcomes.failed_code,
         });
-        self.record(&ev).await;
+        self.record(from, &ev).await;
         if counted_wrong {
             let failures = self
                 .vs()
                 .add_customer_failure(customer.id.0, day_of(self.now()))
                 .await?;
             if failures == rules.daily_failure_cap {
-                self.lock_out(customer.id, TicketId(c.ticket), failures)
+                self.lock_out(from, customer.id, TicketId(c.ticket), failures)
                     .await;
             }
         }
@@ -576,12 +600,18 @@ impl StepUp {
     }
 
     /// The daily cap was reached: record it and alert every supervisor and admin online.
-    async fn lock_out(&self, customer: CustomerId, ticket: TicketId, failures: u32) {
+    async fn lock_out(
+        &self,
+        from: &Context,
+        customer: CustomerId,
+        ticket: TicketId,
+        failures: u32,
+    ) {
         inc(&self.outcomes.locked);
         let mut ev = SecEvent::new(Kind::VerificationLocked);
         ev.customer = Some(customer);
         ev.ticket = Some(ticket);
-        self.record(&ev).await;
+        self.record(from, &ev).await;
         let message = format!(
             "Step-up verification locked for customer {customer} after {failures} wrong codes today (ticket {ticket}). Someone may be guessing codes."
         );
@@ -670,6 +700,7 @@ impl StepUp {
     /// customer for exactly this action, and recorded with the verification that allowed it.
     pub async fn perform(
         &self,
+        from: &Context,
         agent: &User,
         id: TicketId,
         action: &str,
@@ -687,7 +718,7 @@ impl StepUp {
             .filter(|c| c.customer == ticket.customer.id.0);
         let Some(c) = live else {
             ev.kind = Some(Kind::ActionRefused);
-            self.record(&ev).await;
+            self.record(from, &ev).await;
             return Err(StepUpError::VerificationRequired(action.to_string()));
         };
         let done = self
@@ -695,7 +726,7 @@ impl StepUp {
             .record_action(ticket.id.0, action, agent.id.0, c.id, self.now())
             .await?;
         ev.challenge = Some(c.id);
-        self.record(&ev).await;
+        self.record(from, &ev).await;
         Ok(ActionAuthorised {
             id: done.id,
             ticket: ticket.id,
@@ -709,7 +740,7 @@ impl StepUp {
 
     /// A new ticket's first message: flag the ticket for step-up if it asks for something
     /// risky, and tell the queue.
-    pub async fn on_ticket_opened(&self, ticket: &Ticket, first_text: &str) {
+    pub async fn on_ticket_opened(&self, from: &Context, ticket: &Ticket, first_text: &str) {
         let Some(phrase) = self.risk.flags(first_text) else {
             return;
         };
@@ -725,7 +756,7 @@ impl StepUp {
         let mut ev = SecEvent::new(Kind::TicketFlagged);
         ev.ticket = Some(ticket.id);
         ev.customer = Some(ticket.customer.id);
-        self.record(&ev).await;
+        self.record(from, &ev).await;
         let frame = ServerFrame::StepUpFlag {
             ticket: ticket.id,
             phrase: &phrase,

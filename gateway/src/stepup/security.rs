@@ -110,7 +110,8 @@ pub fn audited(kind: Kind) -> Option<(Action, Outcome)> {
 
 /// The audit entry of an event: the kind's detail names what happened beyond the action
 /// (`resent`, `replay`, `max_attempts`), the action verified and the challenge are the object.
-pub fn audit_event(e: &Event<'_>) -> Option<(Context, AuditEvent)> {
+/// `from` is where the request or connection came from (address, user agent, request id).
+pub fn audit_event(from: &Context, e: &Event<'_>) -> Option<(Context, AuditEvent)> {
     let kind = e.kind?;
     let (action, outcome) = audited(kind)?;
     // A customer's own step (a code typed in the widget) has no staff actor.
@@ -120,6 +121,9 @@ pub fn audit_event(e: &Event<'_>) -> Option<(Context, AuditEvent)> {
         Context::customer()
     };
     ctx.actor = e.actor;
+    ctx.ip = from.ip.clone();
+    ctx.user_agent = from.user_agent.clone();
+    ctx.request_id = from.request_id.clone();
     let mut ev = AuditEvent::new(action, outcome);
     ev.customer = e.customer;
     ev.object = match (e.challenge, e.ticket, e.subject) {

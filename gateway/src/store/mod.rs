@@ -63,11 +63,45 @@ pub struct NewMessage<'a> {
     pub blocked: bool,
 }
 
-/// A transcript whose data key retention destroyed.
+/// What the store keeps under a retention policy of its own (`recorder::retention`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retained {
+    /// A closed ticket's conversation (`conversation:<id>`), by ticket id; ends at closing.
+    Transcript,
+    /// A customer's record (`customer:<id>`: name, email, phone, external id), by customer
+    /// id; ends at the customer's last activity (ticket closed, widget session started).
+    Customer,
+}
+
+impl Retained {
+    /// The kind's name in `recorder::retention`.
+    pub fn policy(self) -> &'static str {
+        match self {
+            Retained::Transcript => recorder::retention::TRANSCRIPT,
+            Retained::Customer => recorder::retention::CUSTOMER,
+        }
+    }
+}
+
+/// An object whose retention may have run out: when it ended and whether it is held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetentionCandidate {
+    pub id: i64,
+    pub ended_at: Timestamp,
+    /// A legal hold on it (for a customer: on any of their transcripts).
+    pub legal_hold: bool,
+}
+
+/// An object whose data key retention destroyed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shredded {
-    pub ticket: TicketId,
-    pub conversation: ConversationId,
+    pub kind: Retained,
+    /// The ticket (transcripts) or the customer (customer records).
+    pub id: i64,
+    /// The transcript's conversation.
+    pub conversation: Option<ConversationId>,
+    /// Whose data it was.
+    pub customer: CustomerId,
 }
 
 #[async_trait]
@@ -234,7 +268,14 @@ pub trait Store: Send + Sync + 'static {
     async fn audit_search(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>>;
     /// The last entry's number and hash.
     async fn audit_head(&self) -> StoreResult<Option<(i64, ChainHash)>>;
-    async fn add_audit_checkpoint(&self, checkpoint: &AuditCheckpoint) -> StoreResult<()>;
+    /// Stores a signed checkpoint if the last stored one is still at `after` (`None`: there is
+    /// none yet); false when another signer stored one meanwhile. Checkpoints chain to the one
+    /// before them, so two signers must never both extend the same one.
+    async fn add_audit_checkpoint(
+        &self,
+        checkpoint: &AuditCheckpoint,
+        after: Option<i64>,
+    ) -> StoreResult<bool>;
     /// Every signed checkpoint, by ascending `seq`.
     async fn audit_checkpoints(&self) -> StoreResult<Vec<AuditCheckpoint>>;
 
@@ -249,13 +290,35 @@ pub trait Store: Send + Sync + 'static {
     async fn due_grants(&self, now: Timestamp) -> StoreResult<Vec<StoredGrant>>;
 
     // --- vault -----------------------------------------------------------------------------
-    /// Crypto-shreds transcripts of tickets closed before `closed_before` that are not on
-    /// legal hold: their data keys are destroyed, their sealed rows become unreadable.
-    async fn shred_transcripts(
+    /// Objects of `kind` that ended before `ended_before` and still have their data key, at
+    /// most `limit`, those without a legal hold first: the retention sweep decides on them.
+    async fn retention_candidates(
         &self,
-        closed_before: Timestamp,
+        kind: Retained,
+        ended_before: Timestamp,
+        limit: i64,
+    ) -> StoreResult<Vec<RetentionCandidate>>;
+    /// Crypto-shreds these objects of `kind`: their data keys are destroyed and their sealed
+    /// rows become unreadable. One that is held, or active again since `ended_before`, is
+    /// skipped (checked in the same transaction). Returns what was shredded.
+    async fn shred(
+        &self,
+        kind: Retained,
+        ids: &[i64],
+        ended_before: Timestamp,
         now: Timestamp,
     ) -> StoreResult<Vec<Shredded>>;
+    /// The data key of `owner` (e.g. `user:<id>` for a staff TOTP seed), created and stored
+    /// wrapped by the keyring when it has none and `create` is set; `None` when it has none.
+    async fn data_key(
+        &self,
+        owner: &crate::vault::KeyOwner,
+        create: bool,
+        now: Timestamp,
+    ) -> StoreResult<Option<std::sync::Arc<recorder::DataKey>>>;
+    /// Replaces a staff user's sealed TOTP seed if it is still `old` (seeds sealed the old way
+    /// are sealed again at start-up); false when it changed meanwhile.
+    async fn reseal_totp_seed(&self, user: UserId, old: &[u8], new: &[u8]) -> StoreResult<bool>;
     /// Puts a ticket's transcript on legal hold, or releases it.
     async fn set_legal_hold(&self, ticket: TicketId, hold: bool) -> StoreResult<()>;
 }

@@ -224,6 +224,15 @@ impl Ticket {
     pub fn is_open(&self) -> bool {
         matches!(self.status, TicketStatus::Queued | TicketStatus::Assigned)
     }
+
+    /// The ticket as it may be shown outside an access grant: a closed ticket's subject (the
+    /// first line the customer typed) is part of its transcript, so it is left empty.
+    pub fn outside_grant(mut self) -> Ticket {
+        if self.status == TicketStatus::Closed {
+            self.subject = String::new();
+        }
+        self
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -23,6 +23,24 @@ pub enum KeysError {
         count: i64,
         owners: String,
     },
+    /// The newest version is so recent that a running gateway may not have read it yet and
+    /// could still wrap a new key with the version being retired.
+    #[error(
+        "keyring version {current} was added {age_secs}s ago; a running gateway may still wrap new keys with v{version} until it has read the new keyring (at most {wait_secs}s): retire again in {left_secs}s, or give --force if no gateway runs on this keyring"
+    )]
+    TooSoon {
+        version: u32,
+        current: KeyVersion,
+        age_secs: i64,
+        wait_secs: i64,
+        left_secs: i64,
+    },
+}
+
+/// How long after a rotation `retire` waits: two sweeps of the gateway, each of which
+/// re-reads the keyring.
+pub fn retire_after() -> std::time::Duration {
+    crate::server::SWEEP * 2
 }
 
 impl From<recorder::Error> for KeysError {
@@ -63,8 +81,8 @@ pub async fn status(store: &SqliteStore, vault: &Vault) -> Result<String, KeysEr
     Ok(out)
 }
 
-/// Adds a keyring version used for new data keys from now on (the running gateway re-reads
-/// the file within a minute, or at once when it meets the new version).
+/// Adds a keyring version used for new data keys from now on (a running gateway notices the
+/// new file before it wraps its next data key).
 pub fn rotate(vault: &Vault, now: Timestamp) -> Result<KeyVersion, KeysError> {
     let mut ring = Keyring::load(vault.keyring_path())?;
     let version = ring.rotate(now.millis() / 1000);
@@ -82,11 +100,14 @@ pub async fn rewrap(store: &SqliteStore, vault: &Vault) -> Result<u64, KeysError
     Ok(moved)
 }
 
-/// Deletes a version from the keyring, refused while any data key is wrapped by it.
+/// Deletes a version from the keyring, refused while any data key is wrapped by it, and,
+/// unless `force`, while the newer current version is younger than [`retire_after`].
 pub async fn retire(
     store: &SqliteStore,
     vault: &Vault,
     version: KeyVersion,
+    now: Timestamp,
+    force: bool,
 ) -> Result<(), KeysError> {
     let count = store
         .data_keys_by_version()
@@ -104,6 +125,25 @@ pub async fn retire(
             count,
             owners,
         });
+    }
+    let current_ring = vault.keyring();
+    if !force && version != current_ring.current() {
+        if let Some(current) = current_ring
+            .versions()
+            .find(|k| k.version == current_ring.current())
+        {
+            let age_secs = (now.millis() / 1000).saturating_sub(current.created_at);
+            let wait_secs = i64::try_from(retire_after().as_secs()).unwrap_or(i64::MAX);
+            if age_secs < wait_secs {
+                return Err(KeysError::TooSoon {
+                    version: version.0,
+                    current: current_ring.current(),
+                    age_secs,
+                    wait_secs,
+                    left_secs: wait_secs - age_secs,
+                });
+            }
+        }
     }
     let mut ring = Keyring::load(vault.keyring_path())?;
     ring.retire(version)?;

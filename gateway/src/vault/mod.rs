@@ -4,11 +4,13 @@
 //! calls it so that nothing a customer typed reaches the database in clear; the cryptography
 //! itself is the `recorder` crate's.
 //!
-//! Rotation while running: `deskgate keys rotate` rewrites the keyring file; the server re-reads
-//! it on its next sweep (every minute) and whenever it meets a wrapped key of a version it does
-//! not know, so new data keys use the new version without a restart.
+//! Rotation while running: `deskgate keys rotate` rewrites the keyring file; the server notices
+//! the change (one `stat`) before it wraps the next data key, re-reads it on its sweep (every
+//! minute), and whenever it meets a wrapped key of a version it does not know, so new data
+//! keys use the new version at once, without a restart.
 
 pub mod keys;
+pub mod outbox;
 
 use crate::clock::Timestamp;
 use recorder::{DataKey, KeyVersion, Keyring, Owner, RecordId, RecordKind, WrappedKey};
@@ -30,6 +32,8 @@ pub const CUSTOMER_NAME: RecordKind = RecordKind::CUSTOMER_NAME;
 pub const CUSTOMER_EMAIL: RecordKind = RecordKind::CUSTOMER_EMAIL;
 pub const CUSTOMER_PHONE: RecordKind = RecordKind::CUSTOMER_PHONE;
 pub const CUSTOMER_EXTERNAL_ID: RecordKind = RecordKind::CUSTOMER_EXTERNAL_ID;
+/// The risk phrase a ticket's first message matched: it says what the customer wrote.
+pub const STEP_UP_FLAG: RecordKind = RecordKind::new("verification.flag");
 
 /// What a reader sees in place of a record whose data key retention destroyed.
 pub const SHREDDED: &str = "[deleted under the retention policy]";
@@ -43,6 +47,54 @@ pub enum VaultError {
     NoKey(String),
 }
 
+/// Whether `path` lies inside the directory `dir` (both resolved when they exist).
+fn inside(dir: &Path, path: &Path) -> bool {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    path.starts_with(dir)
+}
+
+/// Warns at start-up when the keyring lives inside the data dir (the default): a copy of the
+/// data dir, a backup or a volume snapshot, then holds the keys that open it. The checkpoint
+/// and verification keys are named too when they are there.
+pub fn warn_if_keys_in_data_dir(config: &crate::config::Config) {
+    let keyring = config
+        .keyring_file
+        .clone()
+        .unwrap_or_else(|| default_keyring_path(&config.data));
+    if !inside(&config.data, &keyring) {
+        return;
+    }
+    let mut others = Vec::new();
+    let audit = crate::audit::key_path(config);
+    if inside(&config.data, &audit) {
+        others.push(audit.display().to_string());
+    }
+    let verify = config
+        .verification
+        .key_file
+        .clone()
+        .unwrap_or_else(|| config.data.join("keys").join("verify.key"));
+    if inside(&config.data, &verify) {
+        others.push(verify.display().to_string());
+    }
+    let also = if others.is_empty() {
+        String::new()
+    } else {
+        format!(" (so are {})", others.join(" and "))
+    };
+    eprintln!(
+        "WARNING: the keyring {} is inside the data dir {}{also}: a copy of the data dir (a backup, \
+         a volume snapshot) can decrypt everything in it. In production keep the keys outside it: \
+         --keyring-file, --audit-key-file and DESKGATE_VERIFY_KEY_FILE from a secret manager \
+         (docs/security.md, threat model).",
+        keyring.display(),
+        config.data.display()
+    );
+    tracing::warn!(target: "deskgate::security", keyring = %keyring.display(), data = %config.data.display(),
+        "the keyring is inside the data dir: a copy of the data dir can decrypt it");
+}
+
 /// The keyring file the gateway uses for `data`, unless one is configured.
 pub fn default_keyring_path(data: &Path) -> PathBuf {
     data.join("keyring.json")
@@ -51,7 +103,34 @@ pub fn default_keyring_path(data: &Path) -> PathBuf {
 pub struct Vault {
     ring: RwLock<Arc<Keyring>>,
     path: PathBuf,
+    /// What the keyring file looked like when it was read, so a rotation by
+    /// `deskgate keys rotate` is noticed before the next data key is wrapped.
+    seen: Mutex<Option<FileStamp>>,
     cache: Mutex<KeyCache>,
+}
+
+/// Size, modification time and inode of a file: enough to notice it was rewritten (`rotate`
+/// renames a new file over the old one) with one `stat`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    inode: u64,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<FileStamp> {
+        let meta = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Some(FileStamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            inode,
+        })
+    }
 }
 
 impl std::fmt::Debug for Vault {
@@ -87,11 +166,21 @@ impl Vault {
         Ok(Vault::with_keyring(ring))
     }
 
+    /// Opens the keyring at `configured`, or the default one under `data`; either must exist
+    /// (commands that work on a data dir never make up a keyring).
+    pub fn open_existing(data: &Path, configured: Option<&Path>) -> Result<Vault, VaultError> {
+        let path = configured
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| default_keyring_path(data));
+        Ok(Vault::with_keyring(Keyring::load(&path)?))
+    }
+
     /// A vault over a ring already loaded (from a file: `rotate` and `reload` use its path).
     pub fn with_keyring(ring: Keyring) -> Vault {
         let path = ring.path().map(Path::to_path_buf).unwrap_or_default();
         Vault {
             ring: RwLock::new(Arc::new(ring)),
+            seen: Mutex::new(FileStamp::of(&path)),
             path,
             cache: Mutex::new(KeyCache::default()),
         }
@@ -108,12 +197,29 @@ impl Vault {
         &self.path
     }
 
+    /// Re-reads the keyring file if it changed since it was read (one `stat`).
+    pub fn reload_if_changed(&self) -> Result<Option<KeyVersion>, VaultError> {
+        if self.path.as_os_str().is_empty() {
+            return Ok(None);
+        }
+        let now = FileStamp::of(&self.path);
+        let seen = self.seen.lock().ok().and_then(|s| *s);
+        if now.is_some() && now == seen {
+            return Ok(None);
+        }
+        self.reload()
+    }
+
     /// Re-reads the keyring file; returns the current version if it changed.
     pub fn reload(&self) -> Result<Option<KeyVersion>, VaultError> {
         if self.path.as_os_str().is_empty() {
             return Ok(None);
         }
+        let stamp = FileStamp::of(&self.path);
         let fresh = Keyring::load(&self.path)?;
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = stamp;
+        }
         let before = self.keyring();
         let changed = fresh.current() != before.current()
             || fresh.versions().count() != before.versions().count();
@@ -132,6 +238,11 @@ impl Vault {
     /// A new data key for `owner` and its wrapped form, to store in the same transaction as
     /// the owner's row.
     pub fn new_key(&self, owner: &Owner) -> Result<(Arc<DataKey>, WrappedKey), VaultError> {
+        // A keyring rotated by the CLI is used for this key already: `retire` may run right
+        // after `rotate` and `rewrap`, and a key wrapped by the old version would be lost.
+        if let Err(e) = self.reload_if_changed() {
+            tracing::warn!(target: "deskgate::security", error = %e, "cannot re-read the keyring; wrapping with the one in memory");
+        }
         let (key, wrapped) = self.keyring().new_data_key(owner)?;
         let key = Arc::new(key);
         self.cache_put(owner, key.clone());

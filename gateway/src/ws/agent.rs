@@ -5,7 +5,7 @@
 //! so the role checked here is always the current one.
 
 use super::conn::{closing, Conn, Flow, Who};
-use crate::audit::{Action, Context, Event};
+use crate::audit::{Action, Event};
 use crate::auth::Permission;
 use crate::desk::DeskError;
 use crate::ids::{ConversationId, TicketId};
@@ -58,6 +58,11 @@ pub(super) async fn welcome(conn: &mut Conn, resume: &[ResumePoint]) -> Flow {
         queue: &queue,
     }
     .encode();
+    // One entry for what the welcome shows: the agent's tickets, resumed or followed from
+    // here, and the queue.
+    let shown: Vec<_> = assigned.iter().chain(queue.iter()).cloned().collect();
+    let ev = crate::api::tickets::listed("welcome", &shown);
+    let _ = conn.app.audit(&conn.audit_ctx(), ev).await;
     conn.send(frame).await?;
     for t in &assigned {
         match resume.iter().find(|r| r.conversation == t.conversation) {
@@ -77,7 +82,10 @@ pub(super) async fn welcome(conn: &mut Conn, resume: &[ResumePoint]) -> Flow {
             _ => None,
         };
         match readable {
-            Some(t) => conn.replay(t.id, t.conversation, r.after).await?,
+            Some(t) => {
+                audit_read(conn, t.id, "resume").await;
+                conn.replay(t.id, t.conversation, r.after).await?
+            }
             None => {
                 conn.reply_error(None, ErrorCode::NotFound, "no such conversation")
                     .await?
@@ -85,6 +93,18 @@ pub(super) async fn welcome(conn: &mut Conn, resume: &[ResumePoint]) -> Flow {
         }
     }
     Ok(())
+}
+
+/// Records that the connection's staff user reads a ticket's conversation (`how`: follow,
+/// resume, sync), naming its customer.
+pub(super) async fn audit_read(conn: &mut Conn, ticket: TicketId, how: &str) {
+    let mut ev = Event::allowed(Action::TicketRead)
+        .object("ticket", ticket.0)
+        .detail(how);
+    if let Ok(t) = conn.app.store.ticket(ticket).await {
+        ev = ev.customer(t.customer.id);
+    }
+    let _ = conn.app.audit(&conn.audit_ctx(), ev).await;
 }
 
 /// The named ticket and its conversation, if this connection follows it (it is assigned to
@@ -154,7 +174,10 @@ pub(super) async fn on_frame(conn: &mut Conn, inbound: Inbound) -> Flow {
             let Some((client_id, text)) = validate(conn, reference, client_id, text).await? else {
                 return Ok(());
             };
-            match desk.agent_send(&me, ticket, &client_id, &text).await {
+            match desk
+                .agent_send(&conn.audit_ctx(), &me, ticket, &client_id, &text)
+                .await
+            {
                 Ok(sent) => conn.reply_sent(reference, client_id.as_str(), &sent).await,
                 Err(e) => conn.reply_desk_error(reference, e).await,
             }
@@ -167,7 +190,10 @@ pub(super) async fn on_frame(conn: &mut Conn, inbound: Inbound) -> Flow {
             let Some((client_id, text)) = validate(conn, reference, client_id, text).await? else {
                 return Ok(());
             };
-            match desk.note(&me, ticket, &client_id, &text).await {
+            match desk
+                .note(&conn.audit_ctx(), &me, ticket, &client_id, &text)
+                .await
+            {
                 Ok(_) => ok(conn, reference, None).await,
                 Err(DeskError::Blocked(findings)) => {
                     let frame = ServerFrame::Blocked {
@@ -229,7 +255,7 @@ pub(super) async fn on_frame(conn: &mut Conn, inbound: Inbound) -> Flow {
                     .customer(t.customer.id)
                     .object("transcript", t.id.0)
                     .detail("closed: needs an access grant");
-                let _ = conn.app.audit(&Context::default().by(&me), ev).await;
+                let _ = conn.app.audit(&conn.audit_ctx(), ev).await;
                 conn.reply_error(
                     reference,
                     ErrorCode::Forbidden,
@@ -237,7 +263,10 @@ pub(super) async fn on_frame(conn: &mut Conn, inbound: Inbound) -> Flow {
                 )
                 .await
             }
-            Ok(t) => conn.replay(t.id, t.conversation, after).await,
+            Ok(t) => {
+                audit_read(conn, t.id, "sync").await;
+                conn.replay(t.id, t.conversation, after).await
+            }
             Err(e @ DeskError::Role) => {
                 let mut ev = Event::denied(Action::TicketRead)
                     .object("ticket", ticket.0)
@@ -245,21 +274,24 @@ pub(super) async fn on_frame(conn: &mut Conn, inbound: Inbound) -> Flow {
                 if let Ok(t) = conn.app.store.ticket(ticket).await {
                     ev = ev.customer(t.customer.id);
                 }
-                let _ = conn.app.audit(&Context::default().by(&me), ev).await;
+                let _ = conn.app.audit(&conn.audit_ctx(), ev).await;
                 conn.reply_desk_error(reference, e).await
             }
             Err(e) => conn.reply_desk_error(reference, e).await,
         },
         ClientFrame::RequestVerification { ticket, action } => {
             let stepup = conn.app.stepup.clone();
-            match stepup.request(&me, ticket, &action).await {
+            match stepup
+                .request(&conn.audit_ctx(), &me, ticket, &action)
+                .await
+            {
                 Ok(_) => ok(conn, reference, None).await,
                 Err(e) => stepup_error(conn, reference, e).await,
             }
         }
         ClientFrame::ResendVerification { challenge } => {
             let stepup = conn.app.stepup.clone();
-            match stepup.resend(&me, challenge).await {
+            match stepup.resend(&conn.audit_ctx(), &me, challenge).await {
                 Ok(_) => ok(conn, reference, None).await,
                 Err(e) => stepup_error(conn, reference, e).await,
             }

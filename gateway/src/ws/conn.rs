@@ -2,6 +2,7 @@
 //! hub events in sequence order.
 
 use crate::app::App;
+use crate::audit::Context;
 use crate::bus::{Effect, Event, Side, Topic};
 use crate::desk::{DeskError, Sent};
 use crate::hub::{ConnCtl, Subscriber};
@@ -72,6 +73,9 @@ pub(super) struct Conn {
     pending_resume: Vec<ResumePoint>,
     /// The customer's open conversation (customers only).
     pub current: Option<(TicketId, ConversationId)>,
+    /// Where the connection comes from (address, user agent, the upgrade's request id), for
+    /// the audit entries of what it does.
+    ctx: Context,
 }
 
 /// Per-connection flood limit: `rate` frames a second on average, `burst` at once.
@@ -106,9 +110,9 @@ impl TokenBucket {
     }
 }
 
-pub async fn run(socket: WebSocket, app: App, side: Side, origin: RequestOrigin) {
+pub async fn run(socket: WebSocket, app: App, side: Side, origin: RequestOrigin, ctx: Context) {
     inc(&app.metrics.connections_total);
-    let Some(mut conn) = hello(socket, app, side, origin).await else {
+    let Some(mut conn) = hello(socket, app, side, origin, ctx).await else {
         return;
     };
     let metrics = conn.app.metrics.clone();
@@ -126,7 +130,13 @@ pub async fn run(socket: WebSocket, app: App, side: Side, origin: RequestOrigin)
 }
 
 /// Waits for `hello`, authenticates it, and builds the connection; closes with 4001 otherwise.
-async fn hello(mut socket: WebSocket, app: App, side: Side, origin: RequestOrigin) -> Option<Conn> {
+async fn hello(
+    mut socket: WebSocket,
+    app: App,
+    side: Side,
+    origin: RequestOrigin,
+    ctx: Context,
+) -> Option<Conn> {
     let timeout = app.config.ws.hello_timeout;
     let first = tokio::time::timeout(timeout, socket.recv()).await;
     let text = match first {
@@ -205,6 +215,7 @@ async fn hello(mut socket: WebSocket, app: App, side: Side, origin: RequestOrigi
         bucket,
         pending_resume: resume,
         current: None,
+        ctx,
     };
     Some(conn)
 }
@@ -252,6 +263,18 @@ fn too_large(e: &axum::Error) -> bool {
 }
 
 impl Conn {
+    /// The audit context of what this connection does: staff act as themselves with their
+    /// role, customers as `customer`.
+    pub(super) fn audit_ctx(&self) -> Context {
+        match &self.who {
+            Who::Staff(u) => self.ctx.clone().by(u),
+            Who::Customer(_) => Context {
+                role: Some("customer".into()),
+                ..self.ctx.clone()
+            },
+        }
+    }
+
     /// Follows the fixed topics of this side, sends `welcome`, and replays what `hello` asked.
     async fn start(&mut self) -> Flow {
         let resume = std::mem::take(&mut self.pending_resume);
@@ -596,7 +619,13 @@ impl Conn {
                 Who::Customer(_) => {
                     super::customer::make_current(self, *ticket, *conversation).await?
                 }
-                Who::Staff(_) => self.follow(*conversation, *ticket, *after, false).await?,
+                Who::Staff(_) => {
+                    let fresh = !self.follows.contains_key(conversation);
+                    self.follow(*conversation, *ticket, *after, false).await?;
+                    if fresh {
+                        super::agent::audit_read(self, *ticket, "follow").await;
+                    }
+                }
             },
             Some(Effect::Unfollow(conversation)) => self.unfollow(*conversation).await,
             Some(Effect::Close(code)) => return Err(closing(*code, "access changed")),

@@ -156,7 +156,7 @@ async fn verify(
 ) -> Flow {
     let me = customer(conn)?;
     let stepup = conn.app.stepup.clone();
-    match stepup.check(&me, challenge, &code).await {
+    match stepup.check(&conn.audit_ctx(), &me, challenge, &code).await {
         Ok(r) => {
             let frame = ServerFrame::VerificationResult {
                 reference,
@@ -194,8 +194,9 @@ async fn send(conn: &mut Conn, reference: Option<&str>, client_id: String, text:
     };
     let me = customer(conn)?;
     let desk = conn.app.desk.clone();
+    let ctx = conn.audit_ctx();
     match desk
-        .customer_send(&me, conn.current, &client_id, &text)
+        .customer_send(&ctx, &me, conn.current, &client_id, &text)
         .await
     {
         Ok(sent) => {
@@ -203,7 +204,10 @@ async fn send(conn: &mut Conn, reference: Option<&str>, client_id: String, text:
                 .await?;
             let a = &sent.appended;
             if let Some(crate::store::TicketChange::Opened(t)) = &a.change {
-                conn.app.stepup.on_ticket_opened(t, text.as_str()).await;
+                conn.app
+                    .stepup
+                    .on_ticket_opened(&ctx, t, text.as_str())
+                    .await;
             }
             if a.duplicate {
                 // An earlier send: its conversation is followed already, or long closed.

@@ -9,6 +9,7 @@ mod conn;
 mod customer;
 
 use crate::app::App;
+use crate::audit::Context;
 use crate::bus::Side;
 use crate::origin::RequestOrigin;
 use crate::protocol::SUBPROTOCOL;
@@ -22,22 +23,26 @@ use axum::response::{IntoResponse, Response};
 const READ_BUFFER: usize = 4 * 1024;
 
 /// The customer's origin is checked at `hello`, once its token says which site it belongs to.
+/// The upgrade request's address, user agent and request id stay with the connection for the
+/// audit entries it causes.
 pub async fn customer(
     ws: WebSocketUpgrade,
     headers: HeaderMap,
+    ctx: Context,
     State(app): State<App>,
 ) -> Response {
-    upgrade(
-        ws,
-        app,
-        Side::Customer,
-        RequestOrigin::from_headers(&headers),
-    )
+    let origin = RequestOrigin::from_headers(&headers);
+    upgrade(ws, app, Side::Customer, origin, ctx)
 }
 
 /// Staff sockets are opened by the gateway's own consoles only; a page elsewhere is refused
 /// before the upgrade.
-pub async fn agent(ws: WebSocketUpgrade, headers: HeaderMap, State(app): State<App>) -> Response {
+pub async fn agent(
+    ws: WebSocketUpgrade,
+    headers: HeaderMap,
+    ctx: Context,
+    State(app): State<App>,
+) -> Response {
     let origin = RequestOrigin::from_headers(&headers);
     if let Err(refused) = origin.check_staff(&app.config) {
         tracing::warn!(target: "deskgate::security", %refused, "staff socket refused");
@@ -47,10 +52,16 @@ pub async fn agent(ws: WebSocketUpgrade, headers: HeaderMap, State(app): State<A
         )
             .into_response();
     }
-    upgrade(ws, app, Side::Staff, origin)
+    upgrade(ws, app, Side::Staff, origin, ctx)
 }
 
-fn upgrade(ws: WebSocketUpgrade, app: App, side: Side, origin: RequestOrigin) -> Response {
+fn upgrade(
+    ws: WebSocketUpgrade,
+    app: App,
+    side: Side,
+    origin: RequestOrigin,
+    ctx: Context,
+) -> Response {
     let limits = &app.config.ws;
     let ws = ws
         .protocols([SUBPROTOCOL])
@@ -68,5 +79,5 @@ fn upgrade(ws: WebSocketUpgrade, app: App, side: Side, origin: RequestOrigin) ->
             .into_response();
     }
     let tracker = app.tracker.clone();
-    ws.on_upgrade(move |socket| tracker.track_future(conn::run(socket, app, side, origin)))
+    ws.on_upgrade(move |socket| tracker.track_future(conn::run(socket, app, side, origin, ctx)))
 }

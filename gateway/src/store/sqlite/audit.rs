@@ -11,7 +11,7 @@ use recorder::grant::{Grant, Status};
 use sqlx::{Sqlite, SqliteConnection};
 
 const AUDIT_SELECT: &str = "SELECT seq, at, actor_id, actor_role, action, outcome, customer_id, \
-     object_kind, object_id, detail, ip, user_agent, request_id, hash FROM audit_log";
+     object_kind, object_id, detail, ip, user_agent, request_id, customers, hash FROM audit_log";
 
 const GRANT_SELECT: &str = "SELECT id, object_kind, object_id, requester_id, reason, duration_ms, \
      status, requested_at, review_by, reviewer_id, reviewed_at, review_note, expires_at, \
@@ -38,22 +38,111 @@ fn record_from_row(r: &SqliteRow) -> StoreResult<AuditRecord> {
             ip: r.try_get("ip")?,
             user_agent: r.try_get("user_agent")?,
             request_id: r.try_get("request_id")?,
+            customers: parse_customers(r.try_get("customers")?),
         },
         // A hash of the wrong length cannot match; the verifier names the entry.
         hash: hash.try_into().unwrap_or([0u8; 32]),
     })
 }
 
+/// The stored list of an entry's customers. An id that does not parse is kept as 0, so the
+/// entry's hash fails to match and the verifier names it.
+fn parse_customers(text: Option<String>) -> Vec<i64> {
+    match text {
+        None => Vec::new(),
+        Some(t) if t.is_empty() => Vec::new(),
+        Some(t) => t.split(',').map(|c| c.parse().unwrap_or(0)).collect(),
+    }
+}
+
 fn checkpoint_from_row(r: &SqliteRow) -> StoreResult<AuditCheckpoint> {
     let hash: Vec<u8> = r.try_get("hash")?;
     let signature: Vec<u8> = r.try_get("signature")?;
+    let prev: Option<Vec<u8>> = r.try_get("prev")?;
     Ok(AuditCheckpoint {
         seq: r.try_get("seq")?,
+        // Wrong lengths cannot verify; the verifier names the checkpoint.
         hash: hash.try_into().unwrap_or([0u8; 32]),
         at: r.try_get("at")?,
         key_id: r.try_get("key_id")?,
+        prev: prev.map(|p| p.try_into().unwrap_or([0u8; 32])),
         signature: signature.try_into().unwrap_or([0u8; 64]),
     })
+}
+
+async fn checkpoints_in(pool: &sqlx::SqlitePool) -> StoreResult<Vec<AuditCheckpoint>> {
+    let rows = sqlx::query(
+        "SELECT seq, hash, at, key_id, signature, prev FROM audit_checkpoints ORDER BY seq",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(checkpoint_from_row).collect()
+}
+
+/// The audit log of a data dir opened for reading only, for `deskgate audit verify`: no
+/// migration runs, no keyring is needed, and nothing is created, not even the database file.
+pub struct AuditReader {
+    pool: sqlx::SqlitePool,
+}
+
+impl AuditReader {
+    pub async fn open(dir: &std::path::Path) -> StoreResult<AuditReader> {
+        let path = dir.join("deskgate.db");
+        if !path.is_file() {
+            return Err(StoreError::Unavailable(format!(
+                "no database at {}",
+                path.display()
+            )));
+        }
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .read_only(true)
+            .create_if_missing(false);
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        Ok(AuditReader { pool })
+    }
+
+    /// Records in log order with `seq > after`, at most `limit`.
+    pub async fn records_after(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditRecord>> {
+        records_after_in(&self.pool, after, limit).await
+    }
+
+    /// Every checkpoint in the database, by ascending `seq`. A database from before
+    /// checkpoints were chained has no `prev` column; its checkpoints are all of format v1.
+    pub async fn checkpoints(&self) -> StoreResult<Vec<AuditCheckpoint>> {
+        let chained: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pragma_table_info('audit_checkpoints') WHERE name = 'prev'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if chained > 0 {
+            return checkpoints_in(&self.pool).await;
+        }
+        let rows = sqlx::query(
+            "SELECT seq, hash, at, key_id, signature, NULL AS prev FROM audit_checkpoints ORDER BY seq",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(checkpoint_from_row).collect()
+    }
+}
+
+async fn records_after_in(
+    pool: &sqlx::SqlitePool,
+    after: i64,
+    limit: i64,
+) -> StoreResult<Vec<AuditRecord>> {
+    let rows = sqlx::query(&format!(
+        "{AUDIT_SELECT} WHERE seq > ? ORDER BY seq LIMIT ?"
+    ))
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(record_from_row).collect()
 }
 
 fn grant_from_row(r: &SqliteRow) -> StoreResult<StoredGrant> {
@@ -91,10 +180,17 @@ async fn append_in(conn: &mut SqliteConnection, e: &AuditEntry) -> StoreResult<A
     };
     let seq = last + 1;
     let hash = e.chain_hash(seq, &prev);
+    let customers = (!e.customers.is_empty()).then(|| {
+        e.customers
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    });
     sqlx::query(
         "INSERT INTO audit_log (seq, at, actor_id, actor_role, action, outcome, customer_id, \
-         object_kind, object_id, detail, ip, user_agent, request_id, hash) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         object_kind, object_id, detail, ip, user_agent, request_id, customers, hash) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(seq)
     .bind(e.at)
@@ -109,9 +205,20 @@ async fn append_in(conn: &mut SqliteConnection, e: &AuditEntry) -> StoreResult<A
     .bind(&e.ip)
     .bind(&e.user_agent)
     .bind(&e.request_id)
+    .bind(customers)
     .bind(&hash[..])
     .execute(&mut *conn)
     .await?;
+    for c in &e.customers {
+        sqlx::query(
+            "INSERT OR IGNORE INTO audit_customers (customer_id, at, seq) VALUES (?, ?, ?)",
+        )
+        .bind(c)
+        .bind(e.at)
+        .bind(seq)
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(AuditRecord {
         seq,
         entry: e.clone(),
@@ -141,14 +248,7 @@ impl SqliteStore {
         after: i64,
         limit: i64,
     ) -> StoreResult<Vec<AuditRecord>> {
-        let rows = sqlx::query(&format!(
-            "{AUDIT_SELECT} WHERE seq > ? ORDER BY seq LIMIT ?"
-        ))
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(record_from_row).collect()
+        records_after_in(&self.reader, after, limit).await
     }
 
     pub(super) async fn sqlite_audit_search(
@@ -161,7 +261,18 @@ impl SqliteStore {
             q.push(" AND actor_id = ").push_bind(a.0);
         }
         if let Some(c) = f.customer {
-            q.push(" AND customer_id = ").push_bind(c.0);
+            // Entries about the customer, and list reads that showed them: both one range
+            // scan of an index on (customer_id, at).
+            q.push(" AND (customer_id = ").push_bind(c.0);
+            q.push(" OR seq IN (SELECT seq FROM audit_customers WHERE customer_id = ")
+                .push_bind(c.0);
+            if let Some(t) = f.from {
+                q.push(" AND at >= ").push_bind(t.0);
+            }
+            if let Some(t) = f.to {
+                q.push(" AND at < ").push_bind(t.0);
+            }
+            q.push("))");
         }
         if let Some(k) = &f.object_kind {
             q.push(" AND object_kind = ").push_bind(k.clone());
@@ -202,9 +313,17 @@ impl SqliteStore {
         }
     }
 
-    pub(super) async fn sqlite_add_audit_checkpoint(&self, c: &AuditCheckpoint) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO audit_checkpoints (seq, hash, at, key_id, signature) VALUES (?, ?, ?, ?, ?) \
+    pub(super) async fn sqlite_add_audit_checkpoint(
+        &self,
+        c: &AuditCheckpoint,
+        after: Option<i64>,
+    ) -> StoreResult<bool> {
+        // One statement: the check of the last checkpoint and the insert cannot be split by
+        // another process signing too.
+        let done = sqlx::query(
+            "INSERT INTO audit_checkpoints (seq, hash, at, key_id, signature, prev) \
+             SELECT ?, ?, ?, ?, ?, ? \
+             WHERE (SELECT MAX(seq) FROM audit_checkpoints) IS ? AND ? > COALESCE(?, 0) \
              ON CONFLICT (seq) DO NOTHING",
         )
         .bind(c.seq)
@@ -212,18 +331,17 @@ impl SqliteStore {
         .bind(c.at)
         .bind(&c.key_id)
         .bind(&c.signature[..])
+        .bind(c.prev.as_ref().map(|p| &p[..]))
+        .bind(after)
+        .bind(c.seq)
+        .bind(after)
         .execute(&self.writer)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     pub(super) async fn sqlite_audit_checkpoints(&self) -> StoreResult<Vec<AuditCheckpoint>> {
-        let rows = sqlx::query(
-            "SELECT seq, hash, at, key_id, signature FROM audit_checkpoints ORDER BY seq",
-        )
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(checkpoint_from_row).collect()
+        checkpoints_in(&self.reader).await
     }
 
     pub(super) async fn sqlite_create_grant(&self, g: NewGrant) -> StoreResult<StoredGrant> {

@@ -8,6 +8,7 @@
 
 mod appender;
 mod audit;
+pub use audit::AuditReader;
 mod vault;
 mod verification;
 
@@ -219,6 +220,8 @@ fn open_col(
     }
 }
 
+/// Opens an optional sealed column; once the key was destroyed the value is simply absent
+/// (a shredded customer has no email or phone any more).
 fn open_opt(
     vault: &Vault,
     key: Option<&recorder::DataKey>,
@@ -226,6 +229,9 @@ fn open_opt(
     kind: recorder::RecordKind,
     sealed: Option<Vec<u8>>,
 ) -> StoreResult<Option<String>> {
+    if key.is_none() {
+        return Ok(None);
+    }
     sealed
         .map(|b| open_col(vault, key, owner, 0, kind, &b))
         .transpose()
@@ -1397,12 +1403,37 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn shred_transcripts(
+    async fn retention_candidates(
         &self,
-        closed_before: Timestamp,
+        kind: Retained,
+        ended_before: Timestamp,
+        limit: i64,
+    ) -> StoreResult<Vec<RetentionCandidate>> {
+        self.sqlite_retention_candidates(kind, ended_before, limit)
+            .await
+    }
+
+    async fn shred(
+        &self,
+        kind: Retained,
+        ids: &[i64],
+        ended_before: Timestamp,
         now: Timestamp,
     ) -> StoreResult<Vec<Shredded>> {
-        self.destroy_transcript_keys(closed_before, now).await
+        self.sqlite_shred(kind, ids, ended_before, now).await
+    }
+
+    async fn data_key(
+        &self,
+        owner: &KeyOwner,
+        create: bool,
+        now: Timestamp,
+    ) -> StoreResult<Option<Arc<recorder::DataKey>>> {
+        self.sqlite_data_key(owner, create, now).await
+    }
+
+    async fn reseal_totp_seed(&self, user: UserId, old: &[u8], new: &[u8]) -> StoreResult<bool> {
+        self.sqlite_reseal_totp_seed(user, old, new).await
     }
 
     async fn set_legal_hold(&self, ticket: TicketId, hold: bool) -> StoreResult<()> {
@@ -1429,11 +1460,11 @@ impl Store for SqliteStore {
         phrase: &str,
         now: Timestamp,
     ) -> StoreResult<()> {
-        verification::flag_for_step_up(self, ticket, phrase, now).await
+        self.seal_step_up_flag(ticket, phrase, now).await
     }
 
     async fn step_up_flag(&self, ticket: TicketId) -> StoreResult<Option<String>> {
-        verification::step_up_flag(self, ticket).await
+        self.open_step_up_flag(ticket).await
     }
 
     async fn create_enrolment_session(
@@ -1463,8 +1494,12 @@ impl Store for SqliteStore {
     async fn audit_head(&self) -> StoreResult<Option<(i64, ChainHash)>> {
         self.sqlite_audit_head().await
     }
-    async fn add_audit_checkpoint(&self, checkpoint: &AuditCheckpoint) -> StoreResult<()> {
-        self.sqlite_add_audit_checkpoint(checkpoint).await
+    async fn add_audit_checkpoint(
+        &self,
+        checkpoint: &AuditCheckpoint,
+        after: Option<i64>,
+    ) -> StoreResult<bool> {
+        self.sqlite_add_audit_checkpoint(checkpoint, after).await
     }
     async fn audit_checkpoints(&self) -> StoreResult<Vec<AuditCheckpoint>> {
         self.sqlite_audit_checkpoints().await

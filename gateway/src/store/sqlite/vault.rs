@@ -3,8 +3,9 @@
 
 use super::{vault_err, SqliteStore};
 use crate::clock::Timestamp;
-use crate::ids::{ConversationId, TicketId};
-use crate::store::{Shredded, StoreError, StoreResult};
+use crate::ids::UserId;
+use crate::ids::{ConversationId, CustomerId, TicketId};
+use crate::store::{Retained, RetentionCandidate, Shredded, StoreError, StoreResult};
 use crate::vault::{wrapped, KeyOwner, Vault};
 use recorder::{DataKey, KeyVersion};
 use sqlx::{Row, SqliteConnection};
@@ -45,6 +46,109 @@ pub(super) async fn existing_key(
         None => None,
     };
     vault.data_key(owner, w).map_err(vault_err)
+}
+
+/// Closed tickets whose transcript still has its key, closed before `?1`.
+const TRANSCRIPT_CANDIDATES: &str = "SELECT t.id, t.closed_at AS ended_at, c.legal_hold AS held \
+     FROM tickets t JOIN conversations c ON c.ticket_id = t.id \
+     WHERE t.status = 'closed' AND t.closed_at < ?1 AND c.shredded_at IS NULL \
+     ORDER BY c.legal_hold, t.closed_at LIMIT ?2";
+
+/// When a customer was last active: created, a ticket of theirs opened or closed, a widget
+/// session (visitor token) of theirs started. A customer with a ticket not yet closed is
+/// active whatever the dates.
+const CUSTOMER_LAST_ACTIVE: &str = "MAX(cu.created_at, \
+     COALESCE((SELECT MAX(MAX(t.created_at, COALESCE(t.closed_at, 0))) FROM tickets t WHERE t.customer_id = cu.id), 0), \
+     COALESCE((SELECT MAX(v.created_at) FROM visitors v WHERE v.customer_id = cu.id), 0))";
+
+const CUSTOMER_HELD: &str =
+    "EXISTS (SELECT 1 FROM tickets t JOIN conversations c ON c.ticket_id = t.id \
+     WHERE t.customer_id = cu.id AND c.legal_hold = 1)";
+
+const CUSTOMER_IDLE: &str =
+    "NOT EXISTS (SELECT 1 FROM tickets t WHERE t.customer_id = cu.id AND t.status != 'closed')";
+
+/// Customers with their data key, idle since before `?1`.
+static CUSTOMER_CANDIDATES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT cu.id, {CUSTOMER_LAST_ACTIVE} AS ended_at, {CUSTOMER_HELD} AS held FROM customers cu \
+         WHERE cu.created_at < ?1 AND {CUSTOMER_IDLE} \
+         AND EXISTS (SELECT 1 FROM data_keys dk WHERE dk.owner = 'customer:' || cu.id) \
+         AND {CUSTOMER_LAST_ACTIVE} < ?1 ORDER BY held, cu.id LIMIT ?2"
+    )
+});
+
+async fn shred_transcript(
+    conn: &mut SqliteConnection,
+    ticket: i64,
+    closed_before: Timestamp,
+    now: Timestamp,
+) -> StoreResult<Option<Shredded>> {
+    let row = sqlx::query(
+        "UPDATE conversations SET shredded_at = ?1 WHERE ticket_id = ?2 AND shredded_at IS NULL \
+         AND legal_hold = 0 AND ticket_id IN \
+         (SELECT id FROM tickets WHERE status = 'closed' AND closed_at < ?3) \
+         RETURNING id, (SELECT customer_id FROM tickets WHERE id = ?2) AS customer",
+    )
+    .bind(now.0)
+    .bind(ticket)
+    .bind(closed_before.0)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    let conversation = ConversationId(r.try_get("id")?);
+    sqlx::query("DELETE FROM data_keys WHERE owner = ?")
+        .bind(KeyOwner::conversation(conversation.0).as_str())
+        .execute(&mut *conn)
+        .await?;
+    Ok(Some(Shredded {
+        kind: Retained::Transcript,
+        id: ticket,
+        conversation: Some(conversation),
+        customer: CustomerId(r.try_get("customer")?),
+    }))
+}
+
+/// Destroys a customer's data key, and with it their name, email, phone and external id;
+/// their blind indexes go too (a returning customer is a new one), and so do their visitor
+/// tokens (a widget still open cannot write as them).
+async fn shred_customer(
+    conn: &mut SqliteConnection,
+    customer: i64,
+    idle_before: Timestamp,
+) -> StoreResult<Option<Shredded>> {
+    let due: Option<i64> = sqlx::query_scalar(&format!(
+        "SELECT cu.id FROM customers cu WHERE cu.id = ?1 AND {CUSTOMER_IDLE} \
+         AND NOT {CUSTOMER_HELD} AND {CUSTOMER_LAST_ACTIVE} < ?2"
+    ))
+    .bind(customer)
+    .bind(idle_before.0)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if due.is_none() {
+        return Ok(None);
+    }
+    let done = sqlx::query("DELETE FROM data_keys WHERE owner = ?")
+        .bind(KeyOwner::customer(customer).as_str())
+        .execute(&mut *conn)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Ok(None);
+    }
+    sqlx::query("UPDATE customers SET external_id_index = NULL, email_index = NULL WHERE id = ?")
+        .bind(customer)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM visitors WHERE customer_id = ?")
+        .bind(customer)
+        .execute(&mut *conn)
+        .await?;
+    Ok(Some(Shredded {
+        kind: Retained::Customer,
+        id: customer,
+        conversation: None,
+        customer: CustomerId(customer),
+    }))
 }
 
 /// Data keys re-wrapped in one transaction at most.
@@ -132,40 +236,166 @@ impl SqliteStore {
         }
     }
 
-    /// Destroys the data keys of transcripts whose ticket closed before `closed_before`,
-    /// unless on legal hold. The sealed rows stay; without the key they are noise.
-    pub(super) async fn destroy_transcript_keys(
+    pub(super) async fn sqlite_retention_candidates(
         &self,
-        closed_before: Timestamp,
+        kind: Retained,
+        ended_before: Timestamp,
+        limit: i64,
+    ) -> StoreResult<Vec<RetentionCandidate>> {
+        let sql = match kind {
+            Retained::Transcript => TRANSCRIPT_CANDIDATES,
+            Retained::Customer => CUSTOMER_CANDIDATES.as_str(),
+        };
+        let rows = sqlx::query(sql)
+            .bind(ended_before.0)
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RetentionCandidate {
+                    id: r.try_get("id")?,
+                    ended_at: Timestamp(r.try_get("ended_at")?),
+                    legal_hold: r.try_get("held")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Destroys the data keys of these objects in one transaction of the writer, checking
+    /// again that each is still due: not held, and (customers) not active since. The sealed
+    /// rows stay; without the key they are noise.
+    pub(super) async fn sqlite_shred(
+        &self,
+        kind: Retained,
+        ids: &[i64],
+        ended_before: Timestamp,
         now: Timestamp,
     ) -> StoreResult<Vec<Shredded>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let rows = sqlx::query(
-            "UPDATE conversations SET shredded_at = ? WHERE shredded_at IS NULL AND legal_hold = 0 \
-             AND ticket_id IN (SELECT id FROM tickets WHERE status = 'closed' AND closed_at < ?) \
-             RETURNING id, ticket_id",
-        )
-        .bind(now.0)
-        .bind(closed_before.0)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let conversation = ConversationId(r.try_get("id")?);
-            sqlx::query("DELETE FROM data_keys WHERE owner = ?")
-                .bind(KeyOwner::conversation(conversation.0).as_str())
-                .execute(&mut *tx)
-                .await?;
-            out.push(Shredded {
-                ticket: TicketId(r.try_get("ticket_id")?),
-                conversation,
-            });
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let shredded = match kind {
+                Retained::Transcript => shred_transcript(&mut tx, *id, ended_before, now).await?,
+                Retained::Customer => shred_customer(&mut tx, *id, ended_before).await?,
+            };
+            out.extend(shredded);
         }
         tx.commit().await?;
         for s in &out {
-            self.vault.forget(&KeyOwner::conversation(s.conversation.0));
+            match s.kind {
+                Retained::Transcript => {
+                    if let Some(c) = s.conversation {
+                        self.vault.forget(&KeyOwner::conversation(c.0));
+                    }
+                }
+                Retained::Customer => self.vault.forget(&KeyOwner::customer(s.customer.0)),
+            }
         }
         Ok(out)
+    }
+
+    pub(super) async fn sqlite_data_key(
+        &self,
+        owner: &KeyOwner,
+        create: bool,
+        now: Timestamp,
+    ) -> StoreResult<Option<Arc<DataKey>>> {
+        if !create {
+            let row = sqlx::query("SELECT key_version, wrapped FROM data_keys WHERE owner = ?")
+                .bind(owner.as_str())
+                .fetch_optional(&self.reader)
+                .await?;
+            let Some(r) = row else { return Ok(None) };
+            let w = wrapped(r.try_get("key_version")?, r.try_get("wrapped")?);
+            return self.vault.data_key(owner, w).map(Some).map_err(vault_err);
+        }
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let key = key_or_new(&self.vault, &mut tx, owner, now).await?;
+        tx.commit().await?;
+        Ok(Some(key))
+    }
+
+    pub(super) async fn sqlite_reseal_totp_seed(
+        &self,
+        user: UserId,
+        old: &[u8],
+        new: &[u8],
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE staff_totp SET sealed_seed = ? WHERE user_id = ? AND sealed_seed = ?",
+        )
+        .bind(new)
+        .bind(user.0)
+        .bind(old)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Flags a ticket for step-up with the risk phrase its first message matched, sealed
+    /// under the conversation's key (the phrase tells what the customer wrote).
+    pub(super) async fn seal_step_up_flag(
+        &self,
+        ticket: TicketId,
+        phrase: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let conversation: i64 =
+            sqlx::query_scalar("SELECT id FROM conversations WHERE ticket_id = ?")
+                .bind(ticket.0)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+        let owner = KeyOwner::conversation(conversation);
+        let key = existing_key(&self.vault, &mut tx, &owner).await?;
+        let sealed = self
+            .vault
+            .seal(&key, &owner, 0, crate::vault::STEP_UP_FLAG, phrase)
+            .map_err(vault_err)?;
+        sqlx::query(
+            "INSERT INTO verification_flags (ticket_id, phrase, at) VALUES (?, ?, ?) \
+             ON CONFLICT (ticket_id) DO NOTHING",
+        )
+        .bind(ticket.0)
+        .bind(sealed)
+        .bind(now.0)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The risk phrase a ticket was flagged for; the placeholder once its transcript was
+    /// shredded.
+    pub(super) async fn open_step_up_flag(&self, ticket: TicketId) -> StoreResult<Option<String>> {
+        let row = sqlx::query(
+            "SELECT f.phrase, c.id AS conversation, dk.key_version AS conv_key_version, \
+             dk.wrapped AS conv_key FROM verification_flags f \
+             JOIN conversations c ON c.ticket_id = f.ticket_id \
+             LEFT JOIN data_keys dk ON dk.owner = 'conversation:' || c.id \
+             WHERE f.ticket_id = ?",
+        )
+        .bind(ticket.0)
+        .fetch_optional(&self.reader)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let owner = KeyOwner::conversation(r.try_get::<i64, _>("conversation")?);
+        let key = super::row_key(&self.vault, &r, &owner, "conv")?;
+        let sealed: Vec<u8> = r.try_get("phrase")?;
+        super::open_col(
+            &self.vault,
+            key.as_deref(),
+            &owner,
+            0,
+            crate::vault::STEP_UP_FLAG,
+            &sealed,
+        )
+        .map(Some)
     }
 
     /// Puts a ticket's transcript on legal hold (kept past its retention) or releases it.
@@ -195,7 +425,8 @@ pub(super) async fn seal_legacy_rows(
         "SELECT (SELECT COUNT(*) FROM customers WHERE typeof(name) = 'text') \
          + (SELECT COUNT(*) FROM messages WHERE typeof(body) = 'text') \
          + (SELECT COUNT(*) FROM notes WHERE typeof(body) = 'text') \
-         + (SELECT COUNT(*) FROM tickets WHERE typeof(subject) = 'text')",
+         + (SELECT COUNT(*) FROM tickets WHERE typeof(subject) = 'text') \
+         + (SELECT COUNT(*) FROM verification_flags WHERE typeof(phrase) = 'text')",
     )
     .fetch_one(&mut *conn)
     .await?;
@@ -332,6 +563,27 @@ pub(super) async fn seal_legacy_rows(
                     .map_err(vault_err)?,
             )
             .bind(r.try_get::<i64, _>("id")?)
+            .execute(&mut *tx)
+            .await?;
+        sealed += 1;
+    }
+    let flags = sqlx::query(
+        "SELECT f.ticket_id, f.phrase, c.id AS conversation FROM verification_flags f \
+         JOIN conversations c ON c.ticket_id = f.ticket_id WHERE typeof(f.phrase) = 'text'",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for r in &flags {
+        let owner = KeyOwner::conversation(r.try_get::<i64, _>("conversation")?);
+        let key = key_or_new(vault, &mut tx, &owner, now).await?;
+        let phrase: String = r.try_get("phrase")?;
+        sqlx::query("UPDATE verification_flags SET phrase = ? WHERE ticket_id = ?")
+            .bind(
+                vault
+                    .seal(&key, &owner, 0, crate::vault::STEP_UP_FLAG, &phrase)
+                    .map_err(vault_err)?,
+            )
+            .bind(r.try_get::<i64, _>("ticket_id")?)
             .execute(&mut *tx)
             .await?;
         sealed += 1;

@@ -8,7 +8,7 @@
 
 use super::SqliteStore;
 use crate::clock::Timestamp;
-use crate::ids::{TicketId, UserId};
+use crate::ids::UserId;
 use crate::store::{StoreError, StoreResult, User};
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
@@ -453,34 +453,8 @@ impl VerificationStore for SqliteStore {
     }
 }
 
-// The gateway-side methods of the `Store` trait's verification section.
-
-pub(super) async fn flag_for_step_up(
-    s: &SqliteStore,
-    ticket: TicketId,
-    phrase: &str,
-    now: Timestamp,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO verification_flags (ticket_id, phrase, at) VALUES (?, ?, ?) \
-         ON CONFLICT (ticket_id) DO NOTHING",
-    )
-    .bind(ticket.0)
-    .bind(phrase)
-    .bind(now.0)
-    .execute(&s.writer)
-    .await?;
-    Ok(())
-}
-
-pub(super) async fn step_up_flag(s: &SqliteStore, ticket: TicketId) -> StoreResult<Option<String>> {
-    Ok(
-        sqlx::query_scalar("SELECT phrase FROM verification_flags WHERE ticket_id = ?")
-            .bind(ticket.0)
-            .fetch_optional(&s.reader)
-            .await?,
-    )
-}
+// The gateway-side methods of the `Store` trait's verification section (the risk-phrase flag,
+// sealed, is in vault.rs).
 
 pub(super) async fn create_enrolment_session(
     s: &SqliteStore,
