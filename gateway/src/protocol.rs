@@ -50,6 +50,8 @@ pub enum ErrorCode {
     Locked,
     RetryLater,
     Unauthenticated,
+    /// (REST) login: the password was right; the second-factor code is missing.
+    MfaRequired,
 }
 
 impl ErrorCode {
@@ -71,6 +73,7 @@ impl ErrorCode {
             ErrorCode::Locked => "locked",
             ErrorCode::RetryLater => "retry_later",
             ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::MfaRequired => "mfa_required",
         }
     }
 }

@@ -3,6 +3,7 @@
 //! with one browser; it exits 0 only if every step passed, and its output is shown on failure.
 //! tests/run.sh installs Chromium and the npm packages on a machine that lacks them.
 
+use deskgate::store::Role;
 use deskgate_tests::{TestApp, PASSWORD};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -81,6 +82,28 @@ async fn every_surface_is_accessible_and_the_widget_reads_right_to_left() {
     app.staff("sam", "supervisor", 1).await; // also creates "admin"
     let out = flow(&app, "test/surfaces.mjs").await;
     assert!(out.contains("supervisor console"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_enrol_and_log_in_with_a_second_factor_in_a_browser() {
+    // The roles `deskgate serve` requires a second factor of; the test's clock follows the
+    // wall clock so the codes the flow computes match the gateway's.
+    let app = TestApp::builder()
+        .mfa_required()
+        .follow_real_time()
+        .start()
+        .await;
+    app.admin().await; // bootstrap; its first login is enrolment-only
+    app.staff_in_store("sam", Role::Supervisor).await;
+    let out = flow(&app, "test/mfa.mjs").await;
+    assert!(
+        out.contains("the supervisor enrols and logs in to the supervisor console with a code"),
+        "{out}"
+    );
+    let actions = app.audit_actions().await;
+    let count = |a: &str| actions.iter().filter(|x| *x == a).count();
+    assert_eq!(count("mfa_enrolled"), 2, "both enrolments are audited: {actions:?}");
+    assert_eq!(count("mfa_recovery_used"), 1, "{actions:?}");
 }
 
 #[tokio::test]

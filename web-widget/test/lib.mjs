@@ -5,6 +5,7 @@
 import { chromium } from "playwright-core";
 import { readFileSync, mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
+import { createHmac } from "node:crypto";
 
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
@@ -94,5 +95,29 @@ export async function run(flow) {
     process.exitCode = 1;
   } finally {
     await browser.close();
+  }
+}
+
+/** RFC 6238 TOTP (SHA-1, 6 digits, 30-second steps) of a base32 secret, `steps` steps from now. */
+export function totp(base32, steps = 0, now = Date.now()) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const c of base32.replace(/[\s=]/g, "").toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, "0");
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(now / 30_000) + steps));
+  const mac = createHmac("sha1", key).update(counter).digest();
+  const at = mac[19] & 0xf;
+  const n = (mac.readUInt32BE(at) & 0x7fffffff) % 1_000_000;
+  return String(n).padStart(6, "0");
+}
+
+/** [`totp`], after waiting out the second either side of a step boundary, so that the code is
+ * still current when the gateway, whose clock may trail this one by a moment, checks it. */
+export async function freshTotp(base32, steps = 0) {
+  for (;;) {
+    const into = Date.now() % 30_000;
+    if (into > 1_500 && into < 28_500) return totp(base32, steps);
+    await new Promise((r) => setTimeout(r, 300));
   }
 }

@@ -51,7 +51,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// One of: unauthenticated, forbidden, not_found, conflict, capacity, invalid, unavailable;
     /// for step-up and second factors also: verification_required, cannot_verify, mail_failed,
-    /// locked, retry_later, mfa_enrolment_required.
+    /// locked, retry_later, mfa_required (login: the password was right, the code is missing).
     pub code: &'static str,
     pub message: String,
 }

@@ -67,9 +67,13 @@ pub enum StepUpError {
     /// check, expired, canceled by a newer one, or out of attempts); nothing changed.
     #[error("this verification is {0}; ask the agent for a new code")]
     NotPending(ChallengeState),
-    /// Staff second factor: wrong, replayed, or missing code (indistinguishable on purpose).
+    /// Staff second factor: wrong or replayed code (indistinguishable on purpose).
     #[error("the code is not valid")]
     WrongFactor,
+    /// Staff login: the password was right and the user has a second factor, but no code was
+    /// given; the console asks for it.
+    #[error("enter the code from your authenticator app, or a recovery code")]
+    FactorRequired,
     /// Staff second factor: too soon after wrong codes.
     #[error("too many wrong codes; retry in {0} seconds")]
     RetryLater(i64),
@@ -132,6 +136,7 @@ impl StepUpError {
             StepUpError::BadCode => (C::InvalidFrame, self.to_string()),
             StepUpError::NotPending(_) => (C::Conflict, self.to_string()),
             StepUpError::WrongFactor => (C::Unauthenticated, self.to_string()),
+            StepUpError::FactorRequired => (C::MfaRequired, self.to_string()),
             StepUpError::RetryLater(_) => (C::RetryLater, self.to_string()),
             StepUpError::Conflict(m) => (C::Conflict, (*m).to_string()),
             StepUpError::Unavailable(m) => {
