@@ -350,6 +350,19 @@ pub struct OpenConversation {
     pub agent_read_seq: Seq,
 }
 
+/// A verification waiting for the customer's code, as the widget shows it: in
+/// `verification_requested`, and in `welcome` so that a reload or another tab asks again.
+#[derive(Clone, Debug, Serialize)]
+pub struct PendingVerification {
+    pub ticket: TicketId,
+    pub challenge: i64,
+    pub action: String,
+    pub expires_at: Timestamp,
+    pub attempts_left: u32,
+    /// Where the code went, masked.
+    pub destination: String,
+}
+
 #[derive(Debug, Serialize)]
 pub struct CustomerSelf {
     pub id: crate::ids::CustomerId,
@@ -372,6 +385,8 @@ pub enum ServerFrame<'a> {
     WelcomeCustomer {
         customer: CustomerSelf,
         conversation: Option<OpenConversation>,
+        /// The open conversation's verifications still waiting for a code, newest first.
+        verifications: &'a [PendingVerification],
     },
     #[serde(rename = "welcome")]
     WelcomeAgent {
@@ -457,12 +472,17 @@ pub enum ServerFrame<'a> {
     },
     /// To the customer: a code was emailed; answer with `verify`.
     VerificationRequested {
+        #[serde(flatten)]
+        verification: &'a PendingVerification,
+    },
+    /// To the customer: the agent asked for a verification but the code email could not be
+    /// sent. With `challenge`, a resend failed and that challenge's earlier code still works.
+    VerificationUnavailable {
         ticket: TicketId,
-        challenge: i64,
         action: &'a str,
-        expires_at: Timestamp,
-        attempts_left: u32,
-        destination: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        challenge: Option<i64>,
+        reason: &'static str,
     },
     /// To staff following the ticket: a challenge's state; `approved` with `verified_until`
     /// is the verified badge.

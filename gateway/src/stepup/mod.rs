@@ -19,7 +19,7 @@ use crate::clock::{Clock, Timestamp};
 use crate::desk::Desk;
 use crate::hub::Hub;
 use crate::ids::{CustomerId, TicketId, UserId};
-use crate::protocol::ServerFrame;
+use crate::protocol::{PendingVerification, ServerFrame};
 use crate::store::{Customer, Role, Store, StoreError, Ticket, User};
 use config::VerificationConfig;
 use keys::Keys;
@@ -410,6 +410,7 @@ impl StepUp {
                     _ => "mail server unreachable",
                 });
                 self.record(&ev).await;
+                self.announce_unavailable(&ticket, action, None).await;
                 return Err(StepUpError::Mail(e));
             }
         };
@@ -463,6 +464,8 @@ impl StepUp {
             Err(e) => {
                 ev.kind = Some(Kind::VerificationSendFailed);
                 self.record(&ev).await;
+                self.announce_unavailable(&ticket, &c.action, Some(c.id))
+                    .await;
                 return Err(StepUpError::Mail(e));
             }
         };
@@ -599,15 +602,54 @@ impl StepUp {
         }
     }
 
+    fn pending_view(&self, c: &Challenge) -> PendingVerification {
+        PendingVerification {
+            ticket: TicketId(c.ticket),
+            challenge: c.id,
+            action: c.action.clone(),
+            expires_at: Timestamp(c.expires_at),
+            attempts_left: c.attempts_left(&self.config.rules),
+            destination: c.destination.clone(),
+        }
+    }
+
+    /// The ticket's challenges still waiting for this customer's code, newest first: the
+    /// widget asks for them again after a reload or in another tab.
+    pub async fn pending_for(
+        &self,
+        customer: CustomerId,
+        ticket: TicketId,
+    ) -> StepUpResult<Vec<PendingVerification>> {
+        let list = self.vs().pending_challenges(ticket.0, self.now()).await?;
+        Ok(list
+            .iter()
+            .filter(|c| c.customer == customer.0)
+            .map(|c| self.pending_view(c))
+            .collect())
+    }
+
+    /// Tells the customer's widget that the code email could not be sent, so they are not left
+    /// waiting for it. `challenge` is the one whose resend failed (its earlier code still works).
+    async fn announce_unavailable(&self, ticket: &Ticket, action: &str, challenge: Option<i64>) {
+        let frame = ServerFrame::VerificationUnavailable {
+            ticket: ticket.id,
+            action,
+            challenge,
+            reason: "mail_failed",
+        }
+        .encode();
+        self.publish(
+            Topic::Conversation(ticket.conversation),
+            Audience::Customers,
+            frame,
+        )
+        .await;
+    }
+
     /// Tells the customer's widget a code is on its way, and the ticket's staff the state.
     async fn announce_request(&self, ticket: &Ticket, c: &Challenge) {
         let frame = ServerFrame::VerificationRequested {
-            ticket: ticket.id,
-            challenge: c.id,
-            action: &c.action,
-            expires_at: Timestamp(c.expires_at),
-            attempts_left: c.attempts_left(&self.config.rules),
-            destination: &c.destination,
+            verification: &self.pending_view(c),
         }
         .encode();
         self.publish(

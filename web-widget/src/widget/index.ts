@@ -10,6 +10,7 @@ import { pickLang, strings, isRtl, type Strings } from "../lib/i18n";
 import { DeskSocket, clientId, wsUrl, type Frame, type ConnState } from "../lib/socket";
 import { screenMessage } from "../lib/screen";
 import { CSS } from "./styles";
+import { verifyPanel } from "./verify";
 
 interface Msg {
   seq?: number;
@@ -70,8 +71,19 @@ function boot(): void {
   );
   const closeBtn = h("button", { class: "x", type: "button", "aria-label": t.close }, "×");
   const title = h("h2", { id: "dg-title" }, t.title);
-  // Step-up verification adds its code-entry panel beside `alert`, outside the message log,
-  // so that a code typed there never becomes a chat message.
+  // Step-up verification's code-entry panel sits beside `alert`, outside the message log and
+  // the compose form, so that a code typed there never becomes a chat message.
+  const verify = verifyPanel(
+    t,
+    (challenge, code) => (socket ? socket.request({ type: "verify", challenge, code }) : Promise.resolve({ type: "error", code: "unavailable" })),
+    () => open && input.focus(),
+    () => {
+      if (!open || document.visibilityState !== "visible") {
+        unread++;
+        render();
+      }
+    },
+  );
   const panel = h(
     "section",
     { class: "panel", id: "dg-panel", role: "dialog", "aria-labelledby": "dg-title", hidden: true },
@@ -82,6 +94,7 @@ function boot(): void {
     log,
     typing,
     alert,
+    verify.el,
     compose,
   );
   const root = h("div", { class: "root", dir: isRtl(lang) ? "rtl" : "ltr", lang }, panel, launcher);
@@ -216,6 +229,7 @@ function boot(): void {
   function onFrame(f: Frame): void {
     switch (f.type) {
       case "welcome":
+        if (f.verifications?.length) verify.show(f.verifications[0]);
         if (f.conversation) {
           conversation = f.conversation.conversation;
           ticketStatus = f.conversation.status;
@@ -292,7 +306,15 @@ function boot(): void {
           render();
         }
         break;
+      case "verification_requested":
+        verify.show(f as any);
+        break;
+      case "verification_unavailable":
+        verify.unavailable(f);
+        break;
       case "error": {
+        // Replies to the panel's `verify` requests are its own to show.
+        if (/^r[0-9]+$/.test(f.ref ?? "")) break;
         const m = f.ref ? pending.get(f.ref) : undefined;
         if (m && f.code !== "unavailable") {
           // Refused for good (e.g. too long): give the text back rather than lose it.
