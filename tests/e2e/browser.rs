@@ -4,9 +4,12 @@
 //! tests/run.sh installs Chromium and the npm packages on a machine that lacks them.
 
 use deskgate::store::Role;
+use deskgate_tests::smtp::{free_port, SmtpServer};
 use deskgate_tests::{TestApp, PASSWORD};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -56,11 +59,17 @@ fn screenshots() -> String {
 }
 
 async fn flow(app: &TestApp, script: &str) -> String {
-    let env = vec![
+    flow_with(app, script, &[]).await
+}
+
+/// [`flow`] with more environment for the script.
+async fn flow_with(app: &TestApp, script: &str, extra: &[(&str, String)]) -> String {
+    let mut env = vec![
         ("DESKGATE_URL".to_string(), app.url("")),
         ("DESKGATE_PASSWORD".to_string(), PASSWORD.to_string()),
         ("DESKGATE_SCREENSHOTS".to_string(), screenshots()),
     ];
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
     run("node", &[script], env).await
 }
 
@@ -104,6 +113,58 @@ async fn staff_enrol_and_log_in_with_a_second_factor_in_a_browser() {
     let count = |a: &str| actions.iter().filter(|x| *x == a).count();
     assert_eq!(count("mfa_enrolled"), 2, "both enrolments are audited: {actions:?}");
     assert_eq!(count("mfa_recovery_used"), 1, "{actions:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step_up_verification_in_the_browser_with_the_code_from_a_real_mailbox() {
+    let smtp = SmtpServer::start().await;
+    let app = TestApp::builder()
+        .smtp(&smtp)
+        .reopen_window(Duration::from_secs(1))
+        .start()
+        .await;
+    let grace = app.agent("grace").await;
+    // The signed-in customer has an earlier ticket, long closed.
+    let earlier = app.verified_visitor("ada-1", "ada@example.com").await;
+    let (mut ws, _) = app.customer_ws(&earlier).await;
+    let ack = ws
+        .send_text(None, "e1", "My invoice from March is wrong")
+        .await;
+    let (mut agent_ws, _) = app.agent_ws(&grace).await;
+    for frame in [
+        json!({"type": "claim", "ticket": ack["ticket"]}),
+        json!({"type": "resolve", "ticket": ack["ticket"]}),
+    ] {
+        let r = agent_ws.request(frame).await;
+        assert_eq!(r["type"], "ok", "{r}");
+    }
+    app.clock.advance(Duration::from_secs(2));
+    assert_eq!(app.close_resolved().await.len(), 1);
+    ws.close().await;
+    agent_ws.close().await;
+    // A second gateway whose mail server is down.
+    let broken = TestApp::builder().smtp_port(free_port(), None).start().await;
+    broken.agent("grace").await;
+    let extra = [
+        (
+            "DESKGATE_IDENTITY_TOKEN",
+            app.identity_token("ada-1", "Ada Lovelace", "ada@example.com"),
+        ),
+        (
+            "DESKGATE_MAILDIR",
+            smtp.maildir().to_string_lossy().into_owned(),
+        ),
+        ("DESKGATE_BROKEN_URL", broken.url("")),
+        (
+            "DESKGATE_BROKEN_IDENTITY_TOKEN",
+            broken.identity_token("ada-1", "Ada Lovelace", "ada@example.com"),
+        ),
+    ];
+    let out = flow_with(&app, "test/stepup.mjs", &extra).await;
+    assert!(out.contains("the badge counts down to verified_until"), "{out}");
+    assert!(out.contains("and the customer is told no code is coming"), "{out}");
+    let passed = app.audit("action=verification_passed").await;
+    assert_eq!(passed.len(), 1, "{passed:?}");
 }
 
 #[tokio::test]

@@ -418,18 +418,23 @@ impl TestApp {
     /// A customer of the demo site with a signed identity carrying `email`: the registered
     /// address step-up codes go to.
     pub async fn verified_visitor(&self, sub: &str, email: &str) -> Visitor {
-        use deskgate::clock::Clock;
+        let token = self.identity_token(sub, "Ada Lovelace", email);
+        self.visitor_with(json!({"site_key": "demo", "identity_token": token}))
+            .await
+    }
+
+    /// An identity token as the demo site would sign it for a logged-in customer (HS256 with
+    /// the site's secret from the data dir), valid for ten minutes of the test's clock.
+    pub fn identity_token(&self, sub: &str, name: &str, email: &str) -> String {
         let secret = std::fs::read_to_string(self.data_dir().join("sites/demo.identity-secret"))
             .expect("the demo site's secret");
         let exp = self.clock.now().millis() / 1000 + 600;
-        let token = jsonwebtoken::encode(
+        jsonwebtoken::encode(
             &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-            &json!({"sub": sub, "name": "Ada Lovelace", "email": email, "exp": exp}),
+            &json!({"sub": sub, "name": name, "email": email, "exp": exp}),
             &jsonwebtoken::EncodingKey::from_secret(secret.trim().as_bytes()),
         )
-        .expect("sign");
-        self.visitor_with(json!({"site_key": "demo", "identity_token": token}))
-            .await
+        .expect("sign")
     }
 
     /// Says `hello` with a token the gateway should refuse; returns how the connection ended

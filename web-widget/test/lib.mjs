@@ -36,6 +36,10 @@ export async function launch() {
       "--disable-component-update",
       "--disable-sync",
       "--no-first-run",
+      // Host pages the flows make up (route.fulfill, e.g. a shop on its own domain) count as
+      // public pages to Chromium, which then blocks their sockets to the gateway on 127.0.0.1
+      // (local network access); a real gateway is not on the visitor's local network.
+      "--disable-features=LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests",
     ],
   });
 }
@@ -46,6 +50,7 @@ export async function page(context) {
   p.setDefaultTimeout(WAIT);
   p.on("console", (m) => {
     if (/Content.Security.Policy|Refused to/i.test(m.text())) problems.push(`CSP: ${m.text()}`);
+    else if (m.type() === "error") console.error(`console error on ${p.url()}: ${m.text()}`);
   });
   p.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   return p;
@@ -93,6 +98,18 @@ export async function run(flow) {
   } catch (e) {
     console.error(e && e.stack ? e.stack : e);
     process.exitCode = 1;
+    // What each page showed when the flow failed, to look at.
+    let i = 0;
+    for (const ctx of browser.contexts()) {
+      for (const p of ctx.pages()) {
+        try {
+          await shot(p, `failed-${++i}`);
+          console.error(`failed-${i}.png: ${p.url()}`);
+        } catch {
+          /* a page that is gone */
+        }
+      }
+    }
   } finally {
     await browser.close();
   }

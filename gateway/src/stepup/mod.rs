@@ -178,6 +178,9 @@ pub struct TicketVerification {
     /// The risk phrase the first message matched, if any.
     pub flagged: Option<String>,
     pub verifications: Vec<VerificationView>,
+    /// The actions a verification may be requested for (the configured list), for the
+    /// console's choice.
+    pub actions: Vec<String>,
 }
 
 /// A sensitive action the gateway allowed.
@@ -695,6 +698,7 @@ impl StepUp {
             ticket: id,
             flagged: self.store.step_up_flag(id).await?,
             verifications: list.iter().map(|c| self.view(c)).collect(),
+            actions: self.config.actions.clone(),
         })
     }
 

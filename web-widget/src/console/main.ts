@@ -1,11 +1,11 @@
 // The agent console: the live queue with ticking waits, claim, chats in tabs, the customer
-// panel with earlier tickets and internal notes, transfer, resolve, keyboard shortcuts.
-// Everything live comes over /ws/agent (deskgate.v1); history and lists over the REST API.
-// Panels that depend on later gateway features (step-up verification, masked PII with
-// reveal) register in `customerSections` when their API exists.
+// panel (step-up verification with the verified badge, earlier tickets, internal notes),
+// transfer, resolve, keyboard shortcuts. Everything live comes over /ws/agent (deskgate.v1);
+// history and lists over the REST API.
 import { h, clear, duration, clock } from "../lib/dom";
 import { DeskSocket, clientId, wsUrl, type Frame, type ConnState } from "../lib/socket";
 import { login, logout, api, type Session, type User } from "../lib/staff";
+import { VerificationSection, type TicketVerification } from "./verification";
 
 interface Ticket {
   id: number;
@@ -46,6 +46,8 @@ interface Chat {
   history: Ticket[] | null;
   view: ChatView | null;
   unread: number;
+  /** Built with the chat, so verification frames are kept before its tab is first shown. */
+  verify: VerificationSection;
 }
 interface ChatView {
   panel: HTMLElement;
@@ -54,18 +56,15 @@ interface ChatView {
   input: HTMLTextAreaElement;
   alert: HTMLElement;
   customer: HTMLElement;
-  /** Built once with the panel: re-rendering the customer panel must not drop a half-typed note. */
-  noteForm: HTMLFormElement;
+  /**
+   * What re-renders of the customer panel fill; everything else in it (the note form, the
+   * verification and contact sections) is built once, so what an agent is typing or has
+   * focused there survives notes and history arriving.
+   */
+  facts: HTMLElement;
+  history: HTMLElement;
+  notes: HTMLElement;
 }
-
-/**
- * Extra sections of the customer panel, shown after the customer's facts. The panel is built
- * from what the API gives today (name, whether the identity is signed, id); step-up
- * verification ("request verification", the verified badge) and the vault's masked email and
- * phone with a reveal that asks for a reason register a section here when their APIs land.
- */
-type Section = (ticket: Ticket, send: (frame: Frame) => Promise<Frame>) => Node | null;
-const customerSections: Section[] = [];
 
 const app = document.getElementById("app")!;
 
@@ -80,6 +79,8 @@ function run(s: Session): void {
   let current: number | null = null;
   let colleagues: User[] = [];
   let me = s.user;
+  /** Tickets a risky first message flagged for step-up (`step_up_flag`), with the phrase. */
+  const flags = new Map<number, string>();
 
   // --- layout -------------------------------------------------------------------------------
   const state = h("span", { class: "conn", role: "status", "aria-live": "polite" }, "Connecting…");
@@ -141,17 +142,19 @@ function run(s: Session): void {
             `#${t.id} · ${t.customer.name}${t.customer.verified ? " ✓" : ""} · `,
             h("span", { class: "wait", "data-since": t.queued_at }, duration(Date.now() - Date.parse(t.queued_at))),
             t.priority !== "normal" ? ` · ${t.priority}` : "",
+            flags.has(t.id) ? h("span", { class: "qflag", title: `First message: “${flags.get(t.id)}”` }, " · verify first") : "",
           ),
           claim,
         ),
       );
     }
   }
-  // Waits tick every second without re-rendering the list (focus stays where it is).
+  // Waits and verification countdowns tick every second without re-rendering (focus stays).
   setInterval(() => {
     for (const el of queueList.querySelectorAll<HTMLElement>(".wait")) {
       el.textContent = duration(Date.now() - Date.parse(el.dataset.since!));
     }
+    for (const c of chats.values()) c.verify.tick();
   }, 1000);
 
   async function doClaim(id: number): Promise<void> {
@@ -163,8 +166,11 @@ function run(s: Session): void {
   function chatFor(t: Ticket): Chat {
     let c = chats.get(t.id);
     if (!c) {
-      c = { ticket: t, messages: new Map(), pending: new Map(), notes: [], customerTyping: false, customerRead: t.customer_read_seq, history: null, view: null, unread: 0 };
+      const verify = new VerificationSection(t.id, () => chats.get(t.id)?.ticket.customer.verified ?? false, (f) => sock.request(f));
+      c = { ticket: t, messages: new Map(), pending: new Map(), notes: [], customerTyping: false, customerRead: t.customer_read_seq, history: null, view: null, unread: 0, verify };
       chats.set(t.id, c);
+      if (flags.has(t.id)) verify.setFlag(flags.get(t.id)!);
+      loadVerification(c);
       // History comes through sync; the socket resumes it after a reconnect.
       sock.sendLossy({ type: "sync", ticket: t.id, after: sock.lastSeq.get(t.conversation) ?? 0 });
       sock.lastSeq.set(t.conversation, sock.lastSeq.get(t.conversation) ?? 0);
@@ -284,14 +290,28 @@ function run(s: Session): void {
       sock.sendReliable({ type: "note", ticket: t.id, client_id: clientId(), text });
       noteInput.value = "";
     });
-    const customer = h("aside", { class: "customer", "aria-label": "Customer" }, noteForm);
+    const facts = h("div", {});
+    const history = h("div", {});
+    const notes = h("div", {});
+    const customer = h(
+      "aside",
+      { class: "customer", "aria-label": "Customer" },
+      h("h3", {}, "Customer"),
+      facts,
+      c.verify.el,
+      h("h3", {}, "Earlier tickets"),
+      history,
+      h("h3", {}, "Notes"),
+      notes,
+      noteForm,
+    );
     const panel = h(
       "section",
       { class: "chat", role: "tabpanel", id: `panel-${t.id}`, "aria-labelledby": `tab-${t.id}`, hidden: true },
       h(
         "div",
         { class: "thread" },
-        h("div", { class: "chat-head" }, h("h2", {}, `#${t.id} ${t.subject}`), h("div", { class: "actions" }, target, transfer, resolve)),
+        h("div", { class: "chat-head" }, h("h2", {}, `#${t.id} ${t.subject}`), c.verify.badges, h("div", { class: "actions" }, target, transfer, resolve)),
         log,
         typing,
         alert,
@@ -300,7 +320,7 @@ function run(s: Session): void {
       customer,
     );
     panels.append(panel);
-    c.view = { panel, log, typing, input, alert, customer, noteForm };
+    c.view = { panel, log, typing, input, alert, customer, facts, history, notes };
     renderLog(c);
     renderCustomer(c);
     return c.view;
@@ -339,17 +359,15 @@ function run(s: Session): void {
     typing.textContent = c.customerTyping ? `${c.ticket.customer.name} is typing…` : "";
   }
 
-  // The customer panel: what the API gives today. Masked email/phone with reveal and the
-  // verification panel join here once the vault (issue 5) and step-up (issue 4) APIs exist.
+  // The customer panel. Notes and history arrive while the agent may be typing a note or a
+  // reveal reason, or has the verification's action chosen: only the facts, the history and
+  // the notes are redrawn, each in its own box.
   function renderCustomer(c: Chat): void {
     if (!c.view) return;
-    const { customer: el, noteForm } = c.view;
+    const { facts, history, notes } = c.view;
     const t = c.ticket;
-    // Notes and history arrive while the agent may be typing a note: everything above the note
-    // form is replaced, the form itself (its text, caret and focus) stays.
-    for (const n of [...el.childNodes]) if (n !== noteForm) n.remove();
-    noteForm.before(
-      h("h3", {}, "Customer"),
+    clear(facts);
+    facts.append(
       h(
         "dl",
         { class: "facts" },
@@ -360,22 +378,30 @@ function run(s: Session): void {
         h("dt", {}, "Customer id"),
         h("dd", {}, String(t.customer.id)),
       ),
-      ...customerSections.map((section) => section(t, (f) => sock.request(f))).filter((n): n is Node => n !== null),
-      h("h3", {}, "Earlier tickets"),
+    );
+    clear(history);
+    const earlier = (c.history ?? []).filter((x) => x.id !== t.id);
+    history.append(
       c.history === null
         ? h("p", { class: "muted" }, "Loading…")
-        : c.history.filter((x) => x.id !== t.id).length === 0
+        : earlier.length === 0
           ? h("p", { class: "muted" }, "None.")
-          : h(
-              "ul",
-              { class: "history" },
-              ...c.history.filter((x) => x.id !== t.id).map((x) => h("li", {}, `#${x.id} ${x.subject} — ${x.status}, ${new Date(x.created_at).toLocaleDateString()}`)),
-            ),
-      h("h3", {}, "Notes"),
+          : h("ul", { class: "history" }, ...earlier.map((x) => h("li", { "data-ticket": x.id }, `#${x.id} ${x.subject} — ${x.status}, ${new Date(x.created_at).toLocaleDateString()}`))),
+    );
+    clear(notes);
+    notes.append(
       c.notes.length
         ? h("ul", { class: "notes" }, ...c.notes.map((n) => h("li", {}, h("span", { class: "who" }, `${n.author.name} · ${clock(n.at)}`), n.text)))
         : h("p", { class: "muted" }, "No notes yet."),
     );
+  }
+
+  async function loadVerification(c: Chat): Promise<void> {
+    try {
+      c.verify.load(await api<TicketVerification>("GET", `/api/tickets/${c.ticket.id}/verifications`));
+    } catch {
+      /* the section says nothing is verified; live frames still arrive */
+    }
   }
 
   async function loadNotes(c: Chat): Promise<void> {
@@ -475,6 +501,16 @@ function run(s: Session): void {
       }
       case "ack":
         break;
+      case "verification": {
+        chatByTicket(f.ticket)?.verify.update(f as any);
+        break;
+      }
+      case "step_up_flag": {
+        flags.set(f.ticket, f.phrase);
+        chatByTicket(f.ticket)?.verify.setFlag(f.phrase);
+        renderQueue();
+        break;
+      }
       case "blocked": {
         const c = chatByTicket(f.ticket);
         if (!c) return;
