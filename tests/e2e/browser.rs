@@ -167,6 +167,32 @@ async fn step_up_verification_in_the_browser_with_the_code_from_a_real_mailbox()
     assert_eq!(passed.len(), 1, "{passed:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contact_details_are_masked_and_revealed_with_a_reason_in_a_browser() {
+    let app = TestApp::start().await;
+    app.staff("lina", "lead", 5).await;
+    app.agent("grace").await;
+    // Two signed-in customers, each with a ticket waiting.
+    let mut sockets = Vec::new();
+    for (sub, email, phone, text) in [
+        ("ada-1", "ada@example.com", "+1 415-555-0132", "Where is my parcel?"),
+        ("bob-1", "bob@example.com", "+1 415-555-0199", "Can I change my order?"),
+    ] {
+        let token = app.sign_identity(json!({"sub": sub, "name": sub, "email": email, "phone": phone}));
+        let v = app
+            .visitor_with(json!({"site_key": "demo", "identity_token": token}))
+            .await;
+        let (mut ws, _) = app.customer_ws(&v).await;
+        ws.send_text(None, "m1", text).await;
+        sockets.push(ws);
+    }
+    let out = flow(&app, "test/customer-data.mjs").await;
+    assert!(
+        out.contains("the reveal is in the audit log with its field and reason"),
+        "{out}"
+    );
+}
+
 #[tokio::test]
 async fn the_browser_card_screen_agrees_with_the_shared_vectors() {
     let out = run("node", &["test/screen.mjs"], vec![]).await;

@@ -426,12 +426,17 @@ impl TestApp {
     /// An identity token as the demo site would sign it for a logged-in customer (HS256 with
     /// the site's secret from the data dir), valid for ten minutes of the test's clock.
     pub fn identity_token(&self, sub: &str, name: &str, email: &str) -> String {
+        self.sign_identity(json!({"sub": sub, "name": name, "email": email}))
+    }
+
+    /// [`TestApp::identity_token`] with any claims (`phone`, …); `exp` is added.
+    pub fn sign_identity(&self, mut claims: Value) -> String {
         let secret = std::fs::read_to_string(self.data_dir().join("sites/demo.identity-secret"))
             .expect("the demo site's secret");
-        let exp = self.clock.now().millis() / 1000 + 600;
+        claims["exp"] = json!(self.clock.now().millis() / 1000 + 600);
         jsonwebtoken::encode(
             &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-            &json!({"sub": sub, "name": name, "email": email, "exp": exp}),
+            &claims,
             &jsonwebtoken::EncodingKey::from_secret(secret.trim().as_bytes()),
         )
         .expect("sign")

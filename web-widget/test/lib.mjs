@@ -50,7 +50,7 @@ export async function page(context) {
   p.setDefaultTimeout(WAIT);
   p.on("console", (m) => {
     if (/Content.Security.Policy|Refused to/i.test(m.text())) problems.push(`CSP: ${m.text()}`);
-    else if (m.type() === "error") console.error(`console error on ${p.url()}: ${m.text()}`);
+    else if (m.type() === "error" && !m.location().url.endsWith("/favicon.ico")) console.error(`console error on ${p.url()}: ${m.text()}`);
   });
   p.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   return p;

@@ -1,11 +1,13 @@
 // The agent console: the live queue with ticking waits, claim, chats in tabs, the customer
-// panel (step-up verification with the verified badge, earlier tickets, internal notes),
+// panel (masked contact details with a reveal that asks for a reason, step-up verification
+// with the verified badge, earlier tickets, internal notes),
 // transfer, resolve, keyboard shortcuts. Everything live comes over /ws/agent (deskgate.v1);
 // history and lists over the REST API.
 import { h, clear, duration, clock } from "../lib/dom";
 import { DeskSocket, clientId, wsUrl, type Frame, type ConnState } from "../lib/socket";
 import { login, logout, api, type Session, type User } from "../lib/staff";
 import { VerificationSection, type TicketVerification } from "./verification";
+import { ContactSection } from "./contact";
 
 interface Ticket {
   id: number;
@@ -48,6 +50,8 @@ interface Chat {
   unread: number;
   /** Built with the chat, so verification frames are kept before its tab is first shown. */
   verify: VerificationSection;
+  /** Masked email and phone, with Reveal for roles that may. */
+  contact: ContactSection;
 }
 interface ChatView {
   panel: HTMLElement;
@@ -167,8 +171,10 @@ function run(s: Session): void {
     let c = chats.get(t.id);
     if (!c) {
       const verify = new VerificationSection(t.id, () => chats.get(t.id)?.ticket.customer.verified ?? false, (f) => sock.request(f));
-      c = { ticket: t, messages: new Map(), pending: new Map(), notes: [], customerTyping: false, customerRead: t.customer_read_seq, history: null, view: null, unread: 0, verify };
+      const contact = new ContactSection(t.customer.id, me.role, String(t.id));
+      c = { ticket: t, messages: new Map(), pending: new Map(), notes: [], customerTyping: false, customerRead: t.customer_read_seq, history: null, view: null, unread: 0, verify, contact };
       chats.set(t.id, c);
+      contact.load();
       if (flags.has(t.id)) verify.setFlag(flags.get(t.id)!);
       loadVerification(c);
       // History comes through sync; the socket resumes it after a reconnect.
@@ -298,6 +304,7 @@ function run(s: Session): void {
       { class: "customer", "aria-label": "Customer" },
       h("h3", {}, "Customer"),
       facts,
+      c.contact.el,
       c.verify.el,
       h("h3", {}, "Earlier tickets"),
       history,
