@@ -41,6 +41,7 @@ pub fn router(app: App) -> Router {
         )
         .route("/api/tickets/{id}/messages", get(api::tickets::messages))
         .route("/api/tickets/{id}/notes", get(api::tickets::notes))
+        .route("/api/tickets/{id}/exports", post(api::exports::record))
         .route(
             "/api/customers/{id}/tickets",
             get(api::tickets::customer_history),

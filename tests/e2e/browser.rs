@@ -48,6 +48,7 @@ async fn run(program: &str, args: &[&str], env: Vec<(String, String)>) -> String
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "{shown} failed:\n{text}");
+    println!("{text}");
     text
 }
 
@@ -189,6 +190,10 @@ async fn contact_details_are_masked_and_revealed_with_a_reason_in_a_browser() {
     let out = flow(&app, "test/customer-data.mjs").await;
     assert!(
         out.contains("the reveal is in the audit log with its field and reason"),
+        "{out}"
+    );
+    assert!(
+        out.contains("the export is in the audit log, and the file names its entry"),
         "{out}"
     );
 }

@@ -11,6 +11,7 @@ mod browser;
 mod chat;
 mod config;
 mod desk;
+mod exports;
 mod grants;
 mod identity;
 mod mfa;

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod bootstrap;
 pub mod customers;
+pub mod exports;
 pub mod grants;
 pub mod health;
 pub mod mfa;

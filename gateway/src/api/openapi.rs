@@ -20,7 +20,7 @@ use utoipa::{Modify, OpenApi};
         super::verification::resend, super::verification::perform,
         super::mfa::status, super::mfa::begin, super::mfa::confirm,
         super::mfa::recovery_codes, super::mfa::disable, super::mfa::reset,
-        super::customers::show, super::customers::reveal,
+        super::customers::show, super::customers::reveal, super::exports::record,
         super::grants::create, super::grants::list, super::grants::show, super::grants::approve,
         super::grants::deny, super::grants::revoke, super::grants::transcript,
         super::audit::list, super::tickets::legal_hold,

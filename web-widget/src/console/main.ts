@@ -59,6 +59,8 @@ interface ChatView {
   typing: HTMLElement;
   input: HTMLTextAreaElement;
   alert: HTMLElement;
+  /** "This was recorded": shown once a copy or an export has its audit entry. */
+  recorded: HTMLElement;
   customer: HTMLElement;
   /**
    * What re-renders of the customer panel fill; everything else in it (the note form, the
@@ -269,6 +271,8 @@ function run(s: Session): void {
       }
     });
     const resolve = h("button", { class: "secondary", type: "button", "data-action": "resolve" }, "Resolve");
+    const exportBtn = h("button", { class: "secondary", type: "button", "data-action": "export" }, "Export transcript");
+    exportBtn.addEventListener("click", () => exportTranscript(c));
     resolve.addEventListener("click", async () => {
       const r = await sock.request({ type: "resolve", ticket: t.id });
       if (r.type === "error") showAlert(c, r.message);
@@ -312,13 +316,15 @@ function run(s: Session): void {
       notes,
       noteForm,
     );
+    const recorded = h("p", { class: "recorded-notice", role: "status", "aria-live": "polite", hidden: true });
     const panel = h(
       "section",
       { class: "chat", role: "tabpanel", id: `panel-${t.id}`, "aria-labelledby": `tab-${t.id}`, hidden: true },
       h(
         "div",
         { class: "thread" },
-        h("div", { class: "chat-head" }, h("h2", {}, `#${t.id} ${t.subject}`), c.verify.badges, h("div", { class: "actions" }, target, transfer, resolve)),
+        h("div", { class: "chat-head" }, h("h2", {}, `#${t.id} ${t.subject}`), c.verify.badges, h("div", { class: "actions" }, target, transfer, exportBtn, resolve)),
+        recorded,
         log,
         typing,
         alert,
@@ -326,11 +332,63 @@ function run(s: Session): void {
       ),
       customer,
     );
+    // Copying out of the transcript or the customer panel is recorded before the notice says
+    // so. What the agent types (reply, note, reason) is theirs and not reported.
+    panel.addEventListener("copy", (e) => {
+      const target = e.target as HTMLElement | null;
+      if (target && /^(TEXTAREA|INPUT|SELECT)$/.test(target.tagName)) return;
+      const sel = document.getSelection();
+      const copied = sel?.toString() ?? "";
+      const at = sel?.anchorNode ?? null;
+      if (!copied.trim() || !at) return;
+      const source = log.contains(at) ? "transcript" : customer.contains(at) ? "customer" : null;
+      if (source) recordCopy(c, source, [...copied].length);
+    });
     panels.append(panel);
-    c.view = { panel, log, typing, input, alert, customer, facts, history, notes };
+    c.view = { panel, log, typing, input, alert, recorded, customer, facts, history, notes };
     renderLog(c);
     renderCustomer(c);
     return c.view;
+  }
+
+  /** Writes the audit entry of a copy or an export; `null` (and an alert) if it was not written. */
+  async function recordExport(c: Chat, body: Record<string, unknown>): Promise<{ audit_seq: number } | null> {
+    try {
+      return await api<{ audit_seq: number }>("POST", `/api/tickets/${c.ticket.id}/exports`, body);
+    } catch (e) {
+      showAlert(c, `Could not record this in the audit log (${(e as Error).message}).`);
+      return null;
+    }
+  }
+
+  function showRecorded(c: Chat, text: string): void {
+    const v = view(c);
+    v.recorded.textContent = text;
+    v.recorded.hidden = false;
+  }
+
+  async function recordCopy(c: Chat, source: "transcript" | "customer", chars: number): Promise<void> {
+    const r = await recordExport(c, { kind: "copy", source, chars });
+    if (r) showRecorded(c, `Copying customer data is recorded: your copy from the ${source === "transcript" ? "conversation" : "customer panel"} is audit entry ${r.audit_seq}.`);
+  }
+
+  /** The open ticket's conversation as plain text, after its export is recorded. */
+  async function exportTranscript(c: Chat): Promise<void> {
+    const r = await recordExport(c, { kind: "transcript" });
+    if (!r) return;
+    const t = c.ticket;
+    const lines = [`Ticket #${t.id}: ${t.subject}`, `Customer: ${t.customer.name} (id ${t.customer.id})`, `Exported by ${me.name} at ${new Date().toISOString()} (audit entry ${r.audit_seq})`, ""];
+    for (const m of [...c.messages.values()].sort((a, b) => a.seq! - b.seq!)) {
+      lines.push(`[${m.at ?? ""}] ${m.kind === "system" ? "—" : m.name}: ${m.blocked ? "(withheld: it contained a payment card number)" : m.text}`);
+    }
+    const name = `ticket-${t.id}-transcript.txt`;
+    const url = URL.createObjectURL(new Blob([lines.join("\n") + "\n"], { type: "text/plain;charset=utf-8" }));
+    const a = h("a", { href: url, download: name, hidden: true });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    showRecorded(c, `Transcript exported as ${name}. Exporting customer data is recorded: audit entry ${r.audit_seq}.`);
   }
 
   function showAlert(c: Chat, text: string): void {
