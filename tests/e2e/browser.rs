@@ -79,19 +79,32 @@ async fn customer_and_agent_chat_through_the_gateway_in_a_browser() {
     let app = TestApp::start().await;
     app.agent("grace").await;
     let out = flow(&app, "test/chat.mjs").await;
-    assert!(
-        out.contains("each message is on both sides exactly once"),
-        "{out}"
-    );
+    for step in [
+        "each message is on both sides exactly once",
+        "the wait ticks up while the ticket waits",
+        "while the gateway stays away the widget keeps saying Reconnecting…",
+        "back online, the message written meanwhile is sent once and nothing is doubled",
+    ] {
+        assert!(out.contains(step), "{step}: {out}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_surface_is_accessible_and_the_widget_reads_right_to_left() {
     let app = TestApp::start().await;
     app.agent("grace").await;
+    app.agent("hopper").await;
     app.staff("sam", "supervisor", 1).await; // also creates "admin"
     let out = flow(&app, "test/surfaces.mjs").await;
-    assert!(out.contains("supervisor console"), "{out}");
+    for step in [
+        "supervisor console",
+        "the page's language (zh) wins over the browser's (ru)",
+        "the transfer moves the chat to the other agent's console with its conversation",
+        "Alt+T focuses the transfer choice of the open chat",
+        "Alt+Q moves focus to the queue",
+    ] {
+        assert!(out.contains(step), "{step}: {out}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -48,6 +48,14 @@ await run(async (browser) => {
 
   await agent.locator(".qitem", { hasText: "Hello, my parcel is late" }).waitFor();
   check(true, "the ticket appears in the agent's live queue");
+  const wait = agent.locator(".qitem", { hasText: "Hello, my parcel is late" }).locator(".wait");
+  const w1 = await wait.innerText();
+  check(/^[0-9]+s$/.test(w1), `the queue shows how long the customer has waited (${w1})`);
+  await agent.waitForFunction((w) => {
+    const el = [...document.querySelectorAll(".qitem")].find((q) => q.textContent.includes("Hello, my parcel is late"))?.querySelector(".wait");
+    return el && el.textContent !== w && parseInt(el.textContent) > parseInt(w);
+  }, w1);
+  check(true, `the wait ticks up while the ticket waits (${w1} → ${await wait.innerText()})`);
   await agent.locator(".qitem", { hasText: "Hello, my parcel is late" }).getByRole("button", { name: /Claim/ }).click();
   await agent.locator(".chat:not([hidden]) .msg", { hasText: "Hello, my parcel is late" }).waitFor();
   check(true, "after claiming, the agent sees the conversation in a tab");
@@ -174,4 +182,43 @@ await run(async (browser) => {
   await agent.keyboard.press("Alt+r");
   await cust.locator(".notice", { hasText: "resolved" }).waitFor();
   check(true, "Alt+R resolves the ticket and the customer is told");
+
+  // The gateway goes away under a connected widget (its socket closed with 1001, as at a
+  // restart) and stays away for a while: the widget says "Reconnecting…", keeps what the
+  // customer writes meanwhile, and sends it once when the gateway is back.
+  const dropCtx = await browser.newContext({ viewport: { width: 1000, height: 760 }, locale: "en-US" });
+  const drop = await page(dropCtx);
+  let down = false;
+  const live = [];
+  await drop.routeWebSocket(/\/ws\/customer$/, (ws) => {
+    if (down) {
+      ws.close({ code: 1011, reason: "gateway unavailable" });
+      return;
+    }
+    ws.connectToServer();
+    live.push(ws);
+  });
+  await drop.goto(BASE + "/demo");
+  await drop.locator(".launcher").click();
+  await drop.locator("textarea").fill("Before the gateway went away");
+  await drop.locator("textarea").press("Enter");
+  await drop.locator(".msg.me .meta", { hasText: "Sent" }).waitFor();
+  await drop.locator(".state", { hasText: "Connected" }).waitFor();
+  down = true;
+  for (const ws of live.splice(0)) await ws.close({ code: 1001, reason: "going away" });
+  await drop.locator(".state", { hasText: "Reconnecting…" }).waitFor();
+  check(true, "when the gateway goes away the widget says Reconnecting…");
+  await drop.locator("textarea").fill("Written while reconnecting");
+  await drop.locator("textarea").press("Enter");
+  await drop.locator(".msg.me", { hasText: "Written while reconnecting" }).locator(".meta", { hasText: "Sending" }).waitFor();
+  await drop.waitForTimeout(1500); // a few refused attempts: it keeps saying so
+  check((await drop.locator(".state").innerText()) === "Reconnecting…", "while the gateway stays away the widget keeps saying Reconnecting…");
+  await shot(drop, "widget-reconnecting");
+  down = false;
+  await drop.locator(".state", { hasText: "Connected" }).waitFor({ timeout: 30_000 });
+  await drop.locator(".msg.me", { hasText: "Written while reconnecting" }).locator(".meta", { hasText: "Sent" }).waitFor();
+  await waitCount(drop, ".msg", "Written while reconnecting", 1);
+  await waitCount(drop, ".msg", "Before the gateway went away", 1);
+  check(true, "back online, the message written meanwhile is sent once and nothing is doubled");
+  await dropCtx.close();
 });

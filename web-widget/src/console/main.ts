@@ -90,7 +90,7 @@ function run(s: Session): void {
 
   // --- layout -------------------------------------------------------------------------------
   const state = h("span", { class: "conn", role: "status", "aria-live": "polite" }, "Connecting…");
-  const queueList = h("ul", { class: "queue-list", "aria-label": "Queued tickets" });
+  const queueList = h("ul", { class: "queue-list", "aria-label": "Queued tickets", tabindex: "-1" });
   const queueCount = h("span", { class: "count" }, "0");
   const tabs = h("div", { class: "tabs", role: "tablist", "aria-label": "Your chats" });
   const panels = h("div", { class: "panels" });
@@ -662,7 +662,8 @@ function run(s: Session): void {
         chats.get(id)?.view?.input.focus();
       }
     } else if (e.code === "KeyQ") {
-      (queueList.querySelector("button") as HTMLElement | null)?.focus();
+      // The oldest ticket's Claim button, or the (empty) list itself.
+      ((queueList.querySelector("button") as HTMLElement | null) ?? queueList).focus();
     } else if (e.code === "KeyN" && c) {
       c.view?.customer.querySelector<HTMLElement>(".note-input")?.focus();
     } else if (e.code === "KeyT" && c) {
