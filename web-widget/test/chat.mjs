@@ -89,6 +89,20 @@ await run(async (browser) => {
   check((await cust.locator(".msg.me", { hasText: "4111" }).count()) === 0, "the card number is not shown as sent");
   check(await input.getAttribute("aria-invalid") === "true", "the field is marked invalid for assistive technology");
 
+  // A number split over two messages: the first half goes (it is no card number alone), the
+  // second is refused in the browser, as the gateway would refuse it.
+  await input.fill("my card is 5555 5555");
+  await input.press("Enter");
+  await cust.locator(".msg.me", { hasText: "my card is 5555 5555" }).locator(".meta", { hasText: /Sent|Read/ }).waitFor();
+  await input.fill("5555 4444");
+  await input.press("Enter");
+  await cust.locator(".alert", { hasText: "payment card number" }).waitFor();
+  check((await input.inputValue()) === "5555 4444" && (await cust.locator(".msg.me", { hasText: "5555 4444" }).count()) === 0, "the second half of a split card number is refused in the browser");
+  await input.fill("Sorry, ignore that");
+  await input.press("Enter");
+  await cust.locator(".msg.me", { hasText: "Sorry, ignore that" }).locator(".meta", { hasText: /Sent|Read/ }).waitFor();
+  check(true, "after a refusal the conversation goes on");
+
   // The same number sent raw (a modified client) is blocked by the gateway.
   const raw = await cust.evaluate(async (text) => {
     const key = Object.keys(sessionStorage).find((k) => k.startsWith("deskgate.visitor."));

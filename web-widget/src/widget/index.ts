@@ -8,7 +8,7 @@
 import { h, clear, clock } from "../lib/dom";
 import { pickLang, strings, isRtl, type Strings } from "../lib/i18n";
 import { DeskSocket, clientId, wsUrl, type Frame, type ConnState } from "../lib/socket";
-import { screenMessage } from "../lib/screen";
+import { OutgoingScreen } from "./outgoing";
 import { CSS } from "./styles";
 import { verifyPanel } from "./verify";
 
@@ -111,6 +111,8 @@ function boot(): void {
   const bySeq = new Map<number, Msg>();
   const pending = new Map<string, Msg>(); // own messages not yet in the conversation
   let socket: DeskSocket | null = null;
+  // Card numbers are refused before sending, over the tail of what this customer sent.
+  const outgoing = new OutgoingScreen();
   let typingTimer: number | undefined;
   let typingSentAt = 0;
   let typingClear: number | undefined;
@@ -275,6 +277,7 @@ function boot(): void {
         break;
       }
       case "blocked": {
+        outgoing.forget();
         const m = pending.get(f.client_id);
         if (m) {
           m.status = "withheld";
@@ -319,6 +322,7 @@ function boot(): void {
         if (m && f.code !== "unavailable") {
           // Refused for good (e.g. too long): give the text back rather than lose it.
           pending.delete(f.ref);
+          outgoing.forget();
           if (!input.value) input.value = m.text;
           render();
         }
@@ -356,7 +360,7 @@ function boot(): void {
   }
 
   function send(text: string): boolean {
-    const verdict = screenMessage(text);
+    const verdict = outgoing.check(text);
     if (verdict.blocked) {
       showAlert(t.cardLocal);
       input.setAttribute("aria-invalid", "true");
