@@ -368,6 +368,9 @@ pub struct CustomerSelf {
     pub id: crate::ids::CustomerId,
     pub name: String,
     pub verified: bool,
+    /// An email address is on file (typed before the chat or signed by the site): an agent's
+    /// reply while no tab is open goes there. Never the address itself.
+    pub email_on_file: bool,
 }
 
 #[derive(Debug, Serialize)]

@@ -3,6 +3,7 @@
 //! with one browser; it exits 0 only if every step passed, and its output is shown on failure.
 //! tests/run.sh installs Chromium and the npm packages on a machine that lacks them.
 
+use deskgate::config::SiteConfig;
 use deskgate::store::Role;
 use deskgate_tests::smtp::{free_port, SmtpServer};
 use deskgate_tests::{TestApp, PASSWORD};
@@ -209,6 +210,42 @@ async fn contact_details_are_masked_and_revealed_with_a_reason_in_a_browser() {
         out.contains("the export is in the audit log, and the file names its entry"),
         "{out}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_widget_on_the_sites_own_domain_with_nobody_online_and_the_reply_by_email() {
+    const SHOP: &str = "http://shop.example";
+    let smtp = SmtpServer::start().await;
+    let app = TestApp::builder()
+        .smtp(&smtp)
+        .config(|c| {
+            c.sites = vec![SiteConfig {
+                key: "demo".into(),
+                name: Some("ACME".into()),
+                identity_secret: Some(secrecy::SecretString::from("a site secret of some length")),
+                identity_secret_file: None,
+                allowed_origins: vec![SHOP.into()],
+            }]
+        })
+        .start()
+        .await;
+    app.agent("grace").await;
+    let extra = [
+        ("DESKGATE_SHOP_ORIGIN", SHOP.to_string()),
+        (
+            "DESKGATE_MAILDIR",
+            smtp.maildir().to_string_lossy().into_owned(),
+        ),
+    ];
+    let out = flow_with(&app, "test/offsite.mjs", &extra).await;
+    for step in [
+        "the presence answer allows the site's origin",
+        "with nobody online and an email given, the widget says the reply will come by email",
+        "the agent sees the pre-chat name and the email, masked",
+        "the reply was emailed to the address the customer gave",
+    ] {
+        assert!(out.contains(step), "{step}: {out}");
+    }
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@ mod exports;
 mod grants;
 mod identity;
 mod mfa;
+mod notify;
 mod origin;
 mod overload;
 mod queue;

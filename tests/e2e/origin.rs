@@ -181,3 +181,42 @@ async fn an_allowed_origin_that_is_not_an_origin_stops_the_start() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn presence_answers_the_sites_own_pages_with_cors() {
+    let app = two_sites().await;
+    let resp = app
+        .request_from(SHOP, Method::GET, "/api/sites/shop/presence", None)
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers().get("access-control-allow-origin").unwrap(),
+        SHOP
+    );
+    assert_eq!(resp.headers().get("vary").unwrap(), "origin");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body, json!({"agents_online": false}));
+    // Another site's page, a page nobody lists, and `null` are refused.
+    for (origin, site) in [(SHOP, "other"), (EVIL, "shop"), ("null", "shop")] {
+        let resp = app
+            .request_from(
+                origin,
+                Method::GET,
+                &format!("/api/sites/{site}/presence"),
+                None,
+            )
+            .await;
+        assert_eq!(resp.status(), 403, "{origin} for {site}");
+        assert!(resp.headers().get("access-control-allow-origin").is_none());
+    }
+    // The gateway's own pages and programs without an Origin still get it.
+    let own = app.own_origin();
+    let resp = app
+        .request_from(&own, Method::GET, "/api/sites/shop/presence", None)
+        .await;
+    assert_eq!(resp.status(), 200);
+    let (status, _) = app.get("/api/sites/shop/presence", None).await;
+    assert_eq!(status, 200);
+    let (status, _) = app.get("/api/sites/nope/presence", None).await;
+    assert_eq!(status, 404);
+}

@@ -52,7 +52,10 @@ export async function page(context) {
     if (/Content.Security.Policy|Refused to/i.test(m.text())) problems.push(`CSP: ${m.text()}`);
     else if (m.type() === "error" && !m.location().url.endsWith("/favicon.ico")) console.error(`console error on ${p.url()}: ${m.text()}`);
   });
-  p.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  p.on("pageerror", (e) => {
+    problems.push(`page error: ${e.message}`);
+    console.error(`page error on ${p.url()}: ${e.stack || e.message}`);
+  });
   return p;
 }
 

@@ -282,6 +282,11 @@ impl StepUp {
         })
     }
 
+    /// The mail sender (SMTP or the outbox), also used for replies to offline customers.
+    pub fn mailer(&self) -> &Mailer {
+        &self.mailer
+    }
+
     fn vs(&self) -> &dyn VerificationStore {
         self.store.verification()
     }

@@ -80,6 +80,7 @@ pub(super) async fn welcome(conn: &mut Conn, resume: &[ResumePoint]) -> Flow {
             id: me.id,
             name: me.name.clone(),
             verified: me.verified,
+            email_on_file: me.email.as_deref().is_some_and(|e| !e.is_empty()),
         },
         conversation: open,
         verifications: &verifications,

@@ -195,6 +195,9 @@ function boot(): void {
   // Whether an agent is online, asked when the widget opens and every 30 s while nobody has
   // taken the conversation; unknown (null) until the first answer.
   let agentsOnline: boolean | null = null;
+  // An email address is on file (the pre-chat form's, or a signed identity's): an agent's
+  // reply while no tab is open is emailed, so the notice may promise it.
+  let emailOnFile = false;
   async function presence(): Promise<void> {
     try {
       const r = await fetch(`${base}/api/sites/${encodeURIComponent(site)}/presence`);
@@ -210,7 +213,7 @@ function boot(): void {
 
   function showNotice(): void {
     const unstaffed = agentsOnline === false && (ticketStatus === "" || ticketStatus === "queued");
-    const text = unstaffed ? t.noAgent : ticketStatus === "queued" ? t.waiting : ticketStatus === "resolved" ? t.resolved : agentName ? t.joined(agentName) : "";
+    const text = unstaffed ? (emailOnFile ? t.noAgentEmail : t.noAgentHere) : ticketStatus === "queued" ? t.waiting : ticketStatus === "resolved" ? t.resolved : agentName ? t.joined(agentName) : "";
     notice.textContent = text;
     notice.hidden = !text;
   }
@@ -231,6 +234,7 @@ function boot(): void {
   function onFrame(f: Frame): void {
     switch (f.type) {
       case "welcome":
+        emailOnFile = !!f.customer?.email_on_file;
         if (f.verifications?.length) verify.show(f.verifications[0]);
         if (f.conversation) {
           conversation = f.conversation.conversation;
@@ -373,7 +377,7 @@ function boot(): void {
     const m: Msg = { clientId: id, kind: "customer", name: t.you, text, status: "sending" };
     pending.set(id, m);
     socket!.sendReliable({ type: "send", client_id: id, text });
-    socket!.sendLossy({ type: "typing", active: false });
+    if (conversation !== null) socket!.sendLossy({ type: "typing", active: false });
     clearTimeout(typingTimer);
     typingSentAt = 0;
     render();
@@ -410,6 +414,8 @@ function boot(): void {
   prechat.addEventListener("submit", async (e) => {
     e.preventDefault();
     token = await visitor(nameIn.value, emailIn.value);
+    emailOnFile = emailIn.value.trim() !== "";
+    showNotice();
     prechat.hidden = true;
     compose.hidden = false;
     log.hidden = false;
@@ -434,7 +440,8 @@ function boot(): void {
       alert.hidden = true;
       input.removeAttribute("aria-invalid");
     }
-    if (!socket) return;
+    // Typing is about a conversation: before the first message there is none to tell.
+    if (!socket || conversation === null) return;
     const now = Date.now();
     if (now - typingSentAt > 3000) {
       typingSentAt = now;
