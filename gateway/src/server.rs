@@ -48,6 +48,7 @@ pub fn router(app: App) -> Router {
         )
         .route("/api/queue", get(api::queue::show))
         .route("/api/sites/{key}/presence", get(api::presence::show))
+        .route("/api/sites/{key}/widget", get(api::sites::widget))
         .route(
             "/api/tickets/{id}/verifications",
             get(api::verification::status).post(api::verification::request),

@@ -225,6 +225,7 @@ async fn the_widget_on_the_sites_own_domain_with_nobody_online_and_the_reply_by_
                 identity_secret: Some(secrecy::SecretString::from("a site secret of some length")),
                 identity_secret_file: None,
                 allowed_origins: vec![SHOP.into()],
+                prechat: true,
             }]
         })
         .start()
@@ -240,6 +241,8 @@ async fn the_widget_on_the_sites_own_domain_with_nobody_online_and_the_reply_by_
     let out = flow_with(&app, "test/offsite.mjs", &extra).await;
     for step in [
         "the presence answer allows the site's origin",
+        "the site's pre-chat setting shows the form, with no attribute on the page",
+        "data-prechat=off overrides the site's setting",
         "with nobody online and an email given, the widget says the reply will come by email",
         "the agent sees the pre-chat name and the email, masked",
         "the reply was emailed to the address the customer gave",

@@ -1,8 +1,9 @@
 // The widget on a site's own domain (an origin the site lists in allowed_origins, not the
-// gateway's) with its pre-chat form: with nobody online the widget reads the presence answer
-// across origins and says so, promising an email because the customer gave an address; the
-// agent sees the name and the masked email; a reply written after the customer left arrives
-// by email.
+// gateway's), with the operator's pre-chat setting on (`prechat = true` in [[sites]]): the form
+// appears with no attribute on the page (data-prechat="off" still turns it off); with nobody
+// online the widget reads the presence answer across origins and says so, promising an email
+// because the customer gave an address; the agent sees the name and the masked email; a reply
+// written after the customer left arrives by email.
 import { readdirSync, readFileSync } from "node:fs";
 import { run, page, axe, shot, staffLogin, check, BASE, WAIT } from "./lib.mjs";
 
@@ -21,16 +22,29 @@ await run(async (browser) => {
   await cust.route(SHOP + "/", (r) =>
     r.fulfill({
       contentType: "text/html",
-      body: `<!doctype html><html lang="en"><title>ACME shop</title><main><h1>ACME shop</h1></main><script src="${BASE}/widget.js" data-site="demo" data-prechat="on"></script></html>`,
+      body: `<!doctype html><html lang="en"><title>ACME shop</title><main><h1>ACME shop</h1></main><script src="${BASE}/widget.js" data-site="demo"></script></html>`,
     }),
   );
   const presence = cust.waitForResponse((r) => r.url().includes("/presence"));
+  // The page may still turn the form off.
+  await cust.route(SHOP + "/no-form", (r) =>
+    r.fulfill({
+      contentType: "text/html",
+      body: `<!doctype html><html lang="en"><title>ACME shop</title><main><h1>ACME shop</h1></main><script src="${BASE}/widget.js" data-site="demo" data-prechat="off"></script></html>`,
+    }),
+  );
+  await cust.goto(SHOP + "/no-form");
+  await cust.locator(".launcher").click();
+  await cust.locator("textarea").waitFor();
+  check(await cust.locator("form.prechat").isHidden(), "data-prechat=off overrides the site's setting");
+  await cust.evaluate(() => sessionStorage.clear());
+
   await cust.goto(SHOP + "/");
   await cust.locator(".launcher").click();
   const answer = await presence;
   check(answer.status() === 200 && answer.headers()["access-control-allow-origin"] === SHOP, `the presence answer allows the site's origin (${answer.headers()["access-control-allow-origin"]})`);
   await cust.locator("form.prechat").waitFor();
-  check(true, "the pre-chat form asks for a name and an email");
+  check(true, "the site's pre-chat setting shows the form, with no attribute on the page");
   await axe(cust, "pre-chat form on the site's own domain");
   await cust.locator("input[name=name]").fill("Ada Lovelace");
   await cust.locator("input[name=email]").fill("ada@example.com");

@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod presence;
 pub mod queue;
 pub mod session;
+pub mod sites;
 pub mod tickets;
 pub mod users;
 pub mod verification;

@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi};
         super::tickets::list, super::tickets::show, super::tickets::messages,
         super::tickets::notes, super::tickets::update, super::tickets::customer_history,
         super::queue::show,
-        super::presence::show,
+        super::presence::show, super::sites::widget,
         super::verification::request, super::verification::status,
         super::verification::resend, super::verification::perform,
         super::mfa::status, super::mfa::begin, super::mfa::confirm,

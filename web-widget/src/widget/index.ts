@@ -3,7 +3,8 @@
 // window.DeskgateWidget. Options on the script tag:
 //   data-site            site key (required)
 //   data-lang            en | ru | zh | fa (else the page's <html lang>, else the browser's)
-//   data-prechat="on"    ask for a name and optional email before the first message
+//   data-prechat         "on" or "off": ask for a name and optional email before the first
+//                        message, whatever the site's setting (`prechat` in [[sites]])
 //   data-identity-token  JWT signed by the site for a logged-in customer (marks them verified)
 import { h, clear, clock } from "../lib/dom";
 import { pickLang, strings, isRtl, type Strings } from "../lib/i18n";
@@ -198,6 +199,12 @@ function boot(): void {
   // An email address is on file (the pre-chat form's, or a signed identity's): an agent's
   // reply while no tab is open is emailed, so the notice may promise it.
   let emailOnFile = false;
+  // The site's settings (its pre-chat form), asked once, from boot.
+  let settings: Promise<{ prechat: boolean } | null> | null = null;
+  const siteSettings = () =>
+    (settings ??= fetch(`${base}/api/sites/${encodeURIComponent(site)}/widget`)
+      .then((r) => (r.ok ? r.json() : null))
+      .catch(() => null));
   async function presence(): Promise<void> {
     try {
       const r = await fetch(`${base}/api/sites/${encodeURIComponent(site)}/presence`);
@@ -385,12 +392,15 @@ function boot(): void {
   }
 
   // --- interaction --------------------------------------------------------------------------
-  function setOpen(v: boolean): void {
+  async function setOpen(v: boolean): Promise<void> {
     open = v;
     panel.hidden = !v;
     launcher.setAttribute("aria-expanded", String(v));
     if (v) {
-      const needForm = !token && data.prechat === "on";
+      // The page's data-prechat wins; else the site's setting (fetched since boot).
+      const attr = data.prechat;
+      const needForm = !token && (attr === "on" || (attr !== "off" && !!(await siteSettings())?.prechat));
+      if (!open) return; // closed while the settings were on their way
       prechat.hidden = !needForm;
       compose.hidden = needForm;
       log.hidden = needForm;
@@ -457,6 +467,7 @@ function boot(): void {
 
   document.body.append(host);
   showState("connecting");
+  if (!token && data.prechat !== "on" && data.prechat !== "off") siteSettings();
   // A returning visitor (reload in the same tab) reconnects at once so the badge counts replies.
   if (token) connect();
 
