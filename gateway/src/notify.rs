@@ -74,7 +74,12 @@ fn render(lang: &str, company: &str, agent: &str, text: &str) -> (String, String
 
 /// An agent's reply was stored: email it if the customer has no tab connected and an address.
 pub async fn agent_replied(app: &App, ticket: &Ticket, message: &Message) {
-    if message.blocked || app.desk.hub.is_followed(Topic::Customer(ticket.customer.id)) {
+    if message.blocked
+        || app
+            .desk
+            .hub
+            .is_followed(Topic::Customer(ticket.customer.id))
+    {
         return;
     }
     let customer = match app.store.customer(ticket.customer.id).await {
@@ -104,8 +109,12 @@ pub async fn agent_replied(app: &App, ticket: &Ticket, message: &Message) {
         body: SecretString::from(body),
     };
     match stepup.mailer().send(&mail).await {
-        Ok(()) => tracing::info!(ticket = %ticket.id, customer = %customer.id, "reply emailed to an offline customer"),
-        Err(e) => tracing::warn!(ticket = %ticket.id, error = %e, "reply email to an offline customer not sent"),
+        Ok(()) => {
+            tracing::info!(ticket = %ticket.id, customer = %customer.id, "reply emailed to an offline customer")
+        }
+        Err(e) => {
+            tracing::warn!(ticket = %ticket.id, error = %e, "reply email to an offline customer not sent")
+        }
     }
 }
 

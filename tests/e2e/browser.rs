@@ -126,7 +126,11 @@ async fn staff_enrol_and_log_in_with_a_second_factor_in_a_browser() {
     );
     let actions = app.audit_actions().await;
     let count = |a: &str| actions.iter().filter(|x| *x == a).count();
-    assert_eq!(count("mfa_enrolled"), 2, "both enrolments are audited: {actions:?}");
+    assert_eq!(
+        count("mfa_enrolled"),
+        2,
+        "both enrolments are audited: {actions:?}"
+    );
     assert_eq!(count("mfa_recovery_used"), 1, "{actions:?}");
 }
 
@@ -158,7 +162,10 @@ async fn step_up_verification_in_the_browser_with_the_code_from_a_real_mailbox()
     ws.close().await;
     agent_ws.close().await;
     // A second gateway whose mail server is down.
-    let broken = TestApp::builder().smtp_port(free_port(), None).start().await;
+    let broken = TestApp::builder()
+        .smtp_port(free_port(), None)
+        .start()
+        .await;
     broken.agent("grace").await;
     let extra = [
         (
@@ -176,8 +183,14 @@ async fn step_up_verification_in_the_browser_with_the_code_from_a_real_mailbox()
         ),
     ];
     let out = flow_with(&app, "test/stepup.mjs", &extra).await;
-    assert!(out.contains("the badge counts down to verified_until"), "{out}");
-    assert!(out.contains("and the customer is told no code is coming"), "{out}");
+    assert!(
+        out.contains("the badge counts down to verified_until"),
+        "{out}"
+    );
+    assert!(
+        out.contains("and the customer is told no code is coming"),
+        "{out}"
+    );
     let passed = app.audit("action=verification_passed").await;
     assert_eq!(passed.len(), 1, "{passed:?}");
 }
@@ -190,10 +203,21 @@ async fn contact_details_are_masked_and_revealed_with_a_reason_in_a_browser() {
     // Two signed-in customers, each with a ticket waiting.
     let mut sockets = Vec::new();
     for (sub, email, phone, text) in [
-        ("ada-1", "ada@example.com", "+1 415-555-0132", "Where is my parcel?"),
-        ("bob-1", "bob@example.com", "+1 415-555-0199", "Can I change my order?"),
+        (
+            "ada-1",
+            "ada@example.com",
+            "+1 415-555-0132",
+            "Where is my parcel?",
+        ),
+        (
+            "bob-1",
+            "bob@example.com",
+            "+1 415-555-0199",
+            "Can I change my order?",
+        ),
     ] {
-        let token = app.sign_identity(json!({"sub": sub, "name": sub, "email": email, "phone": phone}));
+        let token =
+            app.sign_identity(json!({"sub": sub, "name": sub, "email": email, "phone": phone}));
         let v = app
             .visitor_with(json!({"site_key": "demo", "identity_token": token}))
             .await;

@@ -9,7 +9,9 @@ use serde_json::json;
 async fn copies_and_exports_are_audited_without_their_text() {
     let app = TestApp::start().await;
     let grace = app.agent("grace").await;
-    let opened = app.customer_with_ticket("My card ends 4242, parcel is late").await;
+    let opened = app
+        .customer_with_ticket("My card ends 4242, parcel is late")
+        .await;
     let (mut ws, _) = app.agent_ws(&grace).await;
     let r = ws
         .request(json!({"type": "claim", "ticket": opened.ticket}))
@@ -74,7 +76,10 @@ async fn someone_elses_ticket_is_refused_and_the_refusal_audited() {
         .post(&path, Some(&grace.token), json!({"kind": "copy"}))
         .await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("source"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("source"));
     let (status, _) = app
         .post(&path, Some(&grace.token), json!({"kind": "screenshot"}))
         .await;
@@ -82,7 +87,11 @@ async fn someone_elses_ticket_is_refused_and_the_refusal_audited() {
     let (status, _) = app.post(&path, None, json!({"kind": "transcript"})).await;
     assert_eq!(status, 401);
     let (status, _) = app
-        .post("/api/tickets/999/exports", Some(&grace.token), json!({"kind": "transcript"}))
+        .post(
+            "/api/tickets/999/exports",
+            Some(&grace.token),
+            json!({"kind": "transcript"}),
+        )
         .await;
     assert_eq!(status, 404);
 }

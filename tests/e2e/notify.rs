@@ -15,7 +15,10 @@ async fn gone(app: &TestApp, customer: i64) {
     let topic = deskgate::bus::Topic::Customer(deskgate::ids::CustomerId(customer));
     let deadline = tokio::time::Instant::now() + deskgate_tests::WAIT;
     while app.app.desk.hub.is_followed(topic) {
-        assert!(tokio::time::Instant::now() < deadline, "the customer's tab is still there");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the customer's tab is still there"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -49,13 +52,23 @@ async fn a_reply_to_a_customer_who_left_is_emailed_to_them() {
     ws.close().await;
     gone(&app, v.customer_id).await;
     agent
-        .send_text(Some(ticket), "a2", "Yes, we ship to Iceland within five days.")
+        .send_text(
+            Some(ticket),
+            "a2",
+            "Yes, we ship to Iceland within five days.",
+        )
         .await;
     let mail = smtp.wait_for(1).await.remove(0);
     assert!(mail.contains("To: ada@example.com"), "{mail}");
-    assert!(mail.contains("Yes, we ship to Iceland within five days."), "{mail}");
+    assert!(
+        mail.contains("Yes, we ship to Iceland within five days."),
+        "{mail}"
+    );
     assert!(mail.contains("grace from ACME support"), "{mail}");
-    assert!(mail.contains("replies to this email are not read"), "{mail}");
+    assert!(
+        mail.contains("replies to this email are not read"),
+        "{mail}"
+    );
     assert!(
         !mail.contains("Let me check that"),
         "only the reply written while away"
@@ -86,7 +99,9 @@ async fn without_an_address_nothing_is_emailed_and_the_widget_is_told() {
     agent
         .request(json!({"type": "claim", "ticket": ticket}))
         .await;
-    agent.send_text(Some(ticket), "a1", "Hi, how can I help?").await;
+    agent
+        .send_text(Some(ticket), "a1", "Hi, how can I help?")
+        .await;
     tokio::time::sleep(QUIET).await;
     assert!(smtp.mails().is_empty());
 }
@@ -109,5 +124,8 @@ async fn a_signed_identitys_address_gets_the_reply_too() {
         .await;
     agent.send_text(Some(ticket), "a1", "It left today.").await;
     let mail = smtp.wait_for(1).await.remove(0);
-    assert!(mail.contains("To: ada@example.com") && mail.contains("It left today."), "{mail}");
+    assert!(
+        mail.contains("To: ada@example.com") && mail.contains("It left today."),
+        "{mail}"
+    );
 }

@@ -241,7 +241,10 @@ async fn the_widget_learns_its_sites_pre_chat_setting() {
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body, json!({"name": "shop", "prechat": true}));
     let (status, body) = app.get("/api/sites/other/widget", None).await;
-    assert_eq!((status, body), (200, json!({"name": "other", "prechat": false})));
+    assert_eq!(
+        (status, body),
+        (200, json!({"name": "other", "prechat": false}))
+    );
     let resp = app
         .request_from(EVIL, Method::GET, "/api/sites/shop/widget", None)
         .await;

@@ -683,7 +683,10 @@ async fn a_reload_or_another_tab_is_asked_for_the_pending_code_again() {
         .await;
     assert_eq!(welcome["verifications"][0]["attempts_left"], 4, "{welcome}");
     // Once approved, nothing is pending.
-    assert_eq!(d.verify(&asked["challenge"], &code).await["state"], "approved");
+    assert_eq!(
+        d.verify(&asked["challenge"], &code).await["state"],
+        "approved"
+    );
     let (_, welcome) = d
         .app
         .hello("/ws/customer", &d.customer_token, json!([]))
@@ -726,7 +729,10 @@ async fn the_customer_is_told_when_the_code_email_cannot_be_sent() {
         assert_eq!(told["ticket"], d.ticket, "{told}");
         assert_eq!(told["action"], "change_address");
         assert_eq!(told["reason"], "mail_failed");
-        assert!(told.get("challenge").is_none(), "no challenge was made: {told}");
+        assert!(
+            told.get("challenge").is_none(),
+            "no challenge was made: {told}"
+        );
     }
     d.customer
         .expect_none("verification_requested", QUIET)
@@ -745,5 +751,8 @@ async fn the_customer_is_told_when_the_code_email_cannot_be_sent() {
     assert_eq!(r["code"], "mail_failed", "{r}");
     let told = d.customer.recv_type("verification_unavailable").await;
     assert_eq!(told["challenge"], asked["challenge"], "{told}");
-    assert_eq!(d.verify(&asked["challenge"], &code).await["state"], "approved");
+    assert_eq!(
+        d.verify(&asked["challenge"], &code).await["state"],
+        "approved"
+    );
 }
