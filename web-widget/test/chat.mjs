@@ -229,6 +229,7 @@ await run(async (browser) => {
   await drop.waitForTimeout(1500); // a few refused attempts: it keeps saying so
   check((await drop.locator(".state").innerText()) === "Reconnecting…", "while the gateway stays away the widget keeps saying Reconnecting…");
   await shot(drop, "widget-reconnecting");
+  await axe(drop, "widget while reconnecting");
   down = false;
   await drop.locator(".state", { hasText: "Connected" }).waitFor({ timeout: 30_000 });
   await drop.locator(".msg.me", { hasText: "Written while reconnecting" }).locator(".meta", { hasText: "Sent" }).waitFor();

@@ -119,6 +119,7 @@ await run(async (browser) => {
   await cust.locator("#dg-vcode").press("Enter");
   await cust.locator(".vsay", { hasText: "you are verified" }).waitFor();
   check(true, "the right code verifies the customer");
+  await axe(cust, "widget after the verification");
   const badge = chat.locator(".chat-head .vbadge", { hasText: "Verified: change address" });
   await badge.waitFor();
   const b1 = await badge.innerText();
