@@ -31,6 +31,8 @@ pub struct App {
     pub auditor: Arc<Auditor>,
     /// Keys and sealing; the store holds the same one.
     pub vault: Arc<Vault>,
+    /// Agents' replies emailed to customers with no tab open ([`crate::notify`]).
+    pub offline_replies: Arc<crate::notify::OfflineReplies>,
     /// Cancelled when the gateway shuts down; every connection task watches it.
     pub shutdown: CancellationToken,
     /// The connection tasks, so shutdown can wait for them to close cleanly.
@@ -108,6 +110,7 @@ impl App {
             stepup,
             auditor,
             vault,
+            offline_replies: Default::default(),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
         })

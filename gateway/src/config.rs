@@ -156,6 +156,10 @@ pub struct SiteConfig {
     /// besides the gateway's own; a browser on any other page is refused.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// Ask for a name and an optional email before the first message (the widget's pre-chat
+    /// form); a page may still override it with `data-prechat="on"` or `"off"`.
+    #[serde(default)]
+    pub prechat: bool,
 }
 
 /// The config file. Every field is optional; absent ones keep their default.

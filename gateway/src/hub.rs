@@ -171,6 +171,16 @@ impl Hub {
         }
     }
 
+    /// Whether any connection on this node follows the topic (a customer's tabs, say).
+    pub fn is_followed(&self, topic: Topic) -> bool {
+        let map = self
+            .registry
+            .shard(&topic)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        map.get(&topic).is_some_and(|subs| !subs.is_empty())
+    }
+
     pub fn bus_ready(&self) -> bool {
         self.bus.ready()
     }

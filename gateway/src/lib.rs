@@ -12,6 +12,7 @@
 //!   embedding sites; [`bootstrap`]: the first admin.
 //! - [`stepup`]: step-up verification of customers before sensitive actions, and the staff
 //!   second factor (TOTP, recovery codes), on the `verify` crate.
+//! - [`notify`]: an agent's reply emailed to a customer who has no tab open.
 //! - [`web`]: the embedded widget, demo page and consoles (built from `web-widget/`).
 //! - [`audit`]: the one door to the tamper-evident audit log ([`App::audit`]).
 //! - [`vault`]: keys and sealing of what customers typed (the `recorder` crate does the
@@ -30,6 +31,7 @@ pub mod desk;
 pub mod hub;
 pub mod ids;
 pub mod metrics;
+pub mod notify;
 pub mod origin;
 pub mod protocol;
 pub mod screen;

@@ -50,6 +50,8 @@ pub enum ErrorCode {
     Locked,
     RetryLater,
     Unauthenticated,
+    /// (REST) login: the password was right; the second-factor code is missing.
+    MfaRequired,
 }
 
 impl ErrorCode {
@@ -71,6 +73,7 @@ impl ErrorCode {
             ErrorCode::Locked => "locked",
             ErrorCode::RetryLater => "retry_later",
             ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::MfaRequired => "mfa_required",
         }
     }
 }
@@ -347,11 +350,27 @@ pub struct OpenConversation {
     pub agent_read_seq: Seq,
 }
 
+/// A verification waiting for the customer's code, as the widget shows it: in
+/// `verification_requested`, and in `welcome` so that a reload or another tab asks again.
+#[derive(Clone, Debug, Serialize)]
+pub struct PendingVerification {
+    pub ticket: TicketId,
+    pub challenge: i64,
+    pub action: String,
+    pub expires_at: Timestamp,
+    pub attempts_left: u32,
+    /// Where the code went, masked.
+    pub destination: String,
+}
+
 #[derive(Debug, Serialize)]
 pub struct CustomerSelf {
     pub id: crate::ids::CustomerId,
     pub name: String,
     pub verified: bool,
+    /// An email address is on file (typed before the chat or signed by the site): an agent's
+    /// reply while no tab is open goes there. Never the address itself.
+    pub email_on_file: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -369,6 +388,8 @@ pub enum ServerFrame<'a> {
     WelcomeCustomer {
         customer: CustomerSelf,
         conversation: Option<OpenConversation>,
+        /// The open conversation's verifications still waiting for a code, newest first.
+        verifications: &'a [PendingVerification],
     },
     #[serde(rename = "welcome")]
     WelcomeAgent {
@@ -454,12 +475,17 @@ pub enum ServerFrame<'a> {
     },
     /// To the customer: a code was emailed; answer with `verify`.
     VerificationRequested {
+        #[serde(flatten)]
+        verification: &'a PendingVerification,
+    },
+    /// To the customer: the agent asked for a verification but the code email could not be
+    /// sent. With `challenge`, a resend failed and that challenge's earlier code still works.
+    VerificationUnavailable {
         ticket: TicketId,
-        challenge: i64,
         action: &'a str,
-        expires_at: Timestamp,
-        attempts_left: u32,
-        destination: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        challenge: Option<i64>,
+        reason: &'static str,
     },
     /// To staff following the ticket: a challenge's state; `approved` with `verified_until`
     /// is the verified badge.

@@ -42,12 +42,14 @@ pub fn router(app: App) -> Router {
         )
         .route("/api/tickets/{id}/messages", get(api::tickets::messages))
         .route("/api/tickets/{id}/notes", get(api::tickets::notes))
+        .route("/api/tickets/{id}/exports", post(api::exports::record))
         .route(
             "/api/customers/{id}/tickets",
             get(api::tickets::customer_history),
         )
         .route("/api/queue", get(api::queue::show))
         .route("/api/sites/{key}/presence", get(api::presence::show))
+        .route("/api/sites/{key}/widget", get(api::sites::widget))
         .route(
             "/api/tickets/{id}/verifications",
             get(api::verification::status).post(api::verification::request),

@@ -16,6 +16,8 @@ pub struct Site {
     pub identity_secret: Option<SecretString>,
     /// Pages besides the gateway's own that may embed the widget (see [`crate::origin`]).
     pub allowed_origins: Vec<Origin>,
+    /// The widget asks for a name and an optional email before the first message.
+    pub prechat: bool,
 }
 
 pub struct Sites {
@@ -36,6 +38,7 @@ impl Sites {
                 identity_secret: None,
                 identity_secret_file: Some(path),
                 allowed_origins: Vec::new(),
+                prechat: false,
             }]
         } else {
             config.sites.clone()
@@ -59,6 +62,7 @@ impl Sites {
                     key: s.key,
                     identity_secret: secret,
                     allowed_origins,
+                    prechat: s.prechat,
                 },
             );
         }

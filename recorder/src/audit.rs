@@ -66,10 +66,14 @@ pub enum Action {
     KeysRotated,
     LegalHoldSet,
     LegalHoldReleased,
+    /// A staff member copied customer data out of a ticket in the console (as it reports).
+    CustomerDataCopied,
+    /// A staff member exported an open ticket's transcript from the console.
+    TranscriptExported,
 }
 
 impl Action {
-    pub const ALL: [Action; 36] = [
+    pub const ALL: [Action; 38] = [
         Action::Login,
         Action::LoginFailed,
         Action::TicketRead,
@@ -106,6 +110,8 @@ impl Action {
         Action::KeysRotated,
         Action::LegalHoldSet,
         Action::LegalHoldReleased,
+        Action::CustomerDataCopied,
+        Action::TranscriptExported,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -146,6 +152,8 @@ impl Action {
             Action::KeysRotated => "keys_rotated",
             Action::LegalHoldSet => "legal_hold_set",
             Action::LegalHoldReleased => "legal_hold_released",
+            Action::CustomerDataCopied => "customer_data_copied",
+            Action::TranscriptExported => "transcript_exported",
         }
     }
 

@@ -246,3 +246,12 @@ async fn serve_comes_up_with_a_bootstrap_secret_and_stops_cleanly_on_sigterm() {
     let logs = logs.join().unwrap();
     assert!(status.success(), "exit {status:?}; log:\n{logs}");
 }
+
+#[test]
+fn a_sites_pre_chat_form_is_a_setting_of_its_own() {
+    let c = load("[[sites]]\nkey = \"shop\"\nprechat = true\n[[sites]]\nkey = \"blog\"\n").unwrap();
+    assert!(c.sites[0].prechat);
+    assert!(!c.sites[1].prechat, "off unless switched on");
+    let err = load("[[sites]]\nkey = \"shop\"\nprechat = \"yes\"\n").unwrap_err();
+    assert!(err.contains("prechat"), "a clear error: {err}");
+}

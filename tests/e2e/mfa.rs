@@ -75,8 +75,17 @@ async fn enrolled(app: &TestApp) -> (i64, Seed, Vec<String>) {
 async fn a_supervisor_logs_in_with_password_and_totp() {
     let app = app().await;
     let (_, seed, _) = enrolled(&app).await;
-    let (status, _) = login(&app, "sam", None).await;
+    let (status, body) = login(&app, "sam", None).await;
     assert_eq!(status, 401, "the code is required");
+    assert_eq!(body["error"]["code"], "mfa_required", "{body}");
+    let right: u32 = code(&app, &seed, 0).parse().unwrap();
+    let wrong = format!("{:06}", (right + 1) % 1_000_000);
+    let (status, body) = login(&app, "sam", Some(&wrong)).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body["error"]["code"], "unauthenticated",
+        "a wrong code looks like a wrong password: {body}"
+    );
     let (status, body) = login(&app, "sam", Some(&code(&app, &seed, 0))).await;
     assert_eq!(status, 201, "{body}");
     assert!(body.get("mfa_enrolment_required").is_none());

@@ -17,6 +17,7 @@ fn site(key: &str, origins: &[&str]) -> SiteConfig {
         identity_secret: None,
         identity_secret_file: None,
         allowed_origins: origins.iter().map(|o| o.to_string()).collect(),
+        prechat: false,
     }
 }
 
@@ -180,4 +181,74 @@ async fn an_allowed_origin_that_is_not_an_origin_stops_the_start() {
         stderr.contains("allowed_origins") && stderr.contains("no path"),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn presence_answers_the_sites_own_pages_with_cors() {
+    let app = two_sites().await;
+    let resp = app
+        .request_from(SHOP, Method::GET, "/api/sites/shop/presence", None)
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers().get("access-control-allow-origin").unwrap(),
+        SHOP
+    );
+    assert_eq!(resp.headers().get("vary").unwrap(), "origin");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body, json!({"agents_online": false}));
+    // Another site's page, a page nobody lists, and `null` are refused.
+    for (origin, site) in [(SHOP, "other"), (EVIL, "shop"), ("null", "shop")] {
+        let resp = app
+            .request_from(
+                origin,
+                Method::GET,
+                &format!("/api/sites/{site}/presence"),
+                None,
+            )
+            .await;
+        assert_eq!(resp.status(), 403, "{origin} for {site}");
+        assert!(resp.headers().get("access-control-allow-origin").is_none());
+    }
+    // The gateway's own pages and programs without an Origin still get it.
+    let own = app.own_origin();
+    let resp = app
+        .request_from(&own, Method::GET, "/api/sites/shop/presence", None)
+        .await;
+    assert_eq!(resp.status(), 200);
+    let (status, _) = app.get("/api/sites/shop/presence", None).await;
+    assert_eq!(status, 200);
+    let (status, _) = app.get("/api/sites/nope/presence", None).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn the_widget_learns_its_sites_pre_chat_setting() {
+    let mut asks = site("shop", &[SHOP]);
+    asks.prechat = true;
+    let app = TestApp::builder()
+        .config(|c| c.sites = vec![asks, site("other", &[])])
+        .start()
+        .await;
+    let resp = app
+        .request_from(SHOP, Method::GET, "/api/sites/shop/widget", None)
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers().get("access-control-allow-origin").unwrap(),
+        SHOP
+    );
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body, json!({"name": "shop", "prechat": true}));
+    let (status, body) = app.get("/api/sites/other/widget", None).await;
+    assert_eq!(
+        (status, body),
+        (200, json!({"name": "other", "prechat": false}))
+    );
+    let resp = app
+        .request_from(EVIL, Method::GET, "/api/sites/shop/widget", None)
+        .await;
+    assert_eq!(resp.status(), 403);
+    let (status, _) = app.get("/api/sites/nope/widget", None).await;
+    assert_eq!(status, 404);
 }

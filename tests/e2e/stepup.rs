@@ -657,3 +657,110 @@ async fn verification_frames_are_refused_on_the_wrong_side_and_codes_are_validat
     assert_eq!(r["code"], "not_found", "{r}");
     let _ = free_port();
 }
+
+#[tokio::test]
+async fn a_reload_or_another_tab_is_asked_for_the_pending_code_again() {
+    let smtp = SmtpServer::start().await;
+    let mut d = desk(TestApp::builder().smtp(&smtp)).await;
+    let asked = d.request("change_address").await;
+    // A reload (a new socket with the same visitor token) and another tab both learn of it
+    // in their welcome, with what the widget shows.
+    let (_tab, welcome) = d
+        .app
+        .hello("/ws/customer", &d.customer_token, json!([]))
+        .await;
+    let listed = &welcome["verifications"];
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{welcome}");
+    for field in [
+        "ticket",
+        "challenge",
+        "action",
+        "expires_at",
+        "attempts_left",
+        "destination",
+    ] {
+        assert_eq!(listed[0][field], asked[field], "{field}: {welcome}");
+    }
+    // A wrong code counts, and the next welcome shows the attempts left.
+    let code = code_in(&smtp.wait_for(1).await[0]);
+    let r = d.verify(&asked["challenge"], &wrong(&code)).await;
+    assert_eq!(r["attempts_left"], 4, "{r}");
+    let (_, welcome) = d
+        .app
+        .hello("/ws/customer", &d.customer_token, json!([]))
+        .await;
+    assert_eq!(welcome["verifications"][0]["attempts_left"], 4, "{welcome}");
+    // Once approved, nothing is pending.
+    assert_eq!(
+        d.verify(&asked["challenge"], &code).await["state"],
+        "approved"
+    );
+    let (_, welcome) = d
+        .app
+        .hello("/ws/customer", &d.customer_token, json!([]))
+        .await;
+    assert_eq!(welcome["verifications"], json!([]), "{welcome}");
+    // Another customer's welcome never lists it.
+    let other = d.app.visitor().await;
+    let (_, welcome) = d.app.customer_ws(&other).await;
+    assert_eq!(welcome["verifications"], json!([]), "{welcome}");
+}
+
+#[tokio::test]
+async fn an_expired_code_is_not_listed_in_welcome() {
+    let smtp = SmtpServer::start().await;
+    let mut d = desk(TestApp::builder().smtp(&smtp)).await;
+    d.request("change_address").await;
+    d.app.clock.advance(Duration::from_secs(11 * 60));
+    let (_, welcome) = d
+        .app
+        .hello("/ws/customer", &d.customer_token, json!([]))
+        .await;
+    assert_eq!(welcome["verifications"], json!([]), "{welcome}");
+}
+
+#[tokio::test]
+async fn the_customer_is_told_when_the_code_email_cannot_be_sent() {
+    let mut smtp = SmtpServer::start().await;
+    let mut d = desk(TestApp::builder().smtp(&smtp)).await;
+    let mut tab = d.second_tab().await;
+    smtp.stop();
+    let r = d
+        .agent_ws
+        .request(
+            json!({"type": "request_verification", "ticket": d.ticket, "action": "change_address"}),
+        )
+        .await;
+    assert_eq!(r["code"], "mail_failed", "{r}");
+    for ws in [&mut d.customer, &mut tab] {
+        let told = ws.recv_type("verification_unavailable").await;
+        assert_eq!(told["ticket"], d.ticket, "{told}");
+        assert_eq!(told["action"], "change_address");
+        assert_eq!(told["reason"], "mail_failed");
+        assert!(
+            told.get("challenge").is_none(),
+            "no challenge was made: {told}"
+        );
+    }
+    d.customer
+        .expect_none("verification_requested", QUIET)
+        .await;
+
+    // A resend that fails names the challenge whose earlier code still works.
+    smtp.restart(false).await;
+    let asked = d.request("change_address").await;
+    let code = code_in(&smtp.wait_for(1).await[0]);
+    smtp.stop();
+    d.app.clock.advance(Duration::from_secs(31));
+    let r = d
+        .agent_ws
+        .request(json!({"type": "resend_verification", "challenge": asked["challenge"]}))
+        .await;
+    assert_eq!(r["code"], "mail_failed", "{r}");
+    let told = d.customer.recv_type("verification_unavailable").await;
+    assert_eq!(told["challenge"], asked["challenge"], "{told}");
+    assert_eq!(
+        d.verify(&asked["challenge"], &code).await["state"],
+        "approved"
+    );
+}

@@ -32,6 +32,7 @@ pub struct TestAppBuilder {
     config: Config,
     data: Option<Arc<tempfile::TempDir>>,
     clock: Option<Arc<ManualClock>>,
+    real_time: bool,
 }
 
 impl TestAppBuilder {
@@ -96,6 +97,12 @@ impl TestAppBuilder {
         self.config.verification.mfa_roles = deskgate::stepup::config::ALWAYS_MFA.to_vec();
         self
     }
+    /// Keeps the test clock in step with the wall clock, for flows that compute time-based
+    /// codes outside the gateway (a browser test's authenticator). The clock only moves forward.
+    pub fn follow_real_time(mut self) -> Self {
+        self.real_time = true;
+        self
+    }
     /// Any other change to the config.
     pub fn config(mut self, f: impl FnOnce(&mut Config)) -> Self {
         f(&mut self.config);
@@ -123,6 +130,21 @@ impl TestAppBuilder {
             .await
             .expect("bootstrap");
         let server = tokio::spawn(deskgate::run(listener, app.clone()));
+        if self.real_time {
+            let (clock, stop) = (clock.clone(), app.shutdown.clone());
+            tokio::spawn(async move {
+                loop {
+                    let behind = deskgate::clock::SystemClock.now().0 - clock.now().0;
+                    if behind > 0 {
+                        clock.advance(Duration::from_millis(behind as u64));
+                    }
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    }
+                }
+            });
+        }
         TestApp {
             addr,
             app,
@@ -173,6 +195,7 @@ impl TestApp {
             config,
             data: None,
             clock: None,
+            real_time: false,
         }
     }
 
@@ -208,6 +231,7 @@ impl TestApp {
             config: self.config.clone(),
             data: Some(self.data.clone()),
             clock: Some(self.clock.clone()),
+            real_time: false,
         }
         .start()
         .await
@@ -317,6 +341,30 @@ impl TestApp {
         self.login(username).await
     }
 
+    /// Creates a staff account straight in the store, as `deskgate user add` does: for
+    /// gateways that require a second factor, where the users API needs an enrolled admin.
+    pub async fn staff_in_store(&self, username: &str, role: deskgate::store::Role) -> i64 {
+        let hash =
+            deskgate::auth::password::hash(&secrecy::SecretString::from(PASSWORD.to_string()))
+                .expect("hash");
+        let user = self
+            .app
+            .store
+            .create_user(
+                deskgate::store::NewUser {
+                    username: username.into(),
+                    name: username.into(),
+                    role,
+                    password_hash: hash,
+                    capacity: 5,
+                },
+                self.clock.now(),
+            )
+            .await
+            .expect("create user");
+        user.id.0
+    }
+
     pub async fn agent(&self, username: &str) -> Staff {
         self.staff(username, "agent", 5).await
     }
@@ -370,18 +418,28 @@ impl TestApp {
     /// A customer of the demo site with a signed identity carrying `email`: the registered
     /// address step-up codes go to.
     pub async fn verified_visitor(&self, sub: &str, email: &str) -> Visitor {
-        use deskgate::clock::Clock;
-        let secret = std::fs::read_to_string(self.data_dir().join("sites/demo.identity-secret"))
-            .expect("the demo site's secret");
-        let exp = self.clock.now().millis() / 1000 + 600;
-        let token = jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-            &json!({"sub": sub, "name": "Ada Lovelace", "email": email, "exp": exp}),
-            &jsonwebtoken::EncodingKey::from_secret(secret.trim().as_bytes()),
-        )
-        .expect("sign");
+        let token = self.identity_token(sub, "Ada Lovelace", email);
         self.visitor_with(json!({"site_key": "demo", "identity_token": token}))
             .await
+    }
+
+    /// An identity token as the demo site would sign it for a logged-in customer (HS256 with
+    /// the site's secret from the data dir), valid for ten minutes of the test's clock.
+    pub fn identity_token(&self, sub: &str, name: &str, email: &str) -> String {
+        self.sign_identity(json!({"sub": sub, "name": name, "email": email}))
+    }
+
+    /// [`TestApp::identity_token`] with any claims (`phone`, …); `exp` is added.
+    pub fn sign_identity(&self, mut claims: Value) -> String {
+        let secret = std::fs::read_to_string(self.data_dir().join("sites/demo.identity-secret"))
+            .expect("the demo site's secret");
+        claims["exp"] = json!(self.clock.now().millis() / 1000 + 600);
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret.trim().as_bytes()),
+        )
+        .expect("sign")
     }
 
     /// Says `hello` with a token the gateway should refuse; returns how the connection ended
@@ -414,6 +472,19 @@ impl TestApp {
             .await;
         assert_eq!(status, 200, "GET /api/audit?{query}: {body}");
         body.as_array().expect("array").clone()
+    }
+
+    /// Actions of every audit entry, oldest first, read from the store (for gateways whose
+    /// admin cannot log in with a password alone).
+    pub async fn audit_actions(&self) -> Vec<String> {
+        self.app
+            .store
+            .audit_after(0, 100_000)
+            .await
+            .expect("audit entries")
+            .into_iter()
+            .map(|r| r.entry.action)
+            .collect()
     }
 
     /// The Prometheus text of `/metrics`.

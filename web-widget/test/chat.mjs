@@ -36,7 +36,8 @@ await run(async (browser) => {
   await cust.locator(".launcher").click();
   const input = cust.locator("textarea");
   await input.waitFor();
-  check(await cust.evaluate(() => document.querySelector("[data-deskgate]").shadowRoot.activeElement?.tagName === "TEXTAREA"), "opening the widget puts focus in the message field");
+  await cust.waitForFunction(() => document.querySelector("[data-deskgate]").shadowRoot.activeElement?.tagName === "TEXTAREA");
+  check(true, "opening the widget puts focus in the message field");
 
   // Customer → agent.
   await input.fill("Hello, my parcel is late");
@@ -48,6 +49,14 @@ await run(async (browser) => {
 
   await agent.locator(".qitem", { hasText: "Hello, my parcel is late" }).waitFor();
   check(true, "the ticket appears in the agent's live queue");
+  const wait = agent.locator(".qitem", { hasText: "Hello, my parcel is late" }).locator(".wait");
+  const w1 = await wait.innerText();
+  check(/^[0-9]+s$/.test(w1), `the queue shows how long the customer has waited (${w1})`);
+  await agent.waitForFunction((w) => {
+    const el = [...document.querySelectorAll(".qitem")].find((q) => q.textContent.includes("Hello, my parcel is late"))?.querySelector(".wait");
+    return el && el.textContent !== w && parseInt(el.textContent) > parseInt(w);
+  }, w1);
+  check(true, `the wait ticks up while the ticket waits (${w1} → ${await wait.innerText()})`);
   await agent.locator(".qitem", { hasText: "Hello, my parcel is late" }).getByRole("button", { name: /Claim/ }).click();
   await agent.locator(".chat:not([hidden]) .msg", { hasText: "Hello, my parcel is late" }).waitFor();
   check(true, "after claiming, the agent sees the conversation in a tab");
@@ -80,6 +89,20 @@ await run(async (browser) => {
   check((await input.inputValue()) === CARD, "the refused text stays in the field");
   check((await cust.locator(".msg.me", { hasText: "4111" }).count()) === 0, "the card number is not shown as sent");
   check(await input.getAttribute("aria-invalid") === "true", "the field is marked invalid for assistive technology");
+
+  // A number split over two messages: the first half goes (it is no card number alone), the
+  // second is refused in the browser, as the gateway would refuse it.
+  await input.fill("my card is 5555 5555");
+  await input.press("Enter");
+  await cust.locator(".msg.me", { hasText: "my card is 5555 5555" }).locator(".meta", { hasText: /Sent|Read/ }).waitFor();
+  await input.fill("5555 4444");
+  await input.press("Enter");
+  await cust.locator(".alert", { hasText: "payment card number" }).waitFor();
+  check((await input.inputValue()) === "5555 4444" && (await cust.locator(".msg.me", { hasText: "5555 4444" }).count()) === 0, "the second half of a split card number is refused in the browser");
+  await input.fill("Sorry, ignore that");
+  await input.press("Enter");
+  await cust.locator(".msg.me", { hasText: "Sorry, ignore that" }).locator(".meta", { hasText: /Sent|Read/ }).waitFor();
+  check(true, "after a refusal the conversation goes on");
 
   // The same number sent raw (a modified client) is blocked by the gateway.
   const raw = await cust.evaluate(async (text) => {
@@ -174,4 +197,44 @@ await run(async (browser) => {
   await agent.keyboard.press("Alt+r");
   await cust.locator(".notice", { hasText: "resolved" }).waitFor();
   check(true, "Alt+R resolves the ticket and the customer is told");
+
+  // The gateway goes away under a connected widget (its socket closed with 1001, as at a
+  // restart) and stays away for a while: the widget says "Reconnecting…", keeps what the
+  // customer writes meanwhile, and sends it once when the gateway is back.
+  const dropCtx = await browser.newContext({ viewport: { width: 1000, height: 760 }, locale: "en-US" });
+  const drop = await page(dropCtx);
+  let down = false;
+  const live = [];
+  await drop.routeWebSocket(/\/ws\/customer$/, (ws) => {
+    if (down) {
+      ws.close({ code: 1011, reason: "gateway unavailable" });
+      return;
+    }
+    ws.connectToServer();
+    live.push(ws);
+  });
+  await drop.goto(BASE + "/demo");
+  await drop.locator(".launcher").click();
+  await drop.locator("textarea").fill("Before the gateway went away");
+  await drop.locator("textarea").press("Enter");
+  await drop.locator(".msg.me .meta", { hasText: "Sent" }).waitFor();
+  await drop.locator(".state", { hasText: "Connected" }).waitFor();
+  down = true;
+  for (const ws of live.splice(0)) await ws.close({ code: 1001, reason: "going away" });
+  await drop.locator(".state", { hasText: "Reconnecting…" }).waitFor();
+  check(true, "when the gateway goes away the widget says Reconnecting…");
+  await drop.locator("textarea").fill("Written while reconnecting");
+  await drop.locator("textarea").press("Enter");
+  await drop.locator(".msg.me", { hasText: "Written while reconnecting" }).locator(".meta", { hasText: "Sending" }).waitFor();
+  await drop.waitForTimeout(1500); // a few refused attempts: it keeps saying so
+  check((await drop.locator(".state").innerText()) === "Reconnecting…", "while the gateway stays away the widget keeps saying Reconnecting…");
+  await shot(drop, "widget-reconnecting");
+  await axe(drop, "widget while reconnecting");
+  down = false;
+  await drop.locator(".state", { hasText: "Connected" }).waitFor({ timeout: 30_000 });
+  await drop.locator(".msg.me", { hasText: "Written while reconnecting" }).locator(".meta", { hasText: "Sent" }).waitFor();
+  await waitCount(drop, ".msg", "Written while reconnecting", 1);
+  await waitCount(drop, ".msg", "Before the gateway went away", 1);
+  check(true, "back online, the message written meanwhile is sent once and nothing is doubled");
+  await dropCtx.close();
 });

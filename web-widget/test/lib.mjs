@@ -6,6 +6,7 @@ import { chromium } from "playwright-core";
 import { readFileSync, mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { createInterface } from "node:readline";
+import { createHmac } from "node:crypto";
 
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
@@ -36,6 +37,10 @@ export async function launch() {
       "--disable-component-update",
       "--disable-sync",
       "--no-first-run",
+      // Host pages the flows make up (route.fulfill, e.g. a shop on its own domain) count as
+      // public pages to Chromium, which then blocks their sockets to the gateway on 127.0.0.1
+      // (local network access); a real gateway is not on the visitor's local network.
+      "--disable-features=LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests",
     ],
   });
 }
@@ -46,8 +51,12 @@ export async function page(context) {
   p.setDefaultTimeout(WAIT);
   p.on("console", (m) => {
     if (/Content.Security.Policy|Refused to/i.test(m.text())) problems.push(`CSP: ${m.text()}`);
+    else if (m.type() === "error" && !m.location().url.endsWith("/favicon.ico")) console.error(`console error on ${p.url()}: ${m.text()}`);
   });
-  p.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  p.on("pageerror", (e) => {
+    problems.push(`page error: ${e.message}`);
+    console.error(`page error on ${p.url()}: ${e.stack || e.message}`);
+  });
   return p;
 }
 
@@ -114,11 +123,47 @@ export async function run(flow) {
   } catch (e) {
     console.error(e && e.stack ? e.stack : e);
     process.exitCode = 1;
+    // What each page showed when the flow failed, to look at.
+    let i = 0;
+    for (const ctx of browser.contexts()) {
+      for (const p of ctx.pages()) {
+        try {
+          await shot(p, `failed-${++i}`);
+          console.error(`failed-${i}.png: ${p.url()}`);
+        } catch {
+          /* a page that is gone */
+        }
+      }
+    }
   } finally {
     await browser.close();
     if (hooks) {
       hooks.close();
       process.stdin.destroy();
     }
+  }
+}
+
+/** RFC 6238 TOTP (SHA-1, 6 digits, 30-second steps) of a base32 secret, `steps` steps from now. */
+export function totp(base32, steps = 0, now = Date.now()) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const c of base32.replace(/[\s=]/g, "").toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, "0");
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(now / 30_000) + steps));
+  const mac = createHmac("sha1", key).update(counter).digest();
+  const at = mac[19] & 0xf;
+  const n = (mac.readUInt32BE(at) & 0x7fffffff) % 1_000_000;
+  return String(n).padStart(6, "0");
+}
+
+/** [`totp`], after waiting out the second either side of a step boundary, so that the code is
+ * still current when the gateway, whose clock may trail this one by a moment, checks it. */
+export async function freshTotp(base32, steps = 0) {
+  for (;;) {
+    const into = Date.now() % 30_000;
+    if (into > 1_500 && into < 28_500) return totp(base32, steps);
+    await new Promise((r) => setTimeout(r, 300));
   }
 }

@@ -21,7 +21,7 @@ await run(async (browser) => {
   check(layout.left < layout.right, "the Persian widget opens on the left of the page");
   check(await pfa.locator(".launcher").innerText() === "گفتگو با ما", "the launcher speaks Persian");
   await pfa.locator(".notice", { hasText: "هیچ پشتیبانی آنلاین نیست" }).waitFor();
-  check(true, "with no agent online the widget says so (we will reply by email)");
+  check((await pfa.locator(".notice").innerText()).includes("همین‌جا پاسخ"), "with no agent online the widget says so, and (no email given) that the reply comes here");
   await pfa.locator("textarea").fill("سلام، سفارش من دیر شده است");
   await pfa.locator("textarea").press("Enter");
   await pfa.locator(".msg.me .meta", { hasText: "ارسال شد" }).waitFor();
@@ -69,14 +69,31 @@ await run(async (browser) => {
     await ctx.close();
   }
 
-  const zh = await browser.newContext({ viewport: { width: 1000, height: 720 } });
+  // ?lang=zh makes the demo page Chinese (its <html lang>, no data-lang on the script tag):
+  // the page's language wins over the browser's Russian.
+  const zh = await browser.newContext({ viewport: { width: 1000, height: 720 }, locale: "ru-RU" });
   const pzh = await page(zh);
   await pzh.goto(BASE + "/demo?lang=zh");
+  const tag = await pzh.evaluate(() => ({ html: document.documentElement.lang, data: document.querySelector("script[src='/widget.js']")?.dataset.lang ?? null }));
+  check(tag.html === "zh" && tag.data === null, `the demo page says zh in <html lang> only (${JSON.stringify(tag)})`);
   await pzh.locator(".launcher").click();
   await pzh.locator("textarea").waitFor();
-  check((await pzh.locator("textarea").getAttribute("placeholder")) === "输入消息", "the page's language (zh) wins over the browser's");
+  check((await pzh.locator("textarea").getAttribute("placeholder")) === "输入消息", "the page's language (zh) wins over the browser's (ru)");
+  check((await pzh.locator(".launcher").innerText()).startsWith("联系我们"), "the launcher speaks Chinese");
   await shot(pzh, "widget-zh");
+  await axe(pzh, "widget in Chinese");
   await zh.close();
+  // data-lang on the script tag wins over the page's language.
+  {
+    const ctx = await browser.newContext({ locale: "zh-CN" });
+    const p = await page(ctx);
+    await p.route(BASE + "/host-in-chinese", (r) =>
+      r.fulfill({ contentType: "text/html", body: `<!doctype html><html lang="zh"><title>host</title><p>主页</p><script src="/widget.js" data-site="demo" data-lang="ru"></script></html>` }),
+    );
+    await p.goto(BASE + "/host-in-chinese");
+    check((await p.locator(".launcher").innerText()) === "Написать нам", "data-lang=ru wins over the page's zh");
+    await ctx.close();
+  }
 
   // A phone: the open widget fits the screen.
   const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
@@ -189,8 +206,34 @@ await run(async (browser) => {
   await agent.locator(".chat:not([hidden]) .notes li", { hasText: "Asked twice about the same parcel" }).waitFor();
   check(true, "an internal note is saved and listed");
   await shot(agent, "console-tabs");
+
+  // Transfer to another agent: Alt+T goes to the transfer choice; the colleague's console
+  // opens the chat with its conversation.
+  const hopperCtx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const hopper = await page(hopperCtx);
+  await staffLogin(hopper, "/console", "hopper");
+  const openLog = await agent.locator(".chat:not([hidden]) .log").innerText();
+  const moving = ["سلام، سفارش من دیر شده است", "Typed without a mouse"].find((t) => openLog.includes(t));
+  check(moving, "the open chat holds one of the customers' first messages");
+  await agent.keyboard.press("Alt+t");
+  check(await agent.evaluate(() => document.activeElement?.dataset.action === "transfer-target" && !document.activeElement.closest("[hidden]")), "Alt+T focuses the transfer choice of the open chat");
+  await agent.locator(".chat:not([hidden]) [data-action=transfer-target]").selectOption({ label: "hopper" });
   await agent.locator(".chat:not([hidden]) [data-action=transfer]").click();
   await agent.waitForFunction(() => document.querySelectorAll("[role=tab]").length === 1);
+  await hopper.locator("[role=tab]").waitFor();
+  await hopper.locator(".chat:not([hidden]) .msg", { hasText: moving }).waitFor();
+  check(true, "the transfer moves the chat to the other agent's console with its conversation");
+  await hopper.locator(".chat:not([hidden]) .msg.sys", { hasText: "transferred to hopper" }).waitFor();
+  check(true, "the conversation records the transfer");
+  check(!(await agent.locator(".chat:not([hidden]) .log").innerText()).includes(moving), "the chat left the first agent's console");
+  await hopperCtx.close();
+
+  // Alt+Q goes to the queue.
+  await agent.keyboard.press("Alt+q");
+  check(await agent.evaluate(() => !!document.activeElement?.closest(".queue")), "Alt+Q moves focus to the queue");
+
+  await agent.locator(".chat:not([hidden]) [data-action=transfer]").click();
+  await agent.waitForFunction(() => document.querySelectorAll("[role=tab]").length === 0);
   await agent.locator(".qitem").first().waitFor();
   check(true, "transfer back to the queue closes the tab and requeues the ticket");
   await sup.waitForFunction((n) => document.querySelector("[data-tile=depth]").textContent === String(n), before - 1);

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod bootstrap;
 pub mod customers;
+pub mod exports;
 pub mod grants;
 pub mod health;
 pub mod mfa;
@@ -11,6 +12,7 @@ pub mod openapi;
 pub mod presence;
 pub mod queue;
 pub mod session;
+pub mod sites;
 pub mod tickets;
 pub mod users;
 pub mod verification;
@@ -51,7 +53,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// One of: unauthenticated, forbidden, not_found, conflict, capacity, invalid, unavailable;
     /// for step-up and second factors also: verification_required, cannot_verify, mail_failed,
-    /// locked, retry_later, mfa_enrolment_required.
+    /// locked, retry_later, mfa_required (login: the password was right, the code is missing).
     pub code: &'static str,
     pub message: String,
 }

@@ -42,7 +42,7 @@ pub struct SessionCreated {
     responses(
         (status = 201, body = SessionCreated),
         (status = 400, body = super::ErrorBody),
-        (status = 401, description = "wrong username, password or second-factor code (indistinguishable)", body = super::ErrorBody),
+        (status = 401, description = "unauthenticated: wrong username, password or second-factor code (indistinguishable); mfa_required: the password was right and the user's second-factor code is missing", body = super::ErrorBody),
         (status = 429, description = "retry_later: too many wrong second-factor codes", body = super::ErrorBody),
     ))]
 pub async fn login(

@@ -23,6 +23,7 @@ impl From<StepUpError> for ApiError {
             C::InvalidFrame => ApiError::Invalid(message),
             C::Conflict => ApiError::Conflict(message),
             C::Unauthenticated => ApiError::Unauthenticated,
+            C::MfaRequired => ApiError::Refused(StatusCode::UNAUTHORIZED, code.as_str(), message),
             C::VerificationRequired => {
                 ApiError::Refused(StatusCode::FORBIDDEN, code.as_str(), message)
             }

@@ -132,7 +132,7 @@ pub async fn create(
 /// The CORS answer for a page embedding the widget elsewhere than on the gateway: the request
 /// was already checked against the site's `allowed_origins`, so its origin is echoed back (never
 /// `*`), and no credentials are allowed: the visitor token travels in the body.
-fn cors_headers(request: &HeaderMap) -> HeaderMap {
+pub(super) fn cors_headers(request: &HeaderMap) -> HeaderMap {
     let mut headers = HeaderMap::new();
     if let Some(origin) = request.get(ORIGIN) {
         headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());

@@ -190,7 +190,7 @@ impl StepUp {
             });
         }
         let Some(code) = code else {
-            return Err(StepUpError::WrongFactor);
+            return Err(StepUpError::FactorRequired);
         };
         self.check_totp(from, user, code, true).await?;
         Ok(LoginFactor::Passed)

@@ -20,7 +20,7 @@ use crate::desk::Desk;
 use crate::hub::Hub;
 use crate::ids::{CustomerId, TicketId, UserId};
 use crate::metrics::{inc, VerificationOutcomes};
-use crate::protocol::ServerFrame;
+use crate::protocol::{PendingVerification, ServerFrame};
 use crate::store::{Customer, Role, Store, StoreError, Ticket, User};
 use config::VerificationConfig;
 use keys::Keys;
@@ -68,9 +68,13 @@ pub enum StepUpError {
     /// check, expired, canceled by a newer one, or out of attempts); nothing changed.
     #[error("this verification is {0}; ask the agent for a new code")]
     NotPending(ChallengeState),
-    /// Staff second factor: wrong, replayed, or missing code (indistinguishable on purpose).
+    /// Staff second factor: wrong or replayed code (indistinguishable on purpose).
     #[error("the code is not valid")]
     WrongFactor,
+    /// Staff login: the password was right and the user has a second factor, but no code was
+    /// given; the console asks for it.
+    #[error("enter the code from your authenticator app, or a recovery code")]
+    FactorRequired,
     /// Staff second factor: too soon after wrong codes.
     #[error("too many wrong codes; retry in {0} seconds")]
     RetryLater(i64),
@@ -133,6 +137,7 @@ impl StepUpError {
             StepUpError::BadCode => (C::InvalidFrame, self.to_string()),
             StepUpError::NotPending(_) => (C::Conflict, self.to_string()),
             StepUpError::WrongFactor => (C::Unauthenticated, self.to_string()),
+            StepUpError::FactorRequired => (C::MfaRequired, self.to_string()),
             StepUpError::RetryLater(_) => (C::RetryLater, self.to_string()),
             StepUpError::Conflict(m) => (C::Conflict, (*m).to_string()),
             StepUpError::Unavailable(m) => {
@@ -174,6 +179,9 @@ pub struct TicketVerification {
     /// The risk phrase the first message matched, if any.
     pub flagged: Option<String>,
     pub verifications: Vec<VerificationView>,
+    /// The actions a verification may be requested for (the configured list), for the
+    /// console's choice.
+    pub actions: Vec<String>,
 }
 
 /// A sensitive action the gateway allowed.
@@ -200,13 +208,14 @@ pub struct CheckReply {
 
 /// Where code emails go: the SMTP server, or without one the sealed outbox under the data
 /// dir (neither address nor code in clear on disk).
-enum Delivery {
+/// Where code emails (and replies to offline customers) go: SMTP, or the sealed outbox.
+pub enum Delivery {
     Smtp(Mailer),
     Outbox(crate::vault::outbox::SealedOutbox),
 }
 
 impl Delivery {
-    async fn send(&self, mail: &Mail) -> Result<(), MailError> {
+    pub async fn send(&self, mail: &Mail) -> Result<(), MailError> {
         match self {
             Delivery::Smtp(m) => m.send(mail).await,
             Delivery::Outbox(o) => o.send(mail).await.map(|_| ()),
@@ -293,6 +302,11 @@ impl StepUp {
             auditor,
             outcomes: VerificationOutcomes::default(),
         })
+    }
+
+    /// The mail sender (SMTP or the outbox), also used for replies to offline customers.
+    pub fn mailer(&self) -> &Delivery {
+        &self.mailer
     }
 
     fn vs(&self) -> &dyn VerificationStore {
@@ -428,6 +442,7 @@ impl StepUp {
                     _ => "mail server unreachable",
                 });
                 self.record(from, &ev).await;
+                self.announce_unavailable(&ticket, action, None).await;
                 return Err(StepUpError::Mail(e));
             }
         };
@@ -487,6 +502,8 @@ impl StepUp {
                 inc(&self.outcomes.mail_failed);
                 ev.kind = Some(Kind::VerificationSendFailed);
                 self.record(from, &ev).await;
+                self.announce_unavailable(&ticket, &c.action, Some(c.id))
+                    .await;
                 return Err(StepUpError::Mail(e));
             }
         };
@@ -639,15 +656,54 @@ impl StepUp {
         }
     }
 
+    fn pending_view(&self, c: &Challenge) -> PendingVerification {
+        PendingVerification {
+            ticket: TicketId(c.ticket),
+            challenge: c.id,
+            action: c.action.clone(),
+            expires_at: Timestamp(c.expires_at),
+            attempts_left: c.attempts_left(&self.config.rules),
+            destination: c.destination.clone(),
+        }
+    }
+
+    /// The ticket's challenges still waiting for this customer's code, newest first: the
+    /// widget asks for them again after a reload or in another tab.
+    pub async fn pending_for(
+        &self,
+        customer: CustomerId,
+        ticket: TicketId,
+    ) -> StepUpResult<Vec<PendingVerification>> {
+        let list = self.vs().pending_challenges(ticket.0, self.now()).await?;
+        Ok(list
+            .iter()
+            .filter(|c| c.customer == customer.0)
+            .map(|c| self.pending_view(c))
+            .collect())
+    }
+
+    /// Tells the customer's widget that the code email could not be sent, so they are not left
+    /// waiting for it. `challenge` is the one whose resend failed (its earlier code still works).
+    async fn announce_unavailable(&self, ticket: &Ticket, action: &str, challenge: Option<i64>) {
+        let frame = ServerFrame::VerificationUnavailable {
+            ticket: ticket.id,
+            action,
+            challenge,
+            reason: "mail_failed",
+        }
+        .encode();
+        self.publish(
+            Topic::Conversation(ticket.conversation),
+            Audience::Customers,
+            frame,
+        )
+        .await;
+    }
+
     /// Tells the customer's widget a code is on its way, and the ticket's staff the state.
     async fn announce_request(&self, ticket: &Ticket, c: &Challenge) {
         let frame = ServerFrame::VerificationRequested {
-            ticket: ticket.id,
-            challenge: c.id,
-            action: &c.action,
-            expires_at: Timestamp(c.expires_at),
-            attempts_left: c.attempts_left(&self.config.rules),
-            destination: &c.destination,
+            verification: &self.pending_view(c),
         }
         .encode();
         self.publish(
@@ -693,6 +749,7 @@ impl StepUp {
             ticket: id,
             flagged: self.store.step_up_flag(id).await?,
             verifications: list.iter().map(|c| self.view(c)).collect(),
+            actions: self.config.actions.clone(),
         })
     }
 

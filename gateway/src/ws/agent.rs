@@ -178,7 +178,20 @@ pub(super) async fn on_frame(conn: &mut Conn, inbound: Inbound) -> Flow {
                 .agent_send(&conn.audit_ctx(), &me, ticket, &client_id, &text)
                 .await
             {
-                Ok(sent) => conn.reply_sent(reference, client_id.as_str(), &sent).await,
+                Ok(sent) => {
+                    if !sent.appended.duplicate && !sent.blocked() {
+                        // By email to a customer with no tab open; off this connection's task,
+                        // so a slow mail server never holds the agent's ack.
+                        let (app, message) = (conn.app.clone(), sent.appended.message.clone());
+                        let id = sent.appended.ticket;
+                        tokio::spawn(async move {
+                            if let Ok(t) = app.store.ticket(id).await {
+                                crate::notify::agent_replied(&app, &t, &message).await;
+                            }
+                        });
+                    }
+                    conn.reply_sent(reference, client_id.as_str(), &sent).await
+                }
                 Err(e) => conn.reply_desk_error(reference, e).await,
             }
         }

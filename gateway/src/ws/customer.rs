@@ -64,13 +64,26 @@ pub(super) async fn welcome(conn: &mut Conn, resume: &[ResumePoint]) -> Flow {
         customer_read_seq: t.customer_read_seq,
         agent_read_seq: t.agent_read_seq,
     });
+    // A code asked for before this tab connected (a reload, another tab): ask again. A store
+    // hiccup here only costs the reminder; the live frames still come.
+    let verifications = match &current {
+        Some(t) => conn
+            .app
+            .stepup
+            .pending_for(me.id, t.id)
+            .await
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
     let frame = ServerFrame::WelcomeCustomer {
         customer: CustomerSelf {
             id: me.id,
             name: me.name.clone(),
             verified: me.verified,
+            email_on_file: me.email.as_deref().is_some_and(|e| !e.is_empty()),
         },
         conversation: open,
+        verifications: &verifications,
     }
     .encode();
     conn.send(frame).await?;

@@ -120,6 +120,12 @@ impl SmtpServer {
         .expect("the SMTP server restarts on its port");
     }
 
+    /// The directory each received message is written to (`<n>.eml`), for readers outside
+    /// this process (the browser flows).
+    pub fn maildir(&self) -> &Path {
+        &self.maildir
+    }
+
     /// Every message received so far, oldest first.
     pub fn mails(&self) -> Vec<String> {
         let mut names: Vec<(u64, PathBuf)> = std::fs::read_dir(&self.maildir)

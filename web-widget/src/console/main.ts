@@ -1,11 +1,13 @@
 // The agent console: the live queue with ticking waits, claim, chats in tabs, the customer
-// panel with earlier tickets and internal notes, transfer, resolve, keyboard shortcuts.
-// Everything live comes over /ws/agent (deskgate.v1); history and lists over the REST API.
-// Panels that depend on later gateway features (step-up verification, masked PII with
-// reveal) register in `customerSections` when their API exists.
+// panel (masked contact details with a reveal that asks for a reason, step-up verification
+// with the verified badge, earlier tickets, internal notes),
+// transfer, resolve, keyboard shortcuts. Everything live comes over /ws/agent (deskgate.v1);
+// history and lists over the REST API.
 import { h, clear, duration, clock } from "../lib/dom";
 import { DeskSocket, clientId, wsUrl, type Frame, type ConnState } from "../lib/socket";
 import { login, logout, api, type Session, type User } from "../lib/staff";
+import { VerificationSection, type TicketVerification } from "./verification";
+import { ContactSection } from "./contact";
 
 interface Ticket {
   id: number;
@@ -46,6 +48,10 @@ interface Chat {
   history: Ticket[] | null;
   view: ChatView | null;
   unread: number;
+  /** Built with the chat, so verification frames are kept before its tab is first shown. */
+  verify: VerificationSection;
+  /** Masked email and phone, with Reveal for roles that may. */
+  contact: ContactSection;
 }
 interface ChatView {
   panel: HTMLElement;
@@ -53,19 +59,18 @@ interface ChatView {
   typing: HTMLElement;
   input: HTMLTextAreaElement;
   alert: HTMLElement;
+  /** "This was recorded": shown once a copy or an export has its audit entry. */
+  recorded: HTMLElement;
   customer: HTMLElement;
-  /** Built once with the panel: re-rendering the customer panel must not drop a half-typed note. */
-  noteForm: HTMLFormElement;
+  /**
+   * What re-renders of the customer panel fill; everything else in it (the note form, the
+   * verification and contact sections) is built once, so what an agent is typing or has
+   * focused there survives notes and history arriving.
+   */
+  facts: HTMLElement;
+  history: HTMLElement;
+  notes: HTMLElement;
 }
-
-/**
- * Extra sections of the customer panel, shown after the customer's facts. The panel is built
- * from what the API gives today (name, whether the identity is signed, id); step-up
- * verification ("request verification", the verified badge) and the vault's masked email and
- * phone with a reveal that asks for a reason register a section here when their APIs land.
- */
-type Section = (ticket: Ticket, send: (frame: Frame) => Promise<Frame>) => Node | null;
-const customerSections: Section[] = [];
 
 const app = document.getElementById("app")!;
 
@@ -80,10 +85,12 @@ function run(s: Session): void {
   let current: number | null = null;
   let colleagues: User[] = [];
   let me = s.user;
+  /** Tickets a risky first message flagged for step-up (`step_up_flag`), with the phrase. */
+  const flags = new Map<number, string>();
 
   // --- layout -------------------------------------------------------------------------------
   const state = h("span", { class: "conn", role: "status", "aria-live": "polite" }, "Connecting…");
-  const queueList = h("ul", { class: "queue-list", "aria-label": "Queued tickets" });
+  const queueList = h("ul", { class: "queue-list", "aria-label": "Queued tickets", tabindex: "-1" });
   const queueCount = h("span", { class: "count" }, "0");
   const tabs = h("div", { class: "tabs", role: "tablist", "aria-label": "Your chats" });
   const panels = h("div", { class: "panels" });
@@ -141,17 +148,19 @@ function run(s: Session): void {
             `#${t.id} · ${t.customer.name}${t.customer.verified ? " ✓" : ""} · `,
             h("span", { class: "wait", "data-since": t.queued_at }, duration(Date.now() - Date.parse(t.queued_at))),
             t.priority !== "normal" ? ` · ${t.priority}` : "",
+            flags.has(t.id) ? h("span", { class: "qflag", title: `First message: “${flags.get(t.id)}”` }, " · verify first") : "",
           ),
           claim,
         ),
       );
     }
   }
-  // Waits tick every second without re-rendering the list (focus stays where it is).
+  // Waits and verification countdowns tick every second without re-rendering (focus stays).
   setInterval(() => {
     for (const el of queueList.querySelectorAll<HTMLElement>(".wait")) {
       el.textContent = duration(Date.now() - Date.parse(el.dataset.since!));
     }
+    for (const c of chats.values()) c.verify.tick();
   }, 1000);
 
   async function doClaim(id: number): Promise<void> {
@@ -163,8 +172,13 @@ function run(s: Session): void {
   function chatFor(t: Ticket): Chat {
     let c = chats.get(t.id);
     if (!c) {
-      c = { ticket: t, messages: new Map(), pending: new Map(), notes: [], customerTyping: false, customerRead: t.customer_read_seq, history: null, view: null, unread: 0 };
+      const verify = new VerificationSection(t.id, () => chats.get(t.id)?.ticket.customer.verified ?? false, (f) => sock.request(f));
+      const contact = new ContactSection(t.customer.id, me.role, String(t.id));
+      c = { ticket: t, messages: new Map(), pending: new Map(), notes: [], customerTyping: false, customerRead: t.customer_read_seq, history: null, view: null, unread: 0, verify, contact };
       chats.set(t.id, c);
+      contact.load();
+      if (flags.has(t.id)) verify.setFlag(flags.get(t.id)!);
+      loadVerification(c);
       // History comes through sync; the socket resumes it after a reconnect.
       sock.sendLossy({ type: "sync", ticket: t.id, after: sock.lastSeq.get(t.conversation) ?? 0 });
       sock.lastSeq.set(t.conversation, sock.lastSeq.get(t.conversation) ?? 0);
@@ -257,6 +271,8 @@ function run(s: Session): void {
       }
     });
     const resolve = h("button", { class: "secondary", type: "button", "data-action": "resolve" }, "Resolve");
+    const exportBtn = h("button", { class: "secondary", type: "button", "data-action": "export" }, "Export transcript");
+    exportBtn.addEventListener("click", () => exportTranscript(c));
     resolve.addEventListener("click", async () => {
       const r = await sock.request({ type: "resolve", ticket: t.id });
       if (r.type === "error") showAlert(c, r.message);
@@ -284,14 +300,31 @@ function run(s: Session): void {
       sock.sendReliable({ type: "note", ticket: t.id, client_id: clientId(), text });
       noteInput.value = "";
     });
-    const customer = h("aside", { class: "customer", "aria-label": "Customer" }, noteForm);
+    const facts = h("div", {});
+    const history = h("div", {});
+    const notes = h("div", {});
+    const customer = h(
+      "aside",
+      { class: "customer", "aria-label": "Customer" },
+      h("h3", {}, "Customer"),
+      facts,
+      c.contact.el,
+      c.verify.el,
+      h("h3", {}, "Earlier tickets"),
+      history,
+      h("h3", {}, "Notes"),
+      notes,
+      noteForm,
+    );
+    const recorded = h("p", { class: "recorded-notice", role: "status", "aria-live": "polite", hidden: true });
     const panel = h(
       "section",
       { class: "chat", role: "tabpanel", id: `panel-${t.id}`, "aria-labelledby": `tab-${t.id}`, hidden: true },
       h(
         "div",
         { class: "thread" },
-        h("div", { class: "chat-head" }, h("h2", {}, `#${t.id} ${t.subject}`), h("div", { class: "actions" }, target, transfer, resolve)),
+        h("div", { class: "chat-head" }, h("h2", {}, `#${t.id} ${t.subject}`), c.verify.badges, h("div", { class: "actions" }, target, transfer, exportBtn, resolve)),
+        recorded,
         log,
         typing,
         alert,
@@ -299,11 +332,63 @@ function run(s: Session): void {
       ),
       customer,
     );
+    // Copying out of the transcript or the customer panel is recorded before the notice says
+    // so. What the agent types (reply, note, reason) is theirs and not reported.
+    panel.addEventListener("copy", (e) => {
+      const target = e.target as HTMLElement | null;
+      if (target && /^(TEXTAREA|INPUT|SELECT)$/.test(target.tagName)) return;
+      const sel = document.getSelection();
+      const copied = sel?.toString() ?? "";
+      const at = sel?.anchorNode ?? null;
+      if (!copied.trim() || !at) return;
+      const source = log.contains(at) ? "transcript" : customer.contains(at) ? "customer" : null;
+      if (source) recordCopy(c, source, [...copied].length);
+    });
     panels.append(panel);
-    c.view = { panel, log, typing, input, alert, customer, noteForm };
+    c.view = { panel, log, typing, input, alert, recorded, customer, facts, history, notes };
     renderLog(c);
     renderCustomer(c);
     return c.view;
+  }
+
+  /** Writes the audit entry of a copy or an export; `null` (and an alert) if it was not written. */
+  async function recordExport(c: Chat, body: Record<string, unknown>): Promise<{ audit_seq: number } | null> {
+    try {
+      return await api<{ audit_seq: number }>("POST", `/api/tickets/${c.ticket.id}/exports`, body);
+    } catch (e) {
+      showAlert(c, `Could not record this in the audit log (${(e as Error).message}).`);
+      return null;
+    }
+  }
+
+  function showRecorded(c: Chat, text: string): void {
+    const v = view(c);
+    v.recorded.textContent = text;
+    v.recorded.hidden = false;
+  }
+
+  async function recordCopy(c: Chat, source: "transcript" | "customer", chars: number): Promise<void> {
+    const r = await recordExport(c, { kind: "copy", source, chars });
+    if (r) showRecorded(c, `Copying customer data is recorded: your copy from the ${source === "transcript" ? "conversation" : "customer panel"} is audit entry ${r.audit_seq}.`);
+  }
+
+  /** The open ticket's conversation as plain text, after its export is recorded. */
+  async function exportTranscript(c: Chat): Promise<void> {
+    const r = await recordExport(c, { kind: "transcript" });
+    if (!r) return;
+    const t = c.ticket;
+    const lines = [`Ticket #${t.id}: ${t.subject}`, `Customer: ${t.customer.name} (id ${t.customer.id})`, `Exported by ${me.name} at ${new Date().toISOString()} (audit entry ${r.audit_seq})`, ""];
+    for (const m of [...c.messages.values()].sort((a, b) => a.seq! - b.seq!)) {
+      lines.push(`[${m.at ?? ""}] ${m.kind === "system" ? "—" : m.name}: ${m.blocked ? "(withheld: it contained a payment card number)" : m.text}`);
+    }
+    const name = `ticket-${t.id}-transcript.txt`;
+    const url = URL.createObjectURL(new Blob([lines.join("\n") + "\n"], { type: "text/plain;charset=utf-8" }));
+    const a = h("a", { href: url, download: name, hidden: true });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    showRecorded(c, `Transcript exported as ${name}. Exporting customer data is recorded: audit entry ${r.audit_seq}.`);
   }
 
   function showAlert(c: Chat, text: string): void {
@@ -339,17 +424,15 @@ function run(s: Session): void {
     typing.textContent = c.customerTyping ? `${c.ticket.customer.name} is typing…` : "";
   }
 
-  // The customer panel: what the API gives today. Masked email/phone with reveal and the
-  // verification panel join here once the vault (issue 5) and step-up (issue 4) APIs exist.
+  // The customer panel. Notes and history arrive while the agent may be typing a note or a
+  // reveal reason, or has the verification's action chosen: only the facts, the history and
+  // the notes are redrawn, each in its own box.
   function renderCustomer(c: Chat): void {
     if (!c.view) return;
-    const { customer: el, noteForm } = c.view;
+    const { facts, history, notes } = c.view;
     const t = c.ticket;
-    // Notes and history arrive while the agent may be typing a note: everything above the note
-    // form is replaced, the form itself (its text, caret and focus) stays.
-    for (const n of [...el.childNodes]) if (n !== noteForm) n.remove();
-    noteForm.before(
-      h("h3", {}, "Customer"),
+    clear(facts);
+    facts.append(
       h(
         "dl",
         { class: "facts" },
@@ -360,22 +443,30 @@ function run(s: Session): void {
         h("dt", {}, "Customer id"),
         h("dd", {}, String(t.customer.id)),
       ),
-      ...customerSections.map((section) => section(t, (f) => sock.request(f))).filter((n): n is Node => n !== null),
-      h("h3", {}, "Earlier tickets"),
+    );
+    clear(history);
+    const earlier = (c.history ?? []).filter((x) => x.id !== t.id);
+    history.append(
       c.history === null
         ? h("p", { class: "muted" }, "Loading…")
-        : c.history.filter((x) => x.id !== t.id).length === 0
+        : earlier.length === 0
           ? h("p", { class: "muted" }, "None.")
-          : h(
-              "ul",
-              { class: "history" },
-              ...c.history.filter((x) => x.id !== t.id).map((x) => h("li", {}, `#${x.id} ${x.subject} — ${x.status}, ${new Date(x.created_at).toLocaleDateString()}`)),
-            ),
-      h("h3", {}, "Notes"),
+          : h("ul", { class: "history" }, ...earlier.map((x) => h("li", { "data-ticket": x.id }, `#${x.id} ${x.subject} — ${x.status}, ${new Date(x.created_at).toLocaleDateString()}`))),
+    );
+    clear(notes);
+    notes.append(
       c.notes.length
         ? h("ul", { class: "notes" }, ...c.notes.map((n) => h("li", {}, h("span", { class: "who" }, `${n.author.name} · ${clock(n.at)}`), n.text)))
         : h("p", { class: "muted" }, "No notes yet."),
     );
+  }
+
+  async function loadVerification(c: Chat): Promise<void> {
+    try {
+      c.verify.load(await api<TicketVerification>("GET", `/api/tickets/${c.ticket.id}/verifications`));
+    } catch {
+      /* the section says nothing is verified; live frames still arrive */
+    }
   }
 
   async function loadNotes(c: Chat): Promise<void> {
@@ -475,6 +566,16 @@ function run(s: Session): void {
       }
       case "ack":
         break;
+      case "verification": {
+        chatByTicket(f.ticket)?.verify.update(f as any);
+        break;
+      }
+      case "step_up_flag": {
+        flags.set(f.ticket, f.phrase);
+        chatByTicket(f.ticket)?.verify.setFlag(f.phrase);
+        renderQueue();
+        break;
+      }
       case "blocked": {
         const c = chatByTicket(f.ticket);
         if (!c) return;
@@ -561,7 +662,8 @@ function run(s: Session): void {
         chats.get(id)?.view?.input.focus();
       }
     } else if (e.code === "KeyQ") {
-      (queueList.querySelector("button") as HTMLElement | null)?.focus();
+      // The oldest ticket's Claim button, or the (empty) list itself.
+      ((queueList.querySelector("button") as HTMLElement | null) ?? queueList).focus();
     } else if (e.code === "KeyN" && c) {
       c.view?.customer.querySelector<HTMLElement>(".note-input")?.focus();
     } else if (e.code === "KeyT" && c) {

@@ -505,8 +505,3 @@ export function scan(text: string, tail?: ConversationTail): Verdict {
   }
   return { blocked: scanner.findings.length > 0, findings: scanner.findings };
 }
-
-/** The widget's check before sending: the message on its own. */
-export function screenMessage(text: string): Verdict {
-  return scan(text);
-}

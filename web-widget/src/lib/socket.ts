@@ -231,9 +231,15 @@ export class DeskSocket {
   }
 }
 
-/** A client_id unique per sender. */
+/** A client_id unique per sender: 122 random bits in the UUID v4 form. Built from
+ * getRandomValues, since crypto.randomUUID exists only on secure (https) pages and the widget
+ * may be embedded on a plain http one. */
 export function clientId(): string {
-  return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const x = [...b].map((v) => v.toString(16).padStart(2, "0")).join("");
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
 }
 
 /** ws(s):// URL of a gateway path, from the gateway's http(s) base. */

@@ -3,13 +3,15 @@
 // window.DeskgateWidget. Options on the script tag:
 //   data-site            site key (required)
 //   data-lang            en | ru | zh | fa (else the page's <html lang>, else the browser's)
-//   data-prechat="on"    ask for a name and optional email before the first message
+//   data-prechat         "on" or "off": ask for a name and optional email before the first
+//                        message, whatever the site's setting (`prechat` in [[sites]])
 //   data-identity-token  JWT signed by the site for a logged-in customer (marks them verified)
 import { h, clear, clock } from "../lib/dom";
 import { pickLang, strings, isRtl, type Strings } from "../lib/i18n";
 import { DeskSocket, clientId, wsUrl, type Frame, type ConnState } from "../lib/socket";
-import { screenMessage } from "../lib/screen";
+import { OutgoingScreen } from "./outgoing";
 import { CSS } from "./styles";
+import { verifyPanel } from "./verify";
 
 interface Msg {
   seq?: number;
@@ -70,8 +72,19 @@ function boot(): void {
   );
   const closeBtn = h("button", { class: "x", type: "button", "aria-label": t.close }, "×");
   const title = h("h2", { id: "dg-title" }, t.title);
-  // Step-up verification adds its code-entry panel beside `alert`, outside the message log,
-  // so that a code typed there never becomes a chat message.
+  // Step-up verification's code-entry panel sits beside `alert`, outside the message log and
+  // the compose form, so that a code typed there never becomes a chat message.
+  const verify = verifyPanel(
+    t,
+    (challenge, code) => (socket ? socket.request({ type: "verify", challenge, code }) : Promise.resolve({ type: "error", code: "unavailable" })),
+    () => open && input.focus(),
+    () => {
+      if (!open || document.visibilityState !== "visible") {
+        unread++;
+        render();
+      }
+    },
+  );
   const panel = h(
     "section",
     { class: "panel", id: "dg-panel", role: "dialog", "aria-labelledby": "dg-title", hidden: true },
@@ -82,6 +95,7 @@ function boot(): void {
     log,
     typing,
     alert,
+    verify.el,
     compose,
   );
   const root = h("div", { class: "root", dir: isRtl(lang) ? "rtl" : "ltr", lang }, panel, launcher);
@@ -98,6 +112,8 @@ function boot(): void {
   const bySeq = new Map<number, Msg>();
   const pending = new Map<string, Msg>(); // own messages not yet in the conversation
   let socket: DeskSocket | null = null;
+  // Card numbers are refused before sending, over the tail of what this customer sent.
+  const outgoing = new OutgoingScreen();
   let typingTimer: number | undefined;
   let typingSentAt = 0;
   let typingClear: number | undefined;
@@ -180,6 +196,15 @@ function boot(): void {
   // Whether an agent is online, asked when the widget opens and every 30 s while nobody has
   // taken the conversation; unknown (null) until the first answer.
   let agentsOnline: boolean | null = null;
+  // An email address is on file (the pre-chat form's, or a signed identity's): an agent's
+  // reply while no tab is open is emailed, so the notice may promise it.
+  let emailOnFile = false;
+  // The site's settings (its pre-chat form), asked once, from boot.
+  let settings: Promise<{ prechat: boolean } | null> | null = null;
+  const siteSettings = () =>
+    (settings ??= fetch(`${base}/api/sites/${encodeURIComponent(site)}/widget`)
+      .then((r) => (r.ok ? r.json() : null))
+      .catch(() => null));
   async function presence(): Promise<void> {
     try {
       const r = await fetch(`${base}/api/sites/${encodeURIComponent(site)}/presence`);
@@ -195,7 +220,7 @@ function boot(): void {
 
   function showNotice(): void {
     const unstaffed = agentsOnline === false && (ticketStatus === "" || ticketStatus === "queued");
-    const text = unstaffed ? t.noAgent : ticketStatus === "queued" ? t.waiting : ticketStatus === "resolved" ? t.resolved : agentName ? t.joined(agentName) : "";
+    const text = unstaffed ? (emailOnFile ? t.noAgentEmail : t.noAgentHere) : ticketStatus === "queued" ? t.waiting : ticketStatus === "resolved" ? t.resolved : agentName ? t.joined(agentName) : "";
     notice.textContent = text;
     notice.hidden = !text;
   }
@@ -216,6 +241,8 @@ function boot(): void {
   function onFrame(f: Frame): void {
     switch (f.type) {
       case "welcome":
+        emailOnFile = !!f.customer?.email_on_file;
+        if (f.verifications?.length) verify.show(f.verifications[0]);
         if (f.conversation) {
           conversation = f.conversation.conversation;
           ticketStatus = f.conversation.status;
@@ -261,6 +288,7 @@ function boot(): void {
         break;
       }
       case "blocked": {
+        outgoing.forget();
         const m = pending.get(f.client_id);
         if (m) {
           m.status = "withheld";
@@ -292,11 +320,20 @@ function boot(): void {
           render();
         }
         break;
+      case "verification_requested":
+        verify.show(f as any);
+        break;
+      case "verification_unavailable":
+        verify.unavailable(f);
+        break;
       case "error": {
+        // Replies to the panel's `verify` requests are its own to show.
+        if (/^r[0-9]+$/.test(f.ref ?? "")) break;
         const m = f.ref ? pending.get(f.ref) : undefined;
         if (m && f.code !== "unavailable") {
           // Refused for good (e.g. too long): give the text back rather than lose it.
           pending.delete(f.ref);
+          outgoing.forget();
           if (!input.value) input.value = m.text;
           render();
         }
@@ -334,7 +371,7 @@ function boot(): void {
   }
 
   function send(text: string): boolean {
-    const verdict = screenMessage(text);
+    const verdict = outgoing.check(text);
     if (verdict.blocked) {
       showAlert(t.cardLocal);
       input.setAttribute("aria-invalid", "true");
@@ -347,7 +384,7 @@ function boot(): void {
     const m: Msg = { clientId: id, kind: "customer", name: t.you, text, status: "sending" };
     pending.set(id, m);
     socket!.sendReliable({ type: "send", client_id: id, text });
-    socket!.sendLossy({ type: "typing", active: false });
+    if (conversation !== null) socket!.sendLossy({ type: "typing", active: false });
     clearTimeout(typingTimer);
     typingSentAt = 0;
     render();
@@ -355,12 +392,15 @@ function boot(): void {
   }
 
   // --- interaction --------------------------------------------------------------------------
-  function setOpen(v: boolean): void {
+  async function setOpen(v: boolean): Promise<void> {
     open = v;
     panel.hidden = !v;
     launcher.setAttribute("aria-expanded", String(v));
     if (v) {
-      const needForm = !token && data.prechat === "on";
+      // The page's data-prechat wins; else the site's setting (fetched since boot).
+      const attr = data.prechat;
+      const needForm = !token && (attr === "on" || (attr !== "off" && !!(await siteSettings())?.prechat));
+      if (!open) return; // closed while the settings were on their way
       prechat.hidden = !needForm;
       compose.hidden = needForm;
       log.hidden = needForm;
@@ -384,6 +424,8 @@ function boot(): void {
   prechat.addEventListener("submit", async (e) => {
     e.preventDefault();
     token = await visitor(nameIn.value, emailIn.value);
+    emailOnFile = emailIn.value.trim() !== "";
+    showNotice();
     prechat.hidden = true;
     compose.hidden = false;
     log.hidden = false;
@@ -408,7 +450,8 @@ function boot(): void {
       alert.hidden = true;
       input.removeAttribute("aria-invalid");
     }
-    if (!socket) return;
+    // Typing is about a conversation: before the first message there is none to tell.
+    if (!socket || conversation === null) return;
     const now = Date.now();
     if (now - typingSentAt > 3000) {
       typingSentAt = now;
@@ -424,6 +467,7 @@ function boot(): void {
 
   document.body.append(host);
   showState("connecting");
+  if (!token && data.prechat !== "on" && data.prechat !== "off") siteSettings();
   // A returning visitor (reload in the same tab) reconnects at once so the badge counts replies.
   if (token) connect();
 

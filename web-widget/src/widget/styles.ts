@@ -35,6 +35,18 @@ form.compose{display:flex;gap:8px;padding:10px 12px;border-top:1px solid #dde2ea
 textarea{flex:1;resize:none;border:1px solid #8b95a7;border-radius:8px;padding:8px 10px;height:44px;max-height:120px;background:#fff}
 .primary{border:0;border-radius:8px;background:#1f4fd1;color:#fff;padding:0 16px;font-weight:600;cursor:pointer;min-height:44px}
 .primary:hover{background:#183fa8}
+.verify{margin:0 12px 8px;padding:10px 12px;border:2px solid #1f4fd1;border-radius:10px;background:#f5f8ff;display:flex;flex-direction:column;gap:6px;font-size:14px;flex-shrink:0}
+.verify h3{margin:0;font-size:15px}
+.verify p{margin:0}
+.vnever{font-size:13px;color:#33405a}
+.vform{display:flex;flex-direction:column;gap:4px}
+.vrow{display:flex;gap:8px}
+.vrow input{flex:1;min-width:0;border:1px solid #8b95a7;border-radius:8px;padding:8px 10px;font-size:18px;letter-spacing:.2em;font-variant-numeric:tabular-nums;background:#fff}
+.vmeta{font-size:13px;color:#33405a;font-variant-numeric:tabular-nums}
+.vsay:empty{display:none}
+.vsay.bad{color:#7a1c15;font-weight:600}
+.vsay.ok{color:#1e6b3a;font-weight:600}
+.vclose{align-self:flex-start;border:1px solid #1f4fd1;border-radius:8px;background:#fff;color:#1f4fd1;padding:6px 14px;font-weight:600;cursor:pointer}
 form.prechat{padding:16px;display:flex;flex-direction:column;gap:10px}
 form.prechat label{display:flex;flex-direction:column;gap:4px;font-size:14px}
 form.prechat input{border:1px solid #8b95a7;border-radius:8px;padding:8px 10px}
