@@ -62,6 +62,7 @@ await run(async (browser) => {
   // Log out and in again: the password alone is not enough; a wrong code is refused; a
   // recovery code works once.
   await p.getByRole("button", { name: "Log out" }).click();
+  await p.locator("#login-user").waitFor();
   await password(p, "/console", "admin");
   await p.locator("#login-otp").waitFor();
   check(true, "with a second factor enrolled, the password leads to the code step");
@@ -75,6 +76,7 @@ await run(async (browser) => {
   await p.locator(".conn.online").waitFor();
   check(true, "a recovery code logs the admin in");
   await p.getByRole("button", { name: "Log out" }).click();
+  await p.locator("#login-user").waitFor();
   await password(p, "/console", "admin");
   await p.fill("#login-otp", codes[0]);
   await p.click("form.login button[type=submit]");

@@ -67,9 +67,10 @@ await run(async (browser) => {
   await chat.locator(".vflag", { hasText: "change my address" }).waitFor();
   check(true, "the customer panel shows the step-up flag with the phrase");
   check(await chat.locator(".facts .verified", { hasText: "Signed in on the site" }).isVisible(), "the identity token marks the customer signed in");
-  const history = chat.locator(".history li", { hasText: "My invoice from March is wrong" });
+  const history = chat.locator(".history li", { hasText: "closed" });
   await history.waitFor();
-  check((await history.innerText()).includes("closed"), "the customer's earlier ticket is listed with its subject and state");
+  check((await history.innerText()).includes("opens only through an access grant"), "the customer's earlier ticket is listed with its state");
+  check(!(await history.innerText()).includes("My invoice from March"), "and a closed ticket's subject stays withheld outside a grant");
   check((await chat.locator(".history li", { hasText: "change my address" }).count()) === 0, "the open ticket is not listed among the earlier ones");
 
   // Request verification for an action from the configured list.

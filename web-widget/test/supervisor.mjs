@@ -116,6 +116,8 @@ await run(async (browser) => {
   const admin = await apiLogin("admin");
   const promoted = await rest("PATCH", `/api/users/${sue.user.id}`, admin.token, { role: "approver" });
   check(promoted.status === 200, "the admin makes sue an approver");
+  const withdrawn = await rest("GET", `/api/grants/${sueReq.body.id}`, admin.token);
+  check(withdrawn.body.status === "revoked", `her change of role withdraws her own pending request (${withdrawn.body.status})`);
 
   // --- The approver reviews -------------------------------------------------------------------
   const aprCtx = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
@@ -129,7 +131,6 @@ await run(async (browser) => {
   await pendingRow(grant1).waitFor();
   check((await pendingRow(grant1).innerText()).includes("sam"), "the review list names the requester");
   check((await pendingRow(grant1).innerText()).includes(REASON), "and shows the reason");
-  await pendingRow(sueReq.body.id).waitFor();
   await april.waitForFunction((id) => /^\d+s$/.test(document.querySelector(`#review-list tr[data-grant="${id}"] [data-age]`)?.textContent ?? ""), grant1);
   check(true, "and how long the request has waited");
 
@@ -171,8 +172,8 @@ await run(async (browser) => {
   const suePage = await page(sueCtx);
   await staffLogin(suePage, "/supervisor", "sue");
   await suePage.click("#tab-access");
-  await suePage.locator("#own-hidden", { hasText: "your own" }).waitFor();
-  check((await suePage.locator(`#review-list tr[data-grant="${sueReq.body.id}"]`).count()) === 0, "an approver's own request is not offered to her for review");
+  await suePage.locator("#review-list").waitFor();
+  check((await suePage.locator(`#review-list tr[data-grant="${sueReq.body.id}"]`).count()) === 0, "an approver's own (withdrawn) request is not offered to her for review");
   // A change of role ends the sessions it was granted under: she logs in again.
   const sueNow = await apiLogin("sue");
   const selfApprove = await rest("POST", `/api/grants/${sueReq.body.id}/approve`, sueNow.token, { otp: "000000" });
@@ -275,6 +276,11 @@ await run(async (browser) => {
   await april.fill("#f-action", "");
   await april.selectOption("#f-limit", "25");
   await april.click("#audit-form button[type=submit]");
+  // The previous search's page 1 is still shown until this one's arrives: wait for a full page.
+  await april.waitForFunction(() => {
+    const actions = [...document.querySelectorAll("#audit-results tr[data-seq] [data-action]")].map((a) => a.textContent);
+    return actions.length === 25 && actions.some((a) => a !== "audit_read");
+  });
   await april.locator("#audit-summary", { hasText: "page 1" }).waitFor();
   const newest = await april.locator("#audit-results tr[data-seq]").first().getAttribute("data-seq");
   await april.getByRole("button", { name: "Older →" }).click();
@@ -298,14 +304,16 @@ await run(async (browser) => {
   await shot(april, "supervisor-audit");
 
   // --- An admin sees every request and may end them, but reviews none ---------------------------
+  const pending = await rest("POST", "/api/grants", samApi.token, { kind: "transcript", object: CLOSED2, reason: "Quality review of the damaged parcel case", duration_minutes: 30 });
+  check(pending.status === 201, "the supervisor asks for the other transcript");
   const admCtx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const adm = await page(admCtx);
   await staffLogin(adm, "/supervisor", "admin");
   check(JSON.stringify(await tabNames(adm)) === '["Dashboard","Access","Audit log"]', `an admin sees access and the audit log (${await tabNames(adm)})`);
   await adm.click("#tab-access");
-  await adm.locator(`#review-list tr[data-grant="${sueReq.body.id}"]`).waitFor();
+  await adm.locator(`#review-list tr[data-grant="${pending.body.id}"]`).waitFor();
   check((await adm.locator("[data-key^=approve-]").count()) === 0, "an admin is offered no approval");
-  check((await adm.locator(`[data-key="revoke-${sueReq.body.id}"]`).count()) === 1, "but may withdraw a pending request");
+  check((await adm.locator(`[data-key="revoke-${pending.body.id}"]`).count()) === 1, "but may withdraw a pending request");
   await axe(adm, "admin access view");
   await admCtx.close();
 });

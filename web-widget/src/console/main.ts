@@ -451,7 +451,7 @@ function run(s: Session): void {
         ? h("p", { class: "muted" }, "Loading…")
         : earlier.length === 0
           ? h("p", { class: "muted" }, "None.")
-          : h("ul", { class: "history" }, ...earlier.map((x) => h("li", { "data-ticket": x.id }, `#${x.id} ${x.subject} — ${x.status}, ${new Date(x.created_at).toLocaleDateString()}`))),
+          : h("ul", { class: "history" }, ...earlier.map((x) => h("li", { "data-ticket": x.id }, `#${x.id} ${x.subject || (x.status === "closed" ? "(closed: its transcript opens only through an access grant)" : "(no subject)")} — ${x.status}, ${new Date(x.created_at).toLocaleDateString()}`))),
     );
     clear(notes);
     notes.append(

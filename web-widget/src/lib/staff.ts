@@ -89,7 +89,12 @@ function forget(): void {
   sessionStorage.removeItem(KEY);
 }
 
+let leaving = false;
+
 export async function logout(): Promise<void> {
+  // The button and a socket closed because the session ended may both ask: one reload.
+  if (leaving) return;
+  leaving = true;
   try {
     await api("DELETE", "/api/session");
   } finally {
