@@ -242,3 +242,196 @@ async fn an_agent_may_add_a_factor_and_then_needs_it() {
     assert_eq!(status, 204);
     assert_eq!(login(&app, "grace", None).await.0, 201);
 }
+
+/// A code that is not the current one (nor within the accepted skew).
+fn wrong_code(app: &TestApp, seed: &Seed) -> String {
+    let near: Vec<String> = (-1..=1).map(|s| code(app, seed, s)).collect();
+    (0..1_000_000)
+        .map(|n| format!("{n:06}"))
+        .find(|c| !near.contains(c))
+        .unwrap()
+}
+
+async fn db(app: &TestApp) -> sqlx::SqliteConnection {
+    use sqlx::Connection;
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(app.db_path());
+    sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .unwrap()
+}
+
+async fn stored_failures(app: &TestApp, user: i64) -> i64 {
+    sqlx::query_scalar("SELECT failures FROM staff_totp WHERE user_id = ?")
+        .bind(user)
+        .fetch_one(&mut db(app).await)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_parallel_logins_is_checked_only_as_far_as_the_delays_allow() {
+    let app = app().await;
+    let (sam, seed, _) = enrolled(&app).await;
+    let wrong = wrong_code(&app, &seed);
+    // Twenty logins with a wrong code at the same instant: the first three cost nothing, so
+    // three are checked; every other one finds the 1-second delay reserved and is refused
+    // without its code being looked at.
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let http = app.http.clone();
+        let url = app.url("/api/session");
+        let body = json!({"username": "sam", "password": PASSWORD, "otp": wrong});
+        tasks.push(tokio::spawn(async move {
+            http.post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((checked, refused), (3, 17), "{statuses:?}");
+    assert_eq!(stored_failures(&app, sam).await, 3);
+    let failed = app.audit(&format!("actor={sam}&action=mfa_failed")).await;
+    assert_eq!(
+        failed.len(),
+        3,
+        "only checked codes are failures: {failed:?}"
+    );
+    // Even the right code waits out the delay, then works.
+    assert_eq!(login(&app, "sam", Some(&code(&app, &seed, 0))).await.0, 429);
+    app.clock.advance(Duration::from_secs(1));
+    assert_eq!(login(&app, "sam", Some(&code(&app, &seed, 0))).await.0, 201);
+    assert_eq!(
+        stored_failures(&app, sam).await,
+        0,
+        "a right code clears the count"
+    );
+}
+
+#[tokio::test]
+async fn each_further_wrong_code_doubles_the_wait() {
+    let app = app().await;
+    let (_, seed, _) = enrolled(&app).await;
+    let wrong = wrong_code(&app, &seed);
+    for _ in 0..3 {
+        assert_eq!(login(&app, "sam", Some(&wrong)).await.0, 401);
+    }
+    // Fourth failure: 1 s after the third.
+    assert_eq!(login(&app, "sam", Some(&wrong)).await.0, 429);
+    app.clock.advance(Duration::from_secs(1));
+    assert_eq!(login(&app, "sam", Some(&wrong)).await.0, 401);
+    // Now 2 s: one second is not enough, not even for the right code.
+    app.clock.advance(Duration::from_secs(1));
+    let (status, body) = login(&app, "sam", Some(&code(&app, &seed, 0))).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "retry_later");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("retry in 1 seconds"),
+        "{body}"
+    );
+    app.clock.advance(Duration::from_secs(1));
+    assert_eq!(login(&app, "sam", Some(&wrong)).await.0, 401);
+    // Then 4 s: refused at 3.999 s, allowed at 4 s.
+    app.clock.advance(Duration::from_millis(3_999));
+    assert_eq!(login(&app, "sam", Some(&code(&app, &seed, 0))).await.0, 429);
+    app.clock.advance(Duration::from_millis(1));
+    assert_eq!(login(&app, "sam", Some(&code(&app, &seed, 0))).await.0, 201);
+}
+
+#[tokio::test]
+async fn a_hundred_consecutive_failures_lock_the_factor_until_an_admin_resets_it() {
+    let app = TestApp::builder()
+        .config(|c| c.verification.mfa_roles = vec![Role::Supervisor])
+        .session_ttl(Duration::from_secs(72 * 3600))
+        .start()
+        .await;
+    let (sam, seed, recovery) = enrolled(&app).await;
+    let (status, body) = login(&app, "sam", Some(&code(&app, &seed, 0))).await;
+    assert_eq!(status, 201, "{body}");
+    let session = body["token"].as_str().unwrap().to_string();
+    let limits = verify::lockout::TotpLimits::default();
+    // The same counter guards every check of the factor; renewing recovery codes is one that
+    // needs no password, so the hundred failures go through it, each exactly when its delay
+    // allows (and not a millisecond earlier).
+    for n in 0..100u32 {
+        let delay = limits.delay(n);
+        if !delay.is_zero() {
+            app.clock.advance(delay - Duration::from_millis(1));
+            let (status, body) = app
+                .post(
+                    "/api/me/mfa/recovery-codes",
+                    Some(&session),
+                    json!({"code": wrong_code(&app, &seed)}),
+                )
+                .await;
+            assert_eq!(status, 429, "failure {n}, 1 ms early: {body}");
+            app.clock.advance(Duration::from_millis(1));
+        }
+        let (status, body) = app
+            .post(
+                "/api/me/mfa/recovery-codes",
+                Some(&session),
+                json!({"code": wrong_code(&app, &seed)}),
+            )
+            .await;
+        assert_eq!(status, 401, "failure {}: {body}", n + 1);
+    }
+    assert_eq!(stored_failures(&app, sam).await, 100);
+    // Locked: no wait ends it, and neither the right code nor a recovery code opens it.
+    app.clock.advance(Duration::from_secs(24 * 3600));
+    assert_eq!(login(&app, "sam", Some(&code(&app, &seed, 0))).await.0, 401);
+    assert_eq!(login(&app, "sam", Some(&recovery[0])).await.0, 401);
+    assert_eq!(
+        stored_failures(&app, sam).await,
+        100,
+        "nothing past the cap is counted"
+    );
+    let denied = app
+        .audit(&format!("actor={sam}&action=mfa_failed&outcome=denied"))
+        .await;
+    assert!(
+        denied
+            .iter()
+            .any(|e| e["detail"].as_str().is_some_and(|d| d.contains("locked"))),
+        "{denied:?}"
+    );
+    let admin = app.admin().await;
+    assert_eq!(
+        app.delete(&format!("/api/users/{sam}/mfa"), Some(&admin.token))
+            .await
+            .0,
+        204
+    );
+    let (status, body) = login(&app, "sam", None).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["mfa_enrolment_required"], true);
+}
+
+#[tokio::test]
+async fn a_recovery_code_clears_the_failure_count_like_a_right_code() {
+    let app = app().await;
+    let (sam, seed, recovery) = enrolled(&app).await;
+    let wrong = wrong_code(&app, &seed);
+    for _ in 0..3 {
+        assert_eq!(login(&app, "sam", Some(&wrong)).await.0, 401);
+    }
+    app.clock.advance(Duration::from_secs(1));
+    assert_eq!(login(&app, "sam", Some(&recovery[0])).await.0, 201);
+    assert_eq!(stored_failures(&app, sam).await, 0);
+    // The free failures are free again, and the delay starts from the beginning.
+    for _ in 0..3 {
+        assert_eq!(login(&app, "sam", Some(&wrong)).await.0, 401);
+    }
+    assert_eq!(login(&app, "sam", Some(&code(&app, &seed, 0))).await.0, 429);
+}

@@ -7,6 +7,7 @@
 //! code is used once. Identifiers are the gateway's, as plain integers.
 
 use crate::challenge::{Challenge, CheckOutcome, Rules};
+use crate::lockout::TotpLimits;
 use async_trait::async_trait;
 
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +50,7 @@ pub struct TotpFactor {
     pub confirmed: bool,
     /// The last time step accepted; a code of this step or any earlier one is refused.
     pub last_step: Option<i64>,
-    /// Wrong codes since the last right one.
+    /// Wrong codes since the last right one (an attempt in progress counts as one).
     pub failures: u32,
     pub last_failure_at: Option<i64>,
 }
@@ -124,11 +125,22 @@ pub trait VerificationStore: Send + Sync + 'static {
     /// Starts (or restarts) an enrolment: an unconfirmed factor with this sealed seed. Refused
     /// with `false` if a confirmed factor exists.
     async fn begin_totp(&self, user: i64, sealed_seed: &[u8], now: i64) -> VerifyStoreResult<bool>;
+    /// Takes one attempt at the user's factor, if `limits` allow one at `now`: fewer than
+    /// `limits.cap` failures and the delay their number calls for passed since the last one.
+    /// The attempt is counted as a failure in advance (failures + 1, last failure now) in the
+    /// same conditional update, so a burst of parallel attempts can neither exceed the cap nor
+    /// skip a delay; a right code clears the count afterwards ([`Self::accept_totp_step`],
+    /// [`Self::use_recovery_code`]). Returns the factor as it is after the reservation, or
+    /// `None` if no attempt is allowed now (or there is no factor).
+    async fn reserve_totp_attempt(
+        &self,
+        user: i64,
+        now: i64,
+        limits: &TotpLimits,
+    ) -> VerifyStoreResult<Option<TotpFactor>>;
     /// Accepts `step` if it is later than the last accepted one, confirming the factor if it
-    /// was not; resets the failure count. False if the step is not later (a replay).
+    /// was not; clears the failure count. False if the step is not later (a replay).
     async fn accept_totp_step(&self, user: i64, step: i64, now: i64) -> VerifyStoreResult<bool>;
-    /// Counts a wrong code; returns the failures since the last right one.
-    async fn totp_failure(&self, user: i64, now: i64) -> VerifyStoreResult<u32>;
     /// Removes the factor and the user's recovery codes; false if there was none.
     async fn delete_totp(&self, user: i64) -> VerifyStoreResult<bool>;
     /// Replaces the user's recovery codes with these keyed hashes.
@@ -138,7 +150,9 @@ pub trait VerificationStore: Send + Sync + 'static {
         hashes: &[[u8; 32]],
         now: i64,
     ) -> VerifyStoreResult<()>;
-    /// Uses the recovery code with this hash; true exactly once per code.
+    /// Uses the recovery code with this hash; true exactly once per code. A code that works
+    /// is a successful authentication: it clears the factor's failure count, as a right TOTP
+    /// code does (NIST SP 800-63B counts consecutive failures).
     async fn use_recovery_code(&self, user: i64, hash: &[u8], now: i64) -> VerifyStoreResult<bool>;
     async fn recovery_codes_left(&self, user: i64) -> VerifyStoreResult<u32>;
 }

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use verify::challenge::millis;
+use verify::lockout::TotpLimits;
 use verify::store::{
     AuthorisedAction, Created, NewChallenge, TotpFactor, VerificationStore, VerifyStoreError,
     VerifyStoreResult,
@@ -54,6 +55,18 @@ fn challenge_from_row(r: &SqliteRow) -> VerifyStoreResult<Challenge> {
         sent_at: r.try_get("sent_at").map_err(err)?,
         expires_at: r.try_get("expires_at").map_err(err)?,
         verified_until: r.try_get("verified_until").map_err(err)?,
+    })
+}
+
+fn factor_from_row(r: &SqliteRow) -> VerifyStoreResult<TotpFactor> {
+    let failures: i64 = r.try_get("failures").map_err(err)?;
+    Ok(TotpFactor {
+        user: r.try_get("user_id").map_err(err)?,
+        sealed_seed: r.try_get("sealed_seed").map_err(err)?,
+        confirmed: r.try_get("confirmed").map_err(err)?,
+        last_step: r.try_get("last_step").map_err(err)?,
+        failures: u32::try_from(failures).unwrap_or(u32::MAX),
+        last_failure_at: r.try_get("last_failure_at").map_err(err)?,
     })
 }
 
@@ -320,18 +333,7 @@ impl VerificationStore for SqliteStore {
         .fetch_optional(&self.writer)
         .await
         .map_err(err)?;
-        let Some(r) = row else {
-            return Ok(None);
-        };
-        let failures: i64 = r.try_get("failures").map_err(err)?;
-        Ok(Some(TotpFactor {
-            user: r.try_get("user_id").map_err(err)?,
-            sealed_seed: r.try_get("sealed_seed").map_err(err)?,
-            confirmed: r.try_get("confirmed").map_err(err)?,
-            last_step: r.try_get("last_step").map_err(err)?,
-            failures: u32::try_from(failures).unwrap_or(u32::MAX),
-            last_failure_at: r.try_get("last_failure_at").map_err(err)?,
-        }))
+        row.as_ref().map(factor_from_row).transpose()
     }
 
     async fn begin_totp(&self, user: i64, sealed_seed: &[u8], now: i64) -> VerifyStoreResult<bool> {
@@ -364,17 +366,33 @@ impl VerificationStore for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn totp_failure(&self, user: i64, now: i64) -> VerifyStoreResult<u32> {
-        let n: Option<i64> = sqlx::query_scalar(
+    async fn reserve_totp_attempt(
+        &self,
+        user: i64,
+        now: i64,
+        limits: &TotpLimits,
+    ) -> VerifyStoreResult<Option<TotpFactor>> {
+        // The delay of `TotpLimits::delay`, in SQL: none below `free_failures`, then
+        // `first_delay` doubled per further failure, at most `max_delay`.
+        let row = sqlx::query(
             "UPDATE staff_totp SET failures = failures + 1, last_failure_at = ? \
-             WHERE user_id = ? RETURNING failures",
+             WHERE user_id = ? AND failures < ? AND (last_failure_at IS NULL OR failures < ? \
+               OR last_failure_at + MIN(?, ? << MIN(failures - ?, ?)) <= ?) \
+             RETURNING user_id, sealed_seed, confirmed, last_step, failures, last_failure_at",
         )
         .bind(now)
         .bind(user)
+        .bind(i64::from(limits.cap))
+        .bind(i64::from(limits.free_failures))
+        .bind(millis(limits.max_delay))
+        .bind(millis(limits.first_delay))
+        .bind(i64::from(limits.free_failures))
+        .bind(i64::from(verify::lockout::MAX_DOUBLINGS))
+        .bind(now)
         .fetch_optional(&self.writer)
         .await
         .map_err(err)?;
-        Ok(u32::try_from(n.unwrap_or(0)).unwrap_or(u32::MAX))
+        row.as_ref().map(factor_from_row).transpose()
     }
 
     async fn delete_totp(&self, user: i64) -> VerifyStoreResult<bool> {
@@ -428,6 +446,11 @@ impl VerificationStore for SqliteStore {
     }
 
     async fn use_recovery_code(&self, user: i64, hash: &[u8], now: i64) -> VerifyStoreResult<bool> {
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(err)?;
         let done = sqlx::query(
             "UPDATE staff_recovery_codes SET used_at = ? \
              WHERE user_id = ? AND code_hash = ? AND used_at IS NULL",
@@ -435,10 +458,21 @@ impl VerificationStore for SqliteStore {
         .bind(now)
         .bind(user)
         .bind(hash)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
         .map_err(err)?;
-        Ok(done.rows_affected() == 1)
+        let used = done.rows_affected() == 1;
+        if used {
+            sqlx::query(
+                "UPDATE staff_totp SET failures = 0, last_failure_at = NULL WHERE user_id = ?",
+            )
+            .bind(user)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(used)
     }
 
     async fn recovery_codes_left(&self, user: i64) -> VerifyStoreResult<u32> {
