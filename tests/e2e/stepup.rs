@@ -2,7 +2,7 @@
 //! receives the code email, the test takes the code from it and answers through the widget
 //! protocol, and the server decides whether a sensitive action may happen.
 
-use deskgate_tests::smtp::{code_in, free_port, SmtpServer};
+use deskgate_tests::smtp::{code_in, free_port, Options, SilentListener, SmtpServer, Tls};
 use deskgate_tests::{Staff, TestApp, TestAppBuilder, WsClient};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -648,4 +648,210 @@ async fn verification_frames_are_refused_on_the_wrong_side_and_codes_are_validat
         .await;
     assert_eq!(r["code"], "not_found", "{r}");
     let _ = free_port();
+}
+
+// --- SMTP: implicit TLS, AUTH with secrets in files, wrong credentials, a silent server -----
+
+const SMTP_USER: &str = "deskgate-mailer";
+const SMTP_PASSWORD: &str = "correct horse smtp";
+
+fn with_auth(tls: Tls) -> Options {
+    Options {
+        tls,
+        auth: Some((SMTP_USER.into(), SMTP_PASSWORD.into())),
+        refuse: false,
+    }
+}
+
+/// Asks for a verification, reads the code from the email that `smtp` received as its `n`th,
+/// and answers it through the widget: the whole flow, approved.
+async fn verified_through(d: &mut Desk, smtp: &SmtpServer, n: usize) {
+    let asked = d.request("change_address").await;
+    let mail = smtp.wait_for(n).await.remove(n - 1);
+    assert!(mail.contains("To: ada@example.com"), "{mail}");
+    let code = code_in(&mail);
+    let r = d.verify(&asked["challenge"], &code).await;
+    assert_eq!(r["state"], "approved", "{r}");
+}
+
+#[tokio::test]
+async fn implicit_tls_delivers_the_code_email() {
+    let smtp = SmtpServer::with(Options {
+        tls: Tls::Implicit,
+        ..Options::default()
+    })
+    .await;
+    let mut d = desk(TestApp::builder().smtp(&smtp)).await;
+    verified_through(&mut d, &smtp, 1).await;
+}
+
+#[tokio::test]
+async fn smtp_auth_takes_the_password_from_a_file_in_the_config() {
+    let smtp = SmtpServer::with(with_auth(Tls::Implicit)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("smtp-password");
+    std::fs::write(&password, format!("{SMTP_PASSWORD}\n")).unwrap();
+    let toml = format!(
+        "[verification]\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\nsmtp_tls = \"implicit\"\n\
+         smtp_ca_file = {:?}\nsmtp_username = \"{SMTP_USER}\"\nsmtp_password_file = {:?}\n",
+        smtp.port, smtp.ca_file, password
+    );
+    let file = dir.path().join("deskgate.toml");
+    std::fs::write(&file, toml).unwrap();
+    let loaded = deskgate::config::Config::load(&deskgate::config::ServeArgs {
+        config: Some(file),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut d = desk(TestApp::builder().smtp(&smtp).config(move |c| {
+        c.verification.smtp = loaded.verification.smtp;
+    }))
+    .await;
+    verified_through(&mut d, &smtp, 1).await;
+}
+
+/// `DESKGATE_SMTP_USERNAME_FILE` and `DESKGATE_SMTP_PASSWORD_FILE`, read by `deskgate serve`'s
+/// own argument parser. (nextest runs each test in a process of its own, so the variables
+/// reach no other test.)
+#[tokio::test]
+async fn smtp_auth_takes_username_and_password_files_from_the_environment() {
+    use clap::{Args, FromArgMatches};
+    let smtp = SmtpServer::with(with_auth(Tls::Starttls)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (user_file, password_file) = (dir.path().join("user"), dir.path().join("password"));
+    std::fs::write(&user_file, format!("{SMTP_USER}\n")).unwrap();
+    std::fs::write(&password_file, SMTP_PASSWORD).unwrap();
+    for (k, v) in [
+        ("DESKGATE_SMTP_HOST", "127.0.0.1".to_string()),
+        ("DESKGATE_SMTP_PORT", smtp.port.to_string()),
+        ("DESKGATE_SMTP_TLS", "starttls".to_string()),
+        ("DESKGATE_SMTP_CA_FILE", smtp.ca_file.display().to_string()),
+        (
+            "DESKGATE_SMTP_USERNAME_FILE",
+            user_file.display().to_string(),
+        ),
+        (
+            "DESKGATE_SMTP_PASSWORD_FILE",
+            password_file.display().to_string(),
+        ),
+    ] {
+        std::env::set_var(k, v);
+    }
+    let matches = deskgate::config::ServeArgs::augment_args(clap::Command::new("serve"))
+        .try_get_matches_from(["serve"])
+        .unwrap();
+    let args = deskgate::config::ServeArgs::from_arg_matches(&matches).unwrap();
+    let loaded = deskgate::config::Config::load(&args).unwrap();
+    let smtp_config = loaded.verification.smtp.clone().unwrap();
+    assert_eq!(smtp_config.username.as_deref(), Some(SMTP_USER));
+    let mut d = desk(TestApp::builder().smtp(&smtp).config(move |c| {
+        c.verification.smtp = Some(smtp_config);
+    }))
+    .await;
+    verified_through(&mut d, &smtp, 1).await;
+}
+
+#[tokio::test]
+async fn wrong_smtp_credentials_are_a_clear_error_and_nothing_is_made() {
+    let smtp = SmtpServer::with(with_auth(Tls::Starttls)).await;
+    let mut d = desk(TestApp::builder().smtp(&smtp).config(|c| {
+        let s = c.verification.smtp.as_mut().unwrap();
+        s.username = Some(SMTP_USER.into());
+        s.password = Some("not the password".to_string().into());
+    }))
+    .await;
+    let r = d
+        .agent_ws
+        .request(
+            json!({"type": "request_verification", "ticket": d.ticket, "action": "change_address"}),
+        )
+        .await;
+    assert_eq!(
+        (r["type"].as_str(), r["code"].as_str()),
+        (Some("error"), Some("mail_failed")),
+        "{r}"
+    );
+    let message = r["message"].as_str().unwrap();
+    assert!(
+        message.contains("did not accept the gateway's SMTP login"),
+        "{r}"
+    );
+    assert!(!message.contains("not the password"), "{r}");
+    assert_eq!(
+        d.status().await["verifications"],
+        json!([]),
+        "nothing half-made"
+    );
+    d.customer
+        .expect_none("verification_requested", QUIET)
+        .await;
+    assert!(smtp.mails().is_empty());
+    let trail = d.app.audit("action=verification_sent").await;
+    assert_eq!(trail.len(), 1, "{trail:?}");
+    assert_eq!(trail[0]["outcome"], "failed");
+    assert!(
+        trail[0]["detail"].as_str().unwrap().contains("SMTP login"),
+        "{trail:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_silent_smtp_server_times_out_and_never_stalls_the_agent() {
+    let silent = SilentListener::start().await;
+    let mut d = desk(TestApp::builder().smtp_port(silent.port, None).config(|c| {
+        c.verification.smtp.as_mut().unwrap().timeout = Duration::from_secs(5);
+    }))
+    .await;
+    // The request waits on a server that never answers; the agent's other frames do not.
+    let request = json!({"type": "request_verification", "ref": "slow", "ticket": d.ticket, "action": "change_address"});
+    d.agent_ws.send(request).await;
+    let pong = d.agent_ws.request(json!({"type": "ping"})).await;
+    assert_eq!(pong["type"], "pong");
+    let sent = d
+        .agent_ws
+        .send_text(Some(d.ticket), "while-mailing", "One moment please")
+        .await;
+    assert_eq!(sent["type"], "ack", "{sent}");
+    assert!(
+        d.agent_ws.take_pending().iter().all(|f| f["ref"] != "slow"),
+        "the request was still in progress"
+    );
+    // Then, within the configured timeout (the wait here only bounds the test), a clear error.
+    let r = d
+        .agent_ws
+        .recv_where("reply to slow", |f| f["ref"] == "slow")
+        .await;
+    assert_eq!(
+        (r["type"].as_str(), r["code"].as_str()),
+        (Some("error"), Some("mail_failed")),
+        "{r}"
+    );
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer in time"),
+        "{r}"
+    );
+    assert!(silent.accepted() >= 1, "the gateway did connect");
+    assert_eq!(
+        d.status().await["verifications"],
+        json!([]),
+        "nothing half-made"
+    );
+    d.customer
+        .expect_none("verification_requested", QUIET)
+        .await;
+    // Over REST the same: a 502 once the timeout passes, and the gateway carries on.
+    let (status, body) = d
+        .app
+        .post(
+            &format!("/api/tickets/{}/verifications", d.ticket),
+            Some(&d.agent.token),
+            json!({"action": "change_address"}),
+        )
+        .await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], "mail_failed");
+    assert_eq!(d.status().await["verifications"], json!([]));
 }

@@ -72,9 +72,19 @@ impl TestAppBuilder {
         self.config.visitor_ttl = d;
         self
     }
-    /// Sends code emails through this SMTP server, over STARTTLS, trusting its certificate.
+    /// Sends code emails through this SMTP server, with its kind of TLS, trusting its
+    /// certificate (its AUTH credentials, if it wants any, are the test's to configure).
     pub fn smtp(self, server: &smtp::SmtpServer) -> Self {
+        let tls = match server.options.tls {
+            smtp::Tls::Starttls => verify::mail::TlsMode::Starttls,
+            smtp::Tls::Implicit => verify::mail::TlsMode::Implicit,
+        };
         self.smtp_port(server.port, Some(server.ca_file.clone()))
+            .config(|c| {
+                if let Some(s) = c.verification.smtp.as_mut() {
+                    s.tls = tls;
+                }
+            })
     }
     /// Sends code emails to 127.0.0.1:`port` over STARTTLS (nothing need listen there).
     pub fn smtp_port(mut self, port: u16, ca_file: Option<PathBuf>) -> Self {
@@ -85,6 +95,7 @@ impl TestAppBuilder {
             username: None,
             password: None,
             ca_file,
+            timeout: deskgate::stepup::config::DEFAULT_SMTP_TIMEOUT,
         });
         self.config.verification.company = "ACME".into();
         self.config.verification.from = "ACME Support <support@acme.test>".into();

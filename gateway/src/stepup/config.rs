@@ -27,6 +27,9 @@ pub struct VerificationArgs {
     /// SMTP user name
     #[arg(long, env = "DESKGATE_SMTP_USERNAME", value_name = "NAME")]
     pub smtp_username: Option<String>,
+    /// File holding the SMTP user name (a mounted secret)
+    #[arg(long, env = "DESKGATE_SMTP_USERNAME_FILE", value_name = "FILE")]
+    pub smtp_username_file: Option<PathBuf>,
     /// SMTP password; prefer --smtp-password-file
     #[arg(
         long,
@@ -41,6 +44,9 @@ pub struct VerificationArgs {
     /// Extra CA certificate (PEM) to trust for the SMTP server
     #[arg(long, env = "DESKGATE_SMTP_CA_FILE", value_name = "FILE")]
     pub smtp_ca_file: Option<PathBuf>,
+    /// Longest time one code email may take to send, connecting included [default: 10s]
+    #[arg(long, env = "DESKGATE_SMTP_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub smtp_timeout: Option<Duration>,
     /// From address of code emails [default: "<company> <no-reply@localhost>"]
     #[arg(long, env = "DESKGATE_SMTP_FROM", value_name = "ADDRESS")]
     pub smtp_from: Option<String>,
@@ -74,9 +80,12 @@ pub struct VerificationFile {
     smtp_port: Option<u16>,
     smtp_tls: Option<TlsMode>,
     smtp_username: Option<String>,
+    smtp_username_file: Option<PathBuf>,
     smtp_password: Option<String>,
     smtp_password_file: Option<PathBuf>,
     smtp_ca_file: Option<PathBuf>,
+    #[serde(default, with = "humantime_serde")]
+    smtp_timeout: Option<Duration>,
     smtp_from: Option<String>,
     company_name: Option<String>,
     email_language: Option<String>,
@@ -98,7 +107,12 @@ pub struct SmtpConfig {
     pub username: Option<String>,
     pub password: Option<SecretString>,
     pub ca_file: Option<PathBuf>,
+    /// Longest time one send may take.
+    pub timeout: Duration,
 }
+
+/// Longest time one code email may take to send, by default.
+pub const DEFAULT_SMTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Debug)]
 pub struct VerificationConfig {
@@ -191,31 +205,24 @@ impl VerificationConfig {
             }
             c.rules.daily_failure_cap = v;
         }
-        let password = match (
+        let password = secret_value(
+            "smtp_password",
             args.smtp_password.clone().or(f.smtp_password),
             args.smtp_password_file.clone().or(f.smtp_password_file),
-        ) {
-            (Some(_), Some(_)) => {
-                return Err((
-                    "smtp_password",
-                    "give smtp_password or smtp_password_file, not both".into(),
-                ))
-            }
-            (Some(p), None) => Some(SecretString::from(p)),
-            (None, Some(path)) => {
-                let text = std::fs::read_to_string(&path).map_err(|e| {
-                    (
-                        "smtp_password_file",
-                        format!("cannot read {}: {e}", path.display()),
-                    )
-                })?;
-                Some(SecretString::from(
-                    text.trim_end_matches(['\r', '\n']).to_string(),
-                ))
-            }
-            (None, None) => None,
-        };
-        let username = args.smtp_username.clone().or(f.smtp_username);
+        )?
+        .map(SecretString::from);
+        let username = secret_value(
+            "smtp_username",
+            args.smtp_username.clone().or(f.smtp_username),
+            args.smtp_username_file.clone().or(f.smtp_username_file),
+        )?;
+        let timeout = args
+            .smtp_timeout
+            .or(f.smtp_timeout)
+            .unwrap_or(DEFAULT_SMTP_TIMEOUT);
+        if timeout.is_zero() {
+            return Err(("smtp_timeout", "must be more than 0s".into()));
+        }
         let tls = args.smtp_tls.or(f.smtp_tls).unwrap_or(TlsMode::Starttls);
         if let Some(host) = args.smtp_host.clone().or(f.smtp_host) {
             let port = args.smtp_port.or(f.smtp_port).unwrap_or(match tls {
@@ -236,6 +243,7 @@ impl VerificationConfig {
                 username,
                 password,
                 ca_file: args.smtp_ca_file.clone().or(f.smtp_ca_file),
+                timeout,
             });
         }
         Ok(c)
@@ -247,6 +255,29 @@ impl VerificationConfig {
 
     pub fn requires_mfa(&self, role: Role) -> bool {
         self.mfa_roles.contains(&role)
+    }
+}
+
+/// A setting given as a value or as a file holding it (`<key>` or `<key>_file`), not both.
+/// The file's trailing line break is not part of the value.
+fn secret_value(
+    key: &'static str,
+    value: Option<String>,
+    file: Option<PathBuf>,
+) -> Result<Option<String>, (&'static str, String)> {
+    match (value, file) {
+        (Some(_), Some(_)) => Err((key, format!("give {key} or {key}_file, not both"))),
+        (Some(v), None) => Ok(Some(v)),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| (key, format!("cannot read {}: {e}", path.display())))?;
+            let v = text.trim_end_matches(['\r', '\n']).to_string();
+            if v.is_empty() {
+                return Err((key, format!("{} is empty", path.display())));
+            }
+            Ok(Some(v))
+        }
+        (None, None) => Ok(None),
     }
 }
 
@@ -292,6 +323,60 @@ mod tests {
         assert_eq!(smtp.password.unwrap().expose_secret(), "s3cret");
         assert_eq!(c.company, "ACME");
         assert!(c.requires_mfa(Role::Agent));
+    }
+
+    #[test]
+    fn the_username_may_come_from_a_file_and_the_timeout_is_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let (user, pw) = (dir.path().join("user"), dir.path().join("pw"));
+        std::fs::write(&user, "mailer\n").unwrap();
+        std::fs::write(&pw, "s3cret").unwrap();
+        let file: VerificationFile = toml::from_str(&format!(
+            "smtp_host = \"mail.test\"\nsmtp_username_file = {user:?}\n\
+             smtp_password_file = {pw:?}\nsmtp_timeout = \"3s\"\n"
+        ))
+        .unwrap();
+        let c = VerificationConfig::load(&VerificationArgs::default(), Some(file)).unwrap();
+        let smtp = c.smtp.unwrap();
+        assert_eq!(smtp.username.as_deref(), Some("mailer"));
+        assert_eq!(smtp.timeout, Duration::from_secs(3));
+        let defaults = VerificationConfig::load(
+            &VerificationArgs {
+                smtp_host: Some("mail.test".into()),
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(defaults.smtp.unwrap().timeout, Duration::from_secs(10));
+
+        let both = VerificationArgs {
+            smtp_host: Some("mail.test".into()),
+            smtp_username: Some("a".into()),
+            smtp_username_file: Some(user.clone()),
+            smtp_password_file: Some(pw.clone()),
+            ..Default::default()
+        };
+        let e = VerificationConfig::load(&both, None).unwrap_err();
+        assert_eq!(e.0, "smtp_username");
+        assert!(e.1.contains("not both"), "{}", e.1);
+        std::fs::write(&user, "\n").unwrap();
+        let empty = VerificationArgs {
+            smtp_host: Some("mail.test".into()),
+            smtp_username_file: Some(user),
+            smtp_password_file: Some(pw),
+            ..Default::default()
+        };
+        let e = VerificationConfig::load(&empty, None).unwrap_err();
+        assert!(e.1.contains("is empty"), "{}", e.1);
+        let missing = VerificationArgs {
+            smtp_host: Some("mail.test".into()),
+            smtp_username: Some("a".into()),
+            smtp_password_file: Some(dir.path().join("nope")),
+            ..Default::default()
+        };
+        let e = VerificationConfig::load(&missing, None).unwrap_err();
+        assert!(e.1.contains("cannot read"), "{}", e.1);
     }
 
     #[test]

@@ -35,9 +35,6 @@ use verify::risk::RiskPhrases;
 use verify::store::VerifyStoreError;
 use verify::{Challenge, ChallengeState, CheckOutcome, Code, VerificationStore};
 
-/// Longest wait for the SMTP server at each step of a send.
-const SMTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
 #[derive(Debug, thiserror::Error)]
 pub enum StepUpError {
     /// No such ticket or challenge, or not one the caller may see.
@@ -111,10 +108,7 @@ impl StepUpError {
             StepUpError::Locked => (C::Locked, self.to_string()),
             StepUpError::Mail(e) => {
                 tracing::warn!(error = %e, "code email not sent");
-                let why = match e {
-                    MailError::Refused(_) => "the mail server refused it",
-                    _ => "the mail server could not be reached",
-                };
+                let why = mail_failure(e);
                 (
                     C::MailFailed,
                     format!("the code email could not be sent ({why}); nothing was changed, try again later"),
@@ -146,6 +140,19 @@ impl StepUpError {
 }
 
 pub type StepUpResult<T> = Result<T, StepUpError>;
+
+/// Why a code email was not sent, in words for the agent and the audit log (no addresses, no
+/// server replies).
+fn mail_failure(e: &MailError) -> &'static str {
+    match e {
+        MailError::Refused(_) => "the mail server refused it",
+        MailError::Auth(_) => "the mail server did not accept the gateway's SMTP login",
+        MailError::Timeout(_) => "the mail server did not answer in time",
+        MailError::Config(_) | MailError::Address(_) => "the mail settings are invalid",
+        MailError::Outbox(_) => "the outbox could not be written",
+        MailError::Unreachable(_) => "the mail server could not be reached",
+    }
+}
 
 /// A challenge as staff see it: its state, never its code.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -251,7 +258,7 @@ impl StepUp {
                     username: s.username.clone(),
                     password: s.password.clone(),
                     ca_pem,
-                    timeout: SMTP_TIMEOUT,
+                    timeout: s.timeout,
                 })?
             }
             None => {
@@ -400,10 +407,7 @@ impl StepUp {
             Ok(sent) => sent,
             Err(e) => {
                 ev.kind = Some(Kind::VerificationSendFailed);
-                ev.detail = Some(match e {
-                    MailError::Refused(_) => "mail server refused",
-                    _ => "mail server unreachable",
-                });
+                ev.detail = Some(mail_failure(&e));
                 self.record(&ev).await;
                 return Err(StepUpError::Mail(e));
             }
@@ -457,6 +461,7 @@ impl StepUp {
             Ok(sent) => sent,
             Err(e) => {
                 ev.kind = Some(Kind::VerificationSendFailed);
+                ev.detail = Some(mail_failure(&e));
                 self.record(&ev).await;
                 return Err(StepUpError::Mail(e));
             }

@@ -251,18 +251,16 @@ pub(super) async fn on_frame(conn: &mut Conn, inbound: Inbound) -> Flow {
             Err(e) => conn.reply_desk_error(reference, e).await,
         },
         ClientFrame::RequestVerification { ticket, action } => {
-            let stepup = conn.app.stepup.clone();
-            match stepup.request(&me, ticket, &action).await {
-                Ok(_) => ok(conn, reference, None).await,
-                Err(e) => stepup_error(conn, reference, e).await,
-            }
+            in_background(conn, reference, me, move |app, me| async move {
+                app.stepup.request(&me, ticket, &action).await.map(|_| ())
+            })
+            .await
         }
         ClientFrame::ResendVerification { challenge } => {
-            let stepup = conn.app.stepup.clone();
-            match stepup.resend(&me, challenge).await {
-                Ok(_) => ok(conn, reference, None).await,
-                Err(e) => stepup_error(conn, reference, e).await,
-            }
+            in_background(conn, reference, me, move |app, me| async move {
+                app.stepup.resend(&me, challenge).await.map(|_| ())
+            })
+            .await
         }
         ClientFrame::Verify { .. } => {
             conn.reply_error(
@@ -276,14 +274,51 @@ pub(super) async fn on_frame(conn: &mut Conn, inbound: Inbound) -> Flow {
     }
 }
 
-/// Answers a step-up request that was refused, with its public code and message.
-async fn stepup_error(
-    conn: &mut Conn,
-    reference: Option<&str>,
-    e: crate::stepup::StepUpError,
-) -> Flow {
-    let (code, message) = e.public();
-    conn.reply_error(reference, code, &message).await
+/// Runs a step-up operation that sends a code email off the connection task: the SMTP server
+/// may take up to its timeout, and the agent's other frames must not wait for it. The answer
+/// (`ok`, or `error` with the step-up's public code) arrives with the frame's `ref` when the
+/// operation ends. A connection runs a few such operations at once; more are refused with
+/// `retry_later`.
+async fn in_background<F, Fut>(conn: &mut Conn, reference: Option<&str>, me: User, op: F) -> Flow
+where
+    F: FnOnce(crate::app::App, User) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), crate::stepup::StepUpError>> + Send + 'static,
+{
+    let Ok(slot) = conn.background.clone().try_acquire_owned() else {
+        return conn
+            .reply_error(
+                reference,
+                ErrorCode::RetryLater,
+                "other code emails of this connection are still being sent; retry when they are answered",
+            )
+            .await;
+    };
+    let later = conn.later(crate::bus::Topic::User(me.id));
+    let app = conn.app.clone();
+    let reference = reference.map(str::to_owned);
+    conn.app.tracker.spawn(async move {
+        let _slot = slot;
+        let reference = reference.as_deref();
+        let frame = match op(app.clone(), me).await {
+            Ok(()) => ServerFrame::Ok {
+                reference,
+                ticket: None,
+            }
+            .encode(),
+            Err(e) => {
+                crate::metrics::inc(&app.metrics.frame_errors);
+                let (code, message) = e.public();
+                ServerFrame::Error {
+                    reference,
+                    code,
+                    message: &message,
+                }
+                .encode()
+            }
+        };
+        later.send(frame).await;
+    });
+    Ok(())
 }
 
 async fn validate(
