@@ -86,6 +86,7 @@ impl App {
         ));
         let stepup = Arc::new(StepUp::new(
             config.verification.clone(),
+            &config.sites,
             &config.data,
             store.clone(),
             hub.clone(),

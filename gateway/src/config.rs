@@ -139,6 +139,10 @@ pub struct SiteConfig {
     /// besides the gateway's own; a browser on any other page is refused.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// Language of code emails to this site's customers whose own language is not known
+    /// (`en`, `ru`, `zh`, `fa`); the global `email_language` otherwise.
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 /// The config file. Every field is optional; absent ones keep their default.
@@ -378,6 +382,11 @@ impl Config {
             for origin in &site.allowed_origins {
                 if let Err(why) = crate::origin::Origin::parse(origin) {
                     return invalid("sites.allowed_origins", &why);
+                }
+            }
+            if let Some(lang) = &site.language {
+                if let Err(why) = crate::stepup::config::parse_language(lang) {
+                    return invalid("sites.language", &why);
                 }
             }
         }

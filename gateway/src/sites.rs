@@ -36,6 +36,7 @@ impl Sites {
                 identity_secret: None,
                 identity_secret_file: Some(path),
                 allowed_origins: Vec::new(),
+                language: None,
             }]
         } else {
             config.sites.clone()

@@ -17,6 +17,7 @@ fn site(key: &str, origins: &[&str]) -> SiteConfig {
         identity_secret: None,
         identity_secret_file: None,
         allowed_origins: origins.iter().map(|o| o.to_string()).collect(),
+        language: None,
     }
 }
 

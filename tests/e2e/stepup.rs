@@ -2,7 +2,9 @@
 //! receives the code email, the test takes the code from it and answers through the widget
 //! protocol, and the server decides whether a sensitive action may happen.
 
-use deskgate_tests::smtp::{code_in, free_port, Options, SilentListener, SmtpServer, Tls};
+use deskgate_tests::smtp::{
+    body_of, code_in, free_port, subject_of, Options, SilentListener, SmtpServer, Tls,
+};
 use deskgate_tests::{Staff, TestApp, TestAppBuilder, WsClient};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -21,10 +23,18 @@ struct Desk {
 }
 
 async fn desk(builder: TestAppBuilder) -> Desk {
+    desk_with(builder, json!({}), json!({})).await
+}
+
+/// [`desk`] with more identity claims and `POST /api/visitor` fields for the customer
+/// (see [`TestApp::verified_visitor_with`]).
+async fn desk_with(builder: TestAppBuilder, claims: Value, body: Value) -> Desk {
     let app = builder.start().await;
     let agent = app.agent("grace").await;
     let (mut agent_ws, _) = app.agent_ws(&agent).await;
-    let visitor = app.verified_visitor("cust-1", "ada@example.com").await;
+    let visitor = app
+        .verified_visitor_with("cust-1", "ada@example.com", claims, body)
+        .await;
     let (mut customer, _) = app.customer_ws(&visitor).await;
     let ack = customer
         .send_text(None, "m1", "Hello, I moved house last week")
@@ -854,4 +864,177 @@ async fn a_silent_smtp_server_times_out_and_never_stalls_the_agent() {
     assert_eq!(status, 502, "{body}");
     assert_eq!(body["error"]["code"], "mail_failed");
     assert_eq!(d.status().await["verifications"], json!([]));
+}
+
+// --- the email's language ---------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_russian_customer_reads_the_code_email_in_russian() {
+    let smtp = SmtpServer::start().await;
+    // The widget says the customer reads Russian.
+    let mut d = desk_with(
+        TestApp::builder().smtp(&smtp),
+        json!({}),
+        json!({"lang": "ru-RU"}),
+    )
+    .await;
+    let asked = d.request("change_address").await;
+    let mail = smtp.wait_for(1).await.remove(0);
+    assert_eq!(subject_of(&mail), "ACME: код подтверждения", "{mail}");
+    let body = body_of(&mail);
+    assert!(
+        body.contains("Служба поддержки ACME просит подтвердить"),
+        "{mail}"
+    );
+    assert!(
+        body.contains("изменение адреса"),
+        "the action in Russian: {mail}"
+    );
+    assert!(
+        body.contains("Сотрудники ACME никогда не спрашивают этот код"),
+        "{mail}"
+    );
+    let code = code_in(&mail);
+    assert!(body.contains(&format!("Ваш код: {code}")), "{mail}");
+    assert!(
+        !subject_of(&mail).contains(&code),
+        "no code on a locked screen's preview"
+    );
+    assert_eq!(
+        d.verify(&asked["challenge"], &code).await["state"],
+        "approved"
+    );
+}
+
+/// Two sites: `demo` (the default language) and `cn`, whose customers get Chinese by default.
+const CN_SECRET: &str = "cn-site-identity-secret-0123456789";
+
+fn with_cn_site(b: TestAppBuilder) -> TestAppBuilder {
+    b.config(|c| {
+        c.sites = vec![
+            deskgate::config::SiteConfig {
+                key: "demo".into(),
+                name: None,
+                identity_secret: Some(CN_SECRET.to_string().into()),
+                identity_secret_file: None,
+                allowed_origins: Vec::new(),
+                language: None,
+            },
+            deskgate::config::SiteConfig {
+                key: "cn".into(),
+                name: None,
+                identity_secret: Some(CN_SECRET.to_string().into()),
+                identity_secret_file: None,
+                allowed_origins: Vec::new(),
+                language: Some("zh".into()),
+            },
+        ];
+        c.verification.language = verify::template::Language::Ru;
+    })
+}
+
+#[tokio::test]
+async fn the_signed_locale_wins_then_the_widget_then_the_site_then_the_default() {
+    let smtp = SmtpServer::start().await;
+    // Signed `locale` fa-IR beats the widget's `lang` en.
+    let mut d = desk_with(
+        with_cn_site(TestApp::builder().smtp(&smtp)),
+        json!({"locale": "fa-IR"}),
+        json!({"lang": "en", "secret": CN_SECRET}),
+    )
+    .await;
+    d.request("change_email").await;
+    let mail = smtp.wait_for(1).await.remove(0);
+    assert_eq!(subject_of(&mail), "ACME: کد تأیید شما", "{mail}");
+    assert!(
+        body_of(&mail).contains("کارکنان ACME هرگز این کد را از شما نمی‌خواهند"),
+        "{mail}"
+    );
+    assert!(body_of(&mail).contains("تغییر نشانی ایمیل شما"), "{mail}");
+    code_in(&mail);
+
+    // A signed locale without a text (pt) leaves the widget's language (en) in charge.
+    let app = &d.app;
+    let grace = &mut d.agent_ws;
+    let en = app
+        .verified_visitor_with(
+            "cust-2",
+            "bea@example.com",
+            json!({"locale": "pt-BR"}),
+            json!({"lang": "en-GB", "secret": CN_SECRET}),
+        )
+        .await;
+    let zh = app
+        .verified_visitor_with(
+            "cust-3",
+            "chen@example.com",
+            json!({}),
+            json!({"site_key": "cn", "secret": CN_SECRET}),
+        )
+        .await;
+    let ru = app
+        .verified_visitor_with(
+            "cust-4",
+            "dasha@example.com",
+            json!({}),
+            json!({"secret": CN_SECRET}),
+        )
+        .await;
+    for (n, (visitor, subject)) in [
+        (&en, "ACME: your verification code"),
+        // The cn site's language, for a customer whose own is not known.
+        (&zh, "ACME：您的验证码"),
+        // Neither known: the configured default (ru here).
+        (&ru, "ACME: код подтверждения"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (mut ws, _) = app.customer_ws(visitor).await;
+        let ack = ws.send_text(None, "m1", "Hello").await;
+        let ticket = ack["ticket"].as_i64().unwrap();
+        assert_eq!(
+            grace
+                .request(json!({"type": "claim", "ticket": ticket}))
+                .await["type"],
+            "ok"
+        );
+        let r = grace
+            .request(json!({"type": "request_verification", "ticket": ticket, "action": "change_address"}))
+            .await;
+        assert_eq!(r["type"], "ok", "{r}");
+        let mail = smtp.wait_for(n + 2).await.remove(n + 1);
+        assert_eq!(subject_of(&mail), subject, "{mail}");
+        code_in(&mail);
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_lang_is_refused_and_creates_no_customer() {
+    let app = TestApp::start().await;
+    let (status, body) = app
+        .post(
+            "/api/visitor",
+            None,
+            json!({"site_key": "demo", "name": "Eve", "lang": "ru RU; drop"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("lang"),
+        "{body}"
+    );
+    // A well-formed language without a text of its own is fine: it is simply not used.
+    let (status, body) = app
+        .post(
+            "/api/visitor",
+            None,
+            json!({"site_key": "demo", "name": "Eve", "lang": "pt-BR"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        body["customer"]["id"], 1,
+        "the refused request made no customer"
+    );
 }

@@ -381,18 +381,48 @@ impl TestApp {
     /// A customer of the demo site with a signed identity carrying `email`: the registered
     /// address step-up codes go to.
     pub async fn verified_visitor(&self, sub: &str, email: &str) -> Visitor {
+        self.verified_visitor_with(sub, email, json!({}), json!({}))
+            .await
+    }
+
+    /// [`TestApp::verified_visitor`] with more claims in the identity token and more fields
+    /// in the `POST /api/visitor` body (`lang`, `site_key` of another site with `secret`).
+    pub async fn verified_visitor_with(
+        &self,
+        sub: &str,
+        email: &str,
+        claims: Value,
+        body: Value,
+    ) -> Visitor {
+        let secret = match body.get("secret").and_then(Value::as_str) {
+            Some(s) => s.to_string(),
+            None => std::fs::read_to_string(self.data_dir().join("sites/demo.identity-secret"))
+                .expect("the demo site's secret"),
+        };
+        let token = self.identity_token(&secret, sub, email, claims);
+        let mut request = json!({"site_key": "demo", "identity_token": token});
+        for (k, v) in body.as_object().expect("body is an object") {
+            if k != "secret" {
+                request[k] = v.clone();
+            }
+        }
+        self.visitor_with(request).await
+    }
+
+    /// An identity token signed with a site's `secret`, valid for ten minutes.
+    pub fn identity_token(&self, secret: &str, sub: &str, email: &str, claims: Value) -> String {
         use deskgate::clock::Clock;
-        let secret = std::fs::read_to_string(self.data_dir().join("sites/demo.identity-secret"))
-            .expect("the demo site's secret");
         let exp = self.clock.now().millis() / 1000 + 600;
-        let token = jsonwebtoken::encode(
+        let mut all = json!({"sub": sub, "name": "Ada Lovelace", "email": email, "exp": exp});
+        for (k, v) in claims.as_object().expect("claims are an object") {
+            all[k] = v.clone();
+        }
+        jsonwebtoken::encode(
             &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-            &json!({"sub": sub, "name": "Ada Lovelace", "email": email, "exp": exp}),
+            &all,
             &jsonwebtoken::EncodingKey::from_secret(secret.trim().as_bytes()),
         )
-        .expect("sign");
-        self.visitor_with(json!({"site_key": "demo", "identity_token": token}))
-            .await
+        .expect("sign")
     }
 
     /// Says `hello` with a token the gateway should refuse; returns how the connection ended

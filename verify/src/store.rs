@@ -114,6 +114,17 @@ pub trait VerificationStore: Send + Sync + 'static {
         now: i64,
     ) -> VerifyStoreResult<AuthorisedAction>;
 
+    // --- the customer's language ------------------------------------------------------------
+    /// Remembers the language a customer's code emails are written in (a tag with its own
+    /// text, e.g. `ru`); a later call replaces it.
+    async fn set_customer_language(
+        &self,
+        customer: i64,
+        language: &str,
+        now: i64,
+    ) -> VerifyStoreResult<()>;
+    async fn customer_language(&self, customer: i64) -> VerifyStoreResult<Option<String>>;
+
     // --- per-customer failure cap ----------------------------------------------------------
     /// Adds one wrong code to the customer's count for `day` (days since the epoch, UTC);
     /// returns the new count.

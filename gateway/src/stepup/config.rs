@@ -10,6 +10,7 @@ use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
 use verify::mail::TlsMode;
+use verify::template::Language;
 use verify::Rules;
 
 /// Flags of `deskgate serve` for step-up verification.
@@ -53,7 +54,7 @@ pub struct VerificationArgs {
     /// Company named in code emails [default: Support]
     #[arg(long, env = "DESKGATE_COMPANY_NAME", value_name = "NAME")]
     pub company_name: Option<String>,
-    /// Language of code emails: en or ru [default: en]
+    /// Language of code emails for customers whose own language is not known: en, ru, zh or fa [default: en]
     #[arg(long, env = "DESKGATE_EMAIL_LANGUAGE", value_name = "LANG")]
     pub email_language: Option<String>,
     /// Actions that need a verified customer, comma-separated [default: change_address,change_email,change_phone,reveal_order_history,reset_password]
@@ -120,7 +121,8 @@ pub struct VerificationConfig {
     pub smtp: Option<SmtpConfig>,
     pub from: String,
     pub company: String,
-    pub language: String,
+    /// The language of code emails when neither the customer's nor their site's is known.
+    pub language: Language,
     pub actions: Vec<String>,
     pub risk_phrases: Vec<String>,
     pub key_file: Option<PathBuf>,
@@ -146,7 +148,7 @@ impl Default for VerificationConfig {
             smtp: None,
             from: "Support <no-reply@localhost>".into(),
             company: "Support".into(),
-            language: "en".into(),
+            language: Language::En,
             actions: DEFAULT_ACTIONS.iter().map(|s| s.to_string()).collect(),
             risk_phrases: verify::risk::DEFAULT_PHRASES
                 .iter()
@@ -174,10 +176,7 @@ impl VerificationConfig {
             format!("{} <no-reply@localhost>", c.company.replace(['<', '>'], ""))
         });
         if let Some(v) = args.email_language.clone().or(f.email_language) {
-            if !verify::template::LANGUAGES.contains(&v.as_str()) {
-                return Err(("email_language", format!("{v:?} is not one of en, ru")));
-            }
-            c.language = v;
+            c.language = parse_language(&v).map_err(|e| ("email_language", e))?;
         }
         if let Some(v) = args.verify_actions.clone().or(f.actions) {
             let v: Vec<String> = v.into_iter().map(|a| a.trim().to_string()).collect();
@@ -279,6 +278,16 @@ fn secret_value(
         }
         (None, None) => Ok(None),
     }
+}
+
+/// A configured email language: one with its own text (`ru`, or a tag such as `ru-RU`).
+pub fn parse_language(v: &str) -> Result<Language, String> {
+    Language::parse(v).ok_or_else(|| {
+        format!(
+            "{v:?} is not one of {}",
+            verify::template::LANGUAGES.join(", ")
+        )
+    })
 }
 
 fn valid_action(a: &str) -> bool {

@@ -16,6 +16,7 @@ pub mod security;
 use crate::audit::Auditor;
 use crate::bus::{Audience, Event, Topic};
 use crate::clock::{Clock, Timestamp};
+use crate::config::SiteConfig;
 use crate::desk::Desk;
 use crate::hub::Hub;
 use crate::ids::{CustomerId, TicketId, UserId};
@@ -26,6 +27,7 @@ use keys::Keys;
 use secrecy::{ExposeSecret, SecretString};
 use security::{Event as SecEvent, Kind};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use verify::challenge::{millis, ResendRefused};
@@ -33,6 +35,7 @@ use verify::lockout::{customer_locked, day_of};
 use verify::mail::{Mail, MailError, Mailer, SmtpSettings};
 use verify::risk::RiskPhrases;
 use verify::store::VerifyStoreError;
+use verify::template::Language;
 use verify::{Challenge, ChallengeState, CheckOutcome, Code, VerificationStore};
 
 #[derive(Debug, thiserror::Error)]
@@ -212,6 +215,8 @@ pub struct StepUp {
     keys: Keys,
     mailer: Mailer,
     risk: RiskPhrases,
+    /// The email language of each site that configures one (`[[sites]] language`).
+    site_languages: HashMap<String, Language>,
     /// Every security event of step-up and second factors is also an audit entry.
     auditor: Arc<Auditor>,
 }
@@ -233,9 +238,10 @@ impl StepUp {
     }
 
     /// Loads the key and sets up mail delivery: SMTP when configured, else the outbox under
-    /// `data` with a loud log line.
+    /// `data` with a loud log line. `sites` give their customers' default email language.
     pub fn new(
         config: VerificationConfig,
+        sites: &[SiteConfig],
         data: &Path,
         store: Arc<dyn Store>,
         hub: Hub,
@@ -269,6 +275,14 @@ impl StepUp {
             }
         };
         let risk = RiskPhrases::new(&config.risk_phrases);
+        let mut site_languages = HashMap::new();
+        for site in sites {
+            if let Some(tag) = &site.language {
+                let lang = config::parse_language(tag)
+                    .map_err(|e| anyhow::anyhow!("site {}: language {e}", site.key))?;
+                site_languages.insert(site.key.clone(), lang);
+            }
+        }
         Ok(StepUp {
             store,
             hub,
@@ -277,6 +291,7 @@ impl StepUp {
             keys,
             mailer,
             risk,
+            site_languages,
             auditor,
         })
     }
@@ -354,14 +369,40 @@ impl StepUp {
         Ok(customer_locked(n, self.config.rules.daily_failure_cap))
     }
 
+    /// The language of the customer's code emails: their own (from the widget or their signed
+    /// identity), else their site's, else the configured default.
+    async fn language_of(&self, customer: &Customer) -> StepUpResult<Language> {
+        let own = self.vs().customer_language(customer.id.0).await?;
+        Ok(own
+            .as_deref()
+            .and_then(Language::parse)
+            .or_else(|| self.site_languages.get(&customer.site).copied())
+            .unwrap_or(self.config.language))
+    }
+
+    /// Remembers a customer's language for their code emails, if it is one with its own text.
+    pub async fn remember_language(&self, customer: CustomerId, tag: &str) -> StepUpResult<()> {
+        if let Some(lang) = Language::parse(tag) {
+            self.vs()
+                .set_customer_language(customer.0, lang.as_str(), self.now())
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Emails a fresh code; returns the code's salt and keyed hash for the store.
-    async fn send_code(&self, to: &str, action: &str) -> Result<(Vec<u8>, Vec<u8>), MailError> {
+    async fn send_code(
+        &self,
+        to: &str,
+        lang: Language,
+        action: &str,
+    ) -> Result<(Vec<u8>, Vec<u8>), MailError> {
         let code = Code::generate();
         let salt = verify::code::salt();
         let hash = self.keys.code().hash(&salt, &code);
         let minutes = self.config.rules.code_ttl.as_secs() / 60;
         let rendered = verify::template::render(
-            &self.config.language,
+            lang,
             &verify::template::CodeEmail {
                 company: &self.config.company,
                 action,
@@ -403,7 +444,8 @@ impl StepUp {
             self.record(&ev).await;
             return Err(StepUpError::Locked);
         }
-        let (salt, code_hash) = match self.send_code(email, action).await {
+        let lang = self.language_of(&customer).await?;
+        let (salt, code_hash) = match self.send_code(email, lang, action).await {
             Ok(sent) => sent,
             Err(e) => {
                 ev.kind = Some(Kind::VerificationSendFailed);
@@ -457,7 +499,8 @@ impl StepUp {
         ev.ticket = Some(ticket.id);
         ev.challenge = Some(c.id);
         ev.action = Some(&c.action);
-        let (salt, hash) = match self.send_code(email, &c.action).await {
+        let lang = self.language_of(&customer).await?;
+        let (salt, hash) = match self.send_code(email, lang, &c.action).await {
             Ok(sent) => sent,
             Err(e) => {
                 ev.kind = Some(Kind::VerificationSendFailed);

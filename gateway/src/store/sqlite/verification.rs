@@ -298,6 +298,34 @@ impl VerificationStore for SqliteStore {
         })
     }
 
+    async fn set_customer_language(
+        &self,
+        customer: i64,
+        language: &str,
+        now: i64,
+    ) -> VerifyStoreResult<()> {
+        sqlx::query(
+            "INSERT INTO verification_languages (customer_id, language, updated_at) \
+             VALUES (?, ?, ?) ON CONFLICT (customer_id) DO UPDATE SET \
+             language = excluded.language, updated_at = excluded.updated_at",
+        )
+        .bind(customer)
+        .bind(language)
+        .bind(now)
+        .execute(&self.writer)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn customer_language(&self, customer: i64) -> VerifyStoreResult<Option<String>> {
+        sqlx::query_scalar("SELECT language FROM verification_languages WHERE customer_id = ?")
+            .bind(customer)
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(err)
+    }
+
     async fn add_customer_failure(&self, customer: i64, day: i64) -> VerifyStoreResult<u32> {
         let n: i64 = sqlx::query_scalar(
             "INSERT INTO verification_failures (customer_id, day, failures) VALUES (?, ?, 1) \
