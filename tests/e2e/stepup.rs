@@ -1038,3 +1038,274 @@ async fn a_malformed_lang_is_refused_and_creates_no_customer() {
         "the refused request made no customer"
     );
 }
+
+// --- risky first messages and the automatic request on claim ----------------------------------
+
+/// A verified customer (with `lang`) opens a ticket with `text`; the agent sees it flagged.
+async fn flagged_ticket(
+    app: &TestApp,
+    agent_ws: &mut WsClient,
+    sub: &str,
+    lang: &str,
+    text: &str,
+) -> (WsClient, i64) {
+    let visitor = app
+        .verified_visitor_with(
+            sub,
+            &format!("{sub}@example.com"),
+            json!({}),
+            json!({"lang": lang}),
+        )
+        .await;
+    let (mut customer, _) = app.customer_ws(&visitor).await;
+    let ack = customer.send_text(None, "m1", text).await;
+    let ticket = ack["ticket"].as_i64().unwrap();
+    let flag = agent_ws
+        .recv_where("step_up_flag", |f| {
+            f["type"] == "step_up_flag" && f["ticket"] == ticket
+        })
+        .await;
+    assert_eq!(flag["ticket"], ticket);
+    (customer, ticket)
+}
+
+#[tokio::test]
+async fn claiming_a_flagged_ticket_asks_for_verification_automatically() {
+    let smtp = SmtpServer::start().await;
+    let app = TestApp::builder()
+        .smtp(&smtp)
+        .config(|c| c.verification.auto_request_on_claim = true)
+        .start()
+        .await;
+    let grace = app.agent("grace").await;
+    let (mut agent_ws, _) = app.agent_ws(&grace).await;
+    let (mut customer, ticket) = flagged_ticket(
+        &app,
+        &mut agent_ws,
+        "olga",
+        "ru",
+        "Здравствуйте! Хочу сменить адрес доставки.",
+    )
+    .await;
+    let (_, status) = app
+        .get(
+            &format!("/api/tickets/{ticket}/verifications"),
+            Some(&grace.token),
+        )
+        .await;
+    assert_eq!(status["flagged"], "сменить адрес", "{status}");
+    assert_eq!(
+        status["verifications"],
+        json!([]),
+        "nothing before the claim"
+    );
+    assert!(smtp.mails().is_empty());
+
+    let ok = agent_ws
+        .request(json!({"type": "claim", "ticket": ticket}))
+        .await;
+    assert_eq!(ok["type"], "ok", "{ok}");
+    // The customer is asked at once, for the action the phrase names, in their language.
+    let asked = customer.recv_type("verification_requested").await;
+    assert_eq!(asked["action"], "change_address");
+    let pending = agent_ws
+        .recv_where("pending verification", |f| {
+            f["type"] == "verification" && f["state"] == "pending"
+        })
+        .await;
+    assert_eq!(pending["challenge"], asked["challenge"]);
+    let mail = smtp.wait_for(1).await.remove(0);
+    assert!(body_of(&mail).contains("изменение адреса"), "{mail}");
+    // Bound to the claiming agent: the audit log says grace started it, automatically.
+    let sent = app
+        .audit(&format!("actor={}&action=verification_sent", grace.id))
+        .await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["detail"], "change_address: automatic on claim");
+    let code = code_in(&mail);
+    let r = customer
+        .request(json!({"type": "verify", "challenge": asked["challenge"], "code": code}))
+        .await;
+    assert_eq!(r["state"], "approved", "{r}");
+    let (status, done) = app
+        .post(
+            &format!("/api/tickets/{ticket}/actions"),
+            Some(&grace.token),
+            json!({"action": "change_address"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{done}");
+    assert_eq!(done["agent"], grace.id);
+
+    // A calm ticket claimed: nothing is asked.
+    let calm = app.verified_visitor("calm", "calm@example.com").await;
+    let (mut calm_ws, _) = app.customer_ws(&calm).await;
+    let ack = calm_ws.send_text(None, "m1", "Where is my parcel?").await;
+    let calm_ticket = ack["ticket"].as_i64().unwrap();
+    assert_eq!(
+        agent_ws
+            .request(json!({"type": "claim", "ticket": calm_ticket}))
+            .await["type"],
+        "ok"
+    );
+    calm_ws.expect_none("verification_requested", QUIET).await;
+    assert_eq!(smtp.mails().len(), 1);
+}
+
+#[tokio::test]
+async fn without_the_rule_a_flagged_ticket_is_only_flagged() {
+    let smtp = SmtpServer::start().await;
+    let app = TestApp::builder().smtp(&smtp).start().await;
+    let grace = app.agent("grace").await;
+    let (mut agent_ws, _) = app.agent_ws(&grace).await;
+    let (mut customer, ticket) =
+        flagged_ticket(&app, &mut agent_ws, "olga", "ru", "Хочу сменить адрес").await;
+    assert_eq!(
+        agent_ws
+            .request(json!({"type": "claim", "ticket": ticket}))
+            .await["type"],
+        "ok"
+    );
+    customer.expect_none("verification_requested", QUIET).await;
+    assert!(smtp.mails().is_empty());
+}
+
+#[tokio::test]
+async fn an_automatic_request_that_cannot_be_sent_tells_the_agent() {
+    let app = TestApp::builder()
+        .config(|c| c.verification.auto_request_on_claim = true)
+        .start()
+        .await;
+    let grace = app.agent("grace").await;
+    let (mut agent_ws, _) = app.agent_ws(&grace).await;
+    // An unsigned visitor: no registered email to send a code to.
+    let opened = app
+        .customer_with_ticket("I need to reset my password")
+        .await;
+    agent_ws.recv_type("step_up_flag").await;
+    assert_eq!(
+        agent_ws
+            .request(json!({"type": "claim", "ticket": opened.ticket}))
+            .await["type"],
+        "ok"
+    );
+    let e = agent_ws
+        .recv_where("error", |f| f["type"] == "error" && f.get("ref").is_none())
+        .await;
+    assert_eq!(e["code"], "cannot_verify", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("automatic verification for reset_password not started"),
+        "{e}"
+    );
+}
+
+/// `--risk-phrases` (and `DESKGATE_RISK_PHRASES`), through `deskgate serve`'s own parser: a
+/// phrase of the operator's, mapped to an action, replaces the defaults.
+#[tokio::test]
+async fn a_configured_phrase_flags_and_asks_for_its_action() {
+    use clap::{Args, FromArgMatches};
+    let smtp = SmtpServer::start().await;
+    let matches = deskgate::config::ServeArgs::augment_args(clap::Command::new("serve"))
+        .try_get_matches_from([
+            "serve",
+            "--risk-phrases",
+            "refund to another card => reset_password; перевести на другую карту",
+            "--auto-request-on-claim",
+        ])
+        .unwrap();
+    let args = deskgate::config::ServeArgs::from_arg_matches(&matches).unwrap();
+    let loaded = deskgate::config::Config::load(&args).unwrap().verification;
+    let app = TestApp::builder()
+        .smtp(&smtp)
+        .config(move |c| {
+            c.verification.risk_phrases = loaded.risk_phrases;
+            c.verification.auto_request_on_claim = loaded.auto_request_on_claim;
+        })
+        .start()
+        .await;
+    let grace = app.agent("grace").await;
+    let (mut agent_ws, _) = app.agent_ws(&grace).await;
+    let (mut customer, ticket) = flagged_ticket(
+        &app,
+        &mut agent_ws,
+        "ivan",
+        "en",
+        "Hi, please REFUND to another  card",
+    )
+    .await;
+    assert_eq!(
+        agent_ws
+            .request(json!({"type": "claim", "ticket": ticket}))
+            .await["type"],
+        "ok"
+    );
+    let asked = customer.recv_type("verification_requested").await;
+    assert_eq!(asked["action"], "reset_password");
+    // A phrase without an action flags only; the default phrases are gone.
+    let (mut other, other_ticket) = flagged_ticket(
+        &app,
+        &mut agent_ws,
+        "pyotr",
+        "ru",
+        "Можно перевести на другую карту?",
+    )
+    .await;
+    assert_eq!(
+        agent_ws
+            .request(json!({"type": "claim", "ticket": other_ticket}))
+            .await["type"],
+        "ok"
+    );
+    other.expect_none("verification_requested", QUIET).await;
+    let calm = app
+        .customer_with_ticket("I need to reset my password")
+        .await;
+    agent_ws.expect_none("step_up_flag", QUIET).await;
+    let (_, status) = app
+        .get(
+            &format!("/api/tickets/{}/verifications", calm.ticket),
+            Some(&grace.token),
+        )
+        .await;
+    assert_eq!(status["flagged"], Value::Null, "{status}");
+}
+
+#[test]
+fn risk_phrases_come_from_a_file_and_bad_ones_name_their_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let phrases = dir.path().join("phrases.txt");
+    std::fs::write(
+        &phrases,
+        "# ours\nwire the money => reset_password\n\nсменить пин\n",
+    )
+    .unwrap();
+    let load = |toml: String| {
+        let file = dir.path().join("deskgate.toml");
+        std::fs::write(&file, toml).unwrap();
+        deskgate::config::Config::load(&deskgate::config::ServeArgs {
+            config: Some(file),
+            ..Default::default()
+        })
+        .map_err(|e| e.to_string())
+    };
+    let c = load(format!("[verification]\nrisk_phrases_file = {phrases:?}\n")).unwrap();
+    let compiled = c.verification.risk_phrases().unwrap();
+    assert_eq!(compiled.len(), 2);
+    assert_eq!(
+        compiled.action_for("wire the money"),
+        Some("reset_password")
+    );
+    let e = load("[verification]\nrisk_phrases = [\"x => launch_rockets\"]\n".into()).unwrap_err();
+    assert!(
+        e.contains("risk_phrases") && e.contains("launch_rockets"),
+        "{e}"
+    );
+    let e = load(format!(
+        "[verification]\nrisk_phrases = [\"x\"]\nrisk_phrases_file = {phrases:?}\n"
+    ))
+    .unwrap_err();
+    assert!(e.contains("not both"), "{e}");
+}

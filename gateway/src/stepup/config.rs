@@ -10,6 +10,7 @@ use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
 use verify::mail::TlsMode;
+use verify::risk::RiskPhrases;
 use verify::template::Language;
 use verify::Rules;
 
@@ -65,6 +66,20 @@ pub struct VerificationArgs {
         value_delimiter = ','
     )]
     pub verify_actions: Option<Vec<String>>,
+    /// Phrases that flag a ticket's first message for step-up, separated by `;`, each optionally `phrase => action`; replaces the default list [default: English, Russian, Spanish and German phrases]
+    #[arg(
+        long,
+        env = "DESKGATE_RISK_PHRASES",
+        value_name = "LIST",
+        value_delimiter = ';'
+    )]
+    pub risk_phrases: Option<Vec<String>>,
+    /// File of risk phrases, one a line (`phrase` or `phrase => action`; `#` starts a comment line)
+    #[arg(long, env = "DESKGATE_RISK_PHRASES_FILE", value_name = "FILE")]
+    pub risk_phrases_file: Option<PathBuf>,
+    /// Ask the customer to verify as soon as an agent claims a flagged ticket, for the action its phrase names [default: off]
+    #[arg(long, env = "DESKGATE_AUTO_REQUEST_ON_CLAIM", num_args = 0..=1, default_missing_value = "true")]
+    pub auto_request_on_claim: Option<bool>,
     /// File with the 32-byte server key for codes and sealed seeds, hex [default: <data>/keys/verify.key, created on first run]
     #[arg(long, env = "DESKGATE_VERIFY_KEY_FILE", value_name = "FILE")]
     pub verify_key_file: Option<PathBuf>,
@@ -92,6 +107,8 @@ pub struct VerificationFile {
     email_language: Option<String>,
     actions: Option<Vec<String>>,
     risk_phrases: Option<Vec<String>>,
+    risk_phrases_file: Option<PathBuf>,
+    auto_request_on_claim: Option<bool>,
     key_file: Option<PathBuf>,
     mfa_for_agents: Option<bool>,
     #[serde(default, with = "humantime_serde")]
@@ -124,7 +141,11 @@ pub struct VerificationConfig {
     /// The language of code emails when neither the customer's nor their site's is known.
     pub language: Language,
     pub actions: Vec<String>,
-    pub risk_phrases: Vec<String>,
+    /// The operator's risk phrases (`phrase` or `phrase => action`); `None`: the defaults of
+    /// `verify::risk`, whose actions count only where they are configured.
+    pub risk_phrases: Option<Vec<String>>,
+    /// Claiming a flagged ticket asks the customer to verify for its phrase's action.
+    pub auto_request_on_claim: bool,
     pub key_file: Option<PathBuf>,
     /// Roles that must log in with a second factor.
     pub mfa_roles: Vec<Role>,
@@ -150,10 +171,8 @@ impl Default for VerificationConfig {
             company: "Support".into(),
             language: Language::En,
             actions: DEFAULT_ACTIONS.iter().map(|s| s.to_string()).collect(),
-            risk_phrases: verify::risk::DEFAULT_PHRASES
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            risk_phrases: None,
+            auto_request_on_claim: false,
             key_file: None,
             mfa_roles: ALWAYS_MFA.to_vec(),
             rules: Rules::default(),
@@ -188,9 +207,17 @@ impl VerificationConfig {
             }
             c.actions = v;
         }
-        if let Some(v) = f.risk_phrases {
-            c.risk_phrases = v;
-        }
+        c.risk_phrases =
+            match phrase_list(args.risk_phrases.clone(), args.risk_phrases_file.clone())? {
+                Some(list) => Some(list),
+                None => phrase_list(f.risk_phrases, f.risk_phrases_file)?,
+            };
+        c.risk_phrases()
+            .map_err(|e| ("risk_phrases", e.to_string()))?;
+        c.auto_request_on_claim = args
+            .auto_request_on_claim
+            .or(f.auto_request_on_claim)
+            .unwrap_or(false);
         c.key_file = args.verify_key_file.clone().or(f.key_file);
         if args.mfa_for_agents.or(f.mfa_for_agents).unwrap_or(false) {
             c.mfa_roles.extend([Role::Agent, Role::Lead]);
@@ -248,12 +275,50 @@ impl VerificationConfig {
         Ok(c)
     }
 
+    /// The compiled risk phrases; an error names a phrase that is empty or whose action is
+    /// not configured.
+    pub fn risk_phrases(&self) -> Result<RiskPhrases, verify::risk::RiskPhraseError> {
+        match &self.risk_phrases {
+            None => Ok(RiskPhrases::defaults(&self.actions)),
+            Some(list) => RiskPhrases::configured(list, &self.actions),
+        }
+    }
+
     pub fn is_action(&self, name: &str) -> bool {
         self.actions.iter().any(|a| a == name)
     }
 
     pub fn requires_mfa(&self, role: Role) -> bool {
         self.mfa_roles.contains(&role)
+    }
+}
+
+/// Risk phrases given as a list or as a file of them (one a line), not both.
+fn phrase_list(
+    list: Option<Vec<String>>,
+    file: Option<PathBuf>,
+) -> Result<Option<Vec<String>>, (&'static str, String)> {
+    match (list, file) {
+        (Some(_), Some(_)) => Err((
+            "risk_phrases",
+            "give risk_phrases or risk_phrases_file, not both".into(),
+        )),
+        (Some(l), None) => Ok(Some(
+            l.into_iter()
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .collect(),
+        )),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                (
+                    "risk_phrases_file",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            Ok(Some(verify::risk::parse_file(&text)))
+        }
+        (None, None) => Ok(None),
     }
 }
 

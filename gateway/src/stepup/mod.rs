@@ -274,7 +274,7 @@ impl StepUp {
                 Mailer::outbox(dir)
             }
         };
-        let risk = RiskPhrases::new(&config.risk_phrases);
+        let risk = config.risk_phrases()?;
         let mut site_languages = HashMap::new();
         for site in sites {
             if let Some(tag) = &site.language {
@@ -430,6 +430,16 @@ impl StepUp {
         ticket: TicketId,
         action: &str,
     ) -> StepUpResult<VerificationView> {
+        self.request_as(agent, ticket, action, false).await
+    }
+
+    async fn request_as(
+        &self,
+        agent: &User,
+        ticket: TicketId,
+        action: &str,
+        automatic: bool,
+    ) -> StepUpResult<VerificationView> {
         self.check_action(action)?;
         let ticket = self.held_ticket(agent, ticket).await?;
         let customer = self.store.customer(ticket.customer.id).await?;
@@ -439,6 +449,9 @@ impl StepUp {
         ev.customer = Some(customer.id);
         ev.ticket = Some(ticket.id);
         ev.action = Some(action);
+        if automatic {
+            ev.detail = Some("automatic on claim");
+        }
         if self.locked(customer.id).await? {
             ev.kind = Some(Kind::VerificationRefusedLocked);
             self.record(&ev).await;
@@ -743,10 +756,10 @@ impl StepUp {
     /// A new ticket's first message: flag the ticket for step-up if it asks for something
     /// risky, and tell the queue.
     pub async fn on_ticket_opened(&self, ticket: &Ticket, first_text: &str) {
-        let Some(phrase) = self.risk.flags(first_text) else {
+        let Some(found) = self.risk.flags(first_text) else {
             return;
         };
-        let phrase = phrase.to_string();
+        let (phrase, action) = (found.phrase.clone(), found.action.clone());
         if let Err(e) = self
             .store
             .flag_for_step_up(ticket.id, &phrase, self.clock.now())
@@ -758,6 +771,7 @@ impl StepUp {
         let mut ev = SecEvent::new(Kind::TicketFlagged);
         ev.ticket = Some(ticket.id);
         ev.customer = Some(ticket.customer.id);
+        ev.action = action.as_deref();
         self.record(&ev).await;
         let frame = ServerFrame::StepUpFlag {
             ticket: ticket.id,
@@ -765,5 +779,51 @@ impl StepUp {
         }
         .encode();
         self.publish(Topic::Queue, Audience::Staff, frame).await;
+    }
+
+    /// The action an automatic request would ask for when `agent` claims the ticket: with
+    /// `auto_request_on_claim`, a ticket flagged by a phrase that names an action, unless this
+    /// agent already has a pending or live verification of the ticket for it.
+    pub async fn auto_request_due(&self, agent: &User, ticket: TicketId) -> Option<String> {
+        if !self.config.auto_request_on_claim {
+            return None;
+        }
+        let phrase = match self.store.step_up_flag(ticket).await {
+            Ok(p) => p?,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the step-up flag");
+                return None;
+            }
+        };
+        let action = self.risk.action_for(&phrase)?.to_string();
+        let now = self.now();
+        let mine = |c: &Challenge| c.agent == agent.id.0 && c.action == action;
+        match self.vs().pending_challenges(ticket.0, now).await {
+            Ok(list) if list.iter().any(mine) => return None,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read pending challenges");
+                return None;
+            }
+        }
+        match self.live(ticket, &action).await {
+            Ok(Some(c)) if mine(&c) => None,
+            Ok(_) => Some(action),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read live verifications");
+                None
+            }
+        }
+    }
+
+    /// The automatic request of [`StepUp::auto_request_due`], bound to the claiming agent as
+    /// if they had asked; the audit entry says it was automatic.
+    pub async fn auto_request(
+        &self,
+        agent: &User,
+        ticket: TicketId,
+        action: &str,
+    ) -> StepUpResult<VerificationView> {
+        self.request_as(agent, ticket, action, true).await
     }
 }

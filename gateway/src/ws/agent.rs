@@ -134,7 +134,10 @@ pub(super) async fn on_frame(conn: &mut Conn, inbound: Inbound) -> Flow {
     }
     match inbound.frame {
         ClientFrame::Claim { ticket } => match desk.claim(&me, ticket).await {
-            Ok(t) => ok(conn, reference, Some(&t)).await,
+            Ok(t) => {
+                ok(conn, reference, Some(&t)).await?;
+                auto_request(conn, me, &t).await
+            }
             Err(e) => conn.reply_desk_error(reference, e).await,
         },
         ClientFrame::Send {
@@ -251,13 +254,15 @@ pub(super) async fn on_frame(conn: &mut Conn, inbound: Inbound) -> Flow {
             Err(e) => conn.reply_desk_error(reference, e).await,
         },
         ClientFrame::RequestVerification { ticket, action } => {
-            in_background(conn, reference, me, move |app, me| async move {
+            let answer = Answer::Reply(reference.map(str::to_owned));
+            in_background(conn, answer, me, move |app, me| async move {
                 app.stepup.request(&me, ticket, &action).await.map(|_| ())
             })
             .await
         }
         ClientFrame::ResendVerification { challenge } => {
-            in_background(conn, reference, me, move |app, me| async move {
+            let answer = Answer::Reply(reference.map(str::to_owned));
+            in_background(conn, answer, me, move |app, me| async move {
                 app.stepup.resend(&me, challenge).await.map(|_| ())
             })
             .await
@@ -274,20 +279,53 @@ pub(super) async fn on_frame(conn: &mut Conn, inbound: Inbound) -> Flow {
     }
 }
 
+/// What a background step-up operation answers when it ends.
+enum Answer {
+    /// A frame of the agent's: `ok` or `error`, with its `ref`.
+    Reply(Option<String>),
+    /// An automatic request for this action: nothing when it worked (its `verification`
+    /// frames say so), an `error` without `ref` naming it when it did not.
+    Automatic(String),
+}
+
+/// A claimed ticket that was flagged for step-up: with `auto_request_on_claim`, the customer
+/// is asked to verify for the flagged action at once, bound to the claiming agent. The
+/// conversation is followed first, so the `verification` frames of the request reach this
+/// connection.
+async fn auto_request(conn: &mut Conn, me: User, t: &crate::store::Ticket) -> Flow {
+    let stepup = conn.app.stepup.clone();
+    let Some(action) = stepup.auto_request_due(&me, t.id).await else {
+        return Ok(());
+    };
+    conn.follow(t.conversation, t.id, t.last_seq, false).await?;
+    let ticket = t.id;
+    let answer = Answer::Automatic(action.clone());
+    in_background(conn, answer, me, move |app, me| async move {
+        app.stepup
+            .auto_request(&me, ticket, &action)
+            .await
+            .map(|_| ())
+    })
+    .await
+}
+
 /// Runs a step-up operation that sends a code email off the connection task: the SMTP server
 /// may take up to its timeout, and the agent's other frames must not wait for it. The answer
-/// (`ok`, or `error` with the step-up's public code) arrives with the frame's `ref` when the
-/// operation ends. A connection runs a few such operations at once; more are refused with
-/// `retry_later`.
-async fn in_background<F, Fut>(conn: &mut Conn, reference: Option<&str>, me: User, op: F) -> Flow
+/// arrives when the operation ends. A connection runs a few such operations at once; more are
+/// refused with `retry_later`.
+async fn in_background<F, Fut>(conn: &mut Conn, answer: Answer, me: User, op: F) -> Flow
 where
     F: FnOnce(crate::app::App, User) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Result<(), crate::stepup::StepUpError>> + Send + 'static,
 {
     let Ok(slot) = conn.background.clone().try_acquire_owned() else {
+        let reference = match &answer {
+            Answer::Reply(r) => r.clone(),
+            Answer::Automatic(_) => None,
+        };
         return conn
             .reply_error(
-                reference,
+                reference.as_deref(),
                 ErrorCode::RetryLater,
                 "other code emails of this connection are still being sent; retry when they are answered",
             )
@@ -295,19 +333,26 @@ where
     };
     let later = conn.later(crate::bus::Topic::User(me.id));
     let app = conn.app.clone();
-    let reference = reference.map(str::to_owned);
     conn.app.tracker.spawn(async move {
         let _slot = slot;
-        let reference = reference.as_deref();
-        let frame = match op(app.clone(), me).await {
-            Ok(()) => ServerFrame::Ok {
-                reference,
+        let result = op(app.clone(), me).await;
+        let frame = match (&answer, result) {
+            (Answer::Automatic(_), Ok(())) => return,
+            (Answer::Reply(reference), Ok(())) => ServerFrame::Ok {
+                reference: reference.as_deref(),
                 ticket: None,
             }
             .encode(),
-            Err(e) => {
+            (answer, Err(e)) => {
                 crate::metrics::inc(&app.metrics.frame_errors);
                 let (code, message) = e.public();
+                let (reference, message) = match answer {
+                    Answer::Reply(r) => (r.as_deref(), message),
+                    Answer::Automatic(action) => (
+                        None,
+                        format!("automatic verification for {action} not started: {message}"),
+                    ),
+                };
                 ServerFrame::Error {
                     reference,
                     code,
