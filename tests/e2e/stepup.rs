@@ -1309,3 +1309,121 @@ fn risk_phrases_come_from_a_file_and_bad_ones_name_their_key() {
     .unwrap_err();
     assert!(e.contains("not both"), "{e}");
 }
+
+// --- the numbers, at their edges ---------------------------------------------------------------
+
+#[tokio::test]
+async fn a_code_works_until_the_last_millisecond_of_its_ten_minutes() {
+    let smtp = SmtpServer::start().await;
+    let mut d = desk(TestApp::builder().smtp(&smtp)).await;
+    let first = d.request("change_address").await;
+    let code = code_in(&smtp.wait_for(1).await[0]);
+    d.app
+        .clock
+        .advance(Duration::from_millis(9 * 60_000 + 59_999));
+    assert_eq!(
+        d.verify(&first["challenge"], &code).await["state"],
+        "approved",
+        "at 9:59.999"
+    );
+    let second = d.request("change_email").await;
+    let code = code_in(&smtp.wait_for(2).await[1]);
+    d.app.clock.advance(Duration::from_secs(10 * 60));
+    let r = d.verify(&second["challenge"], &code).await;
+    assert_eq!(r["type"], "error", "at 10:00: {r}");
+    assert!(r["message"].as_str().unwrap().contains("expired"), "{r}");
+}
+
+#[tokio::test]
+async fn a_verification_allows_the_action_for_fifteen_minutes_to_the_millisecond() {
+    let smtp = SmtpServer::start().await;
+    let mut d = desk(TestApp::builder().smtp(&smtp)).await;
+    let asked = d.request("change_address").await;
+    let code = code_in(&smtp.wait_for(1).await[0]);
+    assert_eq!(
+        d.verify(&asked["challenge"], &code).await["state"],
+        "approved"
+    );
+    d.app
+        .clock
+        .advance(Duration::from_millis(14 * 60_000 + 59_999));
+    let (status, body) = d.perform("change_address").await;
+    assert_eq!(status, 201, "at 14:59.999: {body}");
+    d.app.clock.advance(Duration::from_millis(1));
+    let (status, body) = d.perform("change_address").await;
+    assert_eq!(status, 403, "at 15:00: {body}");
+    assert_eq!(body["error"]["code"], "verification_required");
+}
+
+#[tokio::test]
+async fn a_resend_is_refused_at_29_999_seconds_and_allowed_at_30() {
+    let smtp = SmtpServer::start().await;
+    let mut d = desk(TestApp::builder().smtp(&smtp)).await;
+    let asked = d.request("change_address").await;
+    smtp.wait_for(1).await;
+    let resend = json!({"type": "resend_verification", "challenge": asked["challenge"]});
+    d.app.clock.advance(Duration::from_millis(29_999));
+    let r = d.agent_ws.request(resend.clone()).await;
+    assert_eq!(r["code"], "retry_later", "{r}");
+    assert!(r["message"].as_str().unwrap().contains("1 seconds"), "{r}");
+    d.app.clock.advance(Duration::from_millis(1));
+    let r = d.agent_ws.request(resend).await;
+    assert_eq!(r["type"], "ok", "{r}");
+    smtp.wait_for(2).await;
+}
+
+/// The code exists in clear only in the email and in the customer's `verify` frame: not in any
+/// file under the data dir (the SQLite database, its WAL, keys), and not in a line of the log
+/// at any level, whatever happens to it (sent, resent, guessed wrong, used).
+#[tokio::test]
+async fn codes_are_never_at_rest_or_in_the_logs_in_clear() {
+    let logs = deskgate_tests::LogCapture::install();
+    let smtp = SmtpServer::start().await;
+    let mut d = desk(TestApp::builder().smtp(&smtp)).await;
+    let asked = d.request("change_address").await;
+    let first = code_in(&smtp.wait_for(1).await[0]);
+    d.app.clock.advance(Duration::from_secs(30));
+    let r = d
+        .agent_ws
+        .request(json!({"type": "resend_verification", "challenge": asked["challenge"]}))
+        .await;
+    assert_eq!(r["type"], "ok", "{r}");
+    let second = code_in(&smtp.wait_for(2).await[1]);
+    let guess = wrong(&second);
+    assert_eq!(
+        d.verify(&asked["challenge"], &guess).await["state"],
+        "pending"
+    );
+    assert_eq!(
+        d.verify(&asked["challenge"], &second).await["state"],
+        "approved"
+    );
+    assert_eq!(d.perform("change_address").await.0, 201);
+
+    let files = deskgate_tests::files_under(d.app.data_dir());
+    let names: Vec<String> = files
+        .iter()
+        .map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().any(|n| n == "deskgate.db"), "{names:?}");
+    assert!(names.iter().any(|n| n == "deskgate.db-wal"), "{names:?}");
+    let text = logs.text();
+    assert!(
+        text.contains("security event") && text.contains("verification_passed"),
+        "the logs were captured"
+    );
+    for code in [&first, &second, &guess] {
+        for (path, bytes) in &files {
+            assert!(
+                !deskgate_tests::contains_number(bytes, code),
+                "code {code} in clear in {}",
+                path.display()
+            );
+        }
+        let leaks: Vec<&str> = text
+            .lines()
+            .filter(|l| deskgate_tests::contains_number(l.as_bytes(), code))
+            .collect();
+        assert!(leaks.is_empty(), "code {code} in the logs: {leaks:#?}");
+    }
+}

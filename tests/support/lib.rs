@@ -541,6 +541,79 @@ impl Drop for TestApp {
     }
 }
 
+/// Everything the gateway logs, at every level and through the gateway's own
+/// [`deskgate::logging`] filter (as `deskgate serve --log trace` would), from the moment
+/// [`LogCapture::install`] is called: for tests that check what never appears in the logs. It
+/// installs the process's global subscriber, so it must come before the first [`TestApp`] of
+/// the process (nextest runs each test in a process of its own).
+#[derive(Clone)]
+pub struct LogCapture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    pub fn install() -> LogCapture {
+        let capture = LogCapture(Arc::default());
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        let sink = capture.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing_subscriber::filter::LevelFilter::TRACE)
+            .with_ansi(false)
+            // No timestamps: their digits would only blur what the test looks for.
+            .without_time()
+            .with_writer(move || sink.clone())
+            .finish()
+            .with(deskgate::logging::layer())
+            .try_init()
+            .expect("the log capture is the first subscriber of this process");
+        capture
+    }
+
+    /// What was logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whether `needle` occurs in `haystack` with no ASCII digit right before or after it: a code
+/// as a value of its own, not a piece of a longer number.
+pub fn contains_number(haystack: &[u8], needle: &str) -> bool {
+    let n = needle.as_bytes();
+    haystack.windows(n.len()).enumerate().any(|(i, w)| {
+        w == n
+            && (i == 0 || !haystack[i - 1].is_ascii_digit())
+            && haystack
+                .get(i + n.len())
+                .is_none_or(|b| !b.is_ascii_digit())
+    })
+}
+
+/// Every file under `dir`, recursively, with its bytes.
+pub fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                out.push((path, bytes));
+            }
+        }
+    }
+    out
+}
+
 fn init_tracing() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {

@@ -216,6 +216,7 @@ mod tests {
         assert_eq!(r.max_resends, 3);
         assert_eq!(r.resend_cooldown, Duration::from_secs(30));
         assert_eq!(r.verified_for, Duration::from_secs(900));
+        assert_eq!(r.daily_failure_cap, 10);
     }
 
     #[test]
