@@ -435,3 +435,232 @@ async fn a_recovery_code_clears_the_failure_count_like_a_right_code() {
     }
     assert_eq!(login(&app, "sam", Some(&code(&app, &seed, 0))).await.0, 429);
 }
+
+// --- who must have a second factor, and managing it ------------------------------------------
+
+/// Enrols TOTP with the given (enrolment-only or full) session; returns the seed and the
+/// recovery codes. The clock then moves on one step.
+async fn enrol(app: &TestApp, token: &str) -> (Seed, Vec<String>) {
+    let (status, e) = app.post("/api/me/mfa/totp", Some(token), json!({})).await;
+    assert_eq!(status, 201, "{e}");
+    let seed = seed_from_base32(e["secret"].as_str().unwrap()).unwrap();
+    let (status, body) = app
+        .post(
+            "/api/me/mfa/totp/confirm",
+            Some(token),
+            json!({"code": code(app, &seed, 0)}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    app.clock.advance(Duration::from_secs(30));
+    let recovery = body["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    (seed, recovery)
+}
+
+/// Under a config that requires a second factor of admins: bootstraps the admin, enrols them
+/// with the enrolment-only session, and returns a full session.
+async fn enrolled_admin(app: &TestApp) -> String {
+    let limited = app.admin().await;
+    let (status, _) = app.get("/api/users", Some(&limited.token)).await;
+    assert_eq!(status, 401, "an enrolment-only session manages nothing");
+    let (seed, _) = enrol(app, &limited.token).await;
+    let (status, body) = login(app, "admin", Some(&code(app, &seed, 0))).await;
+    assert_eq!(status, 201, "{body}");
+    body["token"].as_str().unwrap().to_string()
+}
+
+async fn create(app: &TestApp, admin: &str, username: &str, role: &str) {
+    let (status, body) = app
+        .post(
+            "/api/users",
+            Some(admin),
+            json!({"username": username, "name": username, "role": role, "password": PASSWORD, "capacity": 3}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+}
+
+#[tokio::test]
+async fn by_default_supervisors_approvers_and_admins_must_enrol_and_agents_need_not() {
+    let defaults = deskgate::config::Config::default().verification;
+    for role in [Role::Supervisor, Role::Approver, Role::Admin] {
+        assert!(defaults.requires_mfa(role), "{role:?}");
+    }
+    for role in [Role::Agent, Role::Lead] {
+        assert!(!defaults.requires_mfa(role), "{role:?}");
+    }
+    // The gateway with those defaults.
+    let app = TestApp::builder().mfa_required().start().await;
+    let admin = enrolled_admin(&app).await;
+    for (name, role) in [
+        ("ann", "approver"),
+        ("sam", "supervisor"),
+        ("grace", "agent"),
+        ("leo", "lead"),
+    ] {
+        create(&app, &admin, name, role).await;
+    }
+    for name in ["ann", "sam"] {
+        let (status, body) = login(&app, name, None).await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["mfa_enrolment_required"], true, "{name}: {body}");
+        let token = body["token"].as_str().unwrap();
+        assert_eq!(app.get("/api/me", Some(token)).await.0, 401, "{name}");
+        let (_, status) = app.get("/api/me/mfa", Some(token)).await;
+        assert_eq!(status["required"], true, "{status}");
+    }
+    for name in ["grace", "leo"] {
+        let (status, body) = login(&app, name, None).await;
+        assert_eq!(status, 201, "{body}");
+        assert!(
+            body.get("mfa_enrolment_required").is_none(),
+            "{name}: {body}"
+        );
+        let token = body["token"].as_str().unwrap();
+        assert_eq!(app.get("/api/me", Some(token)).await.0, 200, "{name}");
+    }
+}
+
+/// `--mfa-for-agents`, through `deskgate serve`'s own parser.
+#[tokio::test]
+async fn mfa_for_agents_makes_agents_and_leads_enrol_and_keep_it() {
+    use clap::{Args, FromArgMatches};
+    let matches = deskgate::config::ServeArgs::augment_args(clap::Command::new("serve"))
+        .try_get_matches_from(["serve", "--mfa-for-agents"])
+        .unwrap();
+    let args = deskgate::config::ServeArgs::from_arg_matches(&matches).unwrap();
+    let roles = deskgate::config::Config::load(&args)
+        .unwrap()
+        .verification
+        .mfa_roles;
+    let app = TestApp::builder()
+        .config(move |c| c.verification.mfa_roles = roles)
+        .start()
+        .await;
+    let admin = enrolled_admin(&app).await;
+    create(&app, &admin, "grace", "agent").await;
+    create(&app, &admin, "leo", "lead").await;
+    let (_, body) = login(&app, "leo", None).await;
+    assert_eq!(body["mfa_enrolment_required"], true, "{body}");
+    let (_, body) = login(&app, "grace", None).await;
+    assert_eq!(body["mfa_enrolment_required"], true, "{body}");
+    let limited = body["token"].as_str().unwrap().to_string();
+    // The enrolment-only session opens no socket.
+    let (closed, _) = app.hello_refused("/ws/agent", &limited).await;
+    assert_eq!(closed, deskgate_tests::Closed::Code(4001));
+    let (seed, _) = enrol(&app, &limited).await;
+    assert_eq!(
+        login(&app, "grace", None).await.0,
+        401,
+        "now the code is needed"
+    );
+    let (status, body) = login(&app, "grace", Some(&code(&app, &seed, 0))).await;
+    assert_eq!(status, 201, "{body}");
+    let token = body["token"].as_str().unwrap();
+    app.hello("/ws/agent", token, json!([])).await;
+    // Required for agents now: an agent may not turn it off.
+    app.clock.advance(Duration::from_secs(30));
+    let (status, body) = app
+        .delete_with(
+            "/api/me/mfa/totp",
+            Some(token),
+            json!({"code": code(&app, &seed, 0)}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+}
+
+#[tokio::test]
+async fn new_recovery_codes_replace_the_old_ones() {
+    let app = app().await;
+    let (_, seed, old) = enrolled(&app).await;
+    let (_, body) = login(&app, "sam", Some(&code(&app, &seed, 0))).await;
+    let token = body["token"].as_str().unwrap().to_string();
+    app.clock.advance(Duration::from_secs(30));
+    // A wrong code renews nothing.
+    let (status, _) = app
+        .post(
+            "/api/me/mfa/recovery-codes",
+            Some(&token),
+            json!({"code": wrong_code(&app, &seed)}),
+        )
+        .await;
+    assert_eq!(status, 401);
+    let (status, body) = app
+        .post(
+            "/api/me/mfa/recovery-codes",
+            Some(&token),
+            json!({"code": code(&app, &seed, 0)}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let new: Vec<String> = body["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(new.len(), 10);
+    assert!(new.iter().all(|c| !old.contains(c)));
+    let (_, status) = app.get("/api/me/mfa", Some(&token)).await;
+    assert_eq!(status["recovery_codes_left"], 10);
+    assert_eq!(
+        login(&app, "sam", Some(&old[0])).await.0,
+        401,
+        "the old set is gone"
+    );
+    assert_eq!(login(&app, "sam", Some(&new[0])).await.0, 201);
+}
+
+#[tokio::test]
+async fn a_required_factor_cannot_be_turned_off() {
+    let app = app().await;
+    let (_, seed, _) = enrolled(&app).await;
+    let (_, body) = login(&app, "sam", Some(&code(&app, &seed, 0))).await;
+    let token = body["token"].as_str().unwrap().to_string();
+    app.clock.advance(Duration::from_secs(30));
+    let (status, body) = app
+        .delete_with(
+            "/api/me/mfa/totp",
+            Some(&token),
+            json!({"code": code(&app, &seed, 0)}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "forbidden");
+    assert_eq!(
+        login(&app, "sam", None).await.0,
+        401,
+        "the factor is still there"
+    );
+    let (_, status) = app.get("/api/me/mfa", Some(&token)).await;
+    assert_eq!(status["totp"], true);
+}
+
+#[tokio::test]
+async fn an_admin_reset_is_in_the_audit_log() {
+    let app = app().await;
+    let (sam, _, _) = enrolled(&app).await;
+    let admin = app.admin().await;
+    assert_eq!(
+        app.delete(&format!("/api/users/{sam}/mfa"), Some(&admin.token))
+            .await
+            .0,
+        204
+    );
+    let entries = app.audit("action=mfa_reset").await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let e = &entries[0];
+    assert_eq!(e["actor"], admin.id);
+    assert_eq!(e["role"], "admin");
+    assert_eq!(e["outcome"], "allowed");
+    assert_eq!(
+        (e["object_kind"].as_str(), e["object_id"].as_i64()),
+        (Some("user"), Some(sam))
+    );
+}

@@ -101,10 +101,11 @@ impl TestAppBuilder {
         self.config.verification.from = "ACME Support <support@acme.test>".into();
         self
     }
-    /// Requires a second factor for the roles `deskgate serve` requires it for. Off by default
-    /// in tests, so that tests about other things can log staff in with a password alone.
+    /// Requires a second factor for the roles `deskgate serve` requires it for by default
+    /// (its default config's). Off by default in tests, so that tests about other things can
+    /// log staff in with a password alone.
     pub fn mfa_required(mut self) -> Self {
-        self.config.verification.mfa_roles = deskgate::stepup::config::ALWAYS_MFA.to_vec();
+        self.config.verification.mfa_roles = Config::default().verification.mfa_roles;
         self
     }
     /// Any other change to the config.
