@@ -82,6 +82,7 @@ pub fn router(app: App) -> Router {
         .route("/api/grants/{id}/revoke", post(api::grants::revoke))
         .route("/api/grants/{id}/transcript", get(api::grants::transcript))
         .route("/api/audit", get(api::audit::list))
+        .route("/api/alerts", get(api::alerts::list))
         .route(
             "/api/tickets/{id}/legal-hold",
             axum::routing::put(api::tickets::legal_hold),

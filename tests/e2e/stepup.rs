@@ -1427,3 +1427,207 @@ async fn codes_are_never_at_rest_or_in_the_logs_in_clear() {
         assert!(leaks.is_empty(), "code {code} in the logs: {leaks:#?}");
     }
 }
+
+// --- who a verification authorises, the daily cap under concurrency, alerts read later ------
+
+#[tokio::test]
+async fn a_verification_authorises_only_the_agent_who_asked_for_it() {
+    let smtp = SmtpServer::start().await;
+    let mut d = desk(TestApp::builder().smtp(&smtp)).await;
+    let linus = d.app.agent("linus").await;
+    let (mut linus_ws, _) = d.app.agent_ws(&linus).await;
+    let asked = d.request("change_address").await;
+    let code = code_in(&smtp.wait_for(1).await[0]);
+    assert_eq!(
+        d.verify(&asked["challenge"], &code).await["state"],
+        "approved"
+    );
+    let badge = d
+        .agent_ws
+        .recv_where("approved", |f| {
+            f["type"] == "verification" && f["state"] == "approved"
+        })
+        .await;
+    assert_eq!(badge["agent"], d.agent.id, "the badge says whose it is");
+    // grace hands the ticket to linus while the verification is live.
+    let r = d
+        .agent_ws
+        .request(json!({"type": "transfer", "ticket": d.ticket, "to": linus.id}))
+        .await;
+    assert_eq!(r["type"], "ok", "{r}");
+    let path = format!("/api/tickets/{}/actions", d.ticket);
+    let (status, body) = d
+        .app
+        .post(
+            &path,
+            Some(&linus.token),
+            json!({"action": "change_address"}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "verification_required");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("another agent's request"),
+        "{body}"
+    );
+    let (status, _) = d.perform("change_address").await;
+    assert!(
+        status == 403 || status == 404,
+        "grace no longer holds it: {status}"
+    );
+    let refused = d
+        .app
+        .audit(&format!("actor={}&action=sensitive_action", linus.id))
+        .await;
+    assert_eq!(refused[0]["outcome"], "denied");
+    assert!(
+        refused[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("verified for another agent"),
+        "{refused:?}"
+    );
+    // linus asks for his own verification, and then may act.
+    let r = linus_ws
+        .request(
+            json!({"type": "request_verification", "ticket": d.ticket, "action": "change_address"}),
+        )
+        .await;
+    assert_eq!(r["type"], "ok", "{r}");
+    let again = d.customer.recv_type("verification_requested").await;
+    let code = code_in(&smtp.wait_for(2).await[1]);
+    assert_eq!(
+        d.verify(&again["challenge"], &code).await["state"],
+        "approved"
+    );
+    let (status, done) = d
+        .app
+        .post(
+            &path,
+            Some(&linus.token),
+            json!({"action": "change_address"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{done}");
+    assert_eq!(done["agent"], linus.id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_wrong_codes_across_challenges_never_pass_the_daily_cap() {
+    let smtp = SmtpServer::start().await;
+    let mut d = desk(TestApp::builder().smtp(&smtp)).await;
+    let sup = d.app.staff("sam", "supervisor", 5).await;
+    let (mut sup_ws, _) = d.app.agent_ws(&sup).await;
+    // Five challenges of one customer (one per action): 25 attempts in all, the daily cap 10.
+    let actions = [
+        "change_address",
+        "change_email",
+        "change_phone",
+        "reveal_order_history",
+        "reset_password",
+    ];
+    let mut challenges = Vec::new();
+    for (n, action) in actions.iter().enumerate() {
+        let asked = d.request(action).await;
+        let code = code_in(&smtp.wait_for(n + 1).await[n]);
+        challenges.push((asked["challenge"].clone(), wrong(&code)));
+    }
+    let mut tasks = Vec::new();
+    for (i, (challenge, guess)) in challenges.into_iter().enumerate() {
+        let mut tab = d.second_tab().await;
+        tasks.push(tokio::spawn(async move {
+            for j in 0..5 {
+                tab.send(json!({"type": "verify", "ref": format!("{i}-{j}"), "challenge": challenge, "code": guess}))
+                    .await;
+            }
+            let mut replies = Vec::new();
+            for _ in 0..5 {
+                replies.push(tab.recv_where("reply", |f| f.get("ref").is_some()).await);
+            }
+            replies
+        }));
+    }
+    let (mut checked, mut locked) = (0, 0);
+    for t in tasks {
+        for r in t.await.unwrap() {
+            match (r["type"].as_str(), r["code"].as_str()) {
+                (Some("verification_result"), _) => checked += 1,
+                (Some("error"), Some("locked")) => locked += 1,
+                _ => panic!("unexpected reply {r}"),
+            }
+        }
+    }
+    assert_eq!((checked, locked), (10, 15), "exactly the cap is checked");
+    use sqlx::Connection;
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(d.app.db_path());
+    let mut db = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .unwrap();
+    let failures: i64 = sqlx::query_scalar("SELECT failures FROM verification_failures")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(failures, 10);
+    let attempts: i64 = sqlx::query_scalar("SELECT SUM(attempts) FROM verification_challenges")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(attempts, 10);
+    // One alert, from the check that reached the cap.
+    sup_ws.recv_type("security_alert").await;
+    sup_ws.expect_none("security_alert", QUIET).await;
+}
+
+#[tokio::test]
+async fn a_supervisor_who_connects_later_sees_the_alert() {
+    let smtp = SmtpServer::start().await;
+    let mut d = desk(
+        TestApp::builder()
+            .smtp(&smtp)
+            .config(|c| c.verification.rules.daily_failure_cap = 3),
+    )
+    .await;
+    let online = d.app.staff("sam", "supervisor", 5).await;
+    let (mut online_ws, _) = d.app.agent_ws(&online).await;
+    let asked = d.request("change_address").await;
+    let code = code_in(&smtp.wait_for(1).await[0]);
+    for _ in 0..3 {
+        d.verify(&asked["challenge"], &wrong(&code)).await;
+    }
+    let live = online_ws.recv_type("security_alert").await;
+    // Nobody else was connected; a supervisor who logs in afterwards asks for what they missed.
+    d.app.clock.advance(Duration::from_secs(3600));
+    let later = d.app.staff("tess", "supervisor", 5).await;
+    let (status, alerts) = d.app.get("/api/alerts", Some(&later.token)).await;
+    assert_eq!(status, 200, "{alerts}");
+    let alerts = alerts.as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    for field in ["kind", "ticket", "customer", "at", "message"] {
+        assert_eq!(alerts[0][field], live[field], "{field}: the frame's format");
+    }
+    assert_eq!(alerts[0]["kind"], "verification_locked");
+    assert_eq!(alerts[0]["ticket"], d.ticket);
+    let admin = d.app.admin().await;
+    assert_eq!(d.app.get("/api/alerts", Some(&admin.token)).await.0, 200);
+    assert_eq!(d.app.get("/api/alerts", Some(&d.agent.token)).await.0, 403);
+    assert_eq!(d.app.get("/api/alerts", None).await.0, 401);
+    // Older than `since`: not listed; a bad time is a clear error.
+    let (_, none) = d
+        .app
+        .get("/api/alerts?since=2100-01-01T00:00:00Z", Some(&later.token))
+        .await;
+    assert_eq!(none, json!([]));
+    let (status, body) = d
+        .app
+        .get("/api/alerts?since=yesterday", Some(&later.token))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    // After the default window of 7 days it is gone from the list.
+    d.app.clock.advance(Duration::from_secs(7 * 24 * 3600));
+    let later = d.app.login("tess").await;
+    let (_, old) = d.app.get("/api/alerts", Some(&later.token)).await;
+    assert_eq!(old, json!([]));
+}

@@ -6,7 +6,7 @@
 //! once, a TOTP step is accepted only if it is later than the last accepted one, a recovery
 //! code is used once. Identifiers are the gateway's, as plain integers.
 
-use crate::challenge::{Challenge, CheckOutcome, Rules};
+use crate::challenge::{Challenge, Checked, Rules};
 use crate::lockout::TotpLimits;
 use async_trait::async_trait;
 
@@ -87,16 +87,21 @@ pub trait VerificationStore: Send + Sync + 'static {
         now: i64,
         rules: &Rules,
     ) -> VerifyStoreResult<Option<Challenge>>;
-    /// Counts one check of the challenge. `right` says whether the code matched the stored
-    /// hash (compared by the caller in constant time). One conditional update decides the
-    /// outcome, so concurrent checks never exceed `max_attempts` and at most one approves.
+    /// Counts one check of the challenge of `customer`. `right` says whether the code matched
+    /// the stored hash (compared by the caller in constant time). One transaction decides the
+    /// outcome and counts it: it refuses the check (`Locked`) if the customer has reached
+    /// `rules.daily_failure_cap` wrong codes today (UTC), counts the attempt with one
+    /// conditional update, and adds a wrong one to the customer's daily count. So concurrent
+    /// checks, of one challenge or of several of the customer's, never exceed `max_attempts`
+    /// or the daily cap, and at most one approves.
     async fn check(
         &self,
         id: i64,
+        customer: i64,
         right: bool,
         now: i64,
         rules: &Rules,
-    ) -> VerifyStoreResult<CheckOutcome>;
+    ) -> VerifyStoreResult<Checked>;
     /// The approved, unexpired challenge that verifies the ticket for the action, if any.
     async fn live_verification(
         &self,
@@ -126,9 +131,8 @@ pub trait VerificationStore: Send + Sync + 'static {
     async fn customer_language(&self, customer: i64) -> VerifyStoreResult<Option<String>>;
 
     // --- per-customer failure cap ----------------------------------------------------------
-    /// Adds one wrong code to the customer's count for `day` (days since the epoch, UTC);
-    /// returns the new count.
-    async fn add_customer_failure(&self, customer: i64, day: i64) -> VerifyStoreResult<u32>;
+    /// The customer's wrong codes on `day` (days since the epoch, UTC); [`Self::check`] counts
+    /// them.
     async fn customer_failures(&self, customer: i64, day: i64) -> VerifyStoreResult<u32>;
 
     // --- staff TOTP and recovery codes -----------------------------------------------------

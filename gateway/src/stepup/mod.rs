@@ -21,7 +21,7 @@ use crate::desk::Desk;
 use crate::hub::Hub;
 use crate::ids::{CustomerId, TicketId, UserId};
 use crate::protocol::ServerFrame;
-use crate::store::{Customer, Role, Store, StoreError, Ticket, User};
+use crate::store::{Customer, Store, StoreError, Ticket, User};
 use config::VerificationConfig;
 use keys::Keys;
 use secrecy::{ExposeSecret, SecretString};
@@ -61,6 +61,11 @@ pub enum StepUpError {
     /// A sensitive action without a live verification of the ticket's customer for it.
     #[error("the customer has not been verified for {0} on this ticket")]
     VerificationRequired(String),
+    /// The live verification was asked for by another agent (the ticket was transferred).
+    #[error(
+        "the customer was verified for {0} at another agent's request; ask for a new verification"
+    )]
+    VerifiedForAnother(String),
     #[error("a code is six digits")]
     BadCode,
     /// The challenge was no longer pending when the code arrived (approved by an earlier
@@ -125,7 +130,9 @@ impl StepUpError {
                 ),
             ),
             StepUpError::Resend(r) => (C::Conflict, r.to_string()),
-            StepUpError::VerificationRequired(_) => (C::VerificationRequired, self.to_string()),
+            StepUpError::VerificationRequired(_) | StepUpError::VerifiedForAnother(_) => {
+                (C::VerificationRequired, self.to_string())
+            }
             StepUpError::BadCode => (C::InvalidFrame, self.to_string()),
             StepUpError::NotPending(_) => (C::Conflict, self.to_string()),
             StepUpError::WrongFactor => (C::Unauthenticated, self.to_string()),
@@ -173,6 +180,8 @@ pub struct VerificationView {
     pub verified_until: Option<Timestamp>,
     /// Where the code went, masked.
     pub destination: String,
+    /// The agent who asked for it: an approval authorises their actions only.
+    pub agent: UserId,
 }
 
 /// The verification state of a ticket: the latest challenge of each action, and whether its
@@ -327,6 +336,7 @@ impl StepUp {
             expires_at: Timestamp(c.expires_at),
             verified_until: c.verified_until.map(Timestamp),
             destination: c.destination.clone(),
+            agent: UserId(c.agent),
         }
     }
 
@@ -559,14 +569,13 @@ impl StepUp {
         ev.ticket = Some(TicketId(c.ticket));
         ev.challenge = Some(c.id);
         ev.action = Some(&c.action);
-        if self.locked(customer.id).await? {
-            ev.kind = Some(Kind::VerificationRefusedLocked);
-            self.record(&ev).await;
-            return Err(StepUpError::Locked);
-        }
         let right = self.keys.code().matches(&c.salt, &code, &c.code_hash);
         let rules = &self.config.rules;
-        let outcome = self.vs().check(c.id, right, self.now(), rules).await?;
+        let checked = self
+            .vs()
+            .check(c.id, customer.id.0, right, self.now(), rules)
+            .await?;
+        let outcome = checked.outcome;
         let reply = match outcome {
             CheckOutcome::Approved { verified_until } => CheckReply {
                 challenge: c.id,
@@ -592,6 +601,11 @@ impl StepUp {
                 self.record(&ev).await;
                 return Err(StepUpError::NotPending(state));
             }
+            CheckOutcome::Locked => {
+                ev.kind = Some(Kind::VerificationRefusedLocked);
+                self.record(&ev).await;
+                return Err(StepUpError::Locked);
+            }
         };
         let counted_wrong = matches!(
             outcome,
@@ -603,15 +617,10 @@ impl StepUp {
             _ => Kind::VerificationFailed,
         });
         self.record(&ev).await;
-        if counted_wrong {
-            let failures = self
-                .vs()
-                .add_customer_failure(customer.id.0, day_of(self.now()))
-                .await?;
-            if failures == rules.daily_failure_cap {
-                self.lock_out(customer.id, TicketId(c.ticket), failures)
-                    .await;
-            }
+        // The check that reached the cap, and only that one, raises the alert.
+        if counted_wrong && checked.failures_today == rules.daily_failure_cap {
+            self.lock_out(customer.id, TicketId(c.ticket), checked.failures_today)
+                .await;
         }
         if let (Ok(ticket), Ok(now)) = (
             self.store.ticket(TicketId(c.ticket)).await,
@@ -622,23 +631,18 @@ impl StepUp {
         Ok(reply)
     }
 
-    /// The daily cap was reached: record it and alert every supervisor and admin online.
+    /// The daily cap was reached: record it (the audit log keeps it for supervisors who
+    /// connect later: `GET /api/alerts`) and alert every supervisor and admin online.
     async fn lock_out(&self, customer: CustomerId, ticket: TicketId, failures: u32) {
+        let detail = format!("{failures} wrong codes today");
         let mut ev = SecEvent::new(Kind::VerificationLocked);
         ev.customer = Some(customer);
         ev.ticket = Some(ticket);
+        ev.detail = Some(&detail);
         self.record(&ev).await;
-        let message = format!(
-            "Step-up verification locked for customer {customer} after {failures} wrong codes today (ticket {ticket}). Someone may be guessing codes."
-        );
-        let frame = ServerFrame::SecurityAlert {
-            kind: "verification_locked",
-            ticket: Some(ticket),
-            customer: Some(customer),
-            at: self.clock.now(),
-            message: &message,
-        }
-        .encode();
+        let alert =
+            security::Alert::locked(Some(ticket), Some(customer), self.clock.now(), &detail);
+        let frame = alert.frame();
         let users = match self.store.users().await {
             Ok(u) => u,
             Err(e) => {
@@ -648,11 +652,46 @@ impl StepUp {
         };
         for u in users
             .iter()
-            .filter(|u| u.active && matches!(u.role, Role::Supervisor | Role::Admin))
+            .filter(|u| u.active && security::receives_alerts(u.role))
         {
             self.publish(Topic::User(u.id), Audience::Staff, frame.clone())
                 .await;
         }
+    }
+
+    /// Security alerts of the last `since` (newest first, at most `limit`), for a supervisor
+    /// or admin who was not online when they were raised: the same as the `security_alert`
+    /// frames, read back from the audit log.
+    pub async fn recent_alerts(
+        &self,
+        user: &User,
+        since: Timestamp,
+        limit: i64,
+    ) -> StepUpResult<Vec<security::Alert>> {
+        if !security::receives_alerts(user.role) {
+            return Err(StepUpError::Forbidden);
+        }
+        let filter = crate::store::AuditFilter {
+            actor: None,
+            customer: None,
+            object_kind: None,
+            object_id: None,
+            action: Some(
+                crate::audit::Action::VerificationLocked
+                    .as_str()
+                    .to_string(),
+            ),
+            outcome: None,
+            from: Some(since),
+            to: None,
+            before: None,
+            limit,
+        };
+        let records = self.store.audit_search(&filter).await?;
+        Ok(records
+            .iter()
+            .filter_map(security::Alert::from_audit)
+            .collect())
     }
 
     /// Tells the customer's widget a code is on its way, and the ticket's staff the state.
@@ -713,7 +752,10 @@ impl StepUp {
     }
 
     /// A sensitive action on a ticket: allowed only with a live verification of the ticket's
-    /// customer for exactly this action, and recorded with the verification that allowed it.
+    /// customer for exactly this action, asked for by this agent, and recorded with the
+    /// verification that allowed it. A verification another agent obtained (before a transfer)
+    /// does not count: the customer proved themselves to that agent's request, and the new
+    /// holder asks again.
     pub async fn perform(
         &self,
         agent: &User,
@@ -731,10 +773,20 @@ impl StepUp {
             .live(ticket.id, action)
             .await?
             .filter(|c| c.customer == ticket.customer.id.0);
-        let Some(c) = live else {
-            ev.kind = Some(Kind::ActionRefused);
-            self.record(&ev).await;
-            return Err(StepUpError::VerificationRequired(action.to_string()));
+        let c = match live {
+            Some(c) if c.agent == agent.id.0 => c,
+            other => {
+                ev.kind = Some(Kind::ActionRefused);
+                let err = match other {
+                    Some(_) => {
+                        ev.detail = Some("verified for another agent");
+                        StepUpError::VerifiedForAnother(action.to_string())
+                    }
+                    None => StepUpError::VerificationRequired(action.to_string()),
+                };
+                self.record(&ev).await;
+                return Err(err);
+            }
         };
         let done = self
             .vs()
