@@ -81,6 +81,17 @@ async fn every_surface_is_accessible_and_the_widget_reads_right_to_left() {
     app.staff("sam", "supervisor", 1).await; // also creates "admin"
     let out = flow(&app, "test/surfaces.mjs").await;
     assert!(out.contains("supervisor console"), "{out}");
+    // The Persian widget told the gateway its language: the customer's code emails are Persian.
+    use sqlx::Connection;
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(app.db_path());
+    let mut db = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .unwrap();
+    let languages: Vec<String> = sqlx::query_scalar("SELECT language FROM verification_languages")
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
+    assert!(languages.iter().any(|l| l == "fa"), "{languages:?}");
 }
 
 #[tokio::test]
