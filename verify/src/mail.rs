@@ -89,7 +89,8 @@ pub enum MailError {
 
 pub enum Mailer {
     Smtp {
-        transport: AsyncSmtpTransport<Tokio1Executor>,
+        /// Boxed: the transport is large, and the outbox variant small.
+        transport: Box<AsyncSmtpTransport<Tokio1Executor>>,
         host: String,
         port: u16,
         timeout: Duration,
@@ -135,7 +136,7 @@ impl Mailer {
             }
         }
         Ok(Mailer::Smtp {
-            transport: b.build(),
+            transport: Box::new(b.build()),
             host: s.host.clone(),
             port: s.port,
             timeout: s.timeout,
