@@ -28,11 +28,14 @@ if [ ! -f "$lock" ] || [ web-widget/package-lock.json -nt "$lock" ]; then
   echo "installing the web-widget's npm packages" >&2
   (cd web-widget && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
 fi
-# The step-up tests send code emails to a real SMTP server: aiosmtpd from PyPI, in a venv.
-if [ -z "${DESKGATE_TEST_PYTHON:-}" ] && ! target/smtp-venv/bin/python -c "import aiosmtpd" >/dev/null 2>&1; then
-  echo "installing aiosmtpd from PyPI into target/smtp-venv" >&2
+# The step-up tests send code emails to a real SMTP server: aiosmtpd from PyPI, in a venv, at
+# the version the tests were written against (implicit TLS, AUTH and the authenticator API).
+AIOSMTPD_VERSION=1.4.6
+if [ -z "${DESKGATE_TEST_PYTHON:-}" ] && ! target/smtp-venv/bin/python -c \
+    "import sys, aiosmtpd; sys.exit(aiosmtpd.__version__ != '$AIOSMTPD_VERSION')" >/dev/null 2>&1; then
+  echo "installing aiosmtpd $AIOSMTPD_VERSION from PyPI into target/smtp-venv" >&2
   python3 -m venv target/smtp-venv
-  target/smtp-venv/bin/pip install --quiet aiosmtpd
+  target/smtp-venv/bin/pip install --quiet "aiosmtpd==$AIOSMTPD_VERSION"
 fi
 
 cargo nextest run --workspace --no-fail-fast

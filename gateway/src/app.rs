@@ -84,8 +84,7 @@ impl App {
         let hub = Hub::new(registry.clone(), Arc::new(MemoryBus::new(registry)));
         let auditor = Arc::new(Auditor::configured(&config, store.clone(), clock.clone())?);
         let stepup = Arc::new(StepUp::new(
-            config.verification.clone(),
-            &config.data,
+            &config,
             store.clone(),
             hub.clone(),
             clock.clone(),

@@ -160,6 +160,10 @@ pub struct SiteConfig {
     /// form); a page may still override it with `data-prechat="on"` or `"off"`.
     #[serde(default)]
     pub prechat: bool,
+    /// Language of code emails to this site's customers whose own language is not known
+    /// (`en`, `ru`, `zh`, `fa`); the global `email_language` otherwise.
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 /// The config file. Every field is optional; absent ones keep their default.
@@ -449,6 +453,11 @@ impl Config {
             for origin in &site.allowed_origins {
                 if let Err(why) = crate::origin::Origin::parse(origin) {
                     return invalid("sites.allowed_origins", &why);
+                }
+            }
+            if let Some(lang) = &site.language {
+                if let Err(why) = crate::stepup::config::parse_language(lang) {
+                    return invalid("sites.language", &why);
                 }
             }
         }

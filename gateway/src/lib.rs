@@ -17,7 +17,8 @@
 //! - [`audit`]: the one door to the tamper-evident audit log ([`App::audit`]).
 //! - [`vault`]: keys and sealing of what customers typed (the `recorder` crate does the
 //!   cryptography); the store seals on write and opens on read.
-//! - [`app`]: shared state; [`server`]: routes and `run`; [`config`]; [`clock`]; [`metrics`].
+//! - [`app`]: shared state; [`server`]: routes and `run`; [`config`]; [`clock`]; [`metrics`];
+//!   [`logging`]: what never reaches the log, whatever the filter.
 
 pub mod api;
 pub mod app;
@@ -30,6 +31,7 @@ pub mod config;
 pub mod desk;
 pub mod hub;
 pub mod ids;
+pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod origin;

@@ -89,15 +89,22 @@ pub async fn agent_replied(app: &App, ticket: &Ticket, message: &Message) {
             return;
         }
     };
-    let Some(to) = customer.email.filter(|e| !e.is_empty()) else {
+    let Some(to) = customer.email.clone().filter(|e| !e.is_empty()) else {
         return;
     };
     if !app.offline_replies.take(ticket.id) {
         return;
     }
     let stepup = &app.stepup;
+    let lang = match stepup.language_of(&customer).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, ticket = %ticket.id, "offline reply: language unavailable");
+            stepup.config.language
+        }
+    };
     let (subject, body) = render(
-        &stepup.config.language,
+        lang.as_str(),
         &stepup.config.company,
         &message.from.name,
         &message.text,

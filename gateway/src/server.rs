@@ -87,6 +87,7 @@ pub fn router(app: App) -> Router {
         .route("/api/grants/{id}/transcript", get(api::grants::transcript))
         .route("/api/audit", get(api::audit::list))
         .route("/api/audit/status", get(api::audit::status))
+        .route("/api/alerts", get(api::alerts::list))
         .route(
             "/api/tickets/{id}/legal-hold",
             axum::routing::put(api::tickets::legal_hold),

@@ -39,6 +39,7 @@ impl Sites {
                 identity_secret_file: Some(path),
                 allowed_origins: Vec::new(),
                 prechat: false,
+                language: None,
             }]
         } else {
             config.sites.clone()

@@ -106,6 +106,17 @@ async fn every_surface_is_accessible_and_the_widget_reads_right_to_left() {
     ] {
         assert!(out.contains(step), "{step}: {out}");
     }
+    // The Persian widget told the gateway its language: the customer's code emails are Persian.
+    use sqlx::Connection;
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(app.db_path());
+    let mut db = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .unwrap();
+    let languages: Vec<String> = sqlx::query_scalar("SELECT language FROM verification_languages")
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
+    assert!(languages.iter().any(|l| l == "fa"), "{languages:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,6 +261,7 @@ async fn the_widget_on_the_sites_own_domain_with_nobody_online_and_the_reply_by_
                 identity_secret_file: None,
                 allowed_origins: vec![SHOP.into()],
                 prechat: true,
+                language: None,
             }]
         })
         .start()

@@ -18,6 +18,7 @@ fn site(key: &str, origins: &[&str]) -> SiteConfig {
         identity_secret_file: None,
         allowed_origins: origins.iter().map(|o| o.to_string()).collect(),
         prechat: false,
+        language: None,
     }
 }
 

@@ -187,7 +187,7 @@ async fn a_canary_sent_through_the_chat_is_nowhere_on_disk() {
     let in_risk = canary("risk");
     let phrase = in_risk.clone();
     let app = TestApp::builder()
-        .config(move |c| c.verification.risk_phrases = vec![phrase])
+        .config(move |c| c.verification.risk_phrases = Some(vec![phrase]))
         .start()
         .await;
     let in_chat = canary("chat");

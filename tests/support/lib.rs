@@ -73,9 +73,19 @@ impl TestAppBuilder {
         self.config.visitor_ttl = d;
         self
     }
-    /// Sends code emails through this SMTP server, over STARTTLS, trusting its certificate.
+    /// Sends code emails through this SMTP server, with its kind of TLS, trusting its
+    /// certificate (its AUTH credentials, if it wants any, are the test's to configure).
     pub fn smtp(self, server: &smtp::SmtpServer) -> Self {
+        let tls = match server.options.tls {
+            smtp::Tls::Starttls => verify::mail::TlsMode::Starttls,
+            smtp::Tls::Implicit => verify::mail::TlsMode::Implicit,
+        };
         self.smtp_port(server.port, Some(server.ca_file.clone()))
+            .config(|c| {
+                if let Some(s) = c.verification.smtp.as_mut() {
+                    s.tls = tls;
+                }
+            })
     }
     /// Sends code emails to 127.0.0.1:`port` over STARTTLS (nothing need listen there).
     pub fn smtp_port(mut self, port: u16, ca_file: Option<PathBuf>) -> Self {
@@ -86,15 +96,17 @@ impl TestAppBuilder {
             username: None,
             password: None,
             ca_file,
+            timeout: deskgate::stepup::config::DEFAULT_SMTP_TIMEOUT,
         });
         self.config.verification.company = "ACME".into();
         self.config.verification.from = "ACME Support <support@acme.test>".into();
         self
     }
-    /// Requires a second factor for the roles `deskgate serve` requires it for. Off by default
-    /// in tests, so that tests about other things can log staff in with a password alone.
+    /// Requires a second factor for the roles `deskgate serve` requires it for by default
+    /// (its default config's). Off by default in tests, so that tests about other things can
+    /// log staff in with a password alone.
     pub fn mfa_required(mut self) -> Self {
-        self.config.verification.mfa_roles = deskgate::stepup::config::ALWAYS_MFA.to_vec();
+        self.config.verification.mfa_roles = Config::default().verification.mfa_roles;
         self
     }
     /// Keeps the test clock in step with the wall clock, for flows that compute time-based
@@ -418,9 +430,54 @@ impl TestApp {
     /// A customer of the demo site with a signed identity carrying `email`: the registered
     /// address step-up codes go to.
     pub async fn verified_visitor(&self, sub: &str, email: &str) -> Visitor {
-        let token = self.identity_token(sub, "Ada Lovelace", email);
-        self.visitor_with(json!({"site_key": "demo", "identity_token": token}))
+        self.verified_visitor_with(sub, email, json!({}), json!({}))
             .await
+    }
+
+    /// [`TestApp::verified_visitor`] with more claims in the identity token and more fields
+    /// in the `POST /api/visitor` body (`lang`, `site_key` of another site with `secret`).
+    pub async fn verified_visitor_with(
+        &self,
+        sub: &str,
+        email: &str,
+        claims: Value,
+        body: Value,
+    ) -> Visitor {
+        let secret = match body.get("secret").and_then(Value::as_str) {
+            Some(s) => s.to_string(),
+            None => std::fs::read_to_string(self.data_dir().join("sites/demo.identity-secret"))
+                .expect("the demo site's secret"),
+        };
+        let token = self.identity_token_signed_with(&secret, sub, email, claims);
+        let mut request = json!({"site_key": "demo", "identity_token": token});
+        for (k, v) in body.as_object().expect("body is an object") {
+            if k != "secret" {
+                request[k] = v.clone();
+            }
+        }
+        self.visitor_with(request).await
+    }
+
+    /// An identity token signed with a site's `secret`, valid for ten minutes.
+    pub fn identity_token_signed_with(
+        &self,
+        secret: &str,
+        sub: &str,
+        email: &str,
+        claims: Value,
+    ) -> String {
+        use deskgate::clock::Clock;
+        let exp = self.clock.now().millis() / 1000 + 600;
+        let mut all = json!({"sub": sub, "name": "Ada Lovelace", "email": email, "exp": exp});
+        for (k, v) in claims.as_object().expect("claims are an object") {
+            all[k] = v.clone();
+        }
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &all,
+            &jsonwebtoken::EncodingKey::from_secret(secret.trim().as_bytes()),
+        )
+        .expect("sign")
     }
 
     /// An identity token as the demo site would sign it for a logged-in customer (HS256 with
@@ -569,6 +626,79 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.app.shutdown.cancel();
     }
+}
+
+/// Everything the gateway logs, at every level and through the gateway's own
+/// [`deskgate::logging`] filter (as `deskgate serve --log trace` would), from the moment
+/// [`LogCapture::install`] is called: for tests that check what never appears in the logs. It
+/// installs the process's global subscriber, so it must come before the first [`TestApp`] of
+/// the process (nextest runs each test in a process of its own).
+#[derive(Clone)]
+pub struct LogCapture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    pub fn install() -> LogCapture {
+        let capture = LogCapture(Arc::default());
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        let sink = capture.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing_subscriber::filter::LevelFilter::TRACE)
+            .with_ansi(false)
+            // No timestamps: their digits would only blur what the test looks for.
+            .without_time()
+            .with_writer(move || sink.clone())
+            .finish()
+            .with(deskgate::logging::layer())
+            .try_init()
+            .expect("the log capture is the first subscriber of this process");
+        capture
+    }
+
+    /// What was logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whether `needle` occurs in `haystack` with no ASCII digit right before or after it: a code
+/// as a value of its own, not a piece of a longer number.
+pub fn contains_number(haystack: &[u8], needle: &str) -> bool {
+    let n = needle.as_bytes();
+    haystack.windows(n.len()).enumerate().any(|(i, w)| {
+        w == n
+            && (i == 0 || !haystack[i - 1].is_ascii_digit())
+            && haystack
+                .get(i + n.len())
+                .is_none_or(|b| !b.is_ascii_digit())
+    })
+}
+
+/// Every file under `dir`, recursively, with its bytes.
+pub fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                out.push((path, bytes));
+            }
+        }
+    }
+    out
 }
 
 fn init_tracing() {

@@ -178,6 +178,16 @@ pub enum CheckOutcome {
     /// The challenge was no longer pending (approved, expired, canceled, max_attempts) when
     /// the check arrived; nothing changed.
     NotPending(ChallengeState),
+    /// The customer had reached the daily cap of wrong codes before this check; the code was
+    /// not looked at and nothing changed.
+    Locked,
+}
+
+/// A check and the customer's wrong codes today after it (the daily cap's count).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checked {
+    pub outcome: CheckOutcome,
+    pub failures_today: u32,
 }
 
 pub fn millis(d: Duration) -> i64 {
@@ -216,6 +226,7 @@ mod tests {
         assert_eq!(r.max_resends, 3);
         assert_eq!(r.resend_cooldown, Duration::from_secs(30));
         assert_eq!(r.verified_for, Duration::from_secs(900));
+        assert_eq!(r.daily_failure_cap, 10);
     }
 
     #[test]

@@ -27,6 +27,6 @@ pub mod store;
 pub mod template;
 pub mod totp;
 
-pub use challenge::{Challenge, ChallengeState, CheckOutcome, Rules};
+pub use challenge::{Challenge, ChallengeState, CheckOutcome, Checked, Rules};
 pub use code::{Code, CodeKey};
 pub use store::{VerificationStore, VerifyStoreError};

@@ -3,7 +3,9 @@
 //! under the data dir so a single node works with zero setup.
 //!
 //! Every send opens its own connection (no pool), so a server that was down is used again as
-//! soon as it is back.
+//! soon as it is back. Every send is bounded by one deadline for the whole exchange: lettre's
+//! own timeout covers only the TCP connect, and a server that accepts and then says nothing
+//! would otherwise hold the send forever.
 
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
@@ -50,7 +52,7 @@ pub struct SmtpSettings {
     pub password: Option<SecretString>,
     /// Extra root certificate (PEM) to trust, for a server with a private CA.
     pub ca_pem: Option<Vec<u8>>,
-    /// Longest wait for the server at each step.
+    /// Longest time one send may take, from connecting to the server's last answer.
     pub timeout: Duration,
 }
 
@@ -75,15 +77,23 @@ pub enum MailError {
     /// The server answered with an error (4xx or 5xx).
     #[error("the mail server refused the message: {0}")]
     Refused(String),
+    /// The server did not accept the configured SMTP login (or offers no way to log in).
+    #[error("the mail server did not accept the SMTP login: {0}")]
+    Auth(String),
+    /// No complete answer within the deadline.
+    #[error("the mail server did not answer within {} s", .0.as_secs())]
+    Timeout(Duration),
     #[error("cannot write to the outbox: {0}")]
     Outbox(String),
 }
 
 pub enum Mailer {
     Smtp {
-        transport: AsyncSmtpTransport<Tokio1Executor>,
+        /// Boxed: the transport is large, and the outbox variant small.
+        transport: Box<AsyncSmtpTransport<Tokio1Executor>>,
         host: String,
         port: u16,
+        timeout: Duration,
     },
     /// Writes each message as an `.eml` file (mode 0600) into the directory.
     Outbox(PathBuf),
@@ -126,9 +136,10 @@ impl Mailer {
             }
         }
         Ok(Mailer::Smtp {
-            transport: b.build(),
+            transport: Box::new(b.build()),
             host: s.host.clone(),
             port: s.port,
+            timeout: s.timeout,
         })
     }
 
@@ -161,15 +172,28 @@ impl Mailer {
             .body(mail.body.expose_secret().to_string())
             .map_err(|e| MailError::Address(e.to_string()))?;
         match self {
-            Mailer::Smtp { transport, .. } => match transport.send(message).await {
-                Ok(_) => Ok(()),
-                Err(e) if e.is_permanent() || e.is_transient() => {
+            Mailer::Smtp {
+                transport, timeout, ..
+            } => match tokio::time::timeout(*timeout, transport.send(message)).await {
+                Err(_) => Err(MailError::Timeout(*timeout)),
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) if is_auth_failure(&e) => Err(MailError::Auth(status_of(&e))),
+                Ok(Err(e)) if e.is_permanent() || e.is_transient() => {
                     Err(MailError::Refused(status_of(&e)))
                 }
-                Err(e) => Err(MailError::Unreachable(e.to_string())),
+                Ok(Err(e)) => Err(MailError::Unreachable(e.to_string())),
             },
             Mailer::Outbox(dir) => write_outbox(dir, &message.formatted()).await,
         }
+    }
+}
+
+/// A refused login: 530 (authentication required), 534 and 535 (credentials refused), 538
+/// (encryption required for it), or no mechanism in common.
+fn is_auth_failure(e: &lettre::transport::smtp::Error) -> bool {
+    match e.status() {
+        Some(code) => matches!(u16::from(code), 530 | 534 | 535 | 538),
+        None => e.to_string().contains("authentication mechanism"),
     }
 }
 
@@ -254,6 +278,33 @@ mod tests {
             m.send(&mail()).await,
             Err(MailError::Unreachable(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_is_a_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // Accepts, then holds the connection without a word.
+        let held = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            std::future::pending::<()>().await;
+            drop(stream);
+        });
+        let m = Mailer::smtp(&SmtpSettings {
+            host: "127.0.0.1".into(),
+            port,
+            tls: TlsMode::Starttls,
+            username: None,
+            password: None,
+            ca_pem: None,
+            timeout: Duration::from_millis(300),
+        })
+        .unwrap();
+        assert!(matches!(
+            m.send(&mail()).await,
+            Err(MailError::Timeout(t)) if t == Duration::from_millis(300)
+        ));
+        held.abort();
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! once, a TOTP step is accepted only if it is later than the last accepted one, a recovery
 //! code is used once. Identifiers are the gateway's, as plain integers.
 
-use crate::challenge::{Challenge, CheckOutcome, Rules};
+use crate::challenge::{Challenge, Checked, Rules};
+use crate::lockout::TotpLimits;
 use async_trait::async_trait;
 
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +50,7 @@ pub struct TotpFactor {
     pub confirmed: bool,
     /// The last time step accepted; a code of this step or any earlier one is refused.
     pub last_step: Option<i64>,
-    /// Wrong codes since the last right one.
+    /// Wrong codes since the last right one (an attempt in progress counts as one).
     pub failures: u32,
     pub last_failure_at: Option<i64>,
 }
@@ -86,16 +87,21 @@ pub trait VerificationStore: Send + Sync + 'static {
         now: i64,
         rules: &Rules,
     ) -> VerifyStoreResult<Option<Challenge>>;
-    /// Counts one check of the challenge. `right` says whether the code matched the stored
-    /// hash (compared by the caller in constant time). One conditional update decides the
-    /// outcome, so concurrent checks never exceed `max_attempts` and at most one approves.
+    /// Counts one check of the challenge of `customer`. `right` says whether the code matched
+    /// the stored hash (compared by the caller in constant time). One transaction decides the
+    /// outcome and counts it: it refuses the check (`Locked`) if the customer has reached
+    /// `rules.daily_failure_cap` wrong codes today (UTC), counts the attempt with one
+    /// conditional update, and adds a wrong one to the customer's daily count. So concurrent
+    /// checks, of one challenge or of several of the customer's, never exceed `max_attempts`
+    /// or the daily cap, and at most one approves.
     async fn check(
         &self,
         id: i64,
+        customer: i64,
         right: bool,
         now: i64,
         rules: &Rules,
-    ) -> VerifyStoreResult<CheckOutcome>;
+    ) -> VerifyStoreResult<Checked>;
     /// The approved, unexpired challenge that verifies the ticket for the action, if any.
     async fn live_verification(
         &self,
@@ -113,10 +119,20 @@ pub trait VerificationStore: Send + Sync + 'static {
         now: i64,
     ) -> VerifyStoreResult<AuthorisedAction>;
 
+    // --- the customer's language ------------------------------------------------------------
+    /// Remembers the language a customer's code emails are written in (a tag with its own
+    /// text, e.g. `ru`); a later call replaces it.
+    async fn set_customer_language(
+        &self,
+        customer: i64,
+        language: &str,
+        now: i64,
+    ) -> VerifyStoreResult<()>;
+    async fn customer_language(&self, customer: i64) -> VerifyStoreResult<Option<String>>;
+
     // --- per-customer failure cap ----------------------------------------------------------
-    /// Adds one wrong code to the customer's count for `day` (days since the epoch, UTC);
-    /// returns the new count.
-    async fn add_customer_failure(&self, customer: i64, day: i64) -> VerifyStoreResult<u32>;
+    /// The customer's wrong codes on `day` (days since the epoch, UTC); [`Self::check`] counts
+    /// them.
     async fn customer_failures(&self, customer: i64, day: i64) -> VerifyStoreResult<u32>;
 
     // --- staff TOTP and recovery codes -----------------------------------------------------
@@ -124,11 +140,22 @@ pub trait VerificationStore: Send + Sync + 'static {
     /// Starts (or restarts) an enrolment: an unconfirmed factor with this sealed seed. Refused
     /// with `false` if a confirmed factor exists.
     async fn begin_totp(&self, user: i64, sealed_seed: &[u8], now: i64) -> VerifyStoreResult<bool>;
+    /// Takes one attempt at the user's factor, if `limits` allow one at `now`: fewer than
+    /// `limits.cap` failures and the delay their number calls for passed since the last one.
+    /// The attempt is counted as a failure in advance (failures + 1, last failure now) in the
+    /// same conditional update, so a burst of parallel attempts can neither exceed the cap nor
+    /// skip a delay; a right code clears the count afterwards ([`Self::accept_totp_step`],
+    /// [`Self::use_recovery_code`]). Returns the factor as it is after the reservation, or
+    /// `None` if no attempt is allowed now (or there is no factor).
+    async fn reserve_totp_attempt(
+        &self,
+        user: i64,
+        now: i64,
+        limits: &TotpLimits,
+    ) -> VerifyStoreResult<Option<TotpFactor>>;
     /// Accepts `step` if it is later than the last accepted one, confirming the factor if it
-    /// was not; resets the failure count. False if the step is not later (a replay).
+    /// was not; clears the failure count. False if the step is not later (a replay).
     async fn accept_totp_step(&self, user: i64, step: i64, now: i64) -> VerifyStoreResult<bool>;
-    /// Counts a wrong code; returns the failures since the last right one.
-    async fn totp_failure(&self, user: i64, now: i64) -> VerifyStoreResult<u32>;
     /// Removes the factor and the user's recovery codes; false if there was none.
     async fn delete_totp(&self, user: i64) -> VerifyStoreResult<bool>;
     /// Replaces the user's recovery codes with these keyed hashes.
@@ -138,7 +165,9 @@ pub trait VerificationStore: Send + Sync + 'static {
         hashes: &[[u8; 32]],
         now: i64,
     ) -> VerifyStoreResult<()>;
-    /// Uses the recovery code with this hash; true exactly once per code.
+    /// Uses the recovery code with this hash; true exactly once per code. A code that works
+    /// is a successful authentication: it clears the factor's failure count, as a right TOTP
+    /// code does (NIST SP 800-63B counts consecutive failures).
     async fn use_recovery_code(&self, user: i64, hash: &[u8], now: i64) -> VerifyStoreResult<bool>;
     async fn recovery_codes_left(&self, user: i64) -> VerifyStoreResult<u32>;
 }

@@ -12,7 +12,7 @@ const MAILDIR = process.env.DESKGATE_MAILDIR;
 
 async function mails() {
   return readdirSync(MAILDIR)
-    .filter((f) => f.endsWith(".eml"))
+    .filter((f) => f.endsWith(".txt"))
     .map((f) => readFileSync(`${MAILDIR}/${f}`, "utf8"));
 }
 

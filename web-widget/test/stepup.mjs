@@ -32,7 +32,7 @@ async function signedInPage(browser, base, token, name) {
 async function codeFromMail(n) {
   const deadline = Date.now() + WAIT;
   for (;;) {
-    const mails = readdirSync(MAILDIR).filter((f) => f.endsWith(".eml")).sort((a, b) => parseInt(a) - parseInt(b));
+    const mails = readdirSync(MAILDIR).filter((f) => f.endsWith(".txt")).sort((a, b) => parseInt(a) - parseInt(b));
     if (mails.length >= n) {
       const text = readFileSync(`${MAILDIR}/${mails[n - 1]}`, "utf8");
       const m = text.match(/Your code: ([0-9]{6})/);

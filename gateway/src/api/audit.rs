@@ -87,7 +87,8 @@ impl From<&AuditRecord> for AuditEntryView {
     }
 }
 
-fn time(name: &str, v: Option<String>) -> ApiResult<Option<Timestamp>> {
+/// An RFC 3339 query parameter as a time.
+pub(super) fn time(name: &str, v: Option<String>) -> ApiResult<Option<Timestamp>> {
     let Some(v) = v else { return Ok(None) };
     let t = humantime::parse_rfc3339_weak(&v)
         .map_err(|_| ApiError::Invalid(format!("{name} must be an RFC 3339 time")))?;

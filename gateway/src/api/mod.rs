@@ -1,6 +1,7 @@
 //! The REST API (`/api/...`): everything that is not live. One file per resource; the
 //! OpenAPI document at `/api/openapi.json` is generated from the handlers' annotations.
 
+pub mod alerts;
 pub mod audit;
 pub mod bootstrap;
 pub mod customers;

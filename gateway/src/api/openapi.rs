@@ -17,7 +17,7 @@ use utoipa::{Modify, OpenApi};
         super::queue::show,
         super::presence::show, super::sites::widget,
         super::verification::request, super::verification::status,
-        super::verification::resend, super::verification::perform,
+        super::verification::resend, super::verification::perform, super::alerts::list,
         super::mfa::status, super::mfa::begin, super::mfa::confirm,
         super::mfa::recovery_codes, super::mfa::disable, super::mfa::reset,
         super::customers::show, super::customers::reveal, super::exports::record,

@@ -26,8 +26,12 @@ pub struct VisitorRequest {
     /// The key of the embedding site.
     pub site_key: String,
     /// JWT (HS256) signed by the site with its identity secret: `sub`, `name`, `email`,
-    /// `phone`, `exp`.
+    /// `phone`, `locale`, `exp`.
     pub identity_token: Option<String>,
+    /// The widget's language (a BCP 47 tag such as `ru` or `zh-CN`): step-up code emails are
+    /// written in it when it is one with a text (en, ru, zh, fa) and the identity token names
+    /// no `locale`.
+    pub lang: Option<String>,
     /// Name the customer typed (unverified).
     pub name: Option<String>,
     /// Email the customer typed (unverified).
@@ -84,12 +88,29 @@ pub async fn create(
     }
     let cors = cors_headers(&headers);
     let now = app.clock.now();
+    let lang = clean("lang", req.lang, 35)?;
+    if lang
+        .as_deref()
+        .is_some_and(|l| !verify::template::is_language_tag(l))
+    {
+        return Err(ApiError::Invalid(
+            "lang must be a language tag such as ru or zh-CN".into(),
+        ));
+    }
+    let mut language = lang;
     let new = match &req.identity_token {
         Some(t) => {
             let id = identity::verify(t, site.identity_secret.as_ref(), now).map_err(|e| {
                 tracing::info!(site = %site.key, error = %e, "identity token refused");
                 ApiError::Unauthenticated
             })?;
+            // What the site signed wins over what the widget guessed, if it has a text.
+            if let Some(l) = id
+                .locale
+                .filter(|l| verify::template::Language::parse(l).is_some())
+            {
+                language = Some(l);
+            }
             NewCustomer {
                 site: site.key.clone(),
                 external_id: Some(id.sub),
@@ -109,6 +130,9 @@ pub async fn create(
         },
     };
     let customer = app.store.upsert_customer(new, now).await?;
+    if let Some(l) = &language {
+        app.stepup.remember_language(customer.id, l).await?;
+    }
     let (secret, digest) = token::issue(token::Kind::Visitor);
     let expires_at = now.plus(app.config.visitor_ttl);
     app.store

@@ -18,6 +18,10 @@ pub struct Identity {
     pub email: Option<String>,
     #[serde(default)]
     pub phone: Option<String>,
+    /// The customer's preferred language, a BCP 47 tag (the OpenID Connect claim): the
+    /// language of their step-up code emails.
+    #[serde(default)]
+    pub locale: Option<String>,
     /// Expiry, seconds since the epoch; required so a leaked token does not work forever.
     pub exp: i64,
 }

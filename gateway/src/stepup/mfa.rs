@@ -6,8 +6,9 @@ use super::{seal, StepUp, StepUpError, StepUpResult};
 use crate::audit::Context;
 use crate::store::User;
 use secrecy::{ExposeSecret, SecretString};
-use verify::lockout::{totp_gate, TotpGate};
+use verify::lockout::{TotpGate, TotpLimits};
 use verify::recovery;
+use verify::store::TotpFactor;
 use verify::totp::{self, Seed};
 
 /// What login needs beyond the password.
@@ -196,9 +197,10 @@ impl StepUp {
         Ok(LoginFactor::Passed)
     }
 
-    /// Checks a TOTP code (or, when `allow_recovery`, a recovery code) of the user. A code of
-    /// the last accepted step or an earlier one is refused; wrong codes count towards growing
-    /// delays and the cap.
+    /// Checks a TOTP code (or, when `allow_recovery`, a recovery code) of the user. The attempt
+    /// is first reserved in the store (counted as a failure, refused past the cap or within the
+    /// delay), so parallel attempts are checked one reservation each; a right code clears the
+    /// count. A code of the last accepted step or an earlier one is refused.
     async fn check_totp(
         &self,
         from: &Context,
@@ -207,19 +209,14 @@ impl StepUp {
         allow_recovery: bool,
     ) -> StepUpResult<()> {
         let now = self.clock.now().0;
-        let factor = self
+        let limits = TotpLimits::default();
+        let Some(factor) = self
             .vs()
-            .totp_factor(user.id.0)
+            .reserve_totp_attempt(user.id.0, now, &limits)
             .await?
-            .ok_or(StepUpError::WrongFactor)?;
-        match totp_gate(factor.failures, factor.last_failure_at, now) {
-            TotpGate::Open => {}
-            TotpGate::Wait(ms) => return Err(StepUpError::RetryLater((ms + 999) / 1000)),
-            TotpGate::Locked => {
-                self.record(from, &self.sec(Kind::MfaLocked, user)).await;
-                return Err(StepUpError::WrongFactor);
-            }
-        }
+        else {
+            return self.attempt_refused(from, user, now, &limits).await;
+        };
         let typed = code.expose_secret();
         if allow_recovery && factor.confirmed && recovery::looks_like(typed) {
             let hash = recovery::hash(self.keys.code(), user.id.0, typed);
@@ -228,7 +225,9 @@ impl StepUp {
                     .await;
                 return Ok(());
             }
-            return self.totp_failed(from, user, now, Kind::MfaFailed).await;
+            return self
+                .totp_failed(from, user, &factor, &limits, Kind::MfaFailed)
+                .await;
         }
         let seed = seal::open(
             self.store.as_ref(),
@@ -252,26 +251,52 @@ impl StepUp {
             } else {
                 Kind::MfaFailed
             };
-            return self.totp_failed(from, user, now, kind).await;
+            return self.totp_failed(from, user, &factor, &limits, kind).await;
         };
         if !self.vs().accept_totp_step(user.id.0, step, now).await? {
             // A concurrent login took this step first.
-            return self.totp_failed(from, user, now, Kind::MfaReplay).await;
+            return self
+                .totp_failed(from, user, &factor, &limits, Kind::MfaReplay)
+                .await;
         }
         self.record(from, &self.sec(Kind::MfaPassed, user)).await;
         Ok(())
     }
 
-    async fn totp_failed(
+    /// No attempt could be reserved: say why (locked, or how long to wait). Nothing was
+    /// checked, so nothing more is counted.
+    async fn attempt_refused(
         &self,
         from: &Context,
         user: &User,
         now: i64,
+        limits: &TotpLimits,
+    ) -> StepUpResult<()> {
+        let Some(factor) = self.vs().totp_factor(user.id.0).await? else {
+            return Err(StepUpError::WrongFactor);
+        };
+        match limits.gate(factor.failures, factor.last_failure_at, now) {
+            TotpGate::Locked => {
+                self.record(from, &self.sec(Kind::MfaLocked, user)).await;
+                Err(StepUpError::WrongFactor)
+            }
+            TotpGate::Wait(ms) => Err(StepUpError::RetryLater((ms + 999) / 1000)),
+            // Another attempt changed the count between the two reads.
+            TotpGate::Open => Err(StepUpError::RetryLater(1)),
+        }
+    }
+
+    /// The reserved attempt was wrong: it is counted already; record it.
+    async fn totp_failed(
+        &self,
+        from: &Context,
+        user: &User,
+        factor: &TotpFactor,
+        limits: &TotpLimits,
         kind: Kind,
     ) -> StepUpResult<()> {
-        let failures = self.vs().totp_failure(user.id.0, now).await?;
         let mut e = self.sec(kind, user);
-        if failures >= verify::lockout::TOTP_FAILURE_CAP {
+        if factor.failures >= limits.cap {
             e.detail = Some("failure cap reached");
         }
         self.record(from, &e).await;

@@ -21,23 +21,21 @@ use crate::hub::Hub;
 use crate::ids::{CustomerId, TicketId, UserId};
 use crate::metrics::{inc, VerificationOutcomes};
 use crate::protocol::{PendingVerification, ServerFrame};
-use crate::store::{Customer, Role, Store, StoreError, Ticket, User};
+use crate::store::{Customer, Store, StoreError, Ticket, User};
 use config::VerificationConfig;
 use keys::Keys;
 use secrecy::{ExposeSecret, SecretString};
 use security::{Event as SecEvent, Kind};
 use serde::Serialize;
-use std::path::Path;
+use std::collections::HashMap;
 use std::sync::Arc;
 use verify::challenge::{millis, ResendRefused};
 use verify::lockout::{customer_locked, day_of};
 use verify::mail::{Mail, MailError, Mailer, SmtpSettings};
 use verify::risk::RiskPhrases;
 use verify::store::VerifyStoreError;
+use verify::template::Language;
 use verify::{Challenge, ChallengeState, CheckOutcome, Code, VerificationStore};
-
-/// Longest wait for the SMTP server at each step of a send.
-const SMTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StepUpError {
@@ -62,6 +60,11 @@ pub enum StepUpError {
     /// A sensitive action without a live verification of the ticket's customer for it.
     #[error("the customer has not been verified for {0} on this ticket")]
     VerificationRequired(String),
+    /// The live verification was asked for by another agent (the ticket was transferred).
+    #[error(
+        "the customer was verified for {0} at another agent's request; ask for a new verification"
+    )]
+    VerifiedForAnother(String),
     #[error("a code is six digits")]
     BadCode,
     /// The challenge was no longer pending when the code arrived (approved by an earlier
@@ -116,10 +119,7 @@ impl StepUpError {
             StepUpError::Locked => (C::Locked, self.to_string()),
             StepUpError::Mail(e) => {
                 tracing::warn!(error = %e, "code email not sent");
-                let why = match e {
-                    MailError::Refused(_) => "the mail server refused it",
-                    _ => "the mail server could not be reached",
-                };
+                let why = mail_failure(e);
                 (
                     C::MailFailed,
                     format!("the code email could not be sent ({why}); nothing was changed, try again later"),
@@ -133,7 +133,9 @@ impl StepUpError {
                 ),
             ),
             StepUpError::Resend(r) => (C::Conflict, r.to_string()),
-            StepUpError::VerificationRequired(_) => (C::VerificationRequired, self.to_string()),
+            StepUpError::VerificationRequired(_) | StepUpError::VerifiedForAnother(_) => {
+                (C::VerificationRequired, self.to_string())
+            }
             StepUpError::BadCode => (C::InvalidFrame, self.to_string()),
             StepUpError::NotPending(_) => (C::Conflict, self.to_string()),
             StepUpError::WrongFactor => (C::Unauthenticated, self.to_string()),
@@ -153,6 +155,19 @@ impl StepUpError {
 
 pub type StepUpResult<T> = Result<T, StepUpError>;
 
+/// Why a code email was not sent, in words for the agent and the audit log (no addresses, no
+/// server replies).
+fn mail_failure(e: &MailError) -> &'static str {
+    match e {
+        MailError::Refused(_) => "the mail server refused it",
+        MailError::Auth(_) => "the mail server did not accept the gateway's SMTP login",
+        MailError::Timeout(_) => "the mail server did not answer in time",
+        MailError::Config(_) | MailError::Address(_) => "the mail settings are invalid",
+        MailError::Outbox(_) => "the outbox could not be written",
+        MailError::Unreachable(_) => "the mail server could not be reached",
+    }
+}
+
 /// A challenge as staff see it: its state, never its code.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct VerificationView {
@@ -169,6 +184,8 @@ pub struct VerificationView {
     pub verified_until: Option<Timestamp>,
     /// Where the code went, masked.
     pub destination: String,
+    /// The agent who asked for it: an approval authorises their actions only.
+    pub agent: UserId,
 }
 
 /// The verification state of a ticket: the latest challenge of each action, and whether its
@@ -231,6 +248,8 @@ pub struct StepUp {
     keys: Keys,
     mailer: Delivery,
     risk: RiskPhrases,
+    /// The email language of each site that configures one (`[[sites]] language`).
+    site_languages: HashMap<String, Language>,
     /// Every security event of step-up and second factors is also an audit entry.
     auditor: Arc<Auditor>,
     /// How verifications ended, for `/metrics` and the supervisor's dashboard.
@@ -254,16 +273,18 @@ impl StepUp {
     }
 
     /// Loads the key and sets up mail delivery: SMTP when configured, else the outbox under
-    /// `data` with a loud log line.
+    /// the data dir with a loud log line. The sites give their customers' default email
+    /// language.
     pub fn new(
-        config: VerificationConfig,
-        data: &Path,
+        gateway: &crate::config::Config,
         store: Arc<dyn Store>,
         hub: Hub,
         clock: Arc<dyn Clock>,
         auditor: Arc<Auditor>,
         vault: Arc<crate::vault::Vault>,
     ) -> anyhow::Result<StepUp> {
+        let config = gateway.verification.clone();
+        let (sites, data) = (&gateway.sites, gateway.data.as_path());
         let keys = Keys::load(config.key_file.as_deref(), data)?;
         let mailer = match &config.smtp {
             Some(s) => {
@@ -280,7 +301,7 @@ impl StepUp {
                     username: s.username.clone(),
                     password: s.password.clone(),
                     ca_pem,
-                    timeout: SMTP_TIMEOUT,
+                    timeout: s.timeout,
                 })?)
             }
             None => {
@@ -290,7 +311,15 @@ impl StepUp {
                 Delivery::Outbox(crate::vault::outbox::SealedOutbox::new(dir, vault))
             }
         };
-        let risk = RiskPhrases::new(&config.risk_phrases);
+        let risk = config.risk_phrases()?;
+        let mut site_languages = HashMap::new();
+        for site in sites {
+            if let Some(tag) = &site.language {
+                let lang = config::parse_language(tag)
+                    .map_err(|e| anyhow::anyhow!("site {}: language {e}", site.key))?;
+                site_languages.insert(site.key.clone(), lang);
+            }
+        }
         Ok(StepUp {
             store,
             hub,
@@ -299,6 +328,7 @@ impl StepUp {
             keys,
             mailer,
             risk,
+            site_languages,
             auditor,
             outcomes: VerificationOutcomes::default(),
         })
@@ -340,6 +370,7 @@ impl StepUp {
             expires_at: Timestamp(c.expires_at),
             verified_until: c.verified_until.map(Timestamp),
             destination: c.destination.clone(),
+            agent: UserId(c.agent),
         }
     }
 
@@ -382,14 +413,40 @@ impl StepUp {
         Ok(customer_locked(n, self.config.rules.daily_failure_cap))
     }
 
+    /// The language of the customer's code emails: their own (from the widget or their signed
+    /// identity), else their site's, else the configured default.
+    pub(crate) async fn language_of(&self, customer: &Customer) -> StepUpResult<Language> {
+        let own = self.vs().customer_language(customer.id.0).await?;
+        Ok(own
+            .as_deref()
+            .and_then(Language::parse)
+            .or_else(|| self.site_languages.get(&customer.site).copied())
+            .unwrap_or(self.config.language))
+    }
+
+    /// Remembers a customer's language for their code emails, if it is one with its own text.
+    pub async fn remember_language(&self, customer: CustomerId, tag: &str) -> StepUpResult<()> {
+        if let Some(lang) = Language::parse(tag) {
+            self.vs()
+                .set_customer_language(customer.0, lang.as_str(), self.now())
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Emails a fresh code; returns the code's salt and keyed hash for the store.
-    async fn send_code(&self, to: &str, action: &str) -> Result<(Vec<u8>, Vec<u8>), MailError> {
+    async fn send_code(
+        &self,
+        to: &str,
+        lang: Language,
+        action: &str,
+    ) -> Result<(Vec<u8>, Vec<u8>), MailError> {
         let code = Code::generate();
         let salt = verify::code::salt();
         let hash = self.keys.code().hash(&salt, &code);
         let minutes = self.config.rules.code_ttl.as_secs() / 60;
         let rendered = verify::template::render(
-            &self.config.language,
+            lang,
             &verify::template::CodeEmail {
                 company: &self.config.company,
                 action,
@@ -418,6 +475,17 @@ impl StepUp {
         ticket: TicketId,
         action: &str,
     ) -> StepUpResult<VerificationView> {
+        self.request_as(from, agent, ticket, action, false).await
+    }
+
+    async fn request_as(
+        &self,
+        from: &Context,
+        agent: &User,
+        ticket: TicketId,
+        action: &str,
+        automatic: bool,
+    ) -> StepUpResult<VerificationView> {
         self.check_action(action)?;
         let ticket = self.held_ticket(agent, ticket).await?;
         let customer = self.store.customer(ticket.customer.id).await?;
@@ -427,20 +495,21 @@ impl StepUp {
         ev.customer = Some(customer.id);
         ev.ticket = Some(ticket.id);
         ev.action = Some(action);
+        if automatic {
+            ev.detail = Some("automatic on claim");
+        }
         if self.locked(customer.id).await? {
             ev.kind = Some(Kind::VerificationRefusedLocked);
             self.record(from, &ev).await;
             return Err(StepUpError::Locked);
         }
-        let (salt, code_hash) = match self.send_code(email, action).await {
+        let lang = self.language_of(&customer).await?;
+        let (salt, code_hash) = match self.send_code(email, lang, action).await {
             Ok(sent) => sent,
             Err(e) => {
                 inc(&self.outcomes.mail_failed);
                 ev.kind = Some(Kind::VerificationSendFailed);
-                ev.detail = Some(match e {
-                    MailError::Refused(_) => "mail server refused",
-                    _ => "mail server unreachable",
-                });
+                ev.detail = Some(mail_failure(&e));
                 self.record(from, &ev).await;
                 self.announce_unavailable(&ticket, action, None).await;
                 return Err(StepUpError::Mail(e));
@@ -496,11 +565,13 @@ impl StepUp {
         ev.ticket = Some(ticket.id);
         ev.challenge = Some(c.id);
         ev.action = Some(&c.action);
-        let (salt, hash) = match self.send_code(email, &c.action).await {
+        let lang = self.language_of(&customer).await?;
+        let (salt, hash) = match self.send_code(email, lang, &c.action).await {
             Ok(sent) => sent,
             Err(e) => {
                 inc(&self.outcomes.mail_failed);
                 ev.kind = Some(Kind::VerificationSendFailed);
+                ev.detail = Some(mail_failure(&e));
                 self.record(from, &ev).await;
                 self.announce_unavailable(&ticket, &c.action, Some(c.id))
                     .await;
@@ -545,14 +616,13 @@ impl StepUp {
         ev.ticket = Some(TicketId(c.ticket));
         ev.challenge = Some(c.id);
         ev.action = Some(&c.action);
-        if self.locked(customer.id).await? {
-            ev.kind = Some(Kind::VerificationRefusedLocked);
-            self.record(from, &ev).await;
-            return Err(StepUpError::Locked);
-        }
         let right = self.keys.code().matches(&c.salt, &code, &c.code_hash);
         let rules = &self.config.rules;
-        let outcome = self.vs().check(c.id, right, self.now(), rules).await?;
+        let checked = self
+            .vs()
+            .check(c.id, customer.id.0, right, self.now(), rules)
+            .await?;
+        let outcome = checked.outcome;
         let reply = match outcome {
             CheckOutcome::Approved { verified_until } => CheckReply {
                 challenge: c.id,
@@ -581,6 +651,11 @@ impl StepUp {
                 self.record(from, &ev).await;
                 return Err(StepUpError::NotPending(state));
             }
+            CheckOutcome::Locked => {
+                ev.kind = Some(Kind::VerificationRefusedLocked);
+                self.record(from, &ev).await;
+                return Err(StepUpError::Locked);
+            }
         };
         let counted_wrong = matches!(
             outcome,
@@ -597,15 +672,15 @@ impl StepUp {
             _ => &self.outcomes.failed_code,
         });
         self.record(from, &ev).await;
-        if counted_wrong {
-            let failures = self
-                .vs()
-                .add_customer_failure(customer.id.0, day_of(self.now()))
-                .await?;
-            if failures == rules.daily_failure_cap {
-                self.lock_out(from, customer.id, TicketId(c.ticket), failures)
-                    .await;
-            }
+        // The check that reached the cap, and only that one, raises the alert.
+        if counted_wrong && checked.failures_today == rules.daily_failure_cap {
+            self.lock_out(
+                from,
+                customer.id,
+                TicketId(c.ticket),
+                checked.failures_today,
+            )
+            .await;
         }
         if let (Ok(ticket), Ok(now)) = (
             self.store.ticket(TicketId(c.ticket)).await,
@@ -616,7 +691,8 @@ impl StepUp {
         Ok(reply)
     }
 
-    /// The daily cap was reached: record it and alert every supervisor and admin online.
+    /// The daily cap was reached: record it (the audit log keeps it for supervisors who
+    /// connect later: `GET /api/alerts`) and alert every supervisor and admin online.
     async fn lock_out(
         &self,
         from: &Context,
@@ -625,21 +701,15 @@ impl StepUp {
         failures: u32,
     ) {
         inc(&self.outcomes.locked);
+        let detail = format!("{failures} wrong codes today");
         let mut ev = SecEvent::new(Kind::VerificationLocked);
         ev.customer = Some(customer);
         ev.ticket = Some(ticket);
+        ev.detail = Some(&detail);
         self.record(from, &ev).await;
-        let message = format!(
-            "Step-up verification locked for customer {customer} after {failures} wrong codes today (ticket {ticket}). Someone may be guessing codes."
-        );
-        let frame = ServerFrame::SecurityAlert {
-            kind: "verification_locked",
-            ticket: Some(ticket),
-            customer: Some(customer),
-            at: self.clock.now(),
-            message: &message,
-        }
-        .encode();
+        let alert =
+            security::Alert::locked(Some(ticket), Some(customer), self.clock.now(), &detail);
+        let frame = alert.frame();
         let users = match self.store.users().await {
             Ok(u) => u,
             Err(e) => {
@@ -649,7 +719,7 @@ impl StepUp {
         };
         for u in users
             .iter()
-            .filter(|u| u.active && matches!(u.role, Role::Supervisor | Role::Admin))
+            .filter(|u| u.active && security::receives_alerts(u.role))
         {
             self.publish(Topic::User(u.id), Audience::Staff, frame.clone())
                 .await;
@@ -698,6 +768,41 @@ impl StepUp {
             frame,
         )
         .await;
+    }
+
+    /// Security alerts of the last `since` (newest first, at most `limit`), for a supervisor
+    /// or admin who was not online when they were raised: the same as the `security_alert`
+    /// frames, read back from the audit log.
+    pub async fn recent_alerts(
+        &self,
+        user: &User,
+        since: Timestamp,
+        limit: i64,
+    ) -> StepUpResult<Vec<security::Alert>> {
+        if !security::receives_alerts(user.role) {
+            return Err(StepUpError::Forbidden);
+        }
+        let filter = crate::store::AuditFilter {
+            actor: None,
+            customer: None,
+            object_kind: None,
+            object_id: None,
+            action: Some(
+                crate::audit::Action::VerificationLocked
+                    .as_str()
+                    .to_string(),
+            ),
+            outcome: None,
+            from: Some(since),
+            to: None,
+            before: None,
+            limit,
+        };
+        let records = self.store.audit_search(&filter).await?;
+        Ok(records
+            .iter()
+            .filter_map(security::Alert::from_audit)
+            .collect())
     }
 
     /// Tells the customer's widget a code is on its way, and the ticket's staff the state.
@@ -754,7 +859,10 @@ impl StepUp {
     }
 
     /// A sensitive action on a ticket: allowed only with a live verification of the ticket's
-    /// customer for exactly this action, and recorded with the verification that allowed it.
+    /// customer for exactly this action, asked for by this agent, and recorded with the
+    /// verification that allowed it. A verification another agent obtained (before a transfer)
+    /// does not count: the customer proved themselves to that agent's request, and the new
+    /// holder asks again.
     pub async fn perform(
         &self,
         from: &Context,
@@ -773,10 +881,20 @@ impl StepUp {
             .live(ticket.id, action)
             .await?
             .filter(|c| c.customer == ticket.customer.id.0);
-        let Some(c) = live else {
-            ev.kind = Some(Kind::ActionRefused);
-            self.record(from, &ev).await;
-            return Err(StepUpError::VerificationRequired(action.to_string()));
+        let c = match live {
+            Some(c) if c.agent == agent.id.0 => c,
+            other => {
+                ev.kind = Some(Kind::ActionRefused);
+                let err = match other {
+                    Some(_) => {
+                        ev.detail = Some("verified for another agent");
+                        StepUpError::VerifiedForAnother(action.to_string())
+                    }
+                    None => StepUpError::VerificationRequired(action.to_string()),
+                };
+                self.record(from, &ev).await;
+                return Err(err);
+            }
         };
         let done = self
             .vs()
@@ -798,10 +916,10 @@ impl StepUp {
     /// A new ticket's first message: flag the ticket for step-up if it asks for something
     /// risky, and tell the queue.
     pub async fn on_ticket_opened(&self, from: &Context, ticket: &Ticket, first_text: &str) {
-        let Some(phrase) = self.risk.flags(first_text) else {
+        let Some(found) = self.risk.flags(first_text) else {
             return;
         };
-        let phrase = phrase.to_string();
+        let (phrase, action) = (found.phrase.clone(), found.action.clone());
         if let Err(e) = self
             .store
             .flag_for_step_up(ticket.id, &phrase, self.clock.now())
@@ -813,6 +931,7 @@ impl StepUp {
         let mut ev = SecEvent::new(Kind::TicketFlagged);
         ev.ticket = Some(ticket.id);
         ev.customer = Some(ticket.customer.id);
+        ev.action = action.as_deref();
         self.record(from, &ev).await;
         let frame = ServerFrame::StepUpFlag {
             ticket: ticket.id,
@@ -820,5 +939,52 @@ impl StepUp {
         }
         .encode();
         self.publish(Topic::Queue, Audience::Staff, frame).await;
+    }
+
+    /// The action an automatic request would ask for when `agent` claims the ticket: with
+    /// `auto_request_on_claim`, a ticket flagged by a phrase that names an action, unless this
+    /// agent already has a pending or live verification of the ticket for it.
+    pub async fn auto_request_due(&self, agent: &User, ticket: TicketId) -> Option<String> {
+        if !self.config.auto_request_on_claim {
+            return None;
+        }
+        let phrase = match self.store.step_up_flag(ticket).await {
+            Ok(p) => p?,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the step-up flag");
+                return None;
+            }
+        };
+        let action = self.risk.action_for(&phrase)?.to_string();
+        let now = self.now();
+        let mine = |c: &Challenge| c.agent == agent.id.0 && c.action == action;
+        match self.vs().pending_challenges(ticket.0, now).await {
+            Ok(list) if list.iter().any(mine) => return None,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read pending challenges");
+                return None;
+            }
+        }
+        match self.live(ticket, &action).await {
+            Ok(Some(c)) if mine(&c) => None,
+            Ok(_) => Some(action),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read live verifications");
+                None
+            }
+        }
+    }
+
+    /// The automatic request of [`StepUp::auto_request_due`], bound to the claiming agent as
+    /// if they had asked; the audit entry says it was automatic.
+    pub async fn auto_request(
+        &self,
+        from: &Context,
+        agent: &User,
+        ticket: TicketId,
+        action: &str,
+    ) -> StepUpResult<VerificationView> {
+        self.request_as(from, agent, ticket, action, true).await
     }
 }

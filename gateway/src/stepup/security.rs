@@ -168,3 +168,79 @@ pub fn log(e: &Event<'_>) {
         "security event"
     );
 }
+
+/// Whether staff of this role receive security alerts (the `security_alert` frame, and
+/// `GET /api/alerts` for those raised while they were away).
+pub fn receives_alerts(role: crate::store::Role) -> bool {
+    matches!(
+        role,
+        crate::store::Role::Supervisor | crate::store::Role::Admin
+    )
+}
+
+/// A security alert: what needs a person's attention. The same fields as the `security_alert`
+/// frame (docs/protocol.md), live or read back from the audit log.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Alert {
+    /// `verification_locked`: a customer reached the daily cap of wrong codes.
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<TicketId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer: Option<CustomerId>,
+    pub at: crate::clock::Timestamp,
+    pub message: String,
+}
+
+impl Alert {
+    /// Step-up locked for a customer; `detail` says how (`10 wrong codes today`).
+    pub fn locked(
+        ticket: Option<TicketId>,
+        customer: Option<CustomerId>,
+        at: crate::clock::Timestamp,
+        detail: &str,
+    ) -> Alert {
+        let who = customer.map_or_else(|| "a customer".to_string(), |c| format!("customer {c}"));
+        let on = ticket.map_or_else(String::new, |t| format!(" (ticket {t})"));
+        Alert {
+            kind: "verification_locked".into(),
+            ticket,
+            customer,
+            at,
+            message: format!(
+                "Step-up verification locked for {who} after {detail}{on}. Someone may be guessing codes."
+            ),
+        }
+    }
+
+    /// The alert an audit entry records, if it records one.
+    pub fn from_audit(r: &crate::store::AuditRecord) -> Option<Alert> {
+        let e = &r.entry;
+        if e.action != Action::VerificationLocked.as_str() {
+            return None;
+        }
+        let ticket = e
+            .object
+            .as_ref()
+            .filter(|o| o.kind == "ticket")
+            .map(|o| TicketId(o.id));
+        let detail = e.detail.as_deref().unwrap_or("too many wrong codes today");
+        Some(Alert::locked(
+            ticket,
+            e.customer_id.map(CustomerId),
+            crate::clock::Timestamp(e.at),
+            detail,
+        ))
+    }
+
+    pub fn frame(&self) -> std::sync::Arc<str> {
+        crate::protocol::ServerFrame::SecurityAlert {
+            kind: &self.kind,
+            ticket: self.ticket,
+            customer: self.customer,
+            at: self.at,
+            message: &self.message,
+        }
+        .encode()
+    }
+}

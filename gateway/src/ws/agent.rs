@@ -154,7 +154,10 @@ pub(super) async fn on_frame(conn: &mut Conn, inbound: Inbound) -> Flow {
     }
     match inbound.frame {
         ClientFrame::Claim { ticket } => match desk.claim(&me, ticket).await {
-            Ok(t) => ok(conn, reference, Some(&t)).await,
+            Ok(t) => {
+                ok(conn, reference, Some(&t)).await?;
+                auto_request(conn, me, &t).await
+            }
             Err(e) => conn.reply_desk_error(reference, e).await,
         },
         ClientFrame::Send {
@@ -293,21 +296,23 @@ pub(super) async fn on_frame(conn: &mut Conn, inbound: Inbound) -> Flow {
             Err(e) => conn.reply_desk_error(reference, e).await,
         },
         ClientFrame::RequestVerification { ticket, action } => {
-            let stepup = conn.app.stepup.clone();
-            match stepup
-                .request(&conn.audit_ctx(), &me, ticket, &action)
-                .await
-            {
-                Ok(_) => ok(conn, reference, None).await,
-                Err(e) => stepup_error(conn, reference, e).await,
-            }
+            let answer = Answer::Reply(reference.map(str::to_owned));
+            let ctx = conn.audit_ctx();
+            in_background(conn, answer, me, move |app, me| async move {
+                app.stepup
+                    .request(&ctx, &me, ticket, &action)
+                    .await
+                    .map(|_| ())
+            })
+            .await
         }
         ClientFrame::ResendVerification { challenge } => {
-            let stepup = conn.app.stepup.clone();
-            match stepup.resend(&conn.audit_ctx(), &me, challenge).await {
-                Ok(_) => ok(conn, reference, None).await,
-                Err(e) => stepup_error(conn, reference, e).await,
-            }
+            let answer = Answer::Reply(reference.map(str::to_owned));
+            let ctx = conn.audit_ctx();
+            in_background(conn, answer, me, move |app, me| async move {
+                app.stepup.resend(&ctx, &me, challenge).await.map(|_| ())
+            })
+            .await
         }
         ClientFrame::Verify { .. } => {
             conn.reply_error(
@@ -321,14 +326,92 @@ pub(super) async fn on_frame(conn: &mut Conn, inbound: Inbound) -> Flow {
     }
 }
 
-/// Answers a step-up request that was refused, with its public code and message.
-async fn stepup_error(
-    conn: &mut Conn,
-    reference: Option<&str>,
-    e: crate::stepup::StepUpError,
-) -> Flow {
-    let (code, message) = e.public();
-    conn.reply_error(reference, code, &message).await
+/// What a background step-up operation answers when it ends.
+enum Answer {
+    /// A frame of the agent's: `ok` or `error`, with its `ref`.
+    Reply(Option<String>),
+    /// An automatic request for this action: nothing when it worked (its `verification`
+    /// frames say so), an `error` without `ref` naming it when it did not.
+    Automatic(String),
+}
+
+/// A claimed ticket that was flagged for step-up: with `auto_request_on_claim`, the customer
+/// is asked to verify for the flagged action at once, bound to the claiming agent. The
+/// conversation is followed first, so the `verification` frames of the request reach this
+/// connection.
+async fn auto_request(conn: &mut Conn, me: User, t: &crate::store::Ticket) -> Flow {
+    let stepup = conn.app.stepup.clone();
+    let Some(action) = stepup.auto_request_due(&me, t.id).await else {
+        return Ok(());
+    };
+    conn.follow(t.conversation, t.id, t.last_seq, false).await?;
+    let ticket = t.id;
+    let answer = Answer::Automatic(action.clone());
+    let ctx = conn.audit_ctx();
+    in_background(conn, answer, me, move |app, me| async move {
+        app.stepup
+            .auto_request(&ctx, &me, ticket, &action)
+            .await
+            .map(|_| ())
+    })
+    .await
+}
+
+/// Runs a step-up operation that sends a code email off the connection task: the SMTP server
+/// may take up to its timeout, and the agent's other frames must not wait for it. The answer
+/// arrives when the operation ends. A connection runs a few such operations at once; more are
+/// refused with `retry_later`.
+async fn in_background<F, Fut>(conn: &mut Conn, answer: Answer, me: User, op: F) -> Flow
+where
+    F: FnOnce(crate::app::App, User) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), crate::stepup::StepUpError>> + Send + 'static,
+{
+    let Ok(slot) = conn.background.clone().try_acquire_owned() else {
+        let reference = match &answer {
+            Answer::Reply(r) => r.clone(),
+            Answer::Automatic(_) => None,
+        };
+        return conn
+            .reply_error(
+                reference.as_deref(),
+                ErrorCode::RetryLater,
+                "other code emails of this connection are still being sent; retry when they are answered",
+            )
+            .await;
+    };
+    let later = conn.later(crate::bus::Topic::User(me.id));
+    let app = conn.app.clone();
+    conn.app.tracker.spawn(async move {
+        let _slot = slot;
+        let result = op(app.clone(), me).await;
+        let frame = match (&answer, result) {
+            (Answer::Automatic(_), Ok(())) => return,
+            (Answer::Reply(reference), Ok(())) => ServerFrame::Ok {
+                reference: reference.as_deref(),
+                ticket: None,
+            }
+            .encode(),
+            (answer, Err(e)) => {
+                crate::metrics::inc(&app.metrics.frame_errors);
+                let (code, message) = e.public();
+                let (reference, message) = match answer {
+                    Answer::Reply(r) => (r.as_deref(), message),
+                    Answer::Automatic(action) => (
+                        None,
+                        format!("automatic verification for {action} not started: {message}"),
+                    ),
+                };
+                ServerFrame::Error {
+                    reference,
+                    code,
+                    message: &message,
+                }
+                .encode()
+            }
+        };
+        later.send(frame).await;
+    });
+    Ok(())
 }
 
 async fn validate(

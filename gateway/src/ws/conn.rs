@@ -28,6 +28,8 @@ const REPLAY_PAGE: i64 = 500;
 const KEEPALIVE: Duration = Duration::from_secs(30);
 /// How long a closing connection waits for the client's close reply.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
+/// Slow operations (code emails) one connection may have running off its task at once.
+const BACKGROUND_SLOTS: usize = 4;
 
 /// Who is on the other end, as established by `hello`.
 pub(super) enum Who {
@@ -76,6 +78,24 @@ pub(super) struct Conn {
     /// Where the connection comes from (address, user agent, the upgrade's request id), for
     /// the audit entries of what it does.
     ctx: Context,
+    /// Bounds the slow operations this connection runs off its task ([`Conn::later`]).
+    pub background: Arc<tokio::sync::Semaphore>,
+}
+
+/// Answers a frame from a task of its own, for an operation too slow to run on the connection
+/// task (a code email waits on an SMTP server): the answer joins the connection's event queue,
+/// and the connection goes on reading and writing other frames meanwhile.
+pub(super) struct Later {
+    tx: mpsc::Sender<Arc<Event>>,
+    topic: Topic,
+}
+
+impl Later {
+    /// Queues the frame for the connection; dropped if the connection has ended.
+    pub async fn send(&self, frame: Arc<str>) {
+        let ev = Event::new(self.topic, crate::bus::Audience::Everyone, frame);
+        let _ = self.tx.send(Arc::new(ev)).await;
+    }
 }
 
 /// Per-connection flood limit: `rate` frames a second on average, `burst` at once.
@@ -216,6 +236,7 @@ async fn hello(
         pending_resume: resume,
         current: None,
         ctx,
+        background: Arc::new(tokio::sync::Semaphore::new(BACKGROUND_SLOTS)),
     };
     Some(conn)
 }
@@ -349,6 +370,15 @@ impl Conn {
             self.send(frame).await?;
         }
         Ok(())
+    }
+
+    /// A handle for answering later on this connection; `topic` is one the connection follows
+    /// (events are told apart by it in logs only).
+    pub(super) fn later(&self, topic: Topic) -> Later {
+        Later {
+            tx: self.sub.tx.clone(),
+            topic,
+        }
     }
 
     pub(super) async fn unfollow(&mut self, conversation: ConversationId) {

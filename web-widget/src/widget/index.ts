@@ -128,7 +128,8 @@ function boot(): void {
   let token: string | null = saved?.token ?? null;
 
   async function visitor(name?: string, email?: string): Promise<string> {
-    const body: Record<string, string> = { site_key: site };
+    // The widget's language is also the language of the customer's step-up code emails.
+    const body: Record<string, string> = { site_key: site, lang };
     if (data.identityToken) body.identity_token = data.identityToken;
     if (name) body.name = name;
     if (email) body.email = email;

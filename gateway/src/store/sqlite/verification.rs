@@ -1,9 +1,11 @@
-//! The verification state (issue 4) in the embedded store: challenges, the daily failure
+//! The verification state in the embedded store: challenges, the daily failure
 //! counter, authorised actions, step-up flags, staff TOTP factors and recovery codes.
 //!
-//! Each rule that races is one statement: a check is a single conditional `UPDATE …
-//! RETURNING` that counts the attempt and decides the outcome, so concurrent checks can never
-//! count past the limit and at most one approves; a TOTP step or a recovery code is taken by
+//! Each rule that races is decided where the single writer serialises it: a check is one
+//! `BEGIN IMMEDIATE` transaction that reads the customer's daily count, counts the attempt
+//! with a conditional `UPDATE … RETURNING` and adds a wrong code to the daily count, so
+//! concurrent checks can never count past either limit and at most one approves; a TOTP
+//! attempt is reserved by one conditional `UPDATE`; a TOTP step or a recovery code is taken by
 //! an `UPDATE` whose `WHERE` fails for the second taker.
 
 use super::SqliteStore;
@@ -14,11 +16,12 @@ use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use verify::challenge::millis;
+use verify::lockout::{customer_locked, day_of, TotpLimits};
 use verify::store::{
     AuthorisedAction, Created, NewChallenge, TotpFactor, VerificationStore, VerifyStoreError,
     VerifyStoreResult,
 };
-use verify::{Challenge, CheckOutcome, Rules};
+use verify::{Challenge, CheckOutcome, Checked, Rules};
 
 const CHALLENGE_COLUMNS: &str = "id, ticket_id, customer_id, agent_id, action, state, attempts, \
      resends, destination, salt, code_hash, created_at, sent_at, expires_at, verified_until";
@@ -55,6 +58,98 @@ fn challenge_from_row(r: &SqliteRow) -> VerifyStoreResult<Challenge> {
         expires_at: r.try_get("expires_at").map_err(err)?,
         verified_until: r.try_get("verified_until").map_err(err)?,
     })
+}
+
+fn factor_from_row(r: &SqliteRow) -> VerifyStoreResult<TotpFactor> {
+    let failures: i64 = r.try_get("failures").map_err(err)?;
+    Ok(TotpFactor {
+        user: r.try_get("user_id").map_err(err)?,
+        sealed_seed: r.try_get("sealed_seed").map_err(err)?,
+        confirmed: r.try_get("confirmed").map_err(err)?,
+        last_step: r.try_get("last_step").map_err(err)?,
+        failures: u32::try_from(failures).unwrap_or(u32::MAX),
+        last_failure_at: r.try_get("last_failure_at").map_err(err)?,
+    })
+}
+
+/// One check of a challenge inside the caller's transaction: a right code approves it if it is
+/// still pending and unexpired; a wrong one counts an attempt (ending the challenge at the
+/// last); either way one conditional update decides.
+async fn check_attempt(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    id: i64,
+    right: bool,
+    now: i64,
+    rules: &Rules,
+) -> VerifyStoreResult<CheckOutcome> {
+    let max = i64::from(rules.max_attempts);
+    if right {
+        let until = now + millis(rules.verified_for);
+        let approved: Option<i64> = sqlx::query_scalar(
+            "UPDATE verification_challenges SET state = 'approved', verified_until = ?, \
+             closed_at = ? \
+             WHERE id = ? AND state = 'pending' AND expires_at > ? AND attempts < ? \
+             RETURNING verified_until",
+        )
+        .bind(until)
+        .bind(now)
+        .bind(id)
+        .bind(now)
+        .bind(max)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(err)?;
+        if let Some(verified_until) = approved {
+            return Ok(CheckOutcome::Approved { verified_until });
+        }
+    } else {
+        let counted = sqlx::query(
+            "UPDATE verification_challenges SET attempts = attempts + 1, \
+             state = CASE WHEN attempts + 1 >= ? THEN 'max_attempts' ELSE 'pending' END, \
+             closed_at = CASE WHEN attempts + 1 >= ? THEN ? ELSE NULL END \
+             WHERE id = ? AND state = 'pending' AND expires_at > ? \
+             RETURNING attempts, state",
+        )
+        .bind(max)
+        .bind(max)
+        .bind(now)
+        .bind(id)
+        .bind(now)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(err)?;
+        if let Some(row) = counted {
+            let attempts: i64 = row.try_get("attempts").map_err(err)?;
+            let state: String = row.try_get("state").map_err(err)?;
+            return Ok(if state == "max_attempts" {
+                CheckOutcome::MaxAttempts
+            } else {
+                CheckOutcome::Wrong {
+                    attempts_left: u32::try_from(max - attempts).unwrap_or(0),
+                }
+            });
+        }
+    }
+    // Not pending any more: say what it is, writing down an expiry that has come.
+    sqlx::query(
+        "UPDATE verification_challenges SET state = 'expired', closed_at = expires_at \
+         WHERE id = ? AND state = 'pending' AND expires_at <= ?",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(err)?;
+    let row = sqlx::query(&format!(
+        "SELECT {CHALLENGE_COLUMNS} FROM verification_challenges WHERE id = ?"
+    ))
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(err)?;
+    Ok(CheckOutcome::NotPending(
+        challenge_from_row(&row)?.state_at(now),
+    ))
 }
 
 #[async_trait]
@@ -169,70 +264,58 @@ impl VerificationStore for SqliteStore {
     async fn check(
         &self,
         id: i64,
+        customer: i64,
         right: bool,
         now: i64,
         rules: &Rules,
-    ) -> VerifyStoreResult<CheckOutcome> {
-        let max = i64::from(rules.max_attempts);
-        if right {
-            let until = now + millis(rules.verified_for);
-            let approved: Option<i64> = sqlx::query_scalar(
-                "UPDATE verification_challenges SET state = 'approved', verified_until = ?, \
-                 closed_at = ? \
-                 WHERE id = ? AND state = 'pending' AND expires_at > ? AND attempts < ? \
-                 RETURNING verified_until",
-            )
-            .bind(until)
-            .bind(now)
-            .bind(id)
-            .bind(now)
-            .bind(max)
-            .fetch_optional(&self.writer)
+    ) -> VerifyStoreResult<Checked> {
+        let day = day_of(now);
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(err)?;
-            if let Some(verified_until) = approved {
-                return Ok(CheckOutcome::Approved { verified_until });
-            }
-        } else {
-            let counted = sqlx::query(
-                "UPDATE verification_challenges SET attempts = attempts + 1, \
-                 state = CASE WHEN attempts + 1 >= ? THEN 'max_attempts' ELSE 'pending' END, \
-                 closed_at = CASE WHEN attempts + 1 >= ? THEN ? ELSE NULL END \
-                 WHERE id = ? AND state = 'pending' AND expires_at > ? \
-                 RETURNING attempts, state",
-            )
-            .bind(max)
-            .bind(max)
-            .bind(now)
-            .bind(id)
-            .bind(now)
-            .fetch_optional(&self.writer)
-            .await
-            .map_err(err)?;
-            if let Some(row) = counted {
-                let attempts: i64 = row.try_get("attempts").map_err(err)?;
-                let state: String = row.try_get("state").map_err(err)?;
-                return Ok(if state == "max_attempts" {
-                    CheckOutcome::MaxAttempts
-                } else {
-                    CheckOutcome::Wrong {
-                        attempts_left: u32::try_from(max - attempts).unwrap_or(0),
-                    }
-                });
-            }
-        }
-        // Not pending any more: say what it is, writing down an expiry that has come.
-        sqlx::query(
-            "UPDATE verification_challenges SET state = 'expired', closed_at = expires_at \
-             WHERE id = ? AND state = 'pending' AND expires_at <= ?",
+        // The daily cap first, in the same transaction that counts: checks of several
+        // challenges of one customer can never pass it together.
+        let today: i64 = sqlx::query_scalar(
+            "SELECT COALESCE((SELECT failures FROM verification_failures \
+             WHERE customer_id = ? AND day = ?), 0)",
         )
-        .bind(id)
-        .bind(now)
-        .execute(&self.writer)
+        .bind(customer)
+        .bind(day)
+        .fetch_one(&mut *tx)
         .await
         .map_err(err)?;
-        let c = self.challenge(id).await?;
-        Ok(CheckOutcome::NotPending(c.state_at(now)))
+        let failures_today = u32::try_from(today).unwrap_or(u32::MAX);
+        if customer_locked(failures_today, rules.daily_failure_cap) {
+            tx.rollback().await.map_err(err)?;
+            return Ok(Checked {
+                outcome: CheckOutcome::Locked,
+                failures_today,
+            });
+        }
+        let outcome = check_attempt(&mut tx, id, right, now, rules).await?;
+        let failures_today = match outcome {
+            CheckOutcome::Wrong { .. } | CheckOutcome::MaxAttempts => {
+                let n: i64 = sqlx::query_scalar(
+                    "INSERT INTO verification_failures (customer_id, day, failures) \
+                     VALUES (?, ?, 1) ON CONFLICT (customer_id, day) \
+                     DO UPDATE SET failures = failures + 1 RETURNING failures",
+                )
+                .bind(customer)
+                .bind(day)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(err)?;
+                u32::try_from(n).unwrap_or(u32::MAX)
+            }
+            _ => failures_today,
+        };
+        tx.commit().await.map_err(err)?;
+        Ok(Checked {
+            outcome,
+            failures_today,
+        })
     }
 
     async fn live_verification(
@@ -285,18 +368,32 @@ impl VerificationStore for SqliteStore {
         })
     }
 
-    async fn add_customer_failure(&self, customer: i64, day: i64) -> VerifyStoreResult<u32> {
-        let n: i64 = sqlx::query_scalar(
-            "INSERT INTO verification_failures (customer_id, day, failures) VALUES (?, ?, 1) \
-             ON CONFLICT (customer_id, day) DO UPDATE SET failures = failures + 1 \
-             RETURNING failures",
+    async fn set_customer_language(
+        &self,
+        customer: i64,
+        language: &str,
+        now: i64,
+    ) -> VerifyStoreResult<()> {
+        sqlx::query(
+            "INSERT INTO verification_languages (customer_id, language, updated_at) \
+             VALUES (?, ?, ?) ON CONFLICT (customer_id) DO UPDATE SET \
+             language = excluded.language, updated_at = excluded.updated_at",
         )
         .bind(customer)
-        .bind(day)
-        .fetch_one(&self.writer)
+        .bind(language)
+        .bind(now)
+        .execute(&self.writer)
         .await
         .map_err(err)?;
-        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+        Ok(())
+    }
+
+    async fn customer_language(&self, customer: i64) -> VerifyStoreResult<Option<String>> {
+        sqlx::query_scalar("SELECT language FROM verification_languages WHERE customer_id = ?")
+            .bind(customer)
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(err)
     }
 
     async fn customer_failures(&self, customer: i64, day: i64) -> VerifyStoreResult<u32> {
@@ -320,18 +417,7 @@ impl VerificationStore for SqliteStore {
         .fetch_optional(&self.writer)
         .await
         .map_err(err)?;
-        let Some(r) = row else {
-            return Ok(None);
-        };
-        let failures: i64 = r.try_get("failures").map_err(err)?;
-        Ok(Some(TotpFactor {
-            user: r.try_get("user_id").map_err(err)?,
-            sealed_seed: r.try_get("sealed_seed").map_err(err)?,
-            confirmed: r.try_get("confirmed").map_err(err)?,
-            last_step: r.try_get("last_step").map_err(err)?,
-            failures: u32::try_from(failures).unwrap_or(u32::MAX),
-            last_failure_at: r.try_get("last_failure_at").map_err(err)?,
-        }))
+        row.as_ref().map(factor_from_row).transpose()
     }
 
     async fn begin_totp(&self, user: i64, sealed_seed: &[u8], now: i64) -> VerifyStoreResult<bool> {
@@ -364,17 +450,33 @@ impl VerificationStore for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn totp_failure(&self, user: i64, now: i64) -> VerifyStoreResult<u32> {
-        let n: Option<i64> = sqlx::query_scalar(
+    async fn reserve_totp_attempt(
+        &self,
+        user: i64,
+        now: i64,
+        limits: &TotpLimits,
+    ) -> VerifyStoreResult<Option<TotpFactor>> {
+        // The delay of `TotpLimits::delay`, in SQL: none below `free_failures`, then
+        // `first_delay` doubled per further failure, at most `max_delay`.
+        let row = sqlx::query(
             "UPDATE staff_totp SET failures = failures + 1, last_failure_at = ? \
-             WHERE user_id = ? RETURNING failures",
+             WHERE user_id = ? AND failures < ? AND (last_failure_at IS NULL OR failures < ? \
+               OR last_failure_at + MIN(?, ? << MIN(failures - ?, ?)) <= ?) \
+             RETURNING user_id, sealed_seed, confirmed, last_step, failures, last_failure_at",
         )
         .bind(now)
         .bind(user)
+        .bind(i64::from(limits.cap))
+        .bind(i64::from(limits.free_failures))
+        .bind(millis(limits.max_delay))
+        .bind(millis(limits.first_delay))
+        .bind(i64::from(limits.free_failures))
+        .bind(i64::from(verify::lockout::MAX_DOUBLINGS))
+        .bind(now)
         .fetch_optional(&self.writer)
         .await
         .map_err(err)?;
-        Ok(u32::try_from(n.unwrap_or(0)).unwrap_or(u32::MAX))
+        row.as_ref().map(factor_from_row).transpose()
     }
 
     async fn delete_totp(&self, user: i64) -> VerifyStoreResult<bool> {
@@ -428,6 +530,11 @@ impl VerificationStore for SqliteStore {
     }
 
     async fn use_recovery_code(&self, user: i64, hash: &[u8], now: i64) -> VerifyStoreResult<bool> {
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(err)?;
         let done = sqlx::query(
             "UPDATE staff_recovery_codes SET used_at = ? \
              WHERE user_id = ? AND code_hash = ? AND used_at IS NULL",
@@ -435,10 +542,21 @@ impl VerificationStore for SqliteStore {
         .bind(now)
         .bind(user)
         .bind(hash)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
         .map_err(err)?;
-        Ok(done.rows_affected() == 1)
+        let used = done.rows_affected() == 1;
+        if used {
+            sqlx::query(
+                "UPDATE staff_totp SET failures = 0, last_failure_at = NULL WHERE user_id = ?",
+            )
+            .bind(user)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(used)
     }
 
     async fn recovery_codes_left(&self, user: i64) -> VerifyStoreResult<u32> {
