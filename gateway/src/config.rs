@@ -81,6 +81,10 @@ pub struct ServeArgs {
     #[arg(long, env = "DESKGATE_STORE_BUSY_TIMEOUT", value_parser = humantime::parse_duration)]
     pub store_busy_timeout: Option<Duration>,
 
+    /// Largest file a customer or agent may attach, in bytes [default: 10485760 (10 MiB)]
+    #[arg(long, env = "DESKGATE_ATTACHMENT_MAX_BYTES", value_name = "BYTES")]
+    pub attachment_max_bytes: Option<usize>,
+
     /// Boxed: these flags would otherwise make every `ServeArgs` value large.
     #[command(flatten)]
     pub verification: Box<crate::stepup::config::VerificationArgs>,
@@ -191,6 +195,7 @@ struct FileConfig {
     visitor_ttl: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     store_busy_timeout: Option<Duration>,
+    attachment_max_bytes: Option<usize>,
     keyring_file: Option<PathBuf>,
     #[serde(default, with = "humantime_serde")]
     transcript_retention: Option<Duration>,
@@ -227,6 +232,8 @@ pub struct Config {
     pub session_ttl: Duration,
     pub visitor_ttl: Duration,
     pub store_busy_timeout: Duration,
+    /// Largest attachment accepted; a larger upload gets 413.
+    pub attachment_max_bytes: usize,
     /// The keyring; `None`: `keyring.json` in the data dir, created on first run.
     pub keyring_file: Option<PathBuf>,
     /// How long each kind of object is kept after it ends (transcripts, customer records,
@@ -294,6 +301,7 @@ impl Default for Config {
             session_ttl: Duration::from_secs(12 * 3600),
             visitor_ttl: Duration::from_secs(30 * 24 * 3600),
             store_busy_timeout: Duration::from_secs(5),
+            attachment_max_bytes: 10 * 1024 * 1024,
             keyring_file: None,
             retention: recorder::retention::Retention::default(),
             sites: Vec::new(),
@@ -337,7 +345,8 @@ impl Config {
                 $( if let Some(v) = args.$desk.clone().or(file.$desk.clone()) { c.desk.$desk = v; } )*
             };
         }
-        take!(listen, data, log, log_format, session_ttl, visitor_ttl, store_busy_timeout;
+        take!(listen, data, log, log_format, session_ttl, visitor_ttl, store_busy_timeout,
+              attachment_max_bytes;
               max_frame_bytes, rate_per_sec, rate_burst, outbound_queue, hello_timeout;
               reopen_window, auto_assign, default_capacity);
         c.public_url = args.public_url.clone().or(file.public_url);
@@ -405,6 +414,9 @@ impl Config {
         }
         if self.ws.outbound_queue < 8 {
             return invalid("outbound_queue", "must be at least 8");
+        }
+        if self.attachment_max_bytes == 0 || self.attachment_max_bytes > 64 * 1024 * 1024 {
+            return invalid("attachment_max_bytes", "must be 1 byte to 64 MiB");
         }
         if self.audit.checkpoint_every == 0 {
             return invalid("audit_checkpoint_every", "must be at least 1");

@@ -42,6 +42,10 @@ id_type!(
     /// An internal note on a ticket.
     NoteId
 );
+id_type!(
+    /// A file attached to a conversation.
+    AttachmentId
+);
 
 /// Position of a message in its conversation: 1, 2, 3, … without gaps.
 #[derive(

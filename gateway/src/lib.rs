@@ -12,6 +12,8 @@
 //!   embedding sites; [`bootstrap`]: the first admin.
 //! - [`stepup`]: step-up verification of customers before sensitive actions, and the staff
 //!   second factor (TOTP, recovery codes), on the `verify` crate.
+//! - [`attachment`]: which files are accepted (type allow-list checked against the content,
+//!   size, a clean name); the store seals them as STREAMs under the conversation's key.
 //! - [`notify`]: an agent's reply emailed to a customer who has no tab open.
 //! - [`web`]: the embedded widget, demo page and consoles (built from `web-widget/`).
 //! - [`audit`]: the one door to the tamper-evident audit log ([`App::audit`]).
@@ -22,6 +24,7 @@
 
 pub mod api;
 pub mod app;
+pub mod attachment;
 pub mod audit;
 pub mod auth;
 pub mod bootstrap;

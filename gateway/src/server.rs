@@ -41,6 +41,22 @@ pub fn router(app: App) -> Router {
             get(api::tickets::show).patch(api::tickets::update),
         )
         .route("/api/tickets/{id}/messages", get(api::tickets::messages))
+        .route(
+            "/api/tickets/{id}/attachments",
+            post(api::attachments::staff_upload),
+        )
+        .route(
+            "/api/visitor/attachments",
+            post(api::attachments::customer_upload).options(api::attachments::preflight),
+        )
+        .route(
+            "/api/attachments/{id}",
+            get(api::attachments::download).options(api::attachments::preflight),
+        )
+        .route(
+            "/api/grants/{grant}/attachments/{id}",
+            get(api::attachments::download_granted),
+        )
         .route("/api/tickets/{id}/notes", get(api::tickets::notes))
         .route("/api/tickets/{id}/exports", post(api::exports::record))
         .route(

@@ -91,6 +91,21 @@ async fn customer_and_agent_chat_through_the_gateway_in_a_browser() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customer_and_agent_exchange_files_in_a_browser() {
+    let app = TestApp::start().await;
+    app.agent("grace").await;
+    let out = flow(&app, "test/attachments.mjs").await;
+    for step in [
+        "the agent opens the screenshot and gets the customer's bytes",
+        "no token is ever in a URL",
+        "the customer opens the agent's file",
+        "an HTML file is refused in the widget with a clear message",
+    ] {
+        assert!(out.contains(step), "{step}: {out}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_surface_is_accessible_and_the_widget_reads_right_to_left() {
     let app = TestApp::start().await;
     app.agent("grace").await;

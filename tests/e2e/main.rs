@@ -4,6 +4,7 @@
 
 mod access;
 mod api;
+mod attachments;
 mod audit;
 mod auth;
 mod bad_input;

@@ -14,7 +14,7 @@ use std::time::Duration;
 const QUIET: Duration = Duration::from_millis(300);
 
 /// A string no test has used before, so finding it can only mean this run leaked it.
-fn canary(tag: &str) -> String {
+pub(crate) fn canary(tag: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -37,7 +37,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// The files under `dir` that contain `needle`, byte for byte.
-fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+pub(crate) fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
     files_containing_bytes(dir, needle.as_bytes())
 }
 

@@ -117,7 +117,7 @@ pub struct TranscriptQuery {
     pub limit: Option<i64>,
 }
 
-fn grant_error(e: GrantError) -> ApiError {
+pub(super) fn grant_error(e: GrantError) -> ApiError {
     match e {
         GrantError::Reason | GrantError::Duration { .. } => ApiError::Invalid(e.to_string()),
         GrantError::SelfReview | GrantError::NotRequester => ApiError::Forbidden,

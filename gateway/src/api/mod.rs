@@ -2,6 +2,7 @@
 //! OpenAPI document at `/api/openapi.json` is generated from the handlers' annotations.
 
 pub mod alerts;
+pub mod attachments;
 pub mod audit;
 pub mod bootstrap;
 pub mod customers;

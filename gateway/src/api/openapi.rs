@@ -24,6 +24,8 @@ use utoipa::{Modify, OpenApi};
         super::grants::create, super::grants::list, super::grants::policy, super::grants::show,
         super::grants::approve, super::grants::deny, super::grants::revoke,
         super::grants::transcript,
+        super::attachments::customer_upload, super::attachments::staff_upload,
+        super::attachments::download, super::attachments::download_granted,
         super::audit::list, super::audit::status, super::tickets::legal_hold,
         super::health::live, super::health::ready, super::health::metrics,
     ),

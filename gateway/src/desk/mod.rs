@@ -20,6 +20,7 @@ use crate::store::{
     Appended, Author, AuthorKind, Customer, Message, NewMessage, Note, Store, StoreError, Ticket,
     TicketChange, TicketStatus, Transition, User,
 };
+use crate::attachment::Upload;
 use screening::{record_blocked, Screening, TailKey, PLACEHOLDER};
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -186,6 +187,35 @@ impl Desk {
             text: if blocked { PLACEHOLDER } else { text.as_str() },
             client_id: client_id.as_str(),
             blocked,
+            attachment: None,
+        };
+        (msg, findings)
+    }
+
+    /// The message to store for a file: the file with its name as text, or the placeholder
+    /// (and no file) when its name or, for text, its content holds a card number. A file is
+    /// screened alone: it does not continue what the sender typed before it.
+    fn screened_file<'a>(
+        &self,
+        author: Author,
+        client_id: &'a ClientId,
+        file: &'a Upload,
+    ) -> (NewMessage<'a>, Vec<Finding>) {
+        let mut findings = self.screening.check_alone(file.name.as_str());
+        if let Some(text) = file.text() {
+            findings.extend(self.screening.check_alone(text));
+        }
+        let blocked = !findings.is_empty();
+        let msg = NewMessage {
+            author,
+            text: if blocked {
+                PLACEHOLDER
+            } else {
+                file.name.as_str()
+            },
+            client_id: client_id.as_str(),
+            blocked,
+            attachment: (!blocked).then_some(&file.file),
         };
         (msg, findings)
     }
@@ -208,6 +238,39 @@ impl Desk {
         };
         let key = TailKey::Customer(customer.id);
         let (msg, findings) = self.screened(key, author, client_id, text);
+        self.customer_append(ctx, customer, open, msg, findings, Some(key))
+            .await
+    }
+
+    /// Stores a file a customer attached, in their open conversation (or a new one), as a
+    /// message carrying it; one whose name or text holds a card number is withheld as a
+    /// message would be, and the file is not stored.
+    pub async fn customer_attach(
+        &self,
+        ctx: &audit::Context,
+        customer: &Customer,
+        client_id: &ClientId,
+        file: &Upload,
+    ) -> DeskResult<Sent> {
+        let author = Author {
+            kind: AuthorKind::Customer,
+            id: Some(customer.id.0),
+            name: customer.name.clone(),
+        };
+        let (msg, findings) = self.screened_file(author, client_id, file);
+        self.customer_append(ctx, customer, None, msg, findings, None)
+            .await
+    }
+
+    async fn customer_append(
+        &self,
+        ctx: &audit::Context,
+        customer: &Customer,
+        open: Option<(TicketId, ConversationId)>,
+        msg: NewMessage<'_>,
+        findings: Vec<Finding>,
+        key: Option<TailKey>,
+    ) -> DeskResult<Sent> {
         let blocked = msg.blocked;
         let now = self.clock.now();
         let appended = self
@@ -216,7 +279,9 @@ impl Desk {
             .await
             .inspect_err(|_| {
                 inc(&self.metrics.store_errors);
-                self.screening.forget(key);
+                if let Some(key) = key {
+                    self.screening.forget(key);
+                }
             })?;
         if blocked && !appended.duplicate {
             inc(&self.metrics.messages_blocked);
@@ -281,12 +346,52 @@ impl Desk {
         // An agent must not paste a card number to a customer either.
         let key = TailKey::Agent(ticket, user.id);
         let (msg, findings) = self.screened(key, author, client_id, text);
+        self.agent_append(ctx, user, ticket, msg, findings, Some(key))
+            .await
+    }
+
+    /// Stores a file an agent attached to a ticket assigned to them, screened as
+    /// [`Desk::customer_attach`] does.
+    pub async fn agent_attach(
+        &self,
+        ctx: &audit::Context,
+        user: &User,
+        ticket: TicketId,
+        client_id: &ClientId,
+        file: &Upload,
+    ) -> DeskResult<Sent> {
+        if !user.role.works_tickets() {
+            return Err(DeskError::Role);
+        }
+        let author = Author {
+            kind: AuthorKind::Agent,
+            id: Some(user.id.0),
+            name: user.name.clone(),
+        };
+        let (msg, findings) = self.screened_file(author, client_id, file);
+        self.agent_append(ctx, user, ticket, msg, findings, None)
+            .await
+    }
+
+    async fn agent_append(
+        &self,
+        ctx: &audit::Context,
+        user: &User,
+        ticket: TicketId,
+        msg: NewMessage<'_>,
+        findings: Vec<Finding>,
+        key: Option<TailKey>,
+    ) -> DeskResult<Sent> {
         let blocked = msg.blocked;
         let appended = self
             .store
             .append_agent_message(ticket, user.id, msg, self.clock.now())
             .await
-            .inspect_err(|_| self.screening.forget(key))?;
+            .inspect_err(|_| {
+                if let Some(key) = key {
+                    self.screening.forget(key);
+                }
+            })?;
         if !appended.duplicate {
             if blocked {
                 inc(&self.metrics.messages_blocked);

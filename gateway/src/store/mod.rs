@@ -61,6 +61,8 @@ pub struct NewMessage<'a> {
     pub client_id: &'a str,
     /// `text` is the placeholder for a message the card-number screen withheld.
     pub blocked: bool,
+    /// A file the message carries; `text` is then its sanitised name.
+    pub attachment: Option<&'a NewAttachment>,
 }
 
 /// What the store keeps under a retention policy of its own (`recorder::retention`).
@@ -178,6 +180,16 @@ pub trait Store: Send + Sync + 'static {
         after: Seq,
         limit: i64,
     ) -> StoreResult<Vec<Message>>;
+
+    /// A stored attachment with the key that opens it (none once shredded).
+    async fn attachment(&self, id: crate::ids::AttachmentId) -> StoreResult<StoredAttachment>;
+    /// `len` bytes of an attachment's sealed content from `offset` (fewer at its end).
+    async fn attachment_bytes(
+        &self,
+        id: crate::ids::AttachmentId,
+        offset: u64,
+        len: u64,
+    ) -> StoreResult<Vec<u8>>;
 
     async fn ticket(&self, id: TicketId) -> StoreResult<Ticket>;
     async fn ticket_by_conversation(&self, id: ConversationId) -> StoreResult<Ticket>;

@@ -2,7 +2,7 @@
 
 use crate::auth::Permission;
 use crate::clock::Timestamp;
-use crate::ids::{ConversationId, CustomerId, NoteId, Seq, TicketId, UserId};
+use crate::ids::{AttachmentId, ConversationId, CustomerId, NoteId, Seq, TicketId, UserId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -285,6 +285,63 @@ pub struct Message {
     /// The card-number screen withheld what was typed; `text` is a placeholder.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub blocked: bool,
+    /// The file this message carries; `text` is then its name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<AttachmentRef>,
+}
+
+/// A file as both sides of a conversation see it in the message that carries it; the content
+/// is fetched apart (`GET /api/attachments/{id}`).
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct AttachmentRef {
+    pub id: AttachmentId,
+    /// The sanitised file name (the same as the message's text).
+    pub name: String,
+    /// One of the allowed types, matching the file's first bytes.
+    pub content_type: String,
+    /// Bytes of the file.
+    pub size: u64,
+}
+
+/// A file to store with the message that carries it, already checked (type, size, card
+/// numbers). Its clear bytes are wiped when it is dropped and never printed.
+pub struct NewAttachment {
+    pub content_type: &'static str,
+    pub bytes: zeroize::Zeroizing<Vec<u8>>,
+}
+
+impl fmt::Debug for NewAttachment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewAttachment")
+            .field("content_type", &self.content_type)
+            .field("size", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// A stored attachment as the download reads it: where its sealed content is and the key
+/// that opens it (`None` once retention destroyed the conversation's data key).
+#[derive(Clone)]
+pub struct StoredAttachment {
+    pub id: AttachmentId,
+    pub conversation: ConversationId,
+    pub seq: Seq,
+    pub name: String,
+    pub content_type: String,
+    pub size: u64,
+    /// Bytes of the sealed content as stored.
+    pub sealed_len: u64,
+    pub key: Option<std::sync::Arc<recorder::DataKey>>,
+}
+
+impl fmt::Debug for StoredAttachment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredAttachment")
+            .field("id", &self.id)
+            .field("conversation", &self.conversation)
+            .field("size", &self.size)
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]

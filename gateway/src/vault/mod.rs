@@ -32,6 +32,11 @@ pub const CUSTOMER_NAME: RecordKind = RecordKind::CUSTOMER_NAME;
 pub const CUSTOMER_EMAIL: RecordKind = RecordKind::CUSTOMER_EMAIL;
 pub const CUSTOMER_PHONE: RecordKind = RecordKind::CUSTOMER_PHONE;
 pub const CUSTOMER_EXTERNAL_ID: RecordKind = RecordKind::CUSTOMER_EXTERNAL_ID;
+/// A file's content, sealed as a STREAM (its identity: conversation, attachment id, kind).
+pub const ATTACHMENT: RecordKind = RecordKind::ATTACHMENT;
+/// Segment size of sealed attachments: one segment is read from the database and opened at a
+/// time when a file is downloaded.
+pub const ATTACHMENT_SEGMENT: usize = recorder::stream::DEFAULT_SEGMENT;
 /// The risk phrase a ticket's first message matched: it says what the customer wrote.
 pub const STEP_UP_FLAG: RecordKind = RecordKind::new("verification.flag");
 
@@ -302,6 +307,25 @@ impl Vault {
     ) -> Result<String, VaultError> {
         let id = RecordId::new(owner, seq_u64(seq), kind);
         Ok(recorder::open_string(key, &id, sealed)?)
+    }
+
+    /// Seals a long object (an attachment) as a STREAM of [`ATTACHMENT_SEGMENT`]-byte
+    /// segments with the record `id` of `owner` bound into every segment.
+    pub fn seal_stream(
+        &self,
+        key: &DataKey,
+        owner: &Owner,
+        id: i64,
+        kind: RecordKind,
+        plain: &[u8],
+    ) -> Result<Vec<u8>, VaultError> {
+        let rid = RecordId::new(owner, seq_u64(id), kind);
+        Ok(recorder::stream::seal_all(
+            key,
+            &rid,
+            ATTACHMENT_SEGMENT,
+            plain,
+        )?)
     }
 
     /// Keyed blind index of a value already normalised by the caller.

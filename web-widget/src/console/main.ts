@@ -8,6 +8,7 @@ import { DeskSocket, clientId, wsUrl, type Frame, type ConnState } from "../lib/
 import { login, logout, api, type Session, type User } from "../lib/staff";
 import { VerificationSection, type TicketVerification } from "./verification";
 import { ContactSection } from "./contact";
+import { ACCEPT, openFile, size, upload, type Att } from "../lib/files";
 
 interface Ticket {
   id: number;
@@ -31,6 +32,7 @@ interface Msg {
   at?: string;
   blocked?: boolean;
   pending?: boolean;
+  att?: Att;
 }
 interface Note {
   id: number;
@@ -244,7 +246,23 @@ function run(s: Session): void {
     const alert = h("div", { class: "alert", role: "alert", hidden: true });
     const input = h("textarea", { class: "reply", "aria-label": "Reply to the customer", placeholder: "Reply to the customer", maxlength: "8000" });
     const send = h("button", { class: "primary", type: "submit" }, "Send");
-    const form = h("form", { class: "compose" }, input, send);
+    const picker = h("input", { type: "file", accept: ACCEPT, hidden: true, tabindex: "-1", "aria-hidden": "true" });
+    const attach = h("button", { class: "secondary", type: "button", "data-action": "attach" }, "Attach file");
+    const progress = h("span", { class: "upload-progress", role: "status", "aria-live": "polite" });
+    attach.addEventListener("click", () => picker.click());
+    picker.addEventListener("change", async () => {
+      const file = picker.files?.[0];
+      picker.value = "";
+      if (!file) return;
+      attach.disabled = true;
+      progress.textContent = "Uploading… 0%";
+      const r = await upload(`/api/tickets/${t.id}/attachments`, s.token, file, (pct) => (progress.textContent = `Uploading… ${pct}%`));
+      attach.disabled = false;
+      progress.textContent = "";
+      if (r.status !== 200 && r.status !== 201) showAlert(c, r.body?.error?.message || `Upload failed (HTTP ${r.status})`);
+      attach.focus();
+    });
+    const form = h("form", { class: "compose" }, attach, picker, input, send, progress);
     let typingSent = 0;
     form.addEventListener("submit", (e) => {
       e.preventDefault();
@@ -397,6 +415,18 @@ function run(s: Session): void {
     v.alert.hidden = false;
   }
 
+  /** A file in the conversation: a button that fetches it with the session and saves it. */
+  function fileChip(c: Chat, a: Att): HTMLButtonElement {
+    const open = async () => {
+      try {
+        await openFile(`/api/attachments/${a.id}`, s.token, a.name);
+      } catch (e) {
+        showAlert(c, `Could not open ${a.name}: ${(e as Error).message}`);
+      }
+    };
+    return h("button", { class: "file", type: "button", "data-attachment": a.id, "aria-label": `Download ${a.name}`, onclick: open }, `📎 ${a.name} · ${size(a.size)}`);
+  }
+
   function renderLog(c: Chat): void {
     if (!c.view) return;
     const { log, typing } = c.view;
@@ -415,7 +445,7 @@ function run(s: Session): void {
           "div",
           { class: `msg ${mine ? "me" : ""} ${m.blocked ? "withheld" : ""}`, "data-seq": m.seq ?? "" },
           h("span", { class: "who" }, m.name),
-          m.blocked ? "Withheld: this message contained a card number." : m.text,
+          m.blocked ? "Withheld: this message contained a card number." : m.att ? fileChip(c, m.att) : m.text,
           h("span", { class: "meta" }, [clock(m.at), m.pending ? "sending…" : mine ? (read ? "read" : "sent") : ""].filter(Boolean).join(" · ")),
         ),
       );
@@ -554,7 +584,7 @@ function run(s: Session): void {
         const c = chatByTicket(f.ticket);
         if (!c || !sock.accept(f.conversation, f.seq)) return;
         if (f.client_id) c.pending.delete(f.client_id);
-        c.messages.set(f.seq, { seq: f.seq, kind: f.from.kind, name: f.from.name, text: f.text, at: f.at, blocked: f.blocked });
+        c.messages.set(f.seq, { seq: f.seq, kind: f.from.kind, name: f.from.name, text: f.text, at: f.at, blocked: f.blocked, att: f.attachment });
         if (f.from.kind === "customer") {
           c.customerTyping = false;
           if (c.ticket.id !== current) c.unread++;

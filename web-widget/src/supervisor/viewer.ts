@@ -5,6 +5,8 @@ import { h, clear, duration } from "../lib/dom";
 import { api, ApiError } from "./http";
 import { serverNow, syncServerClock, when } from "./clock";
 import type { Grant } from "./grants";
+import { session } from "../lib/staff";
+import { openFile, size, type Att } from "../lib/files";
 
 interface Message {
   seq: number;
@@ -12,6 +14,7 @@ interface Message {
   from: { kind: "customer" | "agent" | "system"; name: string };
   text: string;
   blocked?: boolean;
+  attachment?: Att;
 }
 interface Transcript {
   grant: number;
@@ -75,6 +78,18 @@ export function viewer(): Viewer {
     else timer.textContent = `Access ends in ${duration(left)}`;
   }, 1000);
 
+  /** A file of the transcript, fetched through the grant (each read is audited). */
+  function fileChip(grant: number, a: Att): HTMLButtonElement {
+    const open = async () => {
+      try {
+        await openFile(`/api/grants/${grant}/attachments/${a.id}`, session()?.token ?? "", a.name);
+      } catch (e) {
+        status.textContent = `Could not open ${a.name}: ${(e as Error).message}`;
+      }
+    };
+    return h("button", { class: "file secondary small", type: "button", "data-attachment": a.id, "aria-label": `Download ${a.name}`, onclick: open }, `📎 ${a.name} · ${size(a.size)}`);
+  }
+
   function render(t: Transcript, messages: Message[]): void {
     heading.textContent = `Transcript of ticket ${t.ticket.id} (${t.ticket.customer.name})`;
     status.textContent = `Read through grant #${t.grant}; this read is in the audit log. Closed ${when(t.ticket.closed_at)}.`;
@@ -86,7 +101,7 @@ export function viewer(): Viewer {
           "li",
           { class: cls },
           m.from.kind !== "system" && h("span", { class: "who" }, `${m.from.name} (${m.from.kind})`),
-          m.text,
+          m.attachment ? fileChip(t.grant, m.attachment) : m.text,
           h("span", { class: "meta" }, when(m.at)),
         ),
       );

@@ -12,6 +12,7 @@ import { DeskSocket, clientId, wsUrl, type Frame, type ConnState } from "../lib/
 import { OutgoingScreen } from "./outgoing";
 import { CSS } from "./styles";
 import { verifyPanel } from "./verify";
+import { ACCEPT, openFile, size, upload, type Att } from "../lib/files";
 
 interface Msg {
   seq?: number;
@@ -22,6 +23,7 @@ interface Msg {
   at?: string;
   blocked?: boolean;
   status?: "sending" | "sent" | "withheld";
+  att?: Att;
 }
 
 const script = document.currentScript as HTMLScriptElement | null;
@@ -59,7 +61,12 @@ function boot(): void {
   const typing = h("div", { class: "typing", "aria-live": "polite" });
   const alert = h("div", { class: "alert", role: "alert", hidden: true });
   const input = h("textarea", { rows: "1", "aria-label": t.placeholder, placeholder: t.placeholder, maxlength: "8000" });
-  const compose = h("form", { class: "compose" }, input, h("button", { class: "primary", type: "submit" }, t.send));
+  // The attach button opens the file picker; the input itself stays hidden (a button is what
+  // keyboard and screen-reader users reach).
+  const picker = h("input", { type: "file", accept: ACCEPT, hidden: true, tabindex: "-1", "aria-hidden": "true" });
+  const attach = h("button", { class: "attach", type: "button", "aria-label": t.attach, title: t.attach }, "📎");
+  const progress = h("div", { class: "progress", role: "status", "aria-live": "polite", hidden: true });
+  const compose = h("form", { class: "compose" }, attach, picker, input, h("button", { class: "primary", type: "submit" }, t.send));
   const nameIn = h("input", { name: "name", autocomplete: "name", required: true, maxlength: "120" });
   const emailIn = h("input", { name: "email", type: "email", autocomplete: "email", maxlength: "254" });
   const prechat = h(
@@ -96,6 +103,7 @@ function boot(): void {
     typing,
     alert,
     verify.el,
+    progress,
     compose,
   );
   const root = h("div", { class: "root", dir: isRtl(lang) ? "rtl" : "ltr", lang }, panel, launcher);
@@ -169,6 +177,10 @@ function boot(): void {
       return h("div", { class: m.kind === "customer" ? "msg me withheld" : "msg withheld" }, m.status === "withheld" ? t.cardServer : t.withheld);
     }
     const me = m.kind === "customer";
+    const att = m.att;
+    const body = att
+      ? h("button", { class: "file", type: "button", "aria-label": t.openFile(att.name), onclick: () => fetchFile(att) }, `📎 ${att.name} · ${size(att.size)}`)
+      : m.text;
     let status = "";
     if (me) status = m.status === "sending" ? t.sending : m.seq && m.seq <= agentRead ? t.read : t.sent;
     return h(
@@ -176,7 +188,7 @@ function boot(): void {
       { class: me ? "msg me" : "msg", "data-seq": m.seq ?? "" },
       h("span", { class: "sr" }, `${me ? t.you : m.name}: `),
       !me && h("span", { class: "who", "aria-hidden": "true" }, m.name),
-      m.text,
+      body,
       h("span", { class: "meta" }, [clock(m.at), status].filter(Boolean).join(" · ")),
     );
   }
@@ -265,7 +277,7 @@ function boot(): void {
           conversation = f.conversation;
           remember();
         }
-        const m: Msg = { seq: f.seq, kind: f.from.kind, name: f.from.name, text: f.text, at: f.at, blocked: f.blocked };
+        const m: Msg = { seq: f.seq, kind: f.from.kind, name: f.from.name, text: f.text, at: f.at, blocked: f.blocked, att: f.attachment };
         if (f.client_id && pending.has(f.client_id)) pending.delete(f.client_id);
         bySeq.set(f.seq, m);
         if (m.kind === "agent") {
@@ -344,6 +356,31 @@ function boot(): void {
     }
   }
 
+  async function fetchFile(a: Att): Promise<void> {
+    try {
+      await openFile(`${base}/api/attachments/${a.id}`, token!, a.name);
+    } catch (e) {
+      showAlert((e as Error).message || t.failed);
+    }
+  }
+
+  async function sendFile(file: File): Promise<void> {
+    alert.hidden = true;
+    if (file.size > 10 * 1024 * 1024) return showAlert(t.tooLarge);
+    if (!ACCEPT.split(",").includes(file.type)) return showAlert(t.badType);
+    token ??= await visitor();
+    if (!socket) connect();
+    progress.hidden = false;
+    progress.textContent = t.uploading(0);
+    attach.disabled = true;
+    const r = await upload(`${base}/api/visitor/attachments`, token, file, (pct) => (progress.textContent = t.uploading(pct)));
+    attach.disabled = false;
+    progress.hidden = true;
+    if (r.status === 200 || r.status === 201) return;
+    const code = r.body?.error?.code;
+    showAlert(code === "too_large" ? t.tooLarge : code === "unsupported_type" ? t.badType : code === "blocked" ? t.cardServer : r.body?.error?.message || t.uploadFailed);
+  }
+
   function showAlert(text: string): void {
     alert.textContent = text;
     alert.hidden = false;
@@ -415,6 +452,12 @@ function boot(): void {
   }
 
   launcher.addEventListener("click", () => setOpen(!open));
+  attach.addEventListener("click", () => picker.click());
+  picker.addEventListener("change", () => {
+    const file = picker.files?.[0];
+    picker.value = "";
+    if (file) sendFile(file).finally(() => attach.focus());
+  });
   closeBtn.addEventListener("click", () => setOpen(false));
   root.addEventListener("keydown", (e) => {
     if (e.key === "Escape" && open) {

@@ -94,8 +94,10 @@ const TICKET_SELECT: &str = "SELECT t.id, c.id AS conversation, t.status, t.prio
 
 const MESSAGE_SELECT: &str =
     "SELECT conversation_id, seq, at, author_kind, author_id, author_name, body, client_id, blocked, \
-     dk.key_version AS conv_key_version, dk.wrapped AS conv_key FROM messages \
-     LEFT JOIN data_keys dk ON dk.owner = 'conversation:' || conversation_id";
+     dk.key_version AS conv_key_version, dk.wrapped AS conv_key, \
+     a.id AS att_id, a.content_type AS att_type, a.size AS att_size FROM messages \
+     LEFT JOIN data_keys dk ON dk.owner = 'conversation:' || conversation_id \
+     LEFT JOIN attachments a USING (conversation_id, seq)";
 
 const USER_SELECT: &str =
     "SELECT id, username, name, role, capacity, active, created_at FROM users";
@@ -321,6 +323,20 @@ fn message_from_row(vault: &Vault, r: &SqliteRow) -> StoreResult<Message> {
         )?,
         client_id: r.try_get("client_id")?,
         blocked: r.try_get("blocked")?,
+        attachment: None,
+    })
+    .and_then(|mut m| {
+        let id: Option<i64> = r.try_get("att_id")?;
+        if let Some(id) = id {
+            let size: i64 = r.try_get("att_size")?;
+            m.attachment = Some(AttachmentRef {
+                id: crate::ids::AttachmentId(id),
+                name: m.text.clone(),
+                content_type: r.try_get("att_type")?,
+                size: u64::try_from(size).unwrap_or(0),
+            });
+        }
+        Ok(m)
     })
 }
 
@@ -451,7 +467,58 @@ async fn insert_message(
         .insert(msg, client_id, now)
         .execute(&mut *conn)
         .await?;
-    Ok(stored(sealed.conversation, sealed.seq, msg, client_id, now))
+    let mut message = stored(sealed.conversation, sealed.seq, msg, client_id, now);
+    if let Some(file) = msg.attachment {
+        message.attachment = Some(
+            insert_attachment(vault, conn, &target, &sealed, msg.text, file, now).await?,
+        );
+    }
+    Ok(message)
+}
+
+/// Stores a message's file, sealed with its conversation's data key as a STREAM whose
+/// identity is (conversation, attachment id, `attachment`); the clear bytes never reach SQLite.
+async fn insert_attachment(
+    vault: &Vault,
+    conn: &mut SqliteConnection,
+    target: &SqliteRow,
+    sealed: &SealedMessage,
+    name: &str,
+    file: &NewAttachment,
+    now: Timestamp,
+) -> StoreResult<AttachmentRef> {
+    let owner = KeyOwner::conversation(sealed.conversation.0);
+    let key = row_key(vault, target, &owner, "conv")?.ok_or(StoreError::Conflict(
+        "the conversation's transcript was deleted",
+    ))?;
+    // The single writer runs this transaction: nothing else can take the id in between.
+    let id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM attachments")
+        .fetch_one(&mut *conn)
+        .await?;
+    let content = vault
+        .seal_stream(&key, &owner, id, sealing::ATTACHMENT, &file.bytes)
+        .map_err(vault_err)?;
+    let size = i64::try_from(file.bytes.len())
+        .map_err(|_| StoreError::Conflict("the file is too large"))?;
+    sqlx::query(
+        "INSERT INTO attachments (id, conversation_id, seq, content_type, size, content, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(id)
+    .bind(sealed.conversation.0)
+    .bind(sealed.seq.0)
+    .bind(file.content_type)
+    .bind(size)
+    .bind(content)
+    .bind(now.0)
+    .execute(&mut *conn)
+    .await?;
+    Ok(AttachmentRef {
+        id: crate::ids::AttachmentId(id),
+        name: name.to_string(),
+        content_type: file.content_type.to_string(),
+        size: file.bytes.len() as u64,
+    })
 }
 
 /// The conversation a message goes to, its last sequence number and its wrapped data key, read
@@ -545,6 +612,7 @@ fn stored(
         text: msg.text.to_string(),
         client_id: client_id.map(str::to_string),
         blocked: msg.blocked,
+        attachment: None,
     }
 }
 
@@ -582,6 +650,7 @@ async fn record_transition(
         text,
         client_id: "",
         blocked: false,
+        attachment: None,
     };
     let message = insert_message(vault, &mut tx, conversation, &msg, None, now).await?;
     let ticket = ticket_in(vault, &mut tx, ticket).await?;
@@ -891,7 +960,7 @@ impl Store for SqliteStore {
         now: Timestamp,
         reopen_after: Timestamp,
     ) -> StoreResult<Appended> {
-        if let Some((ticket, conversation)) = open {
+        if let Some((ticket, conversation)) = open.filter(|_| msg.attachment.is_none()) {
             let target = Target::OpenTicket {
                 conversation,
                 ticket,
@@ -1043,13 +1112,16 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<Appended> {
         let target = Target::HeldTicket { ticket, agent };
-        if let Some((conversation, seq)) = self.appender.append(target, &msg, now).await? {
-            return Ok(Appended {
-                ticket,
-                message: stored(conversation, seq, &msg, Some(msg.client_id), now),
-                duplicate: false,
-                change: None,
-            });
+        // A file is too large to wait in the group-commit queue; it takes the path below.
+        if msg.attachment.is_none() {
+            if let Some((conversation, seq)) = self.appender.append(target, &msg, now).await? {
+                return Ok(Appended {
+                    ticket,
+                    message: stored(conversation, seq, &msg, Some(msg.client_id), now),
+                    duplicate: false,
+                    change: None,
+                });
+            }
         }
         // Not held by this agent, or the client id was used before: find out which.
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
@@ -1108,6 +1180,63 @@ impl Store for SqliteStore {
         rows.iter()
             .map(|r| message_from_row(&self.vault, r))
             .collect()
+    }
+
+    async fn attachment(&self, id: crate::ids::AttachmentId) -> StoreResult<StoredAttachment> {
+        let r = sqlx::query(
+            "SELECT a.id, a.conversation_id, a.seq, a.content_type, a.size, \
+             length(a.content) AS sealed_len, m.body, \
+             dk.key_version AS conv_key_version, dk.wrapped AS conv_key FROM attachments a \
+             JOIN messages m ON m.conversation_id = a.conversation_id AND m.seq = a.seq \
+             LEFT JOIN data_keys dk ON dk.owner = 'conversation:' || a.conversation_id \
+             WHERE a.id = ?",
+        )
+        .bind(id.0)
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let conversation = ConversationId(r.try_get("conversation_id")?);
+        let seq: i64 = r.try_get("seq")?;
+        let owner = KeyOwner::conversation(conversation.0);
+        let key = row_key(&self.vault, &r, &owner, "conv")?;
+        let body: Vec<u8> = r.try_get("body")?;
+        let name = open_col(
+            &self.vault,
+            key.as_deref(),
+            &owner,
+            seq,
+            sealing::MESSAGE_BODY,
+            &body,
+        )?;
+        let size: i64 = r.try_get("size")?;
+        let sealed_len: i64 = r.try_get("sealed_len")?;
+        Ok(StoredAttachment {
+            id,
+            conversation,
+            seq: Seq(seq),
+            name,
+            content_type: r.try_get("content_type")?,
+            size: u64::try_from(size).unwrap_or(0),
+            sealed_len: u64::try_from(sealed_len).unwrap_or(0),
+            key,
+        })
+    }
+
+    async fn attachment_bytes(
+        &self,
+        id: crate::ids::AttachmentId,
+        offset: u64,
+        len: u64,
+    ) -> StoreResult<Vec<u8>> {
+        // substr() on a BLOB counts bytes from 1; one segment is read at a time.
+        let bytes: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT substr(content, ?, ?) FROM attachments WHERE id = ?")
+                .bind(i64::try_from(offset).unwrap_or(i64::MAX).saturating_add(1))
+                .bind(i64::try_from(len).unwrap_or(i64::MAX))
+                .bind(id.0)
+                .fetch_optional(&self.reader)
+                .await?;
+        bytes.ok_or(StoreError::NotFound)
     }
 
     async fn ticket(&self, id: TicketId) -> StoreResult<Ticket> {
