@@ -59,7 +59,10 @@ impl FileName {
             let c = if c.is_whitespace() { ' ' } else { c };
             if c.is_control()
                 || is_bidi_control(c)
-                || matches!(c, '"' | '<' | '>' | ':' | '|' | '?' | '*' | ';' | '\u{FEFF}')
+                || matches!(
+                    c,
+                    '"' | '<' | '>' | ':' | '|' | '?' | '*' | ';' | '\u{FEFF}'
+                )
             {
                 continue;
             }
@@ -206,15 +209,24 @@ mod tests {
         assert_eq!(capped.chars().count(), NAME_MAX_CHARS);
         assert!(capped.ends_with("x.jpeg"));
         assert_eq!(n(&"й".repeat(200)).chars().count(), NAME_MAX_CHARS);
-        assert_eq!(format!("{:?}", FileName::sanitise("secret.png")), "FileName(***)");
+        assert_eq!(
+            format!("{:?}", FileName::sanitise("secret.png")),
+            "FileName(***)"
+        );
     }
 
     #[test]
     fn the_type_must_be_allowed_and_match_the_content() {
         let png = b"\x89PNG\r\n\x1a\n rest";
-        assert_eq!(check("a.png", "image/png", png).unwrap().file.content_type, "image/png");
         assert_eq!(
-            check("a.png", "IMAGE/PNG; x=y", png).unwrap().file.content_type,
+            check("a.png", "image/png", png).unwrap().file.content_type,
+            "image/png"
+        );
+        assert_eq!(
+            check("a.png", "IMAGE/PNG; x=y", png)
+                .unwrap()
+                .file
+                .content_type,
             "image/png"
         );
         assert_eq!(
@@ -234,22 +246,43 @@ mod tests {
         assert!(check("a.webp", "image/webp", b"RIFF\0\0\0\0WEBPVP8 ").is_ok());
         assert!(check("a.webp", "image/webp", b"RIFF\0\0\0\0WAVE").is_err());
         assert!(check("a.pdf", "application/pdf", b"%PDF-1.7\n").is_ok());
-        assert!(check("a.txt", "text/plain; charset=utf-8", "привет\n\tok".as_bytes()).is_ok());
+        assert!(check(
+            "a.txt",
+            "text/plain; charset=utf-8",
+            "привет\n\tok".as_bytes()
+        )
+        .is_ok());
         assert_eq!(
             check("a.txt", "text/plain", b"MZ\x90\0binary").unwrap_err(),
             AttachmentError::Mismatch("text/plain")
         );
-        assert_eq!(check("a.txt", "text/plain", b"").unwrap_err(), AttachmentError::Empty);
         assert_eq!(
-            Upload::check("a.txt", "text/plain", Zeroizing::new(vec![b'a'; 1025]), 1024)
-                .unwrap_err(),
+            check("a.txt", "text/plain", b"").unwrap_err(),
+            AttachmentError::Empty
+        );
+        assert_eq!(
+            Upload::check(
+                "a.txt",
+                "text/plain",
+                Zeroizing::new(vec![b'a'; 1025]),
+                1024
+            )
+            .unwrap_err(),
             AttachmentError::TooLarge { max: 1024 }
         );
     }
 
     #[test]
     fn only_text_files_are_read_as_text() {
-        assert_eq!(check("a.txt", "text/plain", b"hi").unwrap().text(), Some("hi"));
-        assert_eq!(check("a.pdf", "application/pdf", b"%PDF-hi").unwrap().text(), None);
+        assert_eq!(
+            check("a.txt", "text/plain", b"hi").unwrap().text(),
+            Some("hi")
+        );
+        assert_eq!(
+            check("a.pdf", "application/pdf", b"%PDF-hi")
+                .unwrap()
+                .text(),
+            None
+        );
     }
 }

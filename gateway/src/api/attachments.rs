@@ -65,9 +65,11 @@ impl From<AttachmentError> for ApiError {
                 refused(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
             }
             AttachmentError::Empty => ApiError::Invalid(message),
-            AttachmentError::Unsupported(_) => {
-                refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_type", message)
-            }
+            AttachmentError::Unsupported(_) => refused(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_type",
+                message,
+            ),
             AttachmentError::Mismatch(_) => {
                 refused(StatusCode::UNPROCESSABLE_ENTITY, "type_mismatch", message)
             }
@@ -122,7 +124,9 @@ async fn read_upload(app: &App, headers: &HeaderMap, body: Body) -> ApiResult<(U
         .unwrap_or_default();
     let client_id = match headers.get(CLIENT_ID_HEADER) {
         Some(v) => {
-            let s = v.to_str().map_err(|_| ApiError::Invalid("x-client-id must be text".into()))?;
+            let s = v
+                .to_str()
+                .map_err(|_| ApiError::Invalid("x-client-id must be text".into()))?;
             ClientId::parse(s.to_string()).map_err(|e| ApiError::Invalid(e.into()))?
         }
         None => ClientId::parse(format!("upload-{}", token::random_string(12)))
@@ -139,7 +143,9 @@ async fn read_upload(app: &App, headers: &HeaderMap, body: Body) -> ApiResult<(U
         if bytes.len() + chunk.len() > bytes.capacity() {
             // Grow into a new buffer so the old one is wiped, not left behind by a realloc.
             let mut bigger = zeroize::Zeroizing::new(Vec::with_capacity(
-                (bytes.capacity() * 2).max(bytes.len() + chunk.len()).min(max),
+                (bytes.capacity() * 2)
+                    .max(bytes.len() + chunk.len())
+                    .min(max),
             ));
             bigger.extend_from_slice(&bytes);
             bytes = bigger;
@@ -404,9 +410,18 @@ pub async fn download_granted(
     }
     let now = app.clock.now();
     let refusal = if require(&me, Permission::RequestGrant).is_err() {
-        Some((format!("grant={}; role {} may not read through a grant", grant.0, me.role), ApiError::Forbidden))
+        Some((
+            format!(
+                "grant={}; role {} may not read through a grant",
+                grant.0, me.role
+            ),
+            ApiError::Forbidden,
+        ))
     } else if let Err(e) = g.grant.check_read(me.id.0, now.0) {
-        Some((format!("grant={}; {e}", grant.0), super::grants::grant_error(e)))
+        Some((
+            format!("grant={}; {e}", grant.0),
+            super::grants::grant_error(e),
+        ))
     } else {
         None
     };
@@ -457,7 +472,13 @@ async fn open_segment(
 fn disposition(name: &str) -> HeaderValue {
     let ascii: String = name
         .chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
         .filter(|c| *c != '"' && *c != '\\')
         .collect();
     let mut encoded = String::new();
@@ -550,7 +571,9 @@ async fn serve(app: &App, att: StoredAttachment) -> ApiResult<Response> {
                 Ok(plain) => Ok(Bytes::from(plain)),
                 Err(why) => {
                     let _ = corrupt(&att, why);
-                    Err(std::io::Error::other("attachment failed its integrity check"))
+                    Err(std::io::Error::other(
+                        "attachment failed its integrity check",
+                    ))
                 }
             };
             // After an error the stream ends; the client sees a cut response.
@@ -558,11 +581,10 @@ async fn serve(app: &App, att: StoredAttachment) -> ApiResult<Response> {
             Some((item, next))
         }
     });
-    let body = futures_util::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(first)) })
-        .chain(middle)
-        .chain(futures_util::stream::iter(
-            last.map(|l| Ok(Bytes::from(l))),
-        ));
+    let body =
+        futures_util::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(first)) })
+            .chain(middle)
+            .chain(futures_util::stream::iter(last.map(|l| Ok(Bytes::from(l)))));
     Ok((StatusCode::OK, headers, Body::from_stream(body)).into_response())
 }
 
@@ -603,6 +625,9 @@ mod tests {
         let d = disposition("фото 1.png");
         let d = d.to_str().unwrap();
         assert!(d.starts_with("attachment; filename=\"____ 1.png\""), "{d}");
-        assert!(d.ends_with("filename*=UTF-8''%D1%84%D0%BE%D1%82%D0%BE%201.png"), "{d}");
+        assert!(
+            d.ends_with("filename*=UTF-8''%D1%84%D0%BE%D1%82%D0%BE%201.png"),
+            "{d}"
+        );
     }
 }

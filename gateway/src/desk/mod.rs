@@ -7,6 +7,7 @@
 mod assign;
 pub mod screening;
 
+use crate::attachment::Upload;
 use crate::audit::{self, Action, Auditor, Outcome};
 use crate::bus::{Audience, Effect, Event, Topic};
 use crate::clock::Clock;
@@ -20,7 +21,6 @@ use crate::store::{
     Appended, Author, AuthorKind, Customer, Message, NewMessage, Note, Store, StoreError, Ticket,
     TicketChange, TicketStatus, Transition, User,
 };
-use crate::attachment::Upload;
 use screening::{record_blocked, Screening, TailKey, PLACEHOLDER};
 use std::sync::Arc;
 use tokio::sync::Notify;

@@ -469,9 +469,8 @@ async fn insert_message(
         .await?;
     let mut message = stored(sealed.conversation, sealed.seq, msg, client_id, now);
     if let Some(file) = msg.attachment {
-        message.attachment = Some(
-            insert_attachment(vault, conn, &target, &sealed, msg.text, file, now).await?,
-        );
+        message.attachment =
+            Some(insert_attachment(vault, conn, &target, &sealed, msg.text, file, now).await?);
     }
     Ok(message)
 }
