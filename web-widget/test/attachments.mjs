@@ -29,9 +29,8 @@ await run(async (browser) => {
 
   // The attach button is reached with the keyboard and opens the file picker.
   const attach = cust.getByRole("button", { name: "Attach a file" });
-  await attach.focus();
   const chooser = cust.waitForEvent("filechooser", { timeout: WAIT });
-  await cust.keyboard.press("Enter");
+  await attach.press("Enter");
   await (await chooser).setFiles({ name: "screenshot.png", mimeType: "image/png", buffer: PNG });
   await cust.locator(".msg.me .file", { hasText: "screenshot.png" }).waitFor();
   check(true, "the customer's screenshot appears in the widget as a file");

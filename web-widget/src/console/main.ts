@@ -424,7 +424,7 @@ function run(s: Session): void {
         showAlert(c, `Could not open ${a.name}: ${(e as Error).message}`);
       }
     };
-    return h("button", { class: "file", type: "button", "data-attachment": a.id, "aria-label": `Download ${a.name}`, onclick: open }, `📎 ${a.name} · ${size(a.size)}`);
+    return h("button", { class: "file", type: "button", "data-attachment": a.id, title: `Download ${a.name}`, onclick: open }, `${a.name} · ${size(a.size)}`);
   }
 
   function renderLog(c: Chat): void {

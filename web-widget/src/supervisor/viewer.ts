@@ -87,7 +87,7 @@ export function viewer(): Viewer {
         status.textContent = `Could not open ${a.name}: ${(e as Error).message}`;
       }
     };
-    return h("button", { class: "file secondary small", type: "button", "data-attachment": a.id, "aria-label": `Download ${a.name}`, onclick: open }, `📎 ${a.name} · ${size(a.size)}`);
+    return h("button", { class: "file secondary small", type: "button", "data-attachment": a.id, title: `Download ${a.name}`, onclick: open }, `${a.name} · ${size(a.size)}`);
   }
 
   function render(t: Transcript, messages: Message[]): void {

@@ -64,7 +64,7 @@ function boot(): void {
   // The attach button opens the file picker; the input itself stays hidden (a button is what
   // keyboard and screen-reader users reach).
   const picker = h("input", { type: "file", accept: ACCEPT, hidden: true, tabindex: "-1", "aria-hidden": "true" });
-  const attach = h("button", { class: "attach", type: "button", "aria-label": t.attach, title: t.attach }, "📎");
+  const attach = h("button", { class: "attach", type: "button", "aria-label": t.attach, title: t.attach }, "+");
   const progress = h("div", { class: "progress", role: "status", "aria-live": "polite", hidden: true });
   const compose = h("form", { class: "compose" }, attach, picker, input, h("button", { class: "primary", type: "submit" }, t.send));
   const nameIn = h("input", { name: "name", autocomplete: "name", required: true, maxlength: "120" });
@@ -179,7 +179,7 @@ function boot(): void {
     const me = m.kind === "customer";
     const att = m.att;
     const body = att
-      ? h("button", { class: "file", type: "button", "aria-label": t.openFile(att.name), onclick: () => fetchFile(att) }, `📎 ${att.name} · ${size(att.size)}`)
+      ? h("button", { class: "file", type: "button", title: t.openFile(att.name), onclick: () => fetchFile(att) }, `${att.name} · ${size(att.size)}`)
       : m.text;
     let status = "";
     if (me) status = m.status === "sending" ? t.sending : m.seq && m.seq <= agentRead ? t.read : t.sent;

@@ -50,7 +50,7 @@ textarea{flex:1;resize:none;border:1px solid #8b95a7;border-radius:8px;padding:8
 form.prechat{padding:16px;display:flex;flex-direction:column;gap:10px}
 form.prechat label{display:flex;flex-direction:column;gap:4px;font-size:14px}
 form.prechat input{border:1px solid #8b95a7;border-radius:8px;padding:8px 10px}
-.attach{border:1px solid #8b95a7;border-radius:8px;background:#fff;min-width:44px;min-height:44px;cursor:pointer;font-size:18px}
+.attach{border:1px solid #8b95a7;border-radius:8px;background:#fff;min-width:44px;min-height:44px;cursor:pointer;font-size:22px;font-weight:600;line-height:1}
 .file{border:1px solid currentColor;border-radius:8px;background:transparent;color:inherit;padding:4px 8px;cursor:pointer;text-align:start;overflow-wrap:anywhere}
 .progress{font-size:13px;padding:0 16px 6px;color:#33405a}
 .sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
