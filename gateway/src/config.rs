@@ -239,6 +239,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// Limits of access grants (durations, how long a request waits for review).
     pub grants: recorder::grant::Policy,
+    /// Calls (`/media/twilio`, `/media/pcm`) and their recordings.
+    pub voice: crate::voice::VoiceConfig,
 }
 
 /// The audit log's checkpoints.
@@ -305,6 +307,7 @@ impl Default for Config {
                 copy_file: None,
             },
             grants: recorder::grant::Policy::default(),
+            voice: Default::default(),
         }
     }
 }

@@ -98,6 +98,16 @@ pub fn router(app: App) -> Router {
         .route("/metrics", get(api::health::metrics))
         .route("/ws/customer", get(ws::customer))
         .route("/ws/agent", get(ws::agent))
+        .route("/media/twilio", get(crate::voice::twilio::handler))
+        .route("/media/pcm", get(crate::voice::pcm::handler))
+        .route("/api/calls/{id}", get(api::calls::show))
+        .route("/api/calls/{id}/pause", post(api::calls::pause))
+        .route("/api/calls/{id}/resume", post(api::calls::resume))
+        .route("/api/recordings/{id}", get(api::calls::recording))
+        .route(
+            "/api/grants/{id}/recording",
+            get(api::grants::recording),
+        )
         .merge(crate::web::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(TraceLayer::new_for_http())

@@ -70,10 +70,14 @@ pub enum Action {
     CustomerDataCopied,
     /// A staff member exported an open ticket's transcript from the console.
     TranscriptExported,
+    /// A call's recording was paused (PCI pause), with who and why.
+    RecordingPaused,
+    /// A paused recording resumed: by someone, or by the gateway when the pause ran too long.
+    RecordingResumed,
 }
 
 impl Action {
-    pub const ALL: [Action; 38] = [
+    pub const ALL: [Action; 40] = [
         Action::Login,
         Action::LoginFailed,
         Action::TicketRead,
@@ -112,6 +116,8 @@ impl Action {
         Action::LegalHoldReleased,
         Action::CustomerDataCopied,
         Action::TranscriptExported,
+        Action::RecordingPaused,
+        Action::RecordingResumed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -154,6 +160,8 @@ impl Action {
             Action::LegalHoldReleased => "legal_hold_released",
             Action::CustomerDataCopied => "customer_data_copied",
             Action::TranscriptExported => "transcript_exported",
+            Action::RecordingPaused => "recording_paused",
+            Action::RecordingResumed => "recording_resumed",
         }
     }
 

@@ -25,3 +25,4 @@ mod stepup;
 mod supervisor;
 mod vault;
 mod web;
+mod voice;
