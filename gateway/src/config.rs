@@ -126,7 +126,7 @@ pub struct ServeArgs {
     #[arg(long, env = "DESKGATE_CUSTOMER_RETENTION", value_parser = humantime::parse_duration)]
     pub customer_retention: Option<Duration>,
 
-    /// How long a call recording is kept after the call (the voice channel, not built yet) [default: 365days]
+    /// How long a call recording is kept after the call (not enforced yet: the retention sweep does not shred recordings) [default: 365days]
     #[arg(long, env = "DESKGATE_RECORDING_RETENTION", value_parser = humantime::parse_duration)]
     pub recording_retention: Option<Duration>,
 }

@@ -104,10 +104,7 @@ pub fn router(app: App) -> Router {
         .route("/api/calls/{id}/pause", post(api::calls::pause))
         .route("/api/calls/{id}/resume", post(api::calls::resume))
         .route("/api/recordings/{id}", get(api::calls::recording))
-        .route(
-            "/api/grants/{id}/recording",
-            get(api::grants::recording),
-        )
+        .route("/api/grants/{id}/recording", get(api::grants::recording))
         .merge(crate::web::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(TraceLayer::new_for_http())

@@ -24,5 +24,5 @@ mod screen;
 mod stepup;
 mod supervisor;
 mod vault;
-mod web;
 mod voice;
+mod web;

@@ -70,7 +70,9 @@ fn tone16(hz: f64, frame: usize) -> Vec<u8> {
 /// The ticket of a live call, as the queue shows it.
 async fn call_ticket(app: &TestApp, agent: &Staff, call: &str) -> Value {
     for _ in 0..100 {
-        let (s, c) = app.get(&format!("/api/calls/{call}"), Some(&agent.token)).await;
+        let (s, c) = app
+            .get(&format!("/api/calls/{call}"), Some(&agent.token))
+            .await;
         if s == 200 {
             let (_, q) = app.get("/api/queue", Some(&agent.token)).await;
             let t = q["tickets"]
@@ -134,7 +136,9 @@ async fn a_phone_call_is_relayed_recorded_paused_and_played_through_a_grant() {
     assert_eq!(started["type"], "started", "{started}");
     assert_eq!(started["ticket"], ticket);
     let recording = {
-        let (s, c) = app.get(&format!("/api/calls/{call}"), Some(&agent.token)).await;
+        let (s, c) = app
+            .get(&format!("/api/calls/{call}"), Some(&agent.token))
+            .await;
         assert_eq!(s, 200, "{c}");
         c["recording"].as_i64().unwrap()
     };
@@ -174,7 +178,11 @@ async fn a_phone_call_is_relayed_recorded_paused_and_played_through_a_grant() {
                     .unwrap();
             }
             // The call may end first (the provider hung up): the leg is closed then.
-            if tx.send(Message::Binary(tone16(1000.0, i).into())).await.is_err() {
+            if tx
+                .send(Message::Binary(tone16(1000.0, i).into()))
+                .await
+                .is_err()
+            {
                 break;
             }
             tokio::time::sleep_until(t0 + Duration::from_millis((at + 20) as u64)).await;
@@ -212,7 +220,10 @@ async fn a_phone_call_is_relayed_recorded_paused_and_played_through_a_grant() {
     // The provider got the agent's voice back as μ-law media, the mark, and the clear.
     assert!(seen["media"].as_u64().unwrap() > 150, "{seen}");
     let hz = seen["received_hz"].as_f64().unwrap();
-    assert!((hz - 1000.0).abs() < 30.0, "the caller hears 1000 Hz: {seen}");
+    assert!(
+        (hz - 1000.0).abs() < 30.0,
+        "the caller hears 1000 Hz: {seen}"
+    );
     assert_eq!(seen["marks"], json!(["greeting"]), "{seen}");
     assert_eq!(seen["clears"], 1, "{seen}");
     // The agent heard 440 Hz (through the live pauses too), the echoed mark, DTMF 5 only.
@@ -226,8 +237,15 @@ async fn a_phone_call_is_relayed_recorded_paused_and_played_through_a_grant() {
     assert!(goertzel(&loud, 16000.0, 440.0) > 20.0 * goertzel(&loud, 16000.0, 1000.0));
     let kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
     let dtmf: Vec<&Value> = events.iter().filter(|e| e["type"] == "dtmf").collect();
-    assert_eq!(dtmf, vec![&json!({"type": "dtmf", "digit": "5"})], "{events:?}");
-    assert!(events.contains(&json!({"type": "mark", "name": "greeting"})), "{events:?}");
+    assert_eq!(
+        dtmf,
+        vec![&json!({"type": "dtmf", "digit": "5"})],
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&json!({"type": "mark", "name": "greeting"})),
+        "{events:?}"
+    );
     assert_eq!(
         kinds.iter().filter(|k| **k == "paused").count(),
         2,
@@ -280,33 +298,63 @@ async fn a_phone_call_is_relayed_recorded_paused_and_played_through_a_grant() {
         .await;
     assert_eq!(s, 201, "{g}");
     let grant = g["id"].as_i64().unwrap();
-    let early = app.http.get(wav_url(grant)).bearer_auth(&sam.token).send().await.unwrap();
+    let early = app
+        .http
+        .get(wav_url(grant))
+        .bearer_auth(&sam.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(early.status(), 409, "pending grants play nothing");
     let (s, _) = app
-        .post(&format!("/api/grants/{grant}/approve"), Some(&april.token), json!({"note": "ok"}))
+        .post(
+            &format!("/api/grants/{grant}/approve"),
+            Some(&april.token),
+            json!({"note": "ok"}),
+        )
         .await;
     assert_eq!(s, 200);
-    let resp = app.http.get(wav_url(grant)).bearer_auth(&sam.token).send().await.unwrap();
+    let resp = app
+        .http
+        .get(wav_url(grant))
+        .bearer_auth(&sam.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "audio/wav");
     let wav = resp.bytes().await.unwrap().to_vec();
     assert_eq!(&wav[..4], b"RIFF");
     assert_eq!(u16::from_le_bytes([wav[22], wav[23]]), 2, "stereo");
-    assert_eq!(u32::from_le_bytes([wav[24], wav[25], wav[26], wav[27]]), 8000);
+    assert_eq!(
+        u32::from_le_bytes([wav[24], wav[25], wav[26], wav[27]]),
+        8000
+    );
     let pcm: Vec<i16> = wav[44..]
         .chunks_exact(2)
         .map(|c| i16::from_le_bytes([c[0], c[1]]))
         .collect();
     let left: Vec<f64> = pcm.iter().step_by(2).map(|&s| f64::from(s)).collect();
-    let right: Vec<f64> = pcm.iter().skip(1).step_by(2).map(|&s| f64::from(s)).collect();
-    assert_eq!(left.len() as u64 * 1000 / 8000, rec["duration_ms"].as_u64().unwrap());
+    let right: Vec<f64> = pcm
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .map(|&s| f64::from(s))
+        .collect();
+    assert_eq!(
+        left.len() as u64 * 1000 / 8000,
+        rec["duration_ms"].as_u64().unwrap()
+    );
 
     // Silence in every pause, on both channels.
     for p in &pauses {
         let a = p["start_ms"].as_u64().unwrap() as usize * 8;
         let b = p["end_ms"].as_u64().unwrap() as usize * 8;
         assert!(b - a >= 8 * 500, "{p}");
-        assert!(left[a..b].iter().chain(&right[a..b]).all(|&x| x == 0.0), "{p}");
+        assert!(
+            left[a..b].iter().chain(&right[a..b]).all(|&x| x == 0.0),
+            "{p}"
+        );
     }
     // Outside them, in every 100 ms where a side talked: left is the caller, right the agent.
     let (mut l_windows, mut r_windows) = (0, 0);
@@ -315,16 +363,30 @@ async fn a_phone_call_is_relayed_recorded_paused_and_played_through_a_grant() {
         let (l, r) = (&left[a..b], &right[a..b]);
         if rms(l) > 1000.0 {
             l_windows += 1;
-            assert!(goertzel(l, 8000.0, 440.0) > 20.0 * goertzel(l, 8000.0, 1000.0), "left {w}");
+            assert!(
+                goertzel(l, 8000.0, 440.0) > 20.0 * goertzel(l, 8000.0, 1000.0),
+                "left {w}"
+            );
         }
         if rms(r) > 1000.0 {
             r_windows += 1;
-            assert!(goertzel(r, 8000.0, 1000.0) > 20.0 * goertzel(r, 8000.0, 440.0), "right {w}");
+            assert!(
+                goertzel(r, 8000.0, 1000.0) > 20.0 * goertzel(r, 8000.0, 440.0),
+                "right {w}"
+            );
         }
     }
-    assert!(l_windows >= 20 && r_windows >= 20, "{l_windows} {r_windows}");
+    assert!(
+        l_windows >= 20 && r_windows >= 20,
+        "{l_windows} {r_windows}"
+    );
     let played = app.audit("action=grant_used").await;
-    assert!(played.iter().any(|e| e["object_kind"] == "recording" && e["outcome"] == "allowed"), "{played:?}");
+    assert!(
+        played
+            .iter()
+            .any(|e| e["object_kind"] == "recording" && e["outcome"] == "allowed"),
+        "{played:?}"
+    );
 
     // No clear audio on disk: no 32-byte run of the recording is in any file.
     let data = &wav[44..];
@@ -335,7 +397,10 @@ async fn a_phone_call_is_relayed_recorded_paused_and_played_through_a_grant() {
             continue;
         }
         for (path, bytes) in &files {
-            assert!(!bytes.windows(32).any(|w| w == needle), "clear audio in {path:?}");
+            assert!(
+                !bytes.windows(32).any(|w| w == needle),
+                "clear audio in {path:?}"
+            );
         }
     }
 
@@ -344,15 +409,34 @@ async fn a_phone_call_is_relayed_recorded_paused_and_played_through_a_grant() {
     let len = std::fs::metadata(&file).unwrap().len();
     let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
     f.set_len(len - 100).unwrap();
-    let resp = app.http.get(wav_url(grant)).bearer_auth(&sam.token).send().await.unwrap();
+    let resp = app
+        .http
+        .get(wav_url(grant))
+        .bearer_auth(&sam.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 409);
     let body: Value = resp.json().await.unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("integrity"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("integrity"),
+        "{body}"
+    );
     let refused = app.audit("action=grant_used&outcome=denied").await;
-    assert!(refused.iter().any(|e| e["detail"].as_str().unwrap_or("").contains("integrity")), "{refused:?}");
+    assert!(
+        refused
+            .iter()
+            .any(|e| e["detail"].as_str().unwrap_or("").contains("integrity")),
+        "{refused:?}"
+    );
 }
 
-async fn closed_with(ws: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin)) -> (u16, String) {
+async fn closed_with(
+    ws: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+) -> (u16, String) {
     while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
         if let Ok(Message::Close(Some(f))) = m {
             return (u16::from(f.code), f.reason.to_string());
@@ -387,13 +471,32 @@ async fn bad_media_frames_are_refused_with_a_reason() {
     let token = media_token(&app, "CA1");
     let cases: Vec<(Vec<String>, u16, &str)> = vec![
         (vec!["{".into()], 1007, "frame is not JSON"),
-        (vec![r#"{"event":"dance"}"#.into()], 1007, "unknown event \"dance\""),
-        (vec![r#"{"event":"media","media":{"payload":""}}"#.into()], 1008, "media before start"),
-        (vec!["x".repeat(20 * 1024)], 1009, "frame over 16384 bytes"),
-        (vec![start_frame("CA2", &token)], 1008, "media token refused"),
-        (vec![start_frame("CA1", "v1.demo.CA1.99999999999.00")], 1008, "media token refused"),
         (
-            vec![start_frame("CA1", &token), r#"{"event":"media","sequenceNumber":"2","media":{"payload":"@@@"}}"#.into()],
+            vec![r#"{"event":"dance"}"#.into()],
+            1007,
+            "unknown event \"dance\"",
+        ),
+        (
+            vec![r#"{"event":"media","media":{"payload":""}}"#.into()],
+            1008,
+            "media before start",
+        ),
+        (vec!["x".repeat(20 * 1024)], 1009, "frame over 16384 bytes"),
+        (
+            vec![start_frame("CA2", &token)],
+            1008,
+            "media token refused",
+        ),
+        (
+            vec![start_frame("CA1", "v1.demo.CA1.99999999999.00")],
+            1008,
+            "media token refused",
+        ),
+        (
+            vec![
+                start_frame("CA1", &token),
+                r#"{"event":"media","sequenceNumber":"2","media":{"payload":"@@@"}}"#.into(),
+            ],
             1007,
             "media payload is not base64",
         ),
@@ -406,13 +509,19 @@ async fn bad_media_frames_are_refused_with_a_reason() {
     let token3 = media_token(&app, "CA3");
     let (c, r) = twilio_session(
         &app,
-        &[start_frame("CA3", &token3), r#"{"event":"media","sequenceNumber":2,"media":{"payload":""}}"#.into()],
+        &[
+            start_frame("CA3", &token3),
+            r#"{"event":"media","sequenceNumber":2,"media":{"payload":""}}"#.into(),
+        ],
     )
     .await;
     assert_eq!(c, 1007, "{r}");
     assert!(r.starts_with("bad media event"), "{r}");
     let (c, r) = twilio_session(&app, &[start_frame("CA3", &token3)]).await;
-    assert_eq!((c, r.as_str()), (1008, "this call is live or recorded already"));
+    assert_eq!(
+        (c, r.as_str()),
+        (1008, "this call is live or recorded already")
+    );
 
     // The agent's leg: a bad start frame, a call not theirs, an odd PCM frame.
     let agent = app.agent("grace").await;
@@ -420,31 +529,60 @@ async fn bad_media_frames_are_refused_with_a_reason() {
         let url = ws_url(&app, "/media/pcm");
         async move {
             let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-            ws.send(Message::Text(start.to_string().into())).await.unwrap();
+            ws.send(Message::Text(start.to_string().into()))
+                .await
+                .unwrap();
             ws
         }
     };
     let mut ws = pcm(json!({"type": "start", "token": agent.token, "call": "CA1", "codec": "opus", "rate": 16000})).await;
-    assert_eq!(closed_with(&mut ws).await, (1007, "codec must be \"pcm16\"".into()));
-    let mut ws = pcm(json!({"type": "start", "token": "nope", "call": "CA1", "codec": "pcm16", "rate": 16000})).await;
+    assert_eq!(
+        closed_with(&mut ws).await,
+        (1007, "codec must be \"pcm16\"".into())
+    );
+    let mut ws = pcm(
+        json!({"type": "start", "token": "nope", "call": "CA1", "codec": "pcm16", "rate": 16000}),
+    )
+    .await;
     assert_eq!(closed_with(&mut ws).await.0, 1008);
     let mut ws = pcm(json!({"type": "start", "token": agent.token, "call": "CA404", "codec": "pcm16", "rate": 8000})).await;
-    assert_eq!(closed_with(&mut ws).await, (4404, "no such live call".into()));
+    assert_eq!(
+        closed_with(&mut ws).await,
+        (4404, "no such live call".into())
+    );
     // A live call whose ticket is someone else's (nobody claimed it).
     let token5 = media_token(&app, "CA5");
-    let (mut phone, _) = tokio_tungstenite::connect_async(ws_url(&app, "/media/twilio")).await.unwrap();
-    phone.send(Message::Text(start_frame("CA5", &token5).into())).await.unwrap();
+    let (mut phone, _) = tokio_tungstenite::connect_async(ws_url(&app, "/media/twilio"))
+        .await
+        .unwrap();
+    phone
+        .send(Message::Text(start_frame("CA5", &token5).into()))
+        .await
+        .unwrap();
     let t = call_ticket(&app, &agent, "CA5").await;
     let mut ws = pcm(json!({"type": "start", "token": agent.token, "call": "CA5", "codec": "pcm16", "rate": 8000})).await;
-    assert_eq!(closed_with(&mut ws).await, (4403, "claim the call's ticket first".into()));
+    assert_eq!(
+        closed_with(&mut ws).await,
+        (4403, "claim the call's ticket first".into())
+    );
     let (mut desk, _) = app.agent_ws(&agent).await;
-    desk.request(json!({"type": "claim", "ticket": t["id"]})).await;
+    desk.request(json!({"type": "claim", "ticket": t["id"]}))
+        .await;
     let mut ws = pcm(json!({"type": "start", "token": agent.token, "call": "CA5", "codec": "pcm16", "rate": 8000})).await;
     let first = ws.next().await.unwrap().unwrap();
     assert!(first.to_text().unwrap().contains("started"), "{first:?}");
-    ws.send(Message::Binary(vec![0u8; 321].into())).await.unwrap();
+    ws.send(Message::Binary(vec![0u8; 321].into()))
+        .await
+        .unwrap();
     let (c, r) = closed_with(&mut ws).await;
     assert_eq!(c, 1007, "{r}");
     assert_eq!(r, "PCM16 frames have an even number of bytes");
-    let _ = phone.send(Message::Close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame { code: CloseCode::Normal, reason: "".into() }))).await;
+    let _ = phone
+        .send(Message::Close(Some(
+            tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into(),
+            },
+        )))
+        .await;
 }

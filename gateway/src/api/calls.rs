@@ -129,17 +129,23 @@ pub struct RecordingView {
 pub async fn opened(
     app: &App,
     id: i64,
-) -> ApiResult<(StoredRecording, Option<crate::voice::recording::Manifest>, Option<Arc<recorder::DataKey>>)> {
+) -> ApiResult<(
+    StoredRecording,
+    Option<crate::voice::recording::Manifest>,
+    Option<Arc<recorder::DataKey>>,
+)> {
     let rec = app.store.recording(id).await?;
     let key = app
         .store
         .data_key(&KeyOwner::recording(id), false, app.clock.now())
         .await?;
     let manifest = match (&key, &rec.manifest) {
-        (Some(k), Some(sealed)) => Some(open_manifest(k, id, rec.segments, sealed).map_err(|e| {
-            tracing::warn!(recording = id, error = %e, "recording manifest does not open");
-            ApiError::Conflict("the recording's manifest does not open: altered".into())
-        })?),
+        (Some(k), Some(sealed)) => {
+            Some(open_manifest(k, id, rec.segments, sealed).map_err(|e| {
+                tracing::warn!(recording = id, error = %e, "recording manifest does not open");
+                ApiError::Conflict("the recording's manifest does not open: altered".into())
+            })?)
+        }
         _ => None,
     };
     Ok((rec, manifest, key))

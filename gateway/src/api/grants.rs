@@ -652,7 +652,10 @@ pub async fn recording(
     };
     if require(&me, Permission::RequestGrant).is_err() {
         let _ = app
-            .audit(&ctx, denied(format!("role {} may not read through a grant", me.role)))
+            .audit(
+                &ctx,
+                denied(format!("role {} may not read through a grant", me.role)),
+            )
             .await;
         return Err(ApiError::Forbidden);
     }

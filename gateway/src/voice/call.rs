@@ -277,8 +277,13 @@ impl Call {
         self.to_agent(AgentOut::Event(
             serde_json::json!({"type": "paused", "by": by, "reason": reason}),
         ));
-        self.audit(app, ctx, Action::RecordingPaused, format!("by={by}; reason={reason}"))
-            .await;
+        self.audit(
+            app,
+            ctx,
+            Action::RecordingPaused,
+            format!("by={by}; reason={reason}"),
+        )
+        .await;
         Ok(())
     }
 
@@ -307,7 +312,10 @@ impl Call {
         ));
         let mut detail = format!("by={by}");
         if let Some(r) = reason.map(str::trim).filter(|r| !r.is_empty()) {
-            detail.push_str(&format!("; reason={}", r.chars().take(200).collect::<String>()));
+            detail.push_str(&format!(
+                "; reason={}",
+                r.chars().take(200).collect::<String>()
+            ));
         }
         self.audit(app, ctx, Action::RecordingResumed, detail).await;
     }
@@ -316,7 +324,10 @@ impl Call {
         let ev = Event::allowed(action)
             .customer(self.customer)
             .object("recording", self.recording)
-            .detail(format!("call={}; ticket={}; {detail}", self.id, self.ticket.0));
+            .detail(format!(
+                "call={}; ticket={}; {detail}",
+                self.id, self.ticket.0
+            ));
         if let Err(e) = app.audit(ctx, ev).await {
             tracing::error!(call = %self.id, error = %e, "cannot audit a recording pause");
         }
@@ -355,12 +366,12 @@ fn push_capped(q: &mut VecDeque<Vec<i16>>, f: Vec<i16>) {
 
 impl Recorder {
     async fn run(mut self, mut cmds: mpsc::Receiver<Cmd>) {
-        let mut tick = tokio::time::interval(std::time::Duration::from_millis(
-            u64::from(super::media::FRAME_MS),
-        ));
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(u64::from(
+            super::media::FRAME_MS,
+        )));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        let max_pause_frames =
-            (self.app.config.voice.max_pause.as_millis() / u128::from(super::media::FRAME_MS)) as u64;
+        let max_pause_frames = (self.app.config.voice.max_pause.as_millis()
+            / u128::from(super::media::FRAME_MS)) as u64;
         let result = loop {
             tokio::select! {
                 _ = tick.tick() => {
@@ -396,7 +407,9 @@ impl Recorder {
         if let Err(e) = result {
             tracing::error!(call = %self.call.id, recording = self.call.recording, error = %e, "recording failed");
             // What was written stays, without a final entry: export refuses it.
-            let _ = self.save(RecordingState::Failed, Some(self.app.clock.now())).await;
+            let _ = self
+                .save(RecordingState::Failed, Some(self.app.clock.now()))
+                .await;
         }
     }
 
@@ -419,8 +432,13 @@ impl Recorder {
             self.writer.resume("auto".into());
             self.paused_at = None;
             let call = self.call.clone();
-            call.resumed(&self.app, &Context::system(), "auto", Some("maximum pause reached"))
-                .await;
+            call.resumed(
+                &self.app,
+                &Context::system(),
+                "auto",
+                Some("maximum pause reached"),
+            )
+            .await;
         }
     }
 

@@ -66,12 +66,16 @@ pub fn parse_start(text: &str) -> Result<(StartFrame, Rate), Refusal> {
         )
     })?;
     if f.kind != "start" {
-        return Err(refuse(close::MALFORMED, "the first frame must be the start frame"));
+        return Err(refuse(
+            close::MALFORMED,
+            "the first frame must be the start frame",
+        ));
     }
     if f.codec != "pcm16" {
         return Err(refuse(close::MALFORMED, "codec must be \"pcm16\""));
     }
-    let rate = Rate::parse(f.rate).ok_or_else(|| refuse(close::MALFORMED, "rate must be 8000 or 16000"))?;
+    let rate = Rate::parse(f.rate)
+        .ok_or_else(|| refuse(close::MALFORMED, "rate must be 8000 or 16000"))?;
     Ok((f, rate))
 }
 
@@ -84,28 +88,33 @@ pub async fn handler(ws: WebSocketUpgrade, ctx: Context, State(app): State<App>)
         .on_upgrade(move |socket| tracker.track_future(run(socket, app, ctx)))
 }
 
-async fn admit(
-    socket: &mut WebSocket,
-    app: &App,
-) -> Result<(User, Arc<Call>, Rate), Refusal> {
+async fn admit(socket: &mut WebSocket, app: &App) -> Result<(User, Arc<Call>, Rate), Refusal> {
     let m = tokio::time::timeout(app.config.voice.start_timeout, socket.recv())
         .await
         .map_err(|_| refuse(close::POLICY, "no start frame in time"))?;
     let text = match m {
         Some(Ok(Message::Text(t))) => t,
         Some(Ok(Message::Binary(_))) => {
-            return Err(refuse(close::MALFORMED, "the first frame must be the JSON start frame"))
+            return Err(refuse(
+                close::MALFORMED,
+                "the first frame must be the JSON start frame",
+            ))
         }
         _ => return Err(refuse(close::POLICY, "closed before start")),
     };
     if text.len() > MAX_TEXT_FRAME {
-        return Err(refuse(close::TOO_BIG, format!("frame over {MAX_TEXT_FRAME} bytes")));
+        return Err(refuse(
+            close::TOO_BIG,
+            format!("frame over {MAX_TEXT_FRAME} bytes"),
+        ));
     }
     let (start, rate) = parse_start(text.as_str())?;
     let digest = crate::auth::token::digest(&start.token);
     let user = match app.store.session_user(&digest, app.clock.now()).await {
         Ok(u) => u,
-        Err(StoreError::Unavailable(_)) => return Err(refuse(close::INTERNAL, "store unavailable")),
+        Err(StoreError::Unavailable(_)) => {
+            return Err(refuse(close::INTERNAL, "store unavailable"))
+        }
         Err(_) => return Err(refuse(close::POLICY, "the session token is not valid")),
     };
     if require(&user, Permission::WorkTickets).is_err() {
@@ -141,7 +150,11 @@ async fn run(mut socket: WebSocket, app: App, ctx: Context) {
         "type": "started", "call": call.id, "ticket": call.ticket.0, "rate": rate.hz(),
         "recording": if call.is_paused() { "paused" } else { "on" },
     });
-    if socket.send(Message::Text(started.to_string().into())).await.is_err() {
+    if socket
+        .send(Message::Text(started.to_string().into()))
+        .await
+        .is_err()
+    {
         call.leave_agent(leg);
         return;
     }
@@ -229,8 +242,14 @@ mod tests {
         assert!(parse_start(ok).is_ok());
         for (bad, why) in [
             ("{", "the first frame must be the start frame"),
-            (r#"{"type":"start","token":"t","call":"CA1","codec":"opus","rate":16000}"#, "codec must be \"pcm16\""),
-            (r#"{"type":"start","token":"t","call":"CA1","codec":"pcm16","rate":44100}"#, "rate must be 8000 or 16000"),
+            (
+                r#"{"type":"start","token":"t","call":"CA1","codec":"opus","rate":16000}"#,
+                "codec must be \"pcm16\"",
+            ),
+            (
+                r#"{"type":"start","token":"t","call":"CA1","codec":"pcm16","rate":44100}"#,
+                "rate must be 8000 or 16000",
+            ),
         ] {
             let r = parse_start(bad).err().map(|r| r.reason).unwrap_or_default();
             assert!(r.starts_with(why), "{bad}: {r}");

@@ -226,7 +226,9 @@ impl Writer {
     /// Seals the last segment, syncs the file, and writes the final entry.
     pub fn finish(&mut self) -> Result<Manifest, RecordingError> {
         if self.sealer.is_none() {
-            return Err(RecordingError::Integrity("recording already finished".into()));
+            return Err(RecordingError::Integrity(
+                "recording already finished".into(),
+            ));
         }
         self.resume("end".into());
         let mut last = std::mem::take(&mut self.plain);
@@ -418,7 +420,9 @@ mod tests {
         assert_eq!((s[f5], s[f5 + 1]), (1000, 0));
         // No clear sample on disk: the constant 1000 (0xE8 0x03) never appears twice in a row.
         let disk = std::fs::read(path(dir.path(), 1)).unwrap();
-        assert!(!disk.windows(8).any(|w| w == [0xE8, 0x03, 0x30, 0xF8, 0xE8, 0x03, 0x30, 0xF8]));
+        assert!(!disk
+            .windows(8)
+            .any(|w| w == [0xE8, 0x03, 0x30, 0xF8, 0xE8, 0x03, 0x30, 0xF8]));
     }
 
     #[test]
@@ -440,7 +444,11 @@ mod tests {
         let good = std::fs::read(&p).unwrap();
 
         // Cut at a segment boundary and anywhere else.
-        for cut in [good.len() - 1, HEADER_LEN + SEGMENT + TAG_LEN, HEADER_LEN + 5] {
+        for cut in [
+            good.len() - 1,
+            HEADER_LEN + SEGMENT + TAG_LEN,
+            HEADER_LEN + 5,
+        ] {
             std::fs::write(&p, &good[..cut]).unwrap();
             let e = exported(dir.path(), &m, &key).unwrap_err();
             assert!(matches!(e, RecordingError::Integrity(_)), "cut {cut}: {e}");

@@ -75,9 +75,14 @@ pub fn verify(
         .get(site)
         .and_then(|s| s.identity_secret.as_ref())
         .ok_or(TokenError::UnknownSite)?;
-    mac(secret.expose_secret().trim().as_bytes(), site, &named, expires)
-        .verify_slice(&sig)
-        .map_err(|_| TokenError::BadSignature)?;
+    mac(
+        secret.expose_secret().trim().as_bytes(),
+        site,
+        &named,
+        expires,
+    )
+    .verify_slice(&sig)
+    .map_err(|_| TokenError::BadSignature)?;
     if expires.saturating_mul(1000) <= now.0 {
         return Err(TokenError::Expired);
     }
@@ -136,7 +141,13 @@ mod tests {
             verify(&s, &other, "CA1", Timestamp(0)),
             Err(TokenError::UnknownSite)
         );
-        for bad in ["", "v1", "v2.demo.CA1.1000.00", "v1.demo.CA1.soon.00", "v1.demo.CA1.1000.zz"] {
+        for bad in [
+            "",
+            "v1",
+            "v2.demo.CA1.1000.00",
+            "v1.demo.CA1.soon.00",
+            "v1.demo.CA1.1000.zz",
+        ] {
             assert_eq!(
                 verify(&s, bad, "CA1", Timestamp(0)),
                 Err(TokenError::Malformed),

@@ -140,8 +140,7 @@ pub fn parse(text: &str) -> Result<Inbound, Refusal> {
             reason: format!("frame over {MAX_TEXT_FRAME} bytes"),
         });
     }
-    let value: Value =
-        serde_json::from_str(text).map_err(|_| malformed("frame is not JSON"))?;
+    let value: Value = serde_json::from_str(text).map_err(|_| malformed("frame is not JSON"))?;
     let event = value
         .get("event")
         .and_then(Value::as_str)
@@ -152,7 +151,10 @@ pub fn parse(text: &str) -> Result<Inbound, Refusal> {
         if msg.contains("unknown variant") {
             malformed(format!("unknown event {event:?}"))
         } else {
-            malformed(format!("bad {event} event: {}", msg.split(" at line").next().unwrap_or("")))
+            malformed(format!(
+                "bad {event} event: {}",
+                msg.split(" at line").next().unwrap_or("")
+            ))
         }
     })
 }
@@ -180,7 +182,11 @@ pub fn decode_payload(payload: &str, rest: &mut Vec<i16>) -> Result<Vec<Vec<i16>
 
 fn out_media(dialect: Dialect, stream: &str, frame: &[i16]) -> Value {
     let payload = base64::engine::general_purpose::STANDARD.encode(media::pcm_to_ulaw(frame));
-    with_stream(dialect, stream, json!({"event": "media", "media": {"payload": payload}}))
+    with_stream(
+        dialect,
+        stream,
+        json!({"event": "media", "media": {"payload": payload}}),
+    )
 }
 
 fn with_stream(dialect: Dialect, stream: &str, mut v: Value) -> Value {
@@ -289,7 +295,12 @@ async fn run(mut socket: WebSocket, app: App, url_token: Option<String>, ctx: Co
     }
 }
 
-type Admitted = (Arc<Call>, tokio::sync::mpsc::Receiver<CustomerOut>, Dialect, String);
+type Admitted = (
+    Arc<Call>,
+    tokio::sync::mpsc::Receiver<CustomerOut>,
+    Dialect,
+    String,
+);
 
 /// Waits for `connected` and `start`, checks the token, opens the call's ticket and recording.
 async fn admit(
@@ -330,7 +341,11 @@ async fn admit(
         };
         match parse(text.as_str())? {
             Inbound::Connected {} => continue,
-            Inbound::Start { stream, start, sequence_number } => {
+            Inbound::Start {
+                stream,
+                start,
+                sequence_number,
+            } => {
                 if let Some(s) = sequence_number {
                     s.value().map_err(malformed)?;
                 }
@@ -360,8 +375,8 @@ async fn admit(
         .cloned()
         .or(url_token)
         .ok_or_else(|| policy("no media token (customParameters.token or ?token=)"))?;
-    let admitted = super::token::verify(&app.sites, &token, &start.call, app.clock.now())
-        .map_err(|e| {
+    let admitted =
+        super::token::verify(&app.sites, &token, &start.call, app.clock.now()).map_err(|e| {
             tracing::warn!(target: "deskgate::security", error = %e, "phone media stream refused");
             policy("media token refused")
         })?;
@@ -402,7 +417,10 @@ async fn admit(
         .await
         .map_err(|e| internal(&e))?;
     let ticket = sent.appended.ticket;
-    app.store.mark_call(ticket).await.map_err(|e| internal(&e))?;
+    app.store
+        .mark_call(ticket)
+        .await
+        .map_err(|e| internal(&e))?;
     if let Ok(t) = app.store.ticket(ticket).await {
         app.desk.publish_ticket(&t).await;
     }
@@ -430,13 +448,19 @@ mod tests {
         let Inbound::Start { start, stream, .. } = parse(twilio).unwrap() else {
             panic!("start")
         };
-        assert_eq!((start.call.as_str(), stream.as_deref()), ("CA1", Some("MZ1")));
+        assert_eq!(
+            (start.call.as_str(), stream.as_deref()),
+            ("CA1", Some("MZ1"))
+        );
         assert_eq!(start.custom["token"], "t");
         let telnyx = r#"{"event":"start","sequence_number":"1","stream_id":"s1","start":{"call_control_id":"v3:abc","custom_parameters":{"token":"t"},"media_format":{"encoding":"PCMU","sample_rate":8000,"channels":1}}}"#;
         let Inbound::Start { start, stream, .. } = parse(telnyx).unwrap() else {
             panic!("start")
         };
-        assert_eq!((start.call.as_str(), stream.as_deref()), ("v3:abc", Some("s1")));
+        assert_eq!(
+            (start.call.as_str(), stream.as_deref()),
+            ("v3:abc", Some("s1"))
+        );
         let media = r#"{"event":"media","sequence_number":"4","stream_id":"s1","media":{"track":"inbound","chunk":"2","timestamp":"5","payload":"/w=="}}"#;
         assert!(matches!(parse(media).unwrap(), Inbound::Media { .. }));
     }
@@ -450,13 +474,27 @@ mod tests {
             "unknown event \"dance\""
         );
         let e = parse(r#"{"event":"media","media":{}}"#).unwrap_err();
-        assert!(e.reason.starts_with("bad media event: missing field `payload`"), "{}", e.reason);
-        let big = format!(r#"{{"event":"media","media":{{"payload":"{}"}}}}"#, "A".repeat(MAX_TEXT_FRAME));
+        assert!(
+            e.reason
+                .starts_with("bad media event: missing field `payload`"),
+            "{}",
+            e.reason
+        );
+        let big = format!(
+            r#"{{"event":"media","media":{{"payload":"{}"}}}}"#,
+            "A".repeat(MAX_TEXT_FRAME)
+        );
         assert_eq!(parse(&big).unwrap_err().code, close::TOO_BIG);
         let mut rest = Vec::new();
-        assert_eq!(decode_payload("@@@@", &mut rest).unwrap_err().reason, "media payload is not base64");
+        assert_eq!(
+            decode_payload("@@@@", &mut rest).unwrap_err().reason,
+            "media payload is not base64"
+        );
         let long = base64::engine::general_purpose::STANDARD.encode(vec![0xFFu8; 2000]);
-        assert_eq!(decode_payload(&long, &mut rest).unwrap_err().code, close::TOO_BIG);
+        assert_eq!(
+            decode_payload(&long, &mut rest).unwrap_err().code,
+            close::TOO_BIG
+        );
         let n: Result<u64, _> = SeqNo("12a".into()).value();
         assert!(n.is_err());
     }

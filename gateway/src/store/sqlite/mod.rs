@@ -82,7 +82,8 @@ async fn checkpointer(pool: SqlitePool, wal: PathBuf, stop: CancellationToken) {
 
 /// Columns of a ticket as every ticket-returning query selects them, with the wrapped data
 /// keys of its conversation (subject) and customer (name).
-const TICKET_SELECT: &str = "SELECT t.id, c.id AS conversation, t.kind, t.status, t.priority, t.subject, \
+const TICKET_SELECT: &str =
+    "SELECT t.id, c.id AS conversation, t.kind, t.status, t.priority, t.subject, \
      t.customer_id, cu.name AS customer_name, cu.verified, t.agent_id, u.name AS agent_name, \
      t.created_at, t.queued_at, t.first_response_at, t.resolved_at, t.closed_at, \
      c.last_seq, c.customer_read_seq, c.agent_read_seq, \

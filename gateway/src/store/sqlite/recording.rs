@@ -103,10 +103,12 @@ impl SqliteStore {
         &self,
         ticket: TicketId,
     ) -> StoreResult<Vec<StoredRecording>> {
-        let rows = sqlx::query(&format!("{RECORDING_SELECT} WHERE ticket_id = ? ORDER BY id"))
-            .bind(ticket.0)
-            .fetch_all(&self.reader)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "{RECORDING_SELECT} WHERE ticket_id = ? ORDER BY id"
+        ))
+        .bind(ticket.0)
+        .fetch_all(&self.reader)
+        .await?;
         rows.iter().map(recording_from_row).collect()
     }
 }
