@@ -7,6 +7,8 @@
 //! - `record`: one stereo 8 kHz frame into the recording, sealed in 32 KiB segments, the
 //!   sealing and file writes included (amortised over a 10 s call).
 
+#![allow(clippy::expect_used)]
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use deskgate::voice::media::{self, Rate, Resampler};
 use deskgate::voice::recording::Writer;
