@@ -586,3 +586,80 @@ async fn bad_media_frames_are_refused_with_a_reason() {
         )))
         .await;
 }
+
+/// Telnyx's spelling of the same protocol (`stream_id`, `call_control_id`, `PCMU`), with the
+/// token in the stream URL: the call is queued as a call, and each side hears the other, the
+/// provider in its own spelling.
+#[tokio::test]
+async fn a_telnyx_stream_with_the_token_in_its_url_is_a_call_too() {
+    let app = TestApp::start().await;
+    let agent = app.agent("grace").await;
+    let call = "v3:telnyx-call-1";
+    let token = media_token(&app, call);
+    // The token is only in the URL; the peer counts only replies spelled `stream_id`.
+    let url = format!("{}?token={token}", ws_url(&app, "/media/twilio"));
+    let mut peer = tokio::process::Command::new(python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("support/voice/twilio_peer.py"))
+        .args(["--url", &url, "--dialect", "telnyx"])
+        .args(["--call", call, "--hz", "440", "--seconds", "1.0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the Telnyx peer");
+    let mut out = BufReader::new(peer.stdout.take().unwrap()).lines();
+    let mut stdin = peer.stdin.take().unwrap();
+    assert_eq!(out.next_line().await.unwrap().as_deref(), Some("started"));
+    let t = call_ticket(&app, &agent, call).await;
+    assert_eq!(t["kind"], "call");
+    let (mut desk, _) = app.agent_ws(&agent).await;
+    desk.request(json!({"type": "claim", "ticket": t["id"]}))
+        .await;
+    let (mut leg, _) = tokio_tungstenite::connect_async(ws_url(&app, "/media/pcm"))
+        .await
+        .unwrap();
+    let start = json!({"type": "start", "token": agent.token, "call": call, "codec": "pcm16", "rate": 8000});
+    leg.send(Message::Text(start.to_string().into()))
+        .await
+        .unwrap();
+    assert!(leg
+        .next()
+        .await
+        .unwrap()
+        .unwrap()
+        .to_text()
+        .unwrap()
+        .contains("started"));
+    stdin.write_all(b"go\n").await.unwrap();
+    // 8 kHz on the agent's leg: 320 bytes a frame, no resampling.
+    let frame: Vec<u8> = (0..160)
+        .flat_map(|i| {
+            let t = i as f64 / 8000.0;
+            ((6000.0 * (2.0 * std::f64::consts::PI * 1000.0 * t).sin()) as i16).to_le_bytes()
+        })
+        .collect();
+    let mut heard = 0;
+    for _ in 0..50 {
+        if leg
+            .send(Message::Binary(frame.clone().into()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+        if let Ok(Some(Ok(Message::Binary(b)))) =
+            tokio::time::timeout(Duration::from_millis(20), leg.next()).await
+        {
+            assert_eq!(b.len(), 320);
+            heard += 1;
+        }
+    }
+    let seen: Value = serde_json::from_str(&out.next_line().await.unwrap().unwrap()).unwrap();
+    let _ = peer.wait().await;
+    assert!(heard > 10, "the agent heard {heard} frames");
+    assert!(seen["media"].as_u64().unwrap() > 10, "{seen}");
+    let (_, c) = app
+        .get(&format!("/api/tickets/{}", t["id"]), Some(&agent.token))
+        .await;
+    assert_eq!(c["ticket"]["kind"], "call", "{c}");
+}
