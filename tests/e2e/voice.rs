@@ -522,6 +522,14 @@ async fn bad_media_frames_are_refused_with_a_reason() {
         (c, r.as_str()),
         (1008, "this call is live or recorded already")
     );
+    // The replay opened no ticket of its own.
+    let (_, all) = app
+        .get("/api/tickets", Some(&app.admin().await.token))
+        .await;
+    let calls = all
+        .as_array()
+        .map(|a| a.iter().filter(|t| t["kind"] == "call").count());
+    assert_eq!(calls, Some(2), "one ticket each for CA1 and CA3: {all}");
 
     // The agent's leg: a bad start frame, a call not theirs, an odd PCM frame.
     let agent = app.agent("grace").await;

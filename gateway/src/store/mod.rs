@@ -345,5 +345,8 @@ pub trait Store: Send + Sync + 'static {
         ended: Option<Timestamp>,
     ) -> StoreResult<()>;
     async fn recording(&self, id: i64) -> StoreResult<StoredRecording>;
+    /// Whether a call with this id was ever recorded (a replayed stream is refused before it
+    /// opens a ticket).
+    async fn call_recorded(&self, call_id: &str) -> StoreResult<bool>;
     async fn ticket_recordings(&self, ticket: TicketId) -> StoreResult<Vec<StoredRecording>>;
 }

@@ -387,6 +387,15 @@ async fn admit(
             reason: "cannot start the call".into(),
         }
     };
+    // A replayed stream (the token is good until it expires) opens nothing.
+    let recorded = app
+        .store
+        .call_recorded(&start.call)
+        .await
+        .map_err(|e| internal(&e))?;
+    if recorded || app.calls.get(&start.call).is_some() {
+        return Err(policy("this call is live or recorded already"));
+    }
     let from = start
         .custom
         .get("from")

@@ -1471,6 +1471,9 @@ impl Store for SqliteStore {
     async fn recording(&self, id: i64) -> StoreResult<StoredRecording> {
         self.sqlite_recording(id).await
     }
+    async fn call_recorded(&self, call_id: &str) -> StoreResult<bool> {
+        self.sqlite_call_recorded(call_id).await
+    }
     async fn ticket_recordings(&self, ticket: TicketId) -> StoreResult<Vec<StoredRecording>> {
         self.sqlite_ticket_recordings(ticket).await
     }

@@ -99,6 +99,14 @@ impl SqliteStore {
         recording_from_row(&row)
     }
 
+    pub(super) async fn sqlite_call_recorded(&self, call_id: &str) -> StoreResult<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM recordings WHERE call_id = ?")
+            .bind(call_id)
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(n > 0)
+    }
+
     pub(super) async fn sqlite_ticket_recordings(
         &self,
         ticket: TicketId,
