@@ -38,4 +38,14 @@ if [ -z "${DESKGATE_TEST_PYTHON:-}" ] && ! target/smtp-venv/bin/python -c \
   target/smtp-venv/bin/pip install --quiet "aiosmtpd==$AIOSMTPD_VERSION"
 fi
 
+# The voice tests' Twilio peer (tests/support/voice/twilio_peer.py) speaks WebSocket with
+# websockets from PyPI, in a venv of its own; its tones are computed in Python (no sox needed).
+WEBSOCKETS_VERSION=17.4
+if [ -z "${DESKGATE_VOICE_PYTHON:-}" ] && ! target/voice-venv/bin/python -c \
+    "import sys, websockets; sys.exit(websockets.__version__ != '$WEBSOCKETS_VERSION')" >/dev/null 2>&1; then
+  echo "installing websockets $WEBSOCKETS_VERSION from PyPI into target/voice-venv" >&2
+  python3 -m venv target/voice-venv
+  target/voice-venv/bin/pip install --quiet "websockets==$WEBSOCKETS_VERSION"
+fi
+
 cargo nextest run --workspace --no-fail-fast

@@ -33,6 +33,8 @@ pub struct App {
     pub vault: Arc<Vault>,
     /// Agents' replies emailed to customers with no tab open ([`crate::notify`]).
     pub offline_replies: Arc<crate::notify::OfflineReplies>,
+    /// The live calls of this node ([`crate::voice`]).
+    pub calls: Arc<crate::voice::Calls>,
     /// Cancelled when the gateway shuts down; every connection task watches it.
     pub shutdown: CancellationToken,
     /// The connection tasks, so shutdown can wait for them to close cleanly.
@@ -110,6 +112,7 @@ impl App {
             auditor,
             vault,
             offline_replies: Default::default(),
+            calls: Default::default(),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
         })

@@ -130,7 +130,7 @@ pub struct ServeArgs {
     #[arg(long, env = "DESKGATE_CUSTOMER_RETENTION", value_parser = humantime::parse_duration)]
     pub customer_retention: Option<Duration>,
 
-    /// How long a call recording is kept after the call (the voice channel, not built yet) [default: 365days]
+    /// How long a call recording is kept after the call (not enforced yet: the retention sweep does not shred recordings) [default: 365days]
     #[arg(long, env = "DESKGATE_RECORDING_RETENTION", value_parser = humantime::parse_duration)]
     pub recording_retention: Option<Duration>,
 }
@@ -246,6 +246,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// Limits of access grants (durations, how long a request waits for review).
     pub grants: recorder::grant::Policy,
+    /// Calls (`/media/twilio`, `/media/pcm`) and their recordings.
+    pub voice: crate::voice::VoiceConfig,
 }
 
 /// The audit log's checkpoints.
@@ -313,6 +315,7 @@ impl Default for Config {
                 copy_file: None,
             },
             grants: recorder::grant::Policy::default(),
+            voice: Default::default(),
         }
     }
 }

@@ -16,6 +16,8 @@
 //!   size, a clean name); the store seals them as STREAMs under the conversation's key.
 //! - [`notify`]: an agent's reply emailed to a customer who has no tab open.
 //! - [`web`]: the embedded widget, demo page and consoles (built from `web-widget/`).
+//! - [`voice`]: calls over WebSocket (`/media/twilio`, `/media/pcm`), relayed live between
+//!   caller and agent and recorded into the vault, with the PCI pause.
 //! - [`audit`]: the one door to the tamper-evident audit log ([`App::audit`]).
 //! - [`vault`]: keys and sealing of what customers typed (the `recorder` crate does the
 //!   cryptography); the store seals on write and opens on read.
@@ -45,6 +47,7 @@ pub mod sites;
 pub mod stepup;
 pub mod store;
 pub mod vault;
+pub mod voice;
 pub mod web;
 pub mod ws;
 

@@ -72,10 +72,14 @@ pub enum Action {
     TranscriptExported,
     /// A staff member opened (downloaded) a file attached to a conversation.
     AttachmentRead,
+    /// A call's recording was paused (PCI pause), with who and why.
+    RecordingPaused,
+    /// A paused recording resumed: by someone, or by the gateway when the pause ran too long.
+    RecordingResumed,
 }
 
 impl Action {
-    pub const ALL: [Action; 39] = [
+    pub const ALL: [Action; 41] = [
         Action::Login,
         Action::LoginFailed,
         Action::TicketRead,
@@ -115,6 +119,8 @@ impl Action {
         Action::CustomerDataCopied,
         Action::TranscriptExported,
         Action::AttachmentRead,
+        Action::RecordingPaused,
+        Action::RecordingResumed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -158,6 +164,8 @@ impl Action {
             Action::CustomerDataCopied => "customer_data_copied",
             Action::TranscriptExported => "transcript_exported",
             Action::AttachmentRead => "attachment_read",
+            Action::RecordingPaused => "recording_paused",
+            Action::RecordingResumed => "recording_resumed",
         }
     }
 

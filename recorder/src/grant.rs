@@ -1,7 +1,7 @@
 //! Access grants to closed objects, as pure rules (no store, no clock of its own; times are
 //! milliseconds since the Unix epoch).
 //!
-//! A supervisor asks for one object (a closed ticket's transcript; later a call recording)
+//! A supervisor asks for one object (a closed ticket's transcript, or a finished call's recording)
 //! with a reason and a duration. A different person with the approver role approves or denies
 //! it; nobody reviews their own request. A request nobody reviewed expires; an approved grant
 //! lets its requester, and only them, read that object until it expires or is revoked. The
@@ -16,7 +16,7 @@ use std::time::Duration;
 pub enum ObjectKind {
     /// The messages of a closed ticket; the object id is the ticket's id.
     Transcript,
-    /// A call recording (arrives with the voice channel).
+    /// A finished call's recording; the object id is the recording's id.
     Recording,
 }
 

@@ -354,9 +354,9 @@ async fn bad_requests_are_refused_clearly() {
             "duration",
         ),
         (
-            json!({"kind": "recording", "object": ticket, "reason": REASON}),
-            400,
-            "recording",
+            json!({"kind": "recording", "object": 999999, "reason": REASON}),
+            404,
+            "not found",
         ),
         (
             json!({"kind": "transcript", "object": open.ticket, "reason": REASON}),

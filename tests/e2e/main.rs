@@ -25,4 +25,5 @@ mod screen;
 mod stepup;
 mod supervisor;
 mod vault;
+mod voice;
 mod web;

@@ -27,7 +27,8 @@ use std::time::Duration;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct CreateGrant {
-    /// `transcript` (a closed ticket's messages); `recording` arrives with the voice channel.
+    /// `transcript` (a closed ticket's messages; the object is the ticket id) or `recording`
+    /// (a finished call recording; the object is the recording id).
     pub kind: String,
     /// The ticket whose transcript is asked for.
     pub object: i64,
@@ -139,7 +140,10 @@ fn grant_event(action: Action, g: &StoredGrant, customer: Option<Ticket>) -> Eve
 async fn object_ticket(app: &App, g: &StoredGrant) -> Option<Ticket> {
     match g.grant.kind {
         ObjectKind::Transcript => app.store.ticket(TicketId(g.grant.object_id)).await.ok(),
-        ObjectKind::Recording => None,
+        ObjectKind::Recording => {
+            let rec = app.store.recording(g.grant.object_id).await.ok()?;
+            app.store.ticket(rec.ticket).await.ok()
+        }
     }
 }
 
@@ -282,25 +286,35 @@ pub async fn create(
         return Err(ApiError::Forbidden);
     }
     let kind: ObjectKind = req.kind.parse().map_err(ApiError::Invalid)?;
-    if kind == ObjectKind::Recording {
-        return Err(ApiError::Invalid(
-            "recordings arrive with the voice channel; only transcripts can be requested".into(),
-        ));
-    }
     let reason = Reason::parse(&req.reason).map_err(grant_error)?;
     let policy = &app.config.grants;
     let asked = req
         .duration_minutes
         .map(|m| Duration::from_secs(m.saturating_mul(60)));
     let duration = policy.duration(asked).map_err(grant_error)?;
-    let ticket = app.store.ticket(TicketId(req.object)).await?;
-    if ticket.status != TicketStatus::Closed {
-        return Err(ApiError::Conflict(
-            "only a closed ticket's transcript needs a grant".into(),
-        ));
-    }
+    let (object, ticket) = match kind {
+        ObjectKind::Transcript => {
+            let ticket = app.store.ticket(TicketId(req.object)).await?;
+            if ticket.status != TicketStatus::Closed {
+                return Err(ApiError::Conflict(
+                    "only a closed ticket's transcript needs a grant".into(),
+                ));
+            }
+            (ticket.id.0, ticket)
+        }
+        ObjectKind::Recording => {
+            let rec = app.store.recording(req.object).await?;
+            if rec.state == crate::store::RecordingState::Recording {
+                return Err(ApiError::Conflict(
+                    "the call is still going on; its recording can be asked for once it ends"
+                        .into(),
+                ));
+            }
+            (rec.id, app.store.ticket(rec.ticket).await?)
+        }
+    };
     let now = app.clock.now();
-    let grant = policy.request(kind, ticket.id.0, me.id.0, duration, now.0);
+    let grant = policy.request(kind, object, me.id.0, duration, now.0);
     let stored = app
         .store
         .create_grant(NewGrant {
@@ -607,4 +621,101 @@ pub async fn transcript(
         now,
         notes,
     }))
+}
+
+/// Plays or exports the recording a grant opens, as a WAV streamed while it is decrypted (its
+/// requester only, while the grant is active). The file is checked against its manifest first:
+/// a cut-off or altered recording is refused (409), not played in part. Every play is audited,
+/// and so is every refused one.
+pub async fn recording(
+    State(app): State<App>,
+    Staff(me): Staff,
+    ctx: Context,
+    Path(id): Path<i64>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let ctx = ctx.by(&me);
+    let id = GrantId(id);
+    expire_due(&app).await?;
+    let g = app.store.grant(id).await?;
+    if g.grant.kind != ObjectKind::Recording {
+        return Err(ApiError::NotFound);
+    }
+    let rec_id = g.grant.object_id;
+    let ticket = object_ticket(&app, &g).await.ok_or(ApiError::NotFound)?;
+    let now = app.clock.now();
+    let denied = |why: String| {
+        Event::denied(Action::GrantUsed)
+            .customer(ticket.customer.id)
+            .object("recording", rec_id)
+            .detail(format!("grant={}; {why}", id.0))
+    };
+    if require(&me, Permission::RequestGrant).is_err() {
+        let _ = app
+            .audit(
+                &ctx,
+                denied(format!("role {} may not read through a grant", me.role)),
+            )
+            .await;
+        return Err(ApiError::Forbidden);
+    }
+    if let Err(e) = g.grant.check_read(me.id.0, now.0) {
+        let _ = app.audit(&ctx, denied(e.to_string())).await;
+        return Err(grant_error(e));
+    }
+    let (_, manifest, key) = super::calls::opened(&app, rec_id).await?;
+    let (Some(manifest), Some(key)) = (manifest, key) else {
+        let _ = app.audit(&ctx, denied("no manifest or key".into())).await;
+        return Err(ApiError::Conflict(
+            "the recording cannot be opened (never written, or shredded)".into(),
+        ));
+    };
+    let file = crate::voice::recording::path(&crate::voice::recordings_dir(&app.config), rec_id);
+    // Checked before anything is sent, so a bad recording is an error, not a partial WAV.
+    let checked = {
+        let (file, manifest) = (file.clone(), manifest.clone());
+        tokio::task::spawn_blocking(move || crate::voice::recording::check(&file, &manifest))
+            .await
+            .map_err(|_| ApiError::Unavailable)?
+    };
+    if let Err(e) = checked {
+        tracing::warn!(target: "deskgate::security", recording = rec_id, error = %e, "recording fails its check");
+        let _ = app.audit(&ctx, denied(format!("integrity: {e}"))).await;
+        return Err(ApiError::Conflict(format!(
+            "the recording fails its integrity check: {e}"
+        )));
+    }
+    let ev = Event::allowed(Action::GrantUsed)
+        .customer(ticket.customer.id)
+        .object("recording", rec_id)
+        .detail(format!("grant={}; played", id.0));
+    // A play that leaves no trace does not happen.
+    app.audit(&ctx, ev)
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        let result = crate::voice::recording::export(&file, &manifest, &key, |chunk| {
+            tx.blocking_send(Ok(chunk)).is_ok()
+        });
+        if let Err(e) = result {
+            tracing::warn!(recording = rec_id, error = %e, "recording export stopped");
+            let _ = tx.blocking_send(Err(std::io::Error::other("recording export failed")));
+        }
+    });
+    let body = axum::body::Body::from_stream(tokio_stream_from(rx));
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "audio/wav"),
+            (axum::http::header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
+) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }

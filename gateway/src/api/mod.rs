@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod attachments;
 pub mod audit;
 pub mod bootstrap;
+pub mod calls;
 pub mod customers;
 pub mod exports;
 pub mod grants;

@@ -333,4 +333,32 @@ pub trait Store: Send + Sync + 'static {
     async fn reseal_totp_seed(&self, user: UserId, old: &[u8], new: &[u8]) -> StoreResult<bool>;
     /// Puts a ticket's transcript on legal hold, or releases it.
     async fn set_legal_hold(&self, ticket: TicketId, hold: bool) -> StoreResult<()>;
+
+    // --- calls and recordings ----------------------------------------------------------------
+    /// Marks a ticket as a call's.
+    async fn mark_call(&self, ticket: TicketId) -> StoreResult<()>;
+    /// A new recording of a call on `ticket`, with its data key (stored wrapped in the same
+    /// transaction). A `call_id` recorded before is a conflict.
+    async fn create_recording(
+        &self,
+        ticket: TicketId,
+        call_id: &str,
+        rate: u32,
+        now: Timestamp,
+    ) -> StoreResult<(i64, std::sync::Arc<recorder::DataKey>)>;
+    /// Stores the sealed manifest after a segment, or with the final entry (`ended`).
+    async fn update_recording(
+        &self,
+        id: i64,
+        manifest: &[u8],
+        segments: i64,
+        frames: i64,
+        state: RecordingState,
+        ended: Option<Timestamp>,
+    ) -> StoreResult<()>;
+    async fn recording(&self, id: i64) -> StoreResult<StoredRecording>;
+    /// Whether a call with this id was ever recorded (a replayed stream is refused before it
+    /// opens a ticket).
+    async fn call_recorded(&self, call_id: &str) -> StoreResult<bool>;
+    async fn ticket_recordings(&self, ticket: TicketId) -> StoreResult<Vec<StoredRecording>>;
 }

@@ -201,10 +201,30 @@ pub struct AgentRef {
     pub name: String,
 }
 
+/// How a ticket began: a chat message or a call (a call's ticket still carries chat).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TicketKind {
+    Chat,
+    Call,
+}
+
+impl FromStr for TicketKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "chat" => Ok(TicketKind::Chat),
+            "call" => Ok(TicketKind::Call),
+            other => Err(format!("unknown ticket kind {other:?}")),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Ticket {
     pub id: TicketId,
     pub conversation: ConversationId,
+    pub kind: TicketKind,
     pub status: TicketStatus,
     pub priority: Priority,
     pub subject: String,
@@ -391,4 +411,54 @@ pub struct TicketFilter {
     pub agent: Option<UserId>,
     pub customer: Option<CustomerId>,
     pub limit: i64,
+}
+
+/// Where a call's recording stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordingState {
+    /// The call is going on; the manifest has no final entry yet.
+    Recording,
+    /// The call ended and the final entry is written.
+    Finished,
+    /// Writing stopped on an error; what was written stays, without a final entry.
+    Failed,
+}
+
+impl RecordingState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordingState::Recording => "recording",
+            RecordingState::Finished => "finished",
+            RecordingState::Failed => "failed",
+        }
+    }
+}
+
+impl FromStr for RecordingState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "recording" => Ok(RecordingState::Recording),
+            "finished" => Ok(RecordingState::Finished),
+            "failed" => Ok(RecordingState::Failed),
+            other => Err(format!("unknown recording state {other:?}")),
+        }
+    }
+}
+
+/// A recording's row: its layout and sealed manifest, never audio.
+#[derive(Clone, Debug)]
+pub struct StoredRecording {
+    pub id: i64,
+    pub ticket: TicketId,
+    pub call_id: String,
+    pub rate: u32,
+    pub state: RecordingState,
+    /// The manifest sealed with the recording's key (record seq = `segments`).
+    pub manifest: Option<Vec<u8>>,
+    pub segments: i64,
+    pub frames: i64,
+    pub started_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
 }

@@ -8,6 +8,7 @@
 
 mod appender;
 mod audit;
+mod recording;
 pub use audit::AuditReader;
 mod vault;
 mod verification;
@@ -81,7 +82,8 @@ async fn checkpointer(pool: SqlitePool, wal: PathBuf, stop: CancellationToken) {
 
 /// Columns of a ticket as every ticket-returning query selects them, with the wrapped data
 /// keys of its conversation (subject) and customer (name).
-const TICKET_SELECT: &str = "SELECT t.id, c.id AS conversation, t.status, t.priority, t.subject, \
+const TICKET_SELECT: &str =
+    "SELECT t.id, c.id AS conversation, t.kind, t.status, t.priority, t.subject, \
      t.customer_id, cu.name AS customer_name, cu.verified, t.agent_id, u.name AS agent_name, \
      t.created_at, t.queued_at, t.first_response_at, t.resolved_at, t.closed_at, \
      c.last_seq, c.customer_read_seq, c.agent_read_seq, \
@@ -253,6 +255,7 @@ fn ticket_from_row(vault: &Vault, r: &SqliteRow) -> StoreResult<Ticket> {
     Ok(Ticket {
         id: TicketId(r.try_get("id")?),
         conversation,
+        kind: parse(r.try_get("kind")?)?,
         status: parse(r.try_get("status")?)?,
         priority: parse(r.try_get("priority")?)?,
         subject: open_col(
@@ -1566,6 +1569,41 @@ impl Store for SqliteStore {
 
     async fn set_legal_hold(&self, ticket: TicketId, hold: bool) -> StoreResult<()> {
         self.put_legal_hold(ticket, hold).await
+    }
+
+    async fn mark_call(&self, ticket: TicketId) -> StoreResult<()> {
+        self.sqlite_mark_call(ticket).await
+    }
+    async fn create_recording(
+        &self,
+        ticket: TicketId,
+        call_id: &str,
+        rate: u32,
+        now: Timestamp,
+    ) -> StoreResult<(i64, Arc<recorder::DataKey>)> {
+        self.sqlite_create_recording(ticket, call_id, rate, now)
+            .await
+    }
+    async fn update_recording(
+        &self,
+        id: i64,
+        manifest: &[u8],
+        segments: i64,
+        frames: i64,
+        state: RecordingState,
+        ended: Option<Timestamp>,
+    ) -> StoreResult<()> {
+        self.sqlite_update_recording(id, manifest, segments, frames, state, ended)
+            .await
+    }
+    async fn recording(&self, id: i64) -> StoreResult<StoredRecording> {
+        self.sqlite_recording(id).await
+    }
+    async fn call_recorded(&self, call_id: &str) -> StoreResult<bool> {
+        self.sqlite_call_recorded(call_id).await
+    }
+    async fn ticket_recordings(&self, ticket: TicketId) -> StoreResult<Vec<StoredRecording>> {
+        self.sqlite_ticket_recordings(ticket).await
     }
 
     async fn take_setting(&self, name: &str, value: &[u8]) -> StoreResult<bool> {

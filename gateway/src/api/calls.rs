@@ -1,0 +1,198 @@
+//! Live calls and recordings: the state of a call, the PCI pause and resume (the agent's
+//! console or any system acting with a staff session), and a recording's layout and pause
+//! intervals (never its audio: that is read through a grant, `grants::recording`).
+
+use super::{ApiError, ApiResult, Body, Staff};
+use crate::app::App;
+use crate::audit::Context;
+use crate::auth::{require, Permission};
+use crate::clock::Timestamp;
+use crate::desk::Desk;
+use crate::ids::TicketId;
+use crate::store::{RecordingState, StoredRecording, User};
+use crate::vault::KeyOwner;
+use crate::voice::call::{open_manifest, PauseError};
+use crate::voice::Call;
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+#[derive(Serialize)]
+pub struct CallView {
+    pub call: String,
+    pub ticket: TicketId,
+    pub recording: i64,
+    pub paused: bool,
+    pub paused_by: Option<String>,
+    /// The staff user on the agent leg, if one is connected.
+    pub agent: Option<i64>,
+}
+
+fn view(c: &Call) -> CallView {
+    CallView {
+        call: c.id.clone(),
+        ticket: c.ticket,
+        recording: c.recording,
+        paused: c.is_paused(),
+        paused_by: c.paused_by(),
+        agent: c.agent().map(|u| u.0),
+    }
+}
+
+/// The live call, for someone who may read its ticket.
+async fn live_call(app: &App, me: &User, id: &str) -> ApiResult<Arc<Call>> {
+    let call = app.calls.get(id).ok_or(ApiError::NotFound)?;
+    app.desk.readable_ticket(me, call.ticket).await?;
+    Ok(call)
+}
+
+pub async fn show(
+    State(app): State<App>,
+    Staff(me): Staff,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CallView>> {
+    let call = live_call(&app, &me, &id).await?;
+    Ok(Json(view(&call)))
+}
+
+#[derive(Deserialize)]
+pub struct PauseRequest {
+    pub reason: Option<String>,
+}
+
+fn pause_error(e: PauseError) -> ApiError {
+    match e {
+        PauseError::Reason => ApiError::Invalid(e.to_string()),
+        other => ApiError::Conflict(other.to_string()),
+    }
+}
+
+/// Pauses the call's recording (for card details): the ticket's agent, or a lead or above.
+pub async fn pause(
+    State(app): State<App>,
+    Staff(me): Staff,
+    ctx: Context,
+    Path(id): Path<String>,
+    Body(req): Body<PauseRequest>,
+) -> ApiResult<Json<CallView>> {
+    require(&me, Permission::WorkTickets).map_err(|_| ApiError::Forbidden)?;
+    let call = live_call(&app, &me, &id).await?;
+    let by = format!("user:{}", me.id.0);
+    call.pause(&app, &ctx.by(&me), &by, req.reason.as_deref().unwrap_or(""))
+        .await
+        .map_err(pause_error)?;
+    Ok(Json(view(&call)))
+}
+
+pub async fn resume(
+    State(app): State<App>,
+    Staff(me): Staff,
+    ctx: Context,
+    Path(id): Path<String>,
+    Body(req): Body<PauseRequest>,
+) -> ApiResult<Json<CallView>> {
+    require(&me, Permission::WorkTickets).map_err(|_| ApiError::Forbidden)?;
+    let call = live_call(&app, &me, &id).await?;
+    let by = format!("user:{}", me.id.0);
+    call.resume(&app, &ctx.by(&me), &by, req.reason.as_deref())
+        .await
+        .map_err(pause_error)?;
+    Ok(Json(view(&call)))
+}
+
+#[derive(Serialize)]
+pub struct PauseView {
+    /// Offsets from the start of the recording, in milliseconds.
+    pub start_ms: u64,
+    pub end_ms: Option<u64>,
+    pub by: String,
+    pub resumed_by: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct RecordingView {
+    pub id: i64,
+    pub ticket: TicketId,
+    pub call: String,
+    pub state: RecordingState,
+    pub rate: u32,
+    pub channels: Vec<String>,
+    pub duration_ms: u64,
+    pub segments: i64,
+    pub started_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    pub pauses: Vec<PauseView>,
+}
+
+/// A recording's row with its manifest opened: for the API and the grant's export.
+pub async fn opened(
+    app: &App,
+    id: i64,
+) -> ApiResult<(
+    StoredRecording,
+    Option<crate::voice::recording::Manifest>,
+    Option<Arc<recorder::DataKey>>,
+)> {
+    let rec = app.store.recording(id).await?;
+    let key = app
+        .store
+        .data_key(&KeyOwner::recording(id), false, app.clock.now())
+        .await?;
+    let manifest = match (&key, &rec.manifest) {
+        (Some(k), Some(sealed)) => {
+            Some(open_manifest(k, id, rec.segments, sealed).map_err(|e| {
+                tracing::warn!(recording = id, error = %e, "recording manifest does not open");
+                ApiError::Conflict("the recording's manifest does not open: altered".into())
+            })?)
+        }
+        _ => None,
+    };
+    Ok((rec, manifest, key))
+}
+
+/// A recording's layout and pauses, for whoever may read its ticket while it is not closed;
+/// never the audio.
+pub async fn recording(
+    State(app): State<App>,
+    Staff(me): Staff,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<RecordingView>> {
+    let rec = app.store.recording(id).await?;
+    let ticket = app.store.ticket(rec.ticket).await?;
+    if !(Desk::may_read(&me, &ticket) || me.role.can(Permission::RequestGrant)) {
+        return Err(ApiError::Forbidden);
+    }
+    let (rec, manifest, _) = opened(&app, id).await?;
+    let frame = u64::from(crate::voice::media::FRAME_MS);
+    let pauses = manifest
+        .as_ref()
+        .map(|m| {
+            m.pauses
+                .iter()
+                .map(|p| PauseView {
+                    start_ms: p.start_frame * frame,
+                    end_ms: p.end_frame.map(|f| f * frame),
+                    by: p.by.clone(),
+                    resumed_by: p.resumed_by.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Json(RecordingView {
+        id: rec.id,
+        ticket: rec.ticket,
+        call: rec.call_id,
+        state: rec.state,
+        rate: rec.rate,
+        channels: crate::voice::recording::CHANNELS
+            .iter()
+            .map(|c| c.to_string())
+            .collect(),
+        duration_ms: u64::try_from(rec.frames).unwrap_or(0) * frame,
+        segments: rec.segments,
+        started_at: rec.started_at,
+        ended_at: rec.ended_at,
+        pauses,
+    }))
+}

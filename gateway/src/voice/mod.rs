@@ -1,0 +1,89 @@
+//! The voice channel: calls over WebSocket, relayed live between the caller and the agent,
+//! recorded into the vault.
+//!
+//! - [`media`]: the one internal format (PCM16, 20 ms frames) and G.711 μ-law, 8 ↔ 16 kHz.
+//! - [`token`]: the signed media token a site's backend hands its telephony provider.
+//! - [`twilio`]: `/media/twilio`, the Twilio Media Streams protocol (and Telnyx's variant):
+//!   the customer's phone leg.
+//! - [`pcm`]: `/media/pcm`, a JSON start frame then binary PCM16: the agent's leg.
+//! - [`call`]: a live call (the registry, the relay between legs, PCI pause) and its
+//!   recorder task, which ticks every 20 ms and writes through [`recording`].
+//! - [`recording`]: the sealed dual-channel stream, its manifest, the check and the WAV export.
+//!
+//! docs/voice.md describes the protocols, the token, the recording format and what is not
+//! built yet.
+
+pub mod call;
+pub mod media;
+pub mod pcm;
+pub mod recording;
+pub mod token;
+pub mod twilio;
+
+pub use call::{Call, Calls};
+
+use std::time::Duration;
+
+/// Calls and their recordings.
+#[derive(Clone, Debug)]
+pub struct VoiceConfig {
+    /// A PCI pause longer than this resumes by itself (audited as `auto`).
+    pub max_pause: Duration,
+    /// A media socket that has not authenticated by then is closed.
+    pub start_timeout: Duration,
+}
+
+impl Default for VoiceConfig {
+    fn default() -> Self {
+        VoiceConfig {
+            max_pause: Duration::from_secs(180),
+            start_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Largest text frame a media socket accepts (a `media` event of 200 ms is about 2.2 KiB).
+pub const MAX_TEXT_FRAME: usize = 16 * 1024;
+/// Largest binary frame on `/media/pcm`: ten 20 ms frames at 16 kHz.
+pub const MAX_BINARY_FRAME: usize = 10 * 640;
+/// Frames a leg may queue towards the other before the oldest are dropped (200 ms).
+pub const LEG_QUEUE: usize = 10;
+
+/// Where recordings are written.
+pub fn recordings_dir(config: &crate::config::Config) -> std::path::PathBuf {
+    config.data.join("recordings")
+}
+
+/// The close codes media sockets use, with a reason that says what was wrong.
+pub mod close {
+    /// A frame that is not the protocol (bad JSON, a wrong field, an odd PCM length).
+    pub const MALFORMED: u16 = 1007;
+    /// The media token is missing, forged, expired or for another call.
+    pub const POLICY: u16 = 1008;
+    /// A frame over the size limit.
+    pub const TOO_BIG: u16 = 1009;
+    pub const INTERNAL: u16 = 1011;
+    /// The staff member may not take this call (not theirs, or no such call).
+    pub const FORBIDDEN: u16 = 4403;
+    pub const NOT_FOUND: u16 = 4404;
+}
+
+/// Sends a close frame with `reason` and waits briefly for the peer's reply.
+pub(crate) async fn close_with(socket: &mut axum::extract::ws::WebSocket, code: u16, reason: &str) {
+    use axum::extract::ws::{CloseFrame, Message};
+    let frame = CloseFrame {
+        code,
+        reason: reason.to_string().into(),
+    };
+    if socket.send(Message::Close(Some(frame))).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(Ok(m)) = socket.recv().await {
+            if matches!(m, Message::Close(_)) {
+                return;
+            }
+        }
+    })
+    .await;
+}

@@ -1,0 +1,521 @@
+//! `/media/twilio`: the customer's phone leg, in the Twilio Media Streams protocol.
+//!
+//! In: `connected`, `start` (stream and call ids, `customParameters`, `mediaFormat`),
+//! `media` (base64 μ-law, 8 kHz), `dtmf`, `mark`, `stop`; sequence numbers are strings.
+//! Out: `media` (the agent's voice as μ-law), `mark`, `clear`. Telnyx's variant is the same
+//! events with snake_case names (`sequence_number`, `stream_id`, `call_control_id`,
+//! `custom_parameters`, `media_format`, `PCMU`); the reply uses the peer's spelling.
+//!
+//! The stream is admitted by a media token ([`super::token`]) in the `start` event's custom
+//! parameters (`token`) or the upgrade URL (`?token=`), bound to the call id the `start` names.
+//! Anything else before a valid `start` closes the socket (1008).
+
+use super::call::{Call, CustomerOut};
+use super::media::{self, Rate};
+use super::{close, close_with, MAX_TEXT_FRAME};
+use crate::app::App;
+use crate::audit::Context;
+use crate::protocol::{ClientId, MessageText};
+use crate::store::NewCustomer;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::response::Response;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Largest `media` payload, decoded: 200 ms of μ-law.
+const MAX_PAYLOAD: usize = 1600;
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+pub enum Inbound {
+    Connected {},
+    Start {
+        #[serde(alias = "sequence_number", rename = "sequenceNumber")]
+        sequence_number: Option<SeqNo>,
+        #[serde(alias = "stream_id", rename = "streamSid")]
+        stream: Option<String>,
+        start: Start,
+    },
+    Media {
+        #[serde(alias = "sequence_number", rename = "sequenceNumber")]
+        sequence_number: Option<SeqNo>,
+        media: Media,
+    },
+    Dtmf {
+        dtmf: Dtmf,
+    },
+    Mark {
+        mark: Mark,
+    },
+    Stop {},
+}
+
+/// A sequence number: a string of digits in both dialects.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct SeqNo(String);
+
+impl SeqNo {
+    fn value(&self) -> Result<u64, String> {
+        self.0
+            .parse()
+            .map_err(|_| format!("sequenceNumber {:?} is not a string of digits", self.0))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Start {
+    #[serde(alias = "stream_id", rename = "streamSid")]
+    pub stream: Option<String>,
+    #[serde(alias = "call_control_id", rename = "callSid")]
+    pub call: String,
+    #[serde(alias = "custom_parameters", rename = "customParameters", default)]
+    pub custom: HashMap<String, String>,
+    #[serde(alias = "media_format", rename = "mediaFormat")]
+    pub format: Option<MediaFormat>,
+    /// Telnyx names the caller here; Twilio leaves it to custom parameters.
+    pub from: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MediaFormat {
+    pub encoding: String,
+    #[serde(alias = "sample_rate", rename = "sampleRate")]
+    pub rate: u32,
+    #[serde(default = "one")]
+    pub channels: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Media {
+    pub payload: String,
+    /// `inbound` (the caller) unless the provider streams both tracks.
+    pub track: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Dtmf {
+    pub digit: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Mark {
+    pub name: String,
+}
+
+/// Which spelling the peer uses; replies follow it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dialect {
+    Twilio,
+    Telnyx,
+}
+
+/// Why a frame was refused: the close code and a reason that names the problem.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: u16,
+    pub reason: String,
+}
+
+fn malformed(reason: impl Into<String>) -> Refusal {
+    Refusal {
+        code: close::MALFORMED,
+        reason: reason.into(),
+    }
+}
+
+/// Parses one text frame: the size limit, then the JSON, then the event's own rules.
+pub fn parse(text: &str) -> Result<Inbound, Refusal> {
+    if text.len() > MAX_TEXT_FRAME {
+        return Err(Refusal {
+            code: close::TOO_BIG,
+            reason: format!("frame over {MAX_TEXT_FRAME} bytes"),
+        });
+    }
+    let value: Value = serde_json::from_str(text).map_err(|_| malformed("frame is not JSON"))?;
+    let event = value
+        .get("event")
+        .and_then(Value::as_str)
+        .ok_or_else(|| malformed("frame has no \"event\""))?
+        .to_string();
+    serde_json::from_value(value).map_err(|e| {
+        let msg = e.to_string();
+        if msg.contains("unknown variant") {
+            malformed(format!("unknown event {event:?}"))
+        } else {
+            malformed(format!(
+                "bad {event} event: {}",
+                msg.split(" at line").next().unwrap_or("")
+            ))
+        }
+    })
+}
+
+/// 20 ms frames from a μ-law payload of any whole number of samples up to 200 ms; a tail
+/// shorter than a frame waits in `rest` for the next payload.
+pub fn decode_payload(payload: &str, rest: &mut Vec<i16>) -> Result<Vec<Vec<i16>>, Refusal> {
+    if payload.len() > MAX_PAYLOAD.div_ceil(3) * 4 {
+        return Err(Refusal {
+            code: close::TOO_BIG,
+            reason: format!("media payload over {MAX_PAYLOAD} bytes (200 ms)"),
+        });
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(payload)
+        .map_err(|_| malformed("media payload is not base64"))?;
+    rest.extend(media::ulaw_to_pcm(&bytes));
+    let n = Rate::Hz8000.frame_samples();
+    let mut frames = Vec::new();
+    while rest.len() >= n {
+        frames.push(rest.drain(..n).collect());
+    }
+    Ok(frames)
+}
+
+fn out_media(dialect: Dialect, stream: &str, frame: &[i16]) -> Value {
+    let payload = base64::engine::general_purpose::STANDARD.encode(media::pcm_to_ulaw(frame));
+    with_stream(
+        dialect,
+        stream,
+        json!({"event": "media", "media": {"payload": payload}}),
+    )
+}
+
+fn with_stream(dialect: Dialect, stream: &str, mut v: Value) -> Value {
+    let key = match dialect {
+        Dialect::Twilio => "streamSid",
+        Dialect::Telnyx => "stream_id",
+    };
+    v[key] = json!(stream);
+    v
+}
+
+pub async fn handler(
+    ws: WebSocketUpgrade,
+    Query(q): Query<HashMap<String, String>>,
+    ctx: Context,
+    State(app): State<App>,
+) -> Response {
+    let tracker = app.tracker.clone();
+    let url_token = q.get("token").cloned();
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        // Past our own limit, a frame is still read whole so the refusal can say why.
+        .max_message_size(4 * MAX_TEXT_FRAME)
+        .max_frame_size(4 * MAX_TEXT_FRAME)
+        .on_upgrade(move |socket| tracker.track_future(run(socket, app, url_token, ctx)))
+}
+
+async fn run(mut socket: WebSocket, app: App, url_token: Option<String>, ctx: Context) {
+    let (call, mut out, dialect, stream) = match admit(&mut socket, &app, url_token, &ctx).await {
+        Ok(v) => v,
+        Err(r) => {
+            tracing::info!(code = r.code, reason = %r.reason, "phone media stream refused");
+            close_with(&mut socket, r.code, &r.reason).await;
+            return;
+        }
+    };
+    let mut rest = Vec::new();
+    let mut last_seq: Option<u64> = None;
+    let refusal = loop {
+        tokio::select! {
+            _ = app.shutdown.cancelled() => break None,
+            o = out.recv() => match o {
+                Some(CustomerOut::Media(f)) => {
+                    let v = out_media(dialect, &stream, &f);
+                    if socket.send(Message::Text(v.to_string().into())).await.is_err() { break None; }
+                }
+                Some(CustomerOut::Clear) => {
+                    let v = with_stream(dialect, &stream, json!({"event": "clear"}));
+                    if socket.send(Message::Text(v.to_string().into())).await.is_err() { break None; }
+                }
+                Some(CustomerOut::Mark(name)) => {
+                    let v = with_stream(dialect, &stream, json!({"event": "mark", "mark": {"name": name}}));
+                    if socket.send(Message::Text(v.to_string().into())).await.is_err() { break None; }
+                }
+                Some(CustomerOut::Hangup) | None => break None,
+            },
+            m = socket.recv() => match m {
+                Some(Ok(Message::Text(t))) => match parse(t.as_str()) {
+                    Err(r) => break Some(r),
+                    Ok(Inbound::Media { sequence_number, media }) => {
+                        if let Some(s) = sequence_number {
+                            match s.value() {
+                                Err(e) => break Some(malformed(e)),
+                                Ok(n) => {
+                                    if last_seq.is_some_and(|l| n <= l) {
+                                        break Some(malformed(format!("sequenceNumber {n} does not follow {}", last_seq.unwrap_or(0))));
+                                    }
+                                    last_seq = Some(n);
+                                }
+                            }
+                        }
+                        if media.track.as_deref().is_some_and(|t| t != "inbound" && t != "inbound_track") {
+                            continue;
+                        }
+                        match decode_payload(&media.payload, &mut rest) {
+                            Err(r) => break Some(r),
+                            Ok(frames) => for f in frames { call.from_customer(f); },
+                        }
+                    }
+                    Ok(Inbound::Dtmf { dtmf }) => {
+                        let d = dtmf.digit;
+                        if d.len() == 1 && d.chars().all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D')) {
+                            call.dtmf(&d);
+                        } else {
+                            break Some(malformed("dtmf digit must be one of 0-9, *, #, A-D"));
+                        }
+                    }
+                    Ok(Inbound::Mark { mark }) => call.mark_played(&mark.name),
+                    Ok(Inbound::Stop {}) => break None,
+                    Ok(Inbound::Connected {}) => {}
+                    Ok(Inbound::Start { .. }) => break Some(malformed("the stream has started already")),
+                },
+                Some(Ok(Message::Binary(_))) => break Some(malformed("binary frames are not part of this protocol; media is base64 in JSON")),
+                Some(Ok(Message::Close(_))) | None => break None,
+                Some(Ok(_)) => {}
+                Some(Err(_)) => break Some(Refusal { code: close::TOO_BIG, reason: format!("frame over {MAX_TEXT_FRAME} bytes") }),
+            },
+        }
+    };
+    call.end().await;
+    if let Some(r) = refusal {
+        tracing::info!(call = %call.id, code = r.code, reason = %r.reason, "phone media stream closed");
+        close_with(&mut socket, r.code, &r.reason).await;
+    } else {
+        close_with(&mut socket, 1000, "call ended").await;
+    }
+}
+
+type Admitted = (
+    Arc<Call>,
+    tokio::sync::mpsc::Receiver<CustomerOut>,
+    Dialect,
+    String,
+);
+
+/// Waits for `connected` and `start`, checks the token, opens the call's ticket and recording.
+async fn admit(
+    socket: &mut WebSocket,
+    app: &App,
+    url_token: Option<String>,
+    ctx: &Context,
+) -> Result<Admitted, Refusal> {
+    let deadline = tokio::time::Instant::now() + app.config.voice.start_timeout;
+    let policy = |reason: &str| Refusal {
+        code: close::POLICY,
+        reason: reason.to_string(),
+    };
+    let (stream, start, dialect) = loop {
+        let m = tokio::time::timeout_at(deadline, socket.recv())
+            .await
+            .map_err(|_| policy("no start event in time"))?;
+        let text = match m {
+            Some(Ok(Message::Text(t))) => t,
+            Some(Ok(Message::Close(_))) | None => {
+                return Err(policy("closed before start"));
+            }
+            Some(Ok(Message::Binary(_))) => {
+                return Err(malformed("binary frames are not part of this protocol"))
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(_)) => {
+                return Err(Refusal {
+                    code: close::TOO_BIG,
+                    reason: format!("frame over {MAX_TEXT_FRAME} bytes"),
+                })
+            }
+        };
+        let dialect = if text.contains("\"stream_id\"") || text.contains("\"sequence_number\"") {
+            Dialect::Telnyx
+        } else {
+            Dialect::Twilio
+        };
+        match parse(text.as_str())? {
+            Inbound::Connected {} => continue,
+            Inbound::Start {
+                stream,
+                start,
+                sequence_number,
+            } => {
+                if let Some(s) = sequence_number {
+                    s.value().map_err(malformed)?;
+                }
+                let stream = stream
+                    .or_else(|| start.stream.clone())
+                    .ok_or_else(|| malformed("start names no stream (streamSid)"))?;
+                break (stream, start, dialect);
+            }
+            _ => return Err(policy("media before start")),
+        }
+    };
+    if let Some(f) = &start.format {
+        let enc = f.encoding.to_ascii_lowercase();
+        if !(enc == "audio/x-mulaw" || enc == "pcmu") || f.rate != 8000 || f.channels != 1 {
+            return Err(malformed(format!(
+                "media format must be μ-law 8000 Hz mono (audio/x-mulaw or PCMU), not {} {} Hz x{}",
+                f.encoding, f.rate, f.channels
+            )));
+        }
+    }
+    if start.call.is_empty() || start.call.len() > 64 || start.call.chars().any(char::is_control) {
+        return Err(malformed("callSid must be 1-64 characters"));
+    }
+    let token = start
+        .custom
+        .get("token")
+        .cloned()
+        .or(url_token)
+        .ok_or_else(|| policy("no media token (customParameters.token or ?token=)"))?;
+    let admitted =
+        super::token::verify(&app.sites, &token, &start.call, app.clock.now()).map_err(|e| {
+            tracing::warn!(target: "deskgate::security", error = %e, "phone media stream refused");
+            policy("media token refused")
+        })?;
+    let internal = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "cannot start the call");
+        Refusal {
+            code: close::INTERNAL,
+            reason: "cannot start the call".into(),
+        }
+    };
+    // A replayed stream (the token is good until it expires) opens nothing.
+    let recorded = app
+        .store
+        .call_recorded(&start.call)
+        .await
+        .map_err(|e| internal(&e))?;
+    if recorded || app.calls.get(&start.call).is_some() {
+        return Err(policy("this call is live or recorded already"));
+    }
+    let from = start
+        .custom
+        .get("from")
+        .cloned()
+        .or(start.from.clone())
+        .filter(|f| f.len() <= 32);
+    let customer = app
+        .store
+        .upsert_customer(
+            NewCustomer {
+                site: admitted.site.clone(),
+                external_id: None,
+                name: "Phone caller".into(),
+                email: None,
+                phone: from,
+                verified: false,
+            },
+            app.clock.now(),
+        )
+        .await
+        .map_err(|e| internal(&e))?;
+    let client_id = ClientId::parse(format!("call:{}", start.call))
+        .map_err(|_| malformed("callSid must be 1-64 characters"))?;
+    let text = MessageText::parse("Phone call".into()).map_err(|e| internal(&e))?;
+    let sent = app
+        .desk
+        .customer_send(&Context::customer(), &customer, None, &client_id, &text)
+        .await
+        .map_err(|e| internal(&e))?;
+    let ticket = sent.appended.ticket;
+    app.store
+        .mark_call(ticket)
+        .await
+        .map_err(|e| internal(&e))?;
+    if let Ok(t) = app.store.ticket(ticket).await {
+        app.desk.publish_ticket(&t).await;
+    }
+    let _ = ctx;
+    let (call, out) = Call::start(app, start.call.clone(), ticket, customer.id, Rate::Hz8000)
+        .await
+        .map_err(|e| {
+            if e.to_string().contains("already") {
+                policy("this call is live or recorded already")
+            } else {
+                internal(&e)
+            }
+        })?;
+    tracing::info!(call = %call.id, ticket = ticket.0, recording = call.recording, "call started");
+    Ok((call, out, dialect, stream))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_dialects_parse() {
+        let twilio = r#"{"event":"start","sequenceNumber":"1","streamSid":"MZ1","start":{"streamSid":"MZ1","callSid":"CA1","accountSid":"AC1","tracks":["inbound"],"customParameters":{"token":"t"},"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}"#;
+        let Inbound::Start { start, stream, .. } = parse(twilio).unwrap() else {
+            panic!("start")
+        };
+        assert_eq!(
+            (start.call.as_str(), stream.as_deref()),
+            ("CA1", Some("MZ1"))
+        );
+        assert_eq!(start.custom["token"], "t");
+        let telnyx = r#"{"event":"start","sequence_number":"1","stream_id":"s1","start":{"call_control_id":"v3:abc","custom_parameters":{"token":"t"},"media_format":{"encoding":"PCMU","sample_rate":8000,"channels":1}}}"#;
+        let Inbound::Start { start, stream, .. } = parse(telnyx).unwrap() else {
+            panic!("start")
+        };
+        assert_eq!(
+            (start.call.as_str(), stream.as_deref()),
+            ("v3:abc", Some("s1"))
+        );
+        let media = r#"{"event":"media","sequence_number":"4","stream_id":"s1","media":{"track":"inbound","chunk":"2","timestamp":"5","payload":"/w=="}}"#;
+        assert!(matches!(parse(media).unwrap(), Inbound::Media { .. }));
+    }
+
+    #[test]
+    fn bad_frames_are_named() {
+        assert_eq!(parse("{").unwrap_err().reason, "frame is not JSON");
+        assert_eq!(parse("{}").unwrap_err().reason, "frame has no \"event\"");
+        assert_eq!(
+            parse(r#"{"event":"dance"}"#).unwrap_err().reason,
+            "unknown event \"dance\""
+        );
+        let e = parse(r#"{"event":"media","media":{}}"#).unwrap_err();
+        assert!(
+            e.reason
+                .starts_with("bad media event: missing field `payload`"),
+            "{}",
+            e.reason
+        );
+        let big = format!(
+            r#"{{"event":"media","media":{{"payload":"{}"}}}}"#,
+            "A".repeat(MAX_TEXT_FRAME)
+        );
+        assert_eq!(parse(&big).unwrap_err().code, close::TOO_BIG);
+        let mut rest = Vec::new();
+        assert_eq!(
+            decode_payload("@@@@", &mut rest).unwrap_err().reason,
+            "media payload is not base64"
+        );
+        let long = base64::engine::general_purpose::STANDARD.encode(vec![0xFFu8; 2000]);
+        assert_eq!(
+            decode_payload(&long, &mut rest).unwrap_err().code,
+            close::TOO_BIG
+        );
+        let n: Result<u64, _> = SeqNo("12a".into()).value();
+        assert!(n.is_err());
+    }
+
+    #[test]
+    fn payloads_are_cut_into_20_ms_frames() {
+        let mut rest = Vec::new();
+        let b64 = |n: usize| base64::engine::general_purpose::STANDARD.encode(vec![0xFFu8; n]);
+        assert_eq!(decode_payload(&b64(100), &mut rest).unwrap().len(), 0);
+        let frames = decode_payload(&b64(380), &mut rest).unwrap();
+        assert_eq!(frames.len(), 3);
+        assert!(frames.iter().all(|f| f.len() == 160));
+        assert_eq!(rest.len(), 0);
+    }
+}

@@ -1,0 +1,673 @@
+//! The voice channel through the real server: a Python peer acting as Twilio
+//! (tests/support/voice/twilio_peer.py, `websockets` from PyPI) calls in with a 440 Hz tone and
+//! DTMF; the call lands in the queue as a ticket of kind `call`; an agent claims it and joins
+//! over `/media/pcm` with a 1000 Hz tone at 16 kHz; each side hears the other; the agent
+//! pauses the recording for card details and the REST API resumes it, a second pause runs out
+//! by itself; after the call a supervisor gets the recording through an approved grant, and
+//! the test decodes it: customer left at 440 Hz, agent right at 1000 Hz, silence in each
+//! pause, no clear audio on disk, and a cut-off file refused.
+
+use deskgate_tests::{files_under, Staff, TestApp};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("DESKGATE_VOICE_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/voice-venv/bin/python");
+    assert!(
+        venv.exists(),
+        "the voice tests need websockets: run tests/run.sh, or `python3 -m venv target/voice-venv && target/voice-venv/bin/pip install websockets==17.4`"
+    );
+    venv
+}
+
+fn media_token(app: &TestApp, call: &str) -> String {
+    let secret = std::fs::read_to_string(app.data_dir().join("sites/demo.identity-secret"))
+        .expect("the demo site's secret");
+    use deskgate::clock::Clock;
+    let exp = app.clock.now().millis() / 1000 + 600;
+    deskgate::voice::token::sign(secret.trim().as_bytes(), "demo", call, exp)
+}
+
+fn ws_url(app: &TestApp, path: &str) -> String {
+    format!("ws://{}{path}", app.addr)
+}
+
+/// Power of `hz` in `s` (Goertzel).
+fn goertzel(s: &[f64], rate: f64, hz: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * hz / rate;
+    let c = 2.0 * w.cos();
+    let (mut a, mut b) = (0.0, 0.0);
+    for &x in s {
+        let n = x + c * a - b;
+        b = a;
+        a = n;
+    }
+    a * a + b * b - c * a * b
+}
+
+fn rms(s: &[f64]) -> f64 {
+    (s.iter().map(|x| x * x).sum::<f64>() / s.len().max(1) as f64).sqrt()
+}
+
+fn tone16(hz: f64, frame: usize) -> Vec<u8> {
+    (0..320)
+        .flat_map(|i| {
+            let t = (frame * 320 + i) as f64 / 16000.0;
+            ((6000.0 * (2.0 * std::f64::consts::PI * hz * t).sin()) as i16).to_le_bytes()
+        })
+        .collect()
+}
+
+/// The ticket of a live call, as the queue shows it.
+async fn call_ticket(app: &TestApp, agent: &Staff, call: &str) -> Value {
+    for _ in 0..100 {
+        let (s, c) = app
+            .get(&format!("/api/calls/{call}"), Some(&agent.token))
+            .await;
+        if s == 200 {
+            let (_, q) = app.get("/api/queue", Some(&agent.token)).await;
+            let t = q["tickets"]
+                .as_array()
+                .and_then(|ts| ts.iter().find(|t| t["id"] == c["ticket"]).cloned());
+            return t.unwrap_or_else(|| panic!("the call's ticket is not queued: {q}"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no live call {call}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_call_is_relayed_recorded_paused_and_played_through_a_grant() {
+    let app = TestApp::builder()
+        .config(|c| c.voice.max_pause = Duration::from_millis(800))
+        .start()
+        .await;
+    let agent = app.agent("grace").await;
+    let call = "CA0123456789abcdef";
+    let token = media_token(&app, call);
+
+    // The provider's side: seconds of 440 Hz; DTMF 5 while recording, 9 while paused.
+    let mut peer = tokio::process::Command::new(python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("support/voice/twilio_peer.py"))
+        .args(["--url", &ws_url(&app, "/media/twilio"), "--token", &token])
+        .args(["--call", call, "--hz", "440", "--seconds", "4.4"])
+        .args(["--dtmf", "5@0.4,9@1.3"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the Twilio peer");
+    let mut out = BufReader::new(peer.stdout.take().unwrap()).lines();
+    let mut stdin = peer.stdin.take().unwrap();
+    assert_eq!(out.next_line().await.unwrap().as_deref(), Some("started"));
+
+    // The call waits in the queue like a chat, as a ticket of kind "call".
+    let t = call_ticket(&app, &agent, call).await;
+    assert_eq!(t["kind"], "call", "{t}");
+    assert_eq!(t["status"], "queued", "{t}");
+    let ticket = t["id"].as_i64().unwrap();
+    let (mut desk, _) = app.agent_ws(&agent).await;
+    let ok = desk
+        .request(json!({"type": "claim", "ticket": ticket}))
+        .await;
+    assert_eq!(ok["type"], "ok", "{ok}");
+
+    // The agent's leg: JSON start, then binary PCM16 at 16 kHz.
+    let (mut leg, _) = tokio_tungstenite::connect_async(ws_url(&app, "/media/pcm"))
+        .await
+        .unwrap();
+    let start = json!({"type": "start", "token": agent.token, "call": call, "codec": "pcm16", "rate": 16000});
+    leg.send(Message::Text(start.to_string().into()))
+        .await
+        .unwrap();
+    let started: Value = match leg.next().await.unwrap().unwrap() {
+        Message::Text(t) => serde_json::from_str(&t).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(started["type"], "started", "{started}");
+    assert_eq!(started["ticket"], ticket);
+    let recording = {
+        let (s, c) = app
+            .get(&format!("/api/calls/{call}"), Some(&agent.token))
+            .await;
+        assert_eq!(s, 200, "{c}");
+        c["recording"].as_i64().unwrap()
+    };
+
+    stdin.write_all(b"go\n").await.unwrap();
+    let (mut tx, mut rx) = leg.split();
+    let app_url = app.url("");
+    let http = app.http.clone();
+    let agent_token = agent.token.clone();
+    let call_id = call.to_string();
+    // The agent talks for 4.4 s: pauses by its leg at 1.0 s, the API resumes at 1.6 s and
+    // pauses again at 2.4 s, which runs out after 0.8 s.
+    let speaker = tokio::spawn(async move {
+        let t0 = tokio::time::Instant::now();
+        for i in 0..220usize {
+            let at = i * 20;
+            if at == 1000 {
+                let p = json!({"type": "pause", "reason": "card payment"});
+                tx.send(Message::Text(p.to_string().into())).await.unwrap();
+            }
+            if at == 1600 || at == 2400 {
+                let verb = if at == 1600 { "resume" } else { "pause" };
+                let r = http
+                    .post(format!("{app_url}/api/calls/{call_id}/{verb}"))
+                    .bearer_auth(&agent_token)
+                    .json(&json!({"reason": "card details taken"}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200, "{verb}");
+            }
+            if at == 200 {
+                let m = json!({"type": "mark", "name": "greeting"});
+                tx.send(Message::Text(m.to_string().into())).await.unwrap();
+                tx.send(Message::Text(json!({"type": "clear"}).to_string().into()))
+                    .await
+                    .unwrap();
+            }
+            // The call may end first (the provider hung up): the leg is closed then.
+            if tx
+                .send(Message::Binary(tone16(1000.0, i).into()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+            tokio::time::sleep_until(t0 + Duration::from_millis((at + 20) as u64)).await;
+        }
+        tx
+    });
+    // What the agent hears and is told.
+    let mut heard: Vec<f64> = Vec::new();
+    let mut events: Vec<Value> = Vec::new();
+    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(10), rx.next()).await {
+        match m.unwrap() {
+            Message::Binary(b) => {
+                assert_eq!(b.len(), 640, "20 ms at 16 kHz");
+                heard.extend(
+                    b.chunks_exact(2)
+                        .map(|c| f64::from(i16::from_le_bytes([c[0], c[1]]))),
+                );
+            }
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                let end = v["type"] == "ended";
+                events.push(v);
+                if end {
+                    break;
+                }
+            }
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    let _tx = speaker.await.unwrap();
+    let seen: Value = serde_json::from_str(&out.next_line().await.unwrap().unwrap()).unwrap();
+    let _ = peer.wait().await;
+
+    // The provider got the agent's voice back as μ-law media, the mark, and the clear.
+    assert!(seen["media"].as_u64().unwrap() > 150, "{seen}");
+    let hz = seen["received_hz"].as_f64().unwrap();
+    assert!(
+        (hz - 1000.0).abs() < 30.0,
+        "the caller hears 1000 Hz: {seen}"
+    );
+    assert_eq!(seen["marks"], json!(["greeting"]), "{seen}");
+    assert_eq!(seen["clears"], 1, "{seen}");
+    // The agent heard 440 Hz (through the live pauses too), the echoed mark, DTMF 5 only.
+    let loud: Vec<f64> = heard
+        .chunks(320)
+        .filter(|f| rms(f) > 1000.0)
+        .flatten()
+        .copied()
+        .collect();
+    assert!(loud.len() > 16000 * 3, "{} samples", loud.len());
+    assert!(goertzel(&loud, 16000.0, 440.0) > 20.0 * goertzel(&loud, 16000.0, 1000.0));
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    let dtmf: Vec<&Value> = events.iter().filter(|e| e["type"] == "dtmf").collect();
+    assert_eq!(
+        dtmf,
+        vec![&json!({"type": "dtmf", "digit": "5"})],
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&json!({"type": "mark", "name": "greeting"})),
+        "{events:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "paused").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert_eq!(kinds.iter().filter(|k| **k == "resumed").count(), 2);
+
+    // The recording: finished, its pauses as they happened.
+    let mut rec = Value::Null;
+    for _ in 0..100 {
+        let (_, r) = app
+            .get(&format!("/api/recordings/{recording}"), Some(&agent.token))
+            .await;
+        if r["state"] == "finished" {
+            rec = r;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(rec["state"], "finished", "{rec}");
+    assert_eq!(rec["rate"], 8000);
+    assert_eq!(rec["channels"], json!(["customer", "agent"]));
+    let pauses = rec["pauses"].as_array().unwrap().clone();
+    assert_eq!(pauses.len(), 2, "{rec}");
+    assert_eq!(pauses[0]["by"], format!("user:{}", agent.id));
+    assert_eq!(pauses[0]["resumed_by"], format!("user:{}", agent.id));
+    assert_eq!(pauses[1]["resumed_by"], "auto");
+    let audit = app.audit("action=recording_paused").await;
+    assert_eq!(audit.len(), 2, "{audit:?}");
+    assert!(audit[0]["detail"].as_str().unwrap().contains("reason=card"));
+    let resumed = app.audit("action=recording_resumed").await;
+    assert!(resumed.iter().any(|e| e["role"] == "system"), "{resumed:?}");
+
+    // The ticket is worked like a chat: resolved by its agent.
+    let ok = desk
+        .request(json!({"type": "resolve", "ticket": ticket}))
+        .await;
+    assert_eq!(ok["type"], "ok", "{ok}");
+
+    // Playback only through an approved grant.
+    let sam = app.staff("sam", "supervisor", 5).await;
+    let april = app.staff("april", "approver", 5).await;
+    let wav_url = |g: i64| format!("{}/api/grants/{g}/recording", app.url(""));
+    let (s, g) = app
+        .post(
+            "/api/grants",
+            Some(&sam.token),
+            json!({"kind": "recording", "object": recording, "reason": "quality review of call CA0123"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{g}");
+    let grant = g["id"].as_i64().unwrap();
+    let early = app
+        .http
+        .get(wav_url(grant))
+        .bearer_auth(&sam.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(early.status(), 409, "pending grants play nothing");
+    let (s, _) = app
+        .post(
+            &format!("/api/grants/{grant}/approve"),
+            Some(&april.token),
+            json!({"note": "ok"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let resp = app
+        .http
+        .get(wav_url(grant))
+        .bearer_auth(&sam.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "audio/wav");
+    let wav = resp.bytes().await.unwrap().to_vec();
+    assert_eq!(&wav[..4], b"RIFF");
+    assert_eq!(u16::from_le_bytes([wav[22], wav[23]]), 2, "stereo");
+    assert_eq!(
+        u32::from_le_bytes([wav[24], wav[25], wav[26], wav[27]]),
+        8000
+    );
+    let pcm: Vec<i16> = wav[44..]
+        .chunks_exact(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    let left: Vec<f64> = pcm.iter().step_by(2).map(|&s| f64::from(s)).collect();
+    let right: Vec<f64> = pcm
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .map(|&s| f64::from(s))
+        .collect();
+    assert_eq!(
+        left.len() as u64 * 1000 / 8000,
+        rec["duration_ms"].as_u64().unwrap()
+    );
+
+    // Silence in every pause, on both channels.
+    for p in &pauses {
+        let a = p["start_ms"].as_u64().unwrap() as usize * 8;
+        let b = p["end_ms"].as_u64().unwrap() as usize * 8;
+        assert!(b - a >= 8 * 500, "{p}");
+        assert!(
+            left[a..b].iter().chain(&right[a..b]).all(|&x| x == 0.0),
+            "{p}"
+        );
+    }
+    // Outside them, in every 100 ms where a side talked: left is the caller, right the agent.
+    let (mut l_windows, mut r_windows) = (0, 0);
+    for w in 0..left.len() / 800 {
+        let (a, b) = (w * 800, w * 800 + 800);
+        let (l, r) = (&left[a..b], &right[a..b]);
+        if rms(l) > 1000.0 {
+            l_windows += 1;
+            assert!(
+                goertzel(l, 8000.0, 440.0) > 20.0 * goertzel(l, 8000.0, 1000.0),
+                "left {w}"
+            );
+        }
+        if rms(r) > 1000.0 {
+            r_windows += 1;
+            assert!(
+                goertzel(r, 8000.0, 1000.0) > 20.0 * goertzel(r, 8000.0, 440.0),
+                "right {w}"
+            );
+        }
+    }
+    assert!(
+        l_windows >= 20 && r_windows >= 20,
+        "{l_windows} {r_windows}"
+    );
+    let played = app.audit("action=grant_used").await;
+    assert!(
+        played
+            .iter()
+            .any(|e| e["object_kind"] == "recording" && e["outcome"] == "allowed"),
+        "{played:?}"
+    );
+
+    // No clear audio on disk: no 32-byte run of the recording is in any file.
+    let data = &wav[44..];
+    let files = files_under(app.data_dir());
+    for off in (0..data.len() - 32).step_by(data.len() / 40) {
+        let needle = &data[off..off + 32];
+        if needle.iter().all(|&b| b == 0) {
+            continue;
+        }
+        for (path, bytes) in &files {
+            assert!(
+                !bytes.windows(32).any(|w| w == needle),
+                "clear audio in {path:?}"
+            );
+        }
+    }
+
+    // A cut-off recording is refused, and the refusal audited.
+    let file = app.data_dir().join(format!("recordings/{recording}.dgs"));
+    let len = std::fs::metadata(&file).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+    f.set_len(len - 100).unwrap();
+    let resp = app
+        .http
+        .get(wav_url(grant))
+        .bearer_auth(&sam.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 409);
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("integrity"),
+        "{body}"
+    );
+    let refused = app.audit("action=grant_used&outcome=denied").await;
+    assert!(
+        refused
+            .iter()
+            .any(|e| e["detail"].as_str().unwrap_or("").contains("integrity")),
+        "{refused:?}"
+    );
+}
+
+async fn closed_with(
+    ws: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+) -> (u16, String) {
+    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+        if let Ok(Message::Close(Some(f))) = m {
+            return (u16::from(f.code), f.reason.to_string());
+        }
+        if m.is_err() {
+            break;
+        }
+    }
+    (0, String::new())
+}
+
+async fn twilio_session(app: &TestApp, frames: &[String]) -> (u16, String) {
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url(app, "/media/twilio"))
+        .await
+        .unwrap();
+    for f in frames {
+        ws.send(Message::Text(f.clone().into())).await.unwrap();
+    }
+    closed_with(&mut ws).await
+}
+
+fn start_frame(call: &str, token: &str) -> String {
+    json!({"event": "start", "sequenceNumber": "1", "streamSid": "MZ1",
+        "start": {"streamSid": "MZ1", "callSid": call, "customParameters": {"token": token},
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
+    .to_string()
+}
+
+#[tokio::test]
+async fn bad_media_frames_are_refused_with_a_reason() {
+    let app = TestApp::start().await;
+    let token = media_token(&app, "CA1");
+    let cases: Vec<(Vec<String>, u16, &str)> = vec![
+        (vec!["{".into()], 1007, "frame is not JSON"),
+        (
+            vec![r#"{"event":"dance"}"#.into()],
+            1007,
+            "unknown event \"dance\"",
+        ),
+        (
+            vec![r#"{"event":"media","media":{"payload":""}}"#.into()],
+            1008,
+            "media before start",
+        ),
+        (vec!["x".repeat(20 * 1024)], 1009, "frame over 16384 bytes"),
+        (
+            vec![start_frame("CA2", &token)],
+            1008,
+            "media token refused",
+        ),
+        (
+            vec![start_frame("CA1", "v1.demo.CA1.99999999999.00")],
+            1008,
+            "media token refused",
+        ),
+        (
+            vec![
+                start_frame("CA1", &token),
+                r#"{"event":"media","sequenceNumber":"2","media":{"payload":"@@@"}}"#.into(),
+            ],
+            1007,
+            "media payload is not base64",
+        ),
+    ];
+    for (frames, code, reason) in cases {
+        let (c, r) = twilio_session(&app, &frames).await;
+        assert_eq!((c, r.as_str()), (code, reason), "{frames:?}");
+    }
+    // A sequence number must be a string of digits, and the same call cannot start twice.
+    let token3 = media_token(&app, "CA3");
+    let (c, r) = twilio_session(
+        &app,
+        &[
+            start_frame("CA3", &token3),
+            r#"{"event":"media","sequenceNumber":2,"media":{"payload":""}}"#.into(),
+        ],
+    )
+    .await;
+    assert_eq!(c, 1007, "{r}");
+    assert!(r.starts_with("bad media event"), "{r}");
+    let (c, r) = twilio_session(&app, &[start_frame("CA3", &token3)]).await;
+    assert_eq!(
+        (c, r.as_str()),
+        (1008, "this call is live or recorded already")
+    );
+    // The replay opened no ticket of its own.
+    let (_, all) = app
+        .get("/api/tickets", Some(&app.admin().await.token))
+        .await;
+    let calls = all
+        .as_array()
+        .map(|a| a.iter().filter(|t| t["kind"] == "call").count());
+    assert_eq!(calls, Some(2), "one ticket each for CA1 and CA3: {all}");
+
+    // The agent's leg: a bad start frame, a call not theirs, an odd PCM frame.
+    let agent = app.agent("grace").await;
+    let pcm = |start: Value| {
+        let url = ws_url(&app, "/media/pcm");
+        async move {
+            let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+            ws.send(Message::Text(start.to_string().into()))
+                .await
+                .unwrap();
+            ws
+        }
+    };
+    let mut ws = pcm(json!({"type": "start", "token": agent.token, "call": "CA1", "codec": "opus", "rate": 16000})).await;
+    assert_eq!(
+        closed_with(&mut ws).await,
+        (1007, "codec must be \"pcm16\"".into())
+    );
+    let mut ws = pcm(
+        json!({"type": "start", "token": "nope", "call": "CA1", "codec": "pcm16", "rate": 16000}),
+    )
+    .await;
+    assert_eq!(closed_with(&mut ws).await.0, 1008);
+    let mut ws = pcm(json!({"type": "start", "token": agent.token, "call": "CA404", "codec": "pcm16", "rate": 8000})).await;
+    assert_eq!(
+        closed_with(&mut ws).await,
+        (4404, "no such live call".into())
+    );
+    // A live call whose ticket is someone else's (nobody claimed it).
+    let token5 = media_token(&app, "CA5");
+    let (mut phone, _) = tokio_tungstenite::connect_async(ws_url(&app, "/media/twilio"))
+        .await
+        .unwrap();
+    phone
+        .send(Message::Text(start_frame("CA5", &token5).into()))
+        .await
+        .unwrap();
+    let t = call_ticket(&app, &agent, "CA5").await;
+    let mut ws = pcm(json!({"type": "start", "token": agent.token, "call": "CA5", "codec": "pcm16", "rate": 8000})).await;
+    assert_eq!(
+        closed_with(&mut ws).await,
+        (4403, "claim the call's ticket first".into())
+    );
+    let (mut desk, _) = app.agent_ws(&agent).await;
+    desk.request(json!({"type": "claim", "ticket": t["id"]}))
+        .await;
+    let mut ws = pcm(json!({"type": "start", "token": agent.token, "call": "CA5", "codec": "pcm16", "rate": 8000})).await;
+    let first = ws.next().await.unwrap().unwrap();
+    assert!(first.to_text().unwrap().contains("started"), "{first:?}");
+    ws.send(Message::Binary(vec![0u8; 321].into()))
+        .await
+        .unwrap();
+    let (c, r) = closed_with(&mut ws).await;
+    assert_eq!(c, 1007, "{r}");
+    assert_eq!(r, "PCM16 frames have an even number of bytes");
+    let _ = phone
+        .send(Message::Close(Some(
+            tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into(),
+            },
+        )))
+        .await;
+}
+
+/// Telnyx's spelling of the same protocol (`stream_id`, `call_control_id`, `PCMU`), with the
+/// token in the stream URL: the call is queued as a call, and each side hears the other, the
+/// provider in its own spelling.
+#[tokio::test]
+async fn a_telnyx_stream_with_the_token_in_its_url_is_a_call_too() {
+    let app = TestApp::start().await;
+    let agent = app.agent("grace").await;
+    let call = "v3:telnyx-call-1";
+    let token = media_token(&app, call);
+    // The token is only in the URL; the peer counts only replies spelled `stream_id`.
+    let url = format!("{}?token={token}", ws_url(&app, "/media/twilio"));
+    let mut peer = tokio::process::Command::new(python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("support/voice/twilio_peer.py"))
+        .args(["--url", &url, "--dialect", "telnyx"])
+        .args(["--call", call, "--hz", "440", "--seconds", "1.0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the Telnyx peer");
+    let mut out = BufReader::new(peer.stdout.take().unwrap()).lines();
+    let mut stdin = peer.stdin.take().unwrap();
+    assert_eq!(out.next_line().await.unwrap().as_deref(), Some("started"));
+    let t = call_ticket(&app, &agent, call).await;
+    assert_eq!(t["kind"], "call");
+    let (mut desk, _) = app.agent_ws(&agent).await;
+    desk.request(json!({"type": "claim", "ticket": t["id"]}))
+        .await;
+    let (mut leg, _) = tokio_tungstenite::connect_async(ws_url(&app, "/media/pcm"))
+        .await
+        .unwrap();
+    let start = json!({"type": "start", "token": agent.token, "call": call, "codec": "pcm16", "rate": 8000});
+    leg.send(Message::Text(start.to_string().into()))
+        .await
+        .unwrap();
+    assert!(leg
+        .next()
+        .await
+        .unwrap()
+        .unwrap()
+        .to_text()
+        .unwrap()
+        .contains("started"));
+    stdin.write_all(b"go\n").await.unwrap();
+    // 8 kHz on the agent's leg: 320 bytes a frame, no resampling.
+    let frame: Vec<u8> = (0..160)
+        .flat_map(|i| {
+            let t = i as f64 / 8000.0;
+            ((6000.0 * (2.0 * std::f64::consts::PI * 1000.0 * t).sin()) as i16).to_le_bytes()
+        })
+        .collect();
+    let mut heard = 0;
+    for _ in 0..50 {
+        if leg
+            .send(Message::Binary(frame.clone().into()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+        if let Ok(Some(Ok(Message::Binary(b)))) =
+            tokio::time::timeout(Duration::from_millis(20), leg.next()).await
+        {
+            assert_eq!(b.len(), 320);
+            heard += 1;
+        }
+    }
+    let seen: Value = serde_json::from_str(&out.next_line().await.unwrap().unwrap()).unwrap();
+    let _ = peer.wait().await;
+    assert!(heard > 10, "the agent heard {heard} frames");
+    assert!(seen["media"].as_u64().unwrap() > 10, "{seen}");
+    let (_, c) = app
+        .get(&format!("/api/tickets/{}", t["id"]), Some(&agent.token))
+        .await;
+    assert_eq!(c["ticket"]["kind"], "call", "{c}");
+}
