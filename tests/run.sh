@@ -38,4 +38,18 @@ if [ -z "${DESKGATE_TEST_PYTHON:-}" ] && ! target/smtp-venv/bin/python -c \
   target/smtp-venv/bin/pip install --quiet "aiosmtpd==$AIOSMTPD_VERSION"
 fi
 
+# Supply chain (deny.toml). Installing cargo-deny compiles it from source, which takes longer
+# than the check itself, so it runs when installed (`cargo install cargo-deny --locked`).
+# Offline, the advisory database cannot be fetched: then only licences, bans and sources.
+if cargo deny --version >/dev/null 2>&1; then
+  if cargo deny fetch db >/dev/null 2>&1; then
+    cargo deny check
+  else
+    echo "cannot fetch the RustSec advisory database (offline?): advisories NOT checked" >&2
+    cargo deny --offline check licenses bans sources
+  fi
+else
+  echo "cargo-deny not installed: supply-chain check skipped (cargo install cargo-deny --locked)" >&2
+fi
+
 cargo nextest run --workspace --no-fail-fast

@@ -70,10 +70,12 @@ pub enum Action {
     CustomerDataCopied,
     /// A staff member exported an open ticket's transcript from the console.
     TranscriptExported,
+    /// The gateway's anomaly rules raised an alert (detail: level, rule, message).
+    AnomalyAlert,
 }
 
 impl Action {
-    pub const ALL: [Action; 38] = [
+    pub const ALL: [Action; 39] = [
         Action::Login,
         Action::LoginFailed,
         Action::TicketRead,
@@ -112,6 +114,7 @@ impl Action {
         Action::LegalHoldReleased,
         Action::CustomerDataCopied,
         Action::TranscriptExported,
+        Action::AnomalyAlert,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -154,6 +157,7 @@ impl Action {
             Action::LegalHoldReleased => "legal_hold_released",
             Action::CustomerDataCopied => "customer_data_copied",
             Action::TranscriptExported => "transcript_exported",
+            Action::AnomalyAlert => "anomaly_alert",
         }
     }
 

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod access;
+mod alerts;
 mod api;
 mod audit;
 mod auth;
@@ -13,7 +14,9 @@ mod config;
 mod desk;
 mod exports;
 mod grants;
+mod headers;
 mod identity;
+mod limits;
 mod mfa;
 mod notify;
 mod origin;
@@ -23,5 +26,6 @@ mod resume;
 mod screen;
 mod stepup;
 mod supervisor;
+mod tls;
 mod vault;
 mod web;
