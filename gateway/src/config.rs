@@ -86,11 +86,11 @@ pub struct ServeArgs {
     pub store_busy_timeout: Option<Duration>,
 
     /// Serve TLS with this PEM certificate chain (with --tls-key); re-read on SIGHUP and when the file changes [default: plain HTTP]
-    #[arg(long, env = "DESKGATE_TLS_CERT_FILE", value_name = "FILE")]
+    #[arg(long, env = "DESKGATE_TLS_CERT", value_name = "FILE")]
     pub tls_cert: Option<PathBuf>,
 
     /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1)
-    #[arg(long, env = "DESKGATE_TLS_KEY_FILE", value_name = "FILE")]
+    #[arg(long, env = "DESKGATE_TLS_KEY", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
 
     /// How often the TLS files are checked for a change [default: 30s]
@@ -739,6 +739,40 @@ mod tests {
         };
         let err = Config::load(&args).unwrap_err().to_string();
         assert!(err.contains("customer_retention"), "{err}");
+    }
+
+    #[test]
+    fn hardening_settings_come_from_the_file_or_say_what_is_wrong() {
+        let load = |text: &str| {
+            let f = write(text);
+            let args = ServeArgs {
+                config: Some(f.path().into()),
+                ..Default::default()
+            };
+            Config::load(&args).map_err(|e| e.to_string())
+        };
+        let c = load(
+            "tls_cert = \"/etc/tls/c.pem\"\ntls_key = \"/etc/tls/k.pem\"\n\
+             trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]\nrate_limits = false\n\
+             session_idle_timeout = \"0s\"\n[limits]\nlogin_per_ip = \"5/1m\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.tls.unwrap().cert, PathBuf::from("/etc/tls/c.pem"));
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert!(!c.limits.enabled);
+        assert_eq!(c.limits.rates.login_per_ip, crate::limits::Rate::new(5, 60));
+        assert_eq!(c.session_idle_timeout, None);
+        let err = load("tls_cert = \"/etc/tls/c.pem\"\n").unwrap_err();
+        assert!(err.contains("tls_cert and tls_key"), "{err}");
+        let err = load("trusted_proxies = [\"10.0.0.0/33\"]\n").unwrap_err();
+        assert!(
+            err.contains("trusted_proxies") && err.contains("10.0.0.0/33"),
+            "{err}"
+        );
+        let err = load("[limits]\nlogin_per_ip = \"lots\"\n").unwrap_err();
+        assert!(err.contains("count/period"), "{err}");
+        let err = load("[limits]\nlogins = \"1/1m\"\n").unwrap_err();
+        assert!(err.contains("unknown field"), "{err}");
     }
 
     #[test]
