@@ -47,5 +47,18 @@ if [ -z "${DESKGATE_VOICE_PYTHON:-}" ] && ! target/voice-venv/bin/python -c \
   python3 -m venv target/voice-venv
   target/voice-venv/bin/pip install --quiet "websockets==$WEBSOCKETS_VERSION"
 fi
+# Supply chain (deny.toml). Installing cargo-deny compiles it from source, which takes longer
+# than the check itself, so it runs when installed (`cargo install cargo-deny --locked`).
+# Offline, the advisory database cannot be fetched: then only licences, bans and sources.
+if cargo deny --version >/dev/null 2>&1; then
+  if cargo deny fetch db >/dev/null 2>&1; then
+    cargo deny check
+  else
+    echo "cannot fetch the RustSec advisory database (offline?): advisories NOT checked" >&2
+    cargo deny --offline check licenses bans sources
+  fi
+else
+  echo "cargo-deny not installed: supply-chain check skipped (cargo install cargo-deny --locked)" >&2
+fi
 
 cargo nextest run --workspace --no-fail-fast

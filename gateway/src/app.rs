@@ -39,6 +39,14 @@ pub struct App {
     pub shutdown: CancellationToken,
     /// The connection tasks, so shutdown can wait for them to close cleanly.
     pub tracker: TaskTracker,
+    /// Rate limits and per-address connection counts.
+    pub limiter: Arc<crate::limits::Limiter>,
+    /// The anomaly rules, fed every audit entry.
+    pub anomaly: Arc<crate::anomaly::Detector>,
+    /// Staff notifications (the live `security_alert` frames).
+    pub hub: Hub,
+    /// Outgoing HTTP (the alert webhook).
+    pub http: reqwest::Client,
 }
 
 impl App {
@@ -95,13 +103,19 @@ impl App {
         )?);
         let desk = Arc::new(Desk::new(
             store.clone(),
-            hub,
+            hub.clone(),
             clock.clone(),
             config.desk.clone(),
             metrics.clone(),
             auditor.clone(),
         ));
-        Ok(App {
+        let limiter = Arc::new(crate::limits::Limiter::new(config.limits.clone()));
+        let anomaly = Arc::new(crate::anomaly::Detector::new(config.alerts.clone()));
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let app = App {
             config: Arc::new(config),
             store,
             desk,
@@ -115,6 +129,12 @@ impl App {
             calls: Default::default(),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
-        })
+            limiter,
+            anomaly,
+            hub,
+            http,
+        };
+        crate::alerts::spawn(&app);
+        Ok(app)
     }
 }

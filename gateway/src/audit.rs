@@ -93,8 +93,14 @@ impl FromRequestParts<App> for Context {
             role: None,
             ip: parts
                 .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string()),
+                .get::<crate::proxy::ClientIp>()
+                .map(|c| c.0.to_string())
+                .or_else(|| {
+                    parts
+                        .extensions
+                        .get::<ConnectInfo<SocketAddr>>()
+                        .map(|c| c.0.ip().to_string())
+                }),
             user_agent: header("user-agent"),
             request_id: Some(request_id),
         })
@@ -180,6 +186,8 @@ pub struct Auditor {
     logs: Vec<CheckpointLog>,
     /// The last checkpoint this process knows of; `None` until read from the store.
     last: Mutex<Option<Option<AuditCheckpoint>>>,
+    /// Every new entry is also handed here (the anomaly rules), without waiting.
+    watcher: std::sync::OnceLock<tokio::sync::mpsc::Sender<AuditRecord>>,
 }
 
 impl std::fmt::Debug for Auditor {
@@ -275,6 +283,7 @@ impl Auditor {
             key,
             every: i64::try_from(every.max(1)).unwrap_or(i64::MAX),
             logs,
+            watcher: std::sync::OnceLock::new(),
             last: Mutex::new(None),
         }
     }
@@ -322,12 +331,22 @@ impl Auditor {
         let record = self.store.append_audit(&entry).await.inspect_err(|e| {
             tracing::error!(target: "deskgate::security", action = ev.action.as_str(), error = %e, "audit entry not written");
         })?;
+        if let Some(w) = self.watcher.get() {
+            if w.try_send(record.clone()).is_err() {
+                tracing::warn!(target: "deskgate::security", "anomaly rules behind: an audit entry was not looked at");
+            }
+        }
         if record.seq % self.every == 0 {
             if let Err(e) = self.sign(record.seq, record.hash).await {
                 tracing::error!(target: "deskgate::security", error = %e, "audit checkpoint not written");
             }
         }
         Ok(record)
+    }
+
+    /// Hands every entry appended from now on to `tx` as well (once; later calls are ignored).
+    pub fn watch(&self, tx: tokio::sync::mpsc::Sender<AuditRecord>) {
+        let _ = self.watcher.set(tx);
     }
 
     /// Signs the head of the chain if entries were added since the last checkpoint.

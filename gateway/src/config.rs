@@ -73,6 +73,10 @@ pub struct ServeArgs {
     #[arg(long, env = "DESKGATE_SESSION_TTL", value_parser = humantime::parse_duration)]
     pub session_ttl: Option<Duration>,
 
+    /// A staff session unused for this long stops working (`0s`: no idle timeout) [default: 2h]
+    #[arg(long, env = "DESKGATE_SESSION_IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub session_idle_timeout: Option<Duration>,
+
     /// Lifetime of a customer's visitor token [default: 30days]
     #[arg(long, env = "DESKGATE_VISITOR_TTL", value_parser = humantime::parse_duration)]
     pub visitor_ttl: Option<Duration>,
@@ -84,6 +88,47 @@ pub struct ServeArgs {
     /// Largest file a customer or agent may attach, in bytes [default: 10485760 (10 MiB)]
     #[arg(long, env = "DESKGATE_ATTACHMENT_MAX_BYTES", value_name = "BYTES")]
     pub attachment_max_bytes: Option<usize>,
+
+    /// Serve TLS with this PEM certificate chain (with --tls-key); re-read on SIGHUP and when the file changes [default: plain HTTP]
+    #[arg(long, env = "DESKGATE_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1)
+    #[arg(long, env = "DESKGATE_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// How often the TLS files are checked for a change [default: 30s]
+    #[arg(long, env = "DESKGATE_TLS_WATCH_EVERY", value_parser = humantime::parse_duration)]
+    pub tls_watch_every: Option<Duration>,
+
+    /// Proxies (CIDRs, comma-separated) whose X-Forwarded-For is believed for the client's address [default: none]
+    #[arg(
+        long,
+        env = "DESKGATE_TRUSTED_PROXIES",
+        value_name = "CIDR,...",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Option<Vec<String>>,
+
+    /// Enforce the per-IP, per-visitor and per-user rate limits (`false` for load tests) [default: true]
+    #[arg(long, env = "DESKGATE_RATE_LIMITS", value_name = "BOOL")]
+    pub rate_limits: Option<bool>,
+
+    /// WebSocket connections one client address may hold open [default: 50]
+    #[arg(long, env = "DESKGATE_MAX_CONNECTIONS_PER_IP", value_name = "N")]
+    pub max_connections_per_ip: Option<usize>,
+
+    /// Time a client has to send its request headers (and finish the TLS handshake) [default: 10s]
+    #[arg(long, env = "DESKGATE_HEADER_READ_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Option<Duration>,
+
+    /// A WebSocket from which nothing (not even a pong) arrives for this long is closed [default: 90s]
+    #[arg(long, env = "DESKGATE_IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Option<Duration>,
+
+    /// Largest REST request body, in bytes [default: 65536]
+    #[arg(long, env = "DESKGATE_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
 
     /// Boxed: these flags would otherwise make every `ServeArgs` value large.
     #[command(flatten)]
@@ -192,6 +237,8 @@ struct FileConfig {
     #[serde(default, with = "humantime_serde")]
     session_ttl: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
+    session_idle_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
     visitor_ttl: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     store_busy_timeout: Option<Duration>,
@@ -205,6 +252,24 @@ struct FileConfig {
     recording_retention: Option<Duration>,
     #[serde(default)]
     sites: Vec<SiteConfig>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    #[serde(default, with = "humantime_serde")]
+    tls_watch_every: Option<Duration>,
+    trusted_proxies: Option<Vec<String>>,
+    rate_limits: Option<bool>,
+    max_connections_per_ip: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    header_read_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    idle_timeout: Option<Duration>,
+    max_body_bytes: Option<usize>,
+    /// `[limits]`: the rates of each rule.
+    #[serde(default)]
+    limits: Option<crate::limits::RatesFile>,
+    /// `[alerts]`: anomaly thresholds and the webhook.
+    #[serde(default)]
+    alerts: Option<crate::anomaly::AlertsFile>,
     #[serde(default)]
     verification: Option<crate::stepup::config::VerificationFile>,
     audit_key_file: Option<PathBuf>,
@@ -229,7 +294,10 @@ pub struct Config {
     pub log_format: LogFormat,
     pub ws: WsConfig,
     pub desk: DeskConfig,
+    /// The absolute lifetime of a staff session.
     pub session_ttl: Duration,
+    /// A staff session unused for this long stops working; `None`: never.
+    pub session_idle_timeout: Option<Duration>,
     pub visitor_ttl: Duration,
     pub store_busy_timeout: Duration,
     /// Largest attachment accepted; a larger upload gets 413.
@@ -248,6 +316,12 @@ pub struct Config {
     pub grants: recorder::grant::Policy,
     /// Calls (`/media/twilio`, `/media/pcm`) and their recordings.
     pub voice: crate::voice::VoiceConfig,
+    /// TLS; `None` serves plain HTTP (behind a TLS-terminating proxy).
+    pub tls: Option<crate::tls::TlsConfig>,
+    /// Peers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub limits: crate::limits::LimitsConfig,
+    pub alerts: crate::anomaly::AlertsConfig,
 }
 
 /// The audit log's checkpoints.
@@ -301,6 +375,7 @@ impl Default for Config {
                 default_capacity: 5,
             },
             session_ttl: Duration::from_secs(12 * 3600),
+            session_idle_timeout: Some(Duration::from_secs(2 * 3600)),
             visitor_ttl: Duration::from_secs(30 * 24 * 3600),
             store_busy_timeout: Duration::from_secs(5),
             attachment_max_bytes: 10 * 1024 * 1024,
@@ -316,6 +391,10 @@ impl Default for Config {
             },
             grants: recorder::grant::Policy::default(),
             voice: Default::default(),
+            tls: None,
+            trusted_proxies: Vec::new(),
+            limits: crate::limits::LimitsConfig::default(),
+            alerts: crate::anomaly::AlertsConfig::default(),
         }
     }
 }
@@ -373,7 +452,78 @@ impl Config {
                 c.retention = c.retention.clone().with(kind, v);
             }
         }
+        if let Some(d) = args.session_idle_timeout.or(file.session_idle_timeout) {
+            c.session_idle_timeout = (!d.is_zero()).then_some(d);
+        }
         c.sites = file.sites;
+        c.tls = match (
+            args.tls_cert.clone().or(file.tls_cert),
+            args.tls_key.clone().or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some(crate::tls::TlsConfig {
+                cert,
+                key,
+                watch_every: args
+                    .tls_watch_every
+                    .or(file.tls_watch_every)
+                    .unwrap_or(Duration::from_secs(30)),
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    key: "tls_cert",
+                    message: "give both tls_cert and tls_key, or neither".into(),
+                })
+            }
+        };
+        for cidr in args
+            .trusted_proxies
+            .clone()
+            .or(file.trusted_proxies)
+            .unwrap_or_default()
+        {
+            let cidr = cidr.trim();
+            if cidr.is_empty() {
+                continue;
+            }
+            let net = crate::proxy::parse_cidr(cidr).map_err(|message| ConfigError::Invalid {
+                key: "trusted_proxies",
+                message,
+            })?;
+            c.trusted_proxies.push(net);
+        }
+        if let Some(rates) = file.limits {
+            c.limits.rates =
+                rates
+                    .merge(c.limits.rates.clone())
+                    .map_err(|message| ConfigError::Invalid {
+                        key: "limits",
+                        message,
+                    })?;
+        }
+        if let Some(v) = args.rate_limits.or(file.rate_limits) {
+            c.limits.enabled = v;
+        }
+        if let Some(v) = args.max_connections_per_ip.or(file.max_connections_per_ip) {
+            c.limits.max_connections_per_ip = v;
+        }
+        if let Some(v) = args.header_read_timeout.or(file.header_read_timeout) {
+            c.limits.header_read_timeout = v;
+        }
+        if let Some(v) = args.idle_timeout.or(file.idle_timeout) {
+            c.limits.idle_timeout = v;
+        }
+        if let Some(v) = args.max_body_bytes.or(file.max_body_bytes) {
+            c.limits.max_body_bytes = v;
+        }
+        if let Some(alerts) = file.alerts {
+            c.alerts = alerts
+                .into_config()
+                .map_err(|message| ConfigError::Invalid {
+                    key: "alerts",
+                    message,
+                })?;
+        }
         c.verification =
             crate::stepup::config::VerificationConfig::load(&args.verification, file.verification)
                 .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
@@ -420,6 +570,18 @@ impl Config {
         }
         if self.attachment_max_bytes == 0 || self.attachment_max_bytes > 64 * 1024 * 1024 {
             return invalid("attachment_max_bytes", "must be 1 byte to 64 MiB");
+        }
+        if self.limits.max_connections_per_ip == 0 {
+            return invalid("max_connections_per_ip", "must be at least 1");
+        }
+        if self.limits.header_read_timeout < Duration::from_millis(100) {
+            return invalid("header_read_timeout", "must be at least 100ms");
+        }
+        if self.limits.idle_timeout < Duration::from_millis(100) {
+            return invalid("idle_timeout", "must be at least 100ms");
+        }
+        if self.limits.max_body_bytes < 1024 {
+            return invalid("max_body_bytes", "must be at least 1024");
         }
         if self.audit.checkpoint_every == 0 {
             return invalid("audit_checkpoint_every", "must be at least 1");
@@ -592,6 +754,40 @@ mod tests {
         };
         let err = Config::load(&args).unwrap_err().to_string();
         assert!(err.contains("customer_retention"), "{err}");
+    }
+
+    #[test]
+    fn hardening_settings_come_from_the_file_or_say_what_is_wrong() {
+        let load = |text: &str| {
+            let f = write(text);
+            let args = ServeArgs {
+                config: Some(f.path().into()),
+                ..Default::default()
+            };
+            Config::load(&args).map_err(|e| e.to_string())
+        };
+        let c = load(
+            "tls_cert = \"/etc/tls/c.pem\"\ntls_key = \"/etc/tls/k.pem\"\n\
+             trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]\nrate_limits = false\n\
+             session_idle_timeout = \"0s\"\n[limits]\nlogin_per_ip = \"5/1m\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.tls.unwrap().cert, PathBuf::from("/etc/tls/c.pem"));
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert!(!c.limits.enabled);
+        assert_eq!(c.limits.rates.login_per_ip, crate::limits::Rate::new(5, 60));
+        assert_eq!(c.session_idle_timeout, None);
+        let err = load("tls_cert = \"/etc/tls/c.pem\"\n").unwrap_err();
+        assert!(err.contains("tls_cert and tls_key"), "{err}");
+        let err = load("trusted_proxies = [\"10.0.0.0/33\"]\n").unwrap_err();
+        assert!(
+            err.contains("trusted_proxies") && err.contains("10.0.0.0/33"),
+            "{err}"
+        );
+        let err = load("[limits]\nlogin_per_ip = \"lots\"\n").unwrap_err();
+        assert!(err.contains("count/period"), "{err}");
+        let err = load("[limits]\nlogins = \"1/1m\"\n").unwrap_err();
+        assert!(err.contains("unknown field"), "{err}");
     }
 
     #[test]

@@ -21,9 +21,14 @@
 //! - [`audit`]: the one door to the tamper-evident audit log ([`App::audit`]).
 //! - [`vault`]: keys and sealing of what customers typed (the `recorder` crate does the
 //!   cryptography); the store seals on write and opens on read.
+//! - [`tls`]: TLS with certificate reload; [`proxy`]: the client address behind trusted
+//!   proxies; [`limits`]: rate limits and connection caps; [`headers`]: security headers.
+//! - [`anomaly`]: the anomaly rules; [`alerts`]: raising their alerts (audit, console, webhook).
 //! - [`app`]: shared state; [`server`]: routes and `run`; [`config`]; [`clock`]; [`metrics`];
 //!   [`logging`]: what never reaches the log, whatever the filter.
 
+pub mod alerts;
+pub mod anomaly;
 pub mod api;
 pub mod app;
 pub mod attachment;
@@ -34,18 +39,22 @@ pub mod bus;
 pub mod clock;
 pub mod config;
 pub mod desk;
+pub mod headers;
 pub mod hub;
 pub mod ids;
+pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod origin;
 pub mod protocol;
+pub mod proxy;
 pub mod screen;
 pub mod server;
 pub mod sites;
 pub mod stepup;
 pub mod store;
+pub mod tls;
 pub mod vault;
 pub mod voice;
 pub mod web;

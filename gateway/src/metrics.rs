@@ -95,6 +95,7 @@ pub struct Metrics {
     pub messages_blocked: AtomicU64,
     pub frame_errors: AtomicU64,
     pub closed_rate_limited: AtomicU64,
+    pub closed_too_many_connections: AtomicU64,
     pub closed_too_large: AtomicU64,
     pub closed_unauthenticated: AtomicU64,
     pub store_errors: AtomicU64,
@@ -144,7 +145,7 @@ impl Metrics {
             "Wait of the longest-waiting queued ticket.",
             queue.longest_wait_ms / 1000,
         );
-        let counters: [(&str, &str, u64); 11] = [
+        let counters: [(&str, &str, u64); 12] = [
             (
                 "deskgate_connections_total",
                 "WebSocket connections accepted.",
@@ -179,6 +180,11 @@ impl Metrics {
                 "deskgate_closed_rate_limited_total",
                 "Connections closed for flooding (4008).",
                 self.closed_rate_limited.load(Ordering::Relaxed),
+            ),
+            (
+                "deskgate_closed_too_many_connections_total",
+                "Sockets refused for exceeding the per-address cap (4013).",
+                self.closed_too_many_connections.load(Ordering::Relaxed),
             ),
             (
                 "deskgate_closed_too_large_total",

@@ -27,6 +27,10 @@ pub mod close {
     pub const ORIGIN_REFUSED: u16 = 4004;
     pub const RATE_LIMITED: u16 = 4008;
     pub const TOO_SLOW: u16 = crate::hub::CLOSE_TOO_SLOW;
+    /// Nothing (not even a pong) arrived for `idle_timeout`.
+    pub const IDLE: u16 = 4010;
+    /// The client's address already holds `max_connections_per_ip` sockets.
+    pub const TOO_MANY_CONNECTIONS: u16 = 4013;
 }
 
 /// Error codes of `error` frames (docs/protocol.md, "Error codes").
@@ -506,6 +510,9 @@ pub enum ServerFrame<'a> {
     /// To supervisors and admins: something that needs a person's attention.
     SecurityAlert {
         kind: &'a str,
+        level: crate::anomaly::Level,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        actor: Option<i64>,
         #[serde(skip_serializing_if = "Option::is_none")]
         ticket: Option<TicketId>,
         #[serde(skip_serializing_if = "Option::is_none")]

@@ -5,16 +5,18 @@ use crate::api;
 use crate::app::App;
 use crate::store::Retained;
 use crate::ws;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{ConnectInfo, DefaultBodyLimit};
 use axum::response::Html;
 use axum::routing::{get, patch, post};
 use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tower::ServiceExt;
 use tower_http::trace::TraceLayer;
 
-/// Largest REST request body.
-const MAX_BODY: usize = 64 * 1024;
 /// How long shutdown waits for connections to close.
 const DRAIN: Duration = Duration::from_secs(10);
 /// How often resolved tickets past the reopen window are closed.
@@ -122,28 +124,140 @@ pub fn router(app: App) -> Router {
         .route("/api/recordings/{id}", get(api::calls::recording))
         .route("/api/grants/{id}/recording", get(api::grants::recording))
         .merge(crate::web::routes())
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(DefaultBodyLimit::max(app.config.limits.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::headers::security_headers,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(app)
 }
 
-async fn index() -> Html<&'static str> {
-    Html(include_str!("index.html"))
+const INDEX: &str = include_str!("index.html");
+
+/// The start page: no script at all, and only its one inline style (by hash).
+async fn index() -> axum::response::Response {
+    use axum::http::{header, HeaderValue};
+    use axum::response::IntoResponse;
+    use sha2::{Digest, Sha256};
+    static CSP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let csp = CSP.get_or_init(|| {
+        let style = INDEX
+            .split_once("<style>")
+            .and_then(|(_, rest)| rest.split_once("</style>"))
+            .map(|(css, _)| css)
+            .unwrap_or("");
+        use base64::Engine;
+        let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(style));
+        format!(
+            "default-src 'none'; style-src 'sha256-{hash}'; base-uri 'none'; \
+             form-action 'none'; frame-ancestors 'none'"
+        )
+    });
+    let mut resp = Html(INDEX).into_response();
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    crate::web::page_policies(h);
+    resp
 }
 
 /// Serves until `app.shutdown` is cancelled, then closes every connection (code 1001) and
-/// waits up to ten seconds for them.
+/// waits up to ten seconds for them. With `tls` configured every connection is TLS (there is
+/// no plain-HTTP listener beside it).
 pub async fn run(listener: TcpListener, app: App) -> std::io::Result<()> {
+    let tls = match &app.config.tls {
+        Some(c) => {
+            let resolver = crate::tls::Reloading::new(c.clone())
+                .map_err(|e| std::io::Error::other(format!("TLS: {e}")))?;
+            resolver.spawn_watcher(app.shutdown.clone());
+            Some(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(
+                resolver.server_config(),
+            )))
+        }
+        None => None,
+    };
     crate::desk::spawn_assigner(app.desk.clone(), app.shutdown.clone());
     spawn_sweeper(app.clone());
     let shutdown = app.shutdown.clone();
     let tracker = app.tracker.clone();
     let auditor = app.auditor.clone();
-    // The client's address is kept in audit entries.
-    let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
+    let limits = app.config.limits.clone();
+    let proxies = std::sync::Arc::new(app.config.trusted_proxies.clone());
+    let service = router(app);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Slowloris: a connection that has not sent its request headers in time is closed.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let router = service.clone();
+        let proxies = proxies.clone();
+        // The client's address is kept in audit entries and counted by per-IP limits.
+        let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            let client = crate::proxy::client_ip(peer.ip(), req.headers(), &proxies);
+            req.extensions_mut().insert(ConnectInfo(peer));
+            req.extensions_mut().insert(crate::proxy::ClientIp(client));
+            router.clone().oneshot(req)
+        });
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        let handshake = limits.header_read_timeout;
+        tokio::spawn(async move {
+            let served = match tls {
+                Some(acceptor) => {
+                    let stream =
+                        match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        };
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                    watcher.watch(conn).await
+                }
+                None => {
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                    watcher.watch(conn).await
+                }
+            };
+            if let Err(e) = served {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    // Plain HTTP connections finish their request; upgraded sockets are the tracker's.
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some HTTP connections did not finish in time");
+    }
     tracker.close();
     if tokio::time::timeout(DRAIN, tracker.wait()).await.is_err() {
         tracing::warn!("some connections did not close in time");

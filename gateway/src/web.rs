@@ -128,6 +128,7 @@ fn serve(name: &str, headers: &HeaderMap) -> Response {
             HeaderValue::from_static(PAGE_CSP),
         );
         h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        page_policies(h);
     } else if asset.name == "widget.js" {
         // Host pages on other origins load the widget with a plain <script> tag.
         h.insert(
@@ -136,6 +137,22 @@ fn serve(name: &str, headers: &HeaderMap) -> Response {
         );
     }
     resp
+}
+
+/// What every page gets besides its Content-Security-Policy.
+pub fn page_policies(h: &mut HeaderMap) {
+    h.insert(
+        header::HeaderName::from_static("permissions-policy"),
+        HeaderValue::from_static(crate::headers::PERMISSIONS_POLICY),
+    );
+    h.insert(
+        header::HeaderName::from_static("cross-origin-opener-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        header::HeaderName::from_static("cross-origin-resource-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
 }
 
 #[cfg(test)]

@@ -76,10 +76,12 @@ pub enum Action {
     RecordingPaused,
     /// A paused recording resumed: by someone, or by the gateway when the pause ran too long.
     RecordingResumed,
+    /// The gateway's anomaly rules raised an alert (detail: level, rule, message).
+    AnomalyAlert,
 }
 
 impl Action {
-    pub const ALL: [Action; 41] = [
+    pub const ALL: [Action; 42] = [
         Action::Login,
         Action::LoginFailed,
         Action::TicketRead,
@@ -121,6 +123,7 @@ impl Action {
         Action::AttachmentRead,
         Action::RecordingPaused,
         Action::RecordingResumed,
+        Action::AnomalyAlert,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -166,6 +169,7 @@ impl Action {
             Action::AttachmentRead => "attachment_read",
             Action::RecordingPaused => "recording_paused",
             Action::RecordingResumed => "recording_resumed",
+            Action::AnomalyAlert => "anomaly_alert",
         }
     }
 

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod access;
+mod alerts;
 mod api;
 mod attachments;
 mod audit;
@@ -14,7 +15,9 @@ mod config;
 mod desk;
 mod exports;
 mod grants;
+mod headers;
 mod identity;
+mod limits;
 mod mfa;
 mod notify;
 mod origin;
@@ -24,6 +27,7 @@ mod resume;
 mod screen;
 mod stepup;
 mod supervisor;
+mod tls;
 mod vault;
 mod voice;
 mod web;

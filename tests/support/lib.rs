@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod smtp;
+pub mod tls;
 
 use anyhow::{anyhow, bail, Context};
 use deskgate::clock::{Clock, ManualClock};
@@ -115,6 +116,25 @@ impl TestAppBuilder {
         self.real_time = true;
         self
     }
+    pub fn session_idle_timeout(mut self, d: Duration) -> Self {
+        self.config.session_idle_timeout = Some(d);
+        self
+    }
+    /// Switches the abuse limits on, with these changes to the defaults.
+    pub fn limits(mut self, f: impl FnOnce(&mut deskgate::limits::LimitsConfig)) -> Self {
+        self.config.limits.enabled = true;
+        f(&mut self.config.limits);
+        self
+    }
+    /// Serves TLS with this certificate and key (PEM files).
+    pub fn tls(mut self, cert: PathBuf, key: PathBuf, watch_every: Duration) -> Self {
+        self.config.tls = Some(deskgate::tls::TlsConfig {
+            cert,
+            key,
+            watch_every,
+        });
+        self
+    }
     /// Any other change to the config.
     pub fn config(mut self, f: impl FnOnce(&mut Config)) -> Self {
         f(&mut self.config);
@@ -203,6 +223,17 @@ impl TestApp {
     pub fn builder() -> TestAppBuilder {
         let mut config = Config::default();
         config.verification.mfa_roles = Vec::new();
+        // Tests of other things log in and make visitors from one address faster than any
+        // person would; the tests of the limits switch them on (`TestAppBuilder::limits`).
+        config.limits.enabled = false;
+        // The anomaly rules would alert supervisors in tests about other things; the alert
+        // tests set the thresholds they test.
+        config.alerts.pii_customers = 0;
+        config.alerts.failed_verifications = 0;
+        config.alerts.risky_requests = 0;
+        config.alerts.blocked_cards = 0;
+        // Tests move the clock by hours between two uses of one login.
+        config.session_idle_timeout = None;
         TestAppBuilder {
             config,
             data: None,
@@ -763,6 +794,30 @@ pub enum Closed {
 impl WsClient {
     pub async fn connect(url: &str, protocol: Option<&str>) -> anyhow::Result<WsClient> {
         Self::connect_with(url, protocol, &[]).await
+    }
+
+    /// A `wss://` connection offering deskgate.v1, trusting what `tls` trusts.
+    pub async fn connect_tls(
+        url: &str,
+        tls: Arc<tokio_rustls::rustls::ClientConfig>,
+    ) -> anyhow::Result<WsClient> {
+        let mut req = url.into_client_request()?;
+        req.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static("deskgate.v1"),
+        );
+        let (stream, _) = tokio_tungstenite::connect_async_tls_with_config(
+            req,
+            None,
+            false,
+            Some(tokio_tungstenite::Connector::Rustls(tls)),
+        )
+        .await?;
+        Ok(WsClient {
+            stream,
+            pending: Default::default(),
+            next_ref: 0,
+        })
     }
 
     /// [`WsClient::connect`] with extra request headers (`Origin`, …).

@@ -138,6 +138,7 @@ pub async fn list(
         object_kind: q.object_kind,
         object_id: q.object_id,
         action: q.action,
+        actions: Vec::new(),
         outcome: q.outcome,
         from: time("from", q.from)?,
         to: time("to", q.to)?,

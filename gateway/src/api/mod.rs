@@ -45,6 +45,14 @@ pub enum ApiError {
     Unavailable,
     /// Step-up and second-factor refusals with their own public code (docs/verification.md).
     Refused(StatusCode, &'static str, String),
+    /// A rate limit (429, with `Retry-After`).
+    RateLimited(crate::limits::Limited),
+}
+
+impl From<crate::limits::Limited> for ApiError {
+    fn from(l: crate::limits::Limited) -> Self {
+        ApiError::RateLimited(l)
+    }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -56,13 +64,15 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// One of: unauthenticated, forbidden, not_found, conflict, capacity, invalid, unavailable;
     /// for step-up and second factors also: verification_required, cannot_verify, mail_failed,
-    /// locked, retry_later, mfa_required (login: the password was right, the code is missing).
+    /// locked, retry_later, mfa_required (login: the password was right, the code is missing);
+    /// rate_limited (429, see `Retry-After`), too_large (413).
     pub code: &'static str,
     pub message: String,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let mut retry_after = None;
         let (status, code, message) = match self {
             ApiError::Unauthenticated => (
                 StatusCode::UNAUTHORIZED,
@@ -88,6 +98,15 @@ impl IntoResponse for ApiError {
                 "the store is unavailable; retry later".to_string(),
             ),
             ApiError::Refused(status, code, message) => (status, code, message),
+            ApiError::RateLimited(l) => {
+                let secs = l.retry_after_secs();
+                retry_after = Some(secs);
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!("too many requests ({}); retry in {secs} s", l.rule.as_str()),
+                )
+            }
         };
         let mut resp = (
             status,
@@ -96,6 +115,10 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -134,6 +157,14 @@ impl From<DeskError> for ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// Takes a token of `rule` for `key`; refused callers are logged and get 429.
+pub fn limit(app: &App, rule: crate::limits::Rule, key: &str) -> ApiResult<()> {
+    app.limiter.check(rule, key, app.clock.now()).map_err(|l| {
+        tracing::info!(target: "deskgate::security", rule = rule.as_str(), "rate limited");
+        ApiError::from(l)
+    })
+}
+
 /// A JSON body whose rejection is an [`ApiError`] like every other error.
 pub struct Body<T>(pub T);
 
@@ -159,6 +190,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
                 };
                 Err(ApiError::Invalid(message))
             }
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::Refused(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "the request body is larger than the gateway accepts".into(),
+            )),
             Err(_) => Err(ApiError::Invalid("unreadable body".into())),
         }
     }
@@ -171,14 +207,27 @@ impl FromRequestParts<App> for Staff {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        staff_origin(app, &parts.headers)?;
         let token = bearer(&parts.headers).ok_or(ApiError::Unauthenticated)?;
         let digest = crate::auth::token::digest(token);
-        match app.store.session_user(&digest, app.clock.now()).await {
+        let idle = app.config.session_idle_timeout;
+        match app.store.session_user(&digest, app.clock.now(), idle).await {
             Ok(u) => Ok(Staff(u)),
             Err(StoreError::NotFound) => Err(ApiError::Unauthenticated),
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// Staff calls come from the gateway's own consoles or from programs (no `Origin`); a page
+/// elsewhere is refused even when it holds a token, and browsers get no CORS grant for it.
+pub fn staff_origin(app: &App, headers: &axum::http::HeaderMap) -> ApiResult<()> {
+    crate::origin::RequestOrigin::from_headers(headers)
+        .check_staff(&app.config)
+        .map_err(|refused| {
+            tracing::warn!(target: "deskgate::security", %refused, "staff API call refused");
+            ApiError::Forbidden
+        })
 }
 
 pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {

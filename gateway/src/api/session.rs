@@ -6,6 +6,7 @@ use crate::app::App;
 use crate::audit::{Action, Context, Event, Outcome};
 use crate::auth::{password, token};
 use crate::clock::Timestamp;
+use crate::limits::Rule;
 use crate::store::{StoreError, User};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -43,13 +44,17 @@ pub struct SessionCreated {
         (status = 201, body = SessionCreated),
         (status = 400, body = super::ErrorBody),
         (status = 401, description = "unauthenticated: wrong username, password or second-factor code (indistinguishable); mfa_required: the password was right and the user's second-factor code is missing", body = super::ErrorBody),
-        (status = 429, description = "retry_later: too many wrong second-factor codes", body = super::ErrorBody),
+        (status = 429, description = "retry_later: too many wrong second-factor codes; rate_limited: too many logins from this address or for this username (Retry-After)", body = super::ErrorBody),
     ))]
 pub async fn login(
     State(app): State<App>,
+    headers: HeaderMap,
     ctx: Context,
     Body(login): Body<Login>,
 ) -> ApiResult<(StatusCode, Json<SessionCreated>)> {
+    super::staff_origin(&app, &headers)?;
+    super::limit(&app, Rule::LoginPerIp, ctx.ip.as_deref().unwrap_or("-"))?;
+    super::limit(&app, Rule::LoginPerUser, &login.username.to_lowercase())?;
     let found = match app.store.user_credentials(&login.username).await {
         Ok(found) => Some(found),
         Err(StoreError::NotFound) => None,
@@ -112,12 +117,38 @@ pub async fn login(
     ))
 }
 
-/// Log out: the session token stops working at once.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct LogoutQuery {
+    /// `true`: end every session of this user, on every device, and close their open sockets
+    /// (4003).
+    #[serde(default)]
+    pub everywhere: bool,
+}
+
+/// Log out: the session token stops working at once; with `everywhere=true` every session of
+/// the user does, and their open sockets are closed.
 #[utoipa::path(delete, path = "/api/session", tag = "session", security(("bearer" = [])),
+    params(LogoutQuery),
     responses((status = 204), (status = 401, body = super::ErrorBody)))]
-pub async fn logout(State(app): State<App>, headers: HeaderMap) -> ApiResult<StatusCode> {
+pub async fn logout(
+    State(app): State<App>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<LogoutQuery>,
+) -> ApiResult<StatusCode> {
     let token = bearer(&headers).ok_or(ApiError::Unauthenticated)?;
-    app.store.delete_session(&token::digest(token)).await?;
+    let digest = token::digest(token);
+    if q.everywhere {
+        let user = match app.store.session_user(&digest, app.clock.now(), None).await {
+            Ok(u) => u,
+            Err(StoreError::NotFound) => return Err(ApiError::Unauthenticated),
+            Err(e) => return Err(e.into()),
+        };
+        app.store.delete_user_sessions(user.id).await?;
+        app.desk.revoke(user.id).await;
+        tracing::info!(user = user.id.0, "logged out everywhere");
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    app.store.delete_session(&digest).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

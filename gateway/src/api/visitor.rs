@@ -73,12 +73,19 @@ fn clean(field: &str, v: Option<String>, max: usize) -> ApiResult<Option<String>
         (status = 401, description = "identity token invalid or expired", body = super::ErrorBody),
         (status = 403, description = "the calling page's origin may not embed this site", body = super::ErrorBody),
         (status = 404, description = "unknown site key", body = super::ErrorBody),
+        (status = 429, description = "rate_limited: too many new visitors from this address (Retry-After)", body = super::ErrorBody),
     ))]
 pub async fn create(
     State(app): State<App>,
     headers: HeaderMap,
+    ctx: crate::audit::Context,
     Body(req): Body<VisitorRequest>,
 ) -> ApiResult<(StatusCode, HeaderMap, Json<VisitorCreated>)> {
+    super::limit(
+        &app,
+        crate::limits::Rule::VisitorPerIp,
+        ctx.ip.as_deref().unwrap_or("-"),
+    )?;
     let site = app.sites.get(&req.site_key).ok_or(ApiError::NotFound)?;
     let origin = RequestOrigin::from_headers(&headers);
     if let Err(refused) = origin.check_site(&app.config, site) {

@@ -787,11 +787,13 @@ impl StepUp {
             customer: None,
             object_kind: None,
             object_id: None,
-            action: Some(
+            action: None,
+            actions: vec![
                 crate::audit::Action::VerificationLocked
                     .as_str()
                     .to_string(),
-            ),
+                crate::audit::Action::AnomalyAlert.as_str().to_string(),
+            ],
             outcome: None,
             from: Some(since),
             to: None,

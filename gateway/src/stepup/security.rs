@@ -182,8 +182,14 @@ pub fn receives_alerts(role: crate::store::Role) -> bool {
 /// frame (docs/protocol.md), live or read back from the audit log.
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct Alert {
-    /// `verification_locked`: a customer reached the daily cap of wrong codes.
+    /// `verification_locked`: a customer reached the daily cap of wrong codes; the anomaly
+    /// rules' names otherwise (`pii_access_burst`, `failed_verifications`, …).
     pub kind: String,
+    /// `info`, `warning` or `critical`.
+    pub level: crate::anomaly::Level,
+    /// The staff member the alert is about, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ticket: Option<TicketId>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -204,6 +210,8 @@ impl Alert {
         let on = ticket.map_or_else(String::new, |t| format!(" (ticket {t})"));
         Alert {
             kind: "verification_locked".into(),
+            level: crate::anomaly::Level::Critical,
+            actor: None,
             ticket,
             customer,
             at,
@@ -216,14 +224,26 @@ impl Alert {
     /// The alert an audit entry records, if it records one.
     pub fn from_audit(r: &crate::store::AuditRecord) -> Option<Alert> {
         let e = &r.entry;
-        if e.action != Action::VerificationLocked.as_str() {
-            return None;
-        }
         let ticket = e
             .object
             .as_ref()
             .filter(|o| o.kind == "ticket")
             .map(|o| TicketId(o.id));
+        if e.action == Action::AnomalyAlert.as_str() {
+            let (level, kind, message) = crate::anomaly::parse_detail(e.detail.as_deref()?)?;
+            return Some(Alert {
+                kind,
+                level,
+                actor: e.object.as_ref().filter(|o| o.kind == "user").map(|o| o.id),
+                ticket,
+                customer: e.customer_id.map(CustomerId),
+                at: crate::clock::Timestamp(e.at),
+                message,
+            });
+        }
+        if e.action != Action::VerificationLocked.as_str() {
+            return None;
+        }
         let detail = e.detail.as_deref().unwrap_or("too many wrong codes today");
         Some(Alert::locked(
             ticket,
@@ -236,6 +256,8 @@ impl Alert {
     pub fn frame(&self) -> std::sync::Arc<str> {
         crate::protocol::ServerFrame::SecurityAlert {
             kind: &self.kind,
+            level: self.level,
+            actor: self.actor,
             ticket: self.ticket,
             customer: self.customer,
             at: self.at,

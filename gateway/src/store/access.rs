@@ -18,6 +18,8 @@ pub struct AuditFilter {
     pub object_kind: Option<String>,
     pub object_id: Option<i64>,
     pub action: Option<String>,
+    /// Any of these actions (with `action`, both must hold); empty: any.
+    pub actions: Vec<String>,
     pub outcome: Option<String>,
     /// Inclusive lower bound of `at`.
     pub from: Option<Timestamp>,

@@ -127,8 +127,14 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         expires: Timestamp,
     ) -> StoreResult<()>;
-    /// The active user owning an unexpired session.
-    async fn session_user(&self, token_hash: &[u8], now: Timestamp) -> StoreResult<User>;
+    /// The active user owning an unexpired session that was used within `idle` (if given);
+    /// marks the session used.
+    async fn session_user(
+        &self,
+        token_hash: &[u8],
+        now: Timestamp,
+        idle: Option<std::time::Duration>,
+    ) -> StoreResult<User>;
     async fn delete_session(&self, token_hash: &[u8]) -> StoreResult<()>;
     async fn delete_user_sessions(&self, user: UserId) -> StoreResult<()>;
 

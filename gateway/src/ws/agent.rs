@@ -9,6 +9,7 @@ use crate::audit::{Action, Event};
 use crate::auth::Permission;
 use crate::desk::DeskError;
 use crate::ids::{ConversationId, TicketId};
+use crate::limits::Rule;
 use crate::protocol::{
     blocked_message, close, BlockedFinding, ClientFrame, ClientId, ErrorCode, Inbound, MessageText,
     ResumePoint, ServerFrame,
@@ -177,6 +178,12 @@ pub(super) async fn on_frame(conn: &mut Conn, inbound: Inbound) -> Flow {
             let Some((client_id, text)) = validate(conn, reference, client_id, text).await? else {
                 return Ok(());
             };
+            if conn
+                .limited(reference, &[(Rule::MessagesPerUser, me.id.0.to_string())])
+                .await?
+            {
+                return Ok(());
+            }
             match desk
                 .agent_send(&conn.audit_ctx(), &me, ticket, &client_id, &text)
                 .await
@@ -206,6 +213,12 @@ pub(super) async fn on_frame(conn: &mut Conn, inbound: Inbound) -> Flow {
             let Some((client_id, text)) = validate(conn, reference, client_id, text).await? else {
                 return Ok(());
             };
+            if conn
+                .limited(reference, &[(Rule::MessagesPerUser, me.id.0.to_string())])
+                .await?
+            {
+                return Ok(());
+            }
             match desk
                 .note(&conn.audit_ctx(), &me, ticket, &client_id, &text)
                 .await

@@ -188,7 +188,11 @@ async fn hello(
             .visitor_customer(&digest, now)
             .await
             .map(Who::Customer),
-        Side::Staff => app.store.session_user(&digest, now).await.map(Who::Staff),
+        Side::Staff => app
+            .store
+            .session_user(&digest, now, app.config.session_idle_timeout)
+            .await
+            .map(Who::Staff),
     };
     let who = match who {
         Ok(w) => w,
@@ -244,6 +248,11 @@ async fn hello(
 async fn reject(mut socket: WebSocket, app: &App, reason: &'static str) {
     inc(&app.metrics.closed_unauthenticated);
     let _ = close_socket(&mut socket, close::UNAUTHENTICATED, reason).await;
+}
+
+/// Closes a socket that is refused before `hello` (too many connections from its address).
+pub(super) async fn refuse(mut socket: WebSocket, code: u16, reason: &'static str) {
+    let _ = close_socket(&mut socket, code, reason).await;
 }
 
 async fn close_socket(socket: &mut WebSocket, code: u16, reason: &'static str) -> Result<(), ()> {
@@ -474,6 +483,31 @@ impl Conn {
         }
     }
 
+    /// Takes a token of each rule for its key; when one refuses, answers `error`
+    /// `rate_limited` (with the frame's `ref`, the connection stays open) and returns `true`:
+    /// the frame was not acted on, and a `send` was not stored, so the client sends it again.
+    pub(super) async fn limited(
+        &mut self,
+        reference: Option<&str>,
+        rules: &[(crate::limits::Rule, String)],
+    ) -> Result<bool, Closing> {
+        let now = self.app.clock.now();
+        for (rule, key) in rules {
+            if let Err(l) = self.app.limiter.check(*rule, key, now) {
+                tracing::info!(target: "deskgate::security", conn = self.id.0, rule = rule.as_str(), "rate limited");
+                let message = format!(
+                    "too many requests ({}); not done, retry in {} s",
+                    rule.as_str(),
+                    l.retry_after_secs()
+                );
+                self.reply_error(reference, ErrorCode::RateLimited, &message)
+                    .await?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     pub(super) async fn reply_error(
         &mut self,
         reference: Option<&str>,
@@ -555,6 +589,8 @@ impl Conn {
         let shutdown = self.app.shutdown.clone();
         let ctl = self.sub.ctl.clone();
         let mut next_ping = Instant::now() + KEEPALIVE;
+        let idle = self.app.config.limits.idle_timeout;
+        let mut last_heard = Instant::now();
         loop {
             let step: Flow = tokio::select! {
                 biased;
@@ -564,7 +600,11 @@ impl Conn {
                     Some(ev) => self.on_event(ev).await,
                     None => Err(closing(close::INTERNAL, "event queue closed")),
                 },
-                msg = self.socket.recv() => self.on_socket(msg).await,
+                msg = self.socket.recv() => {
+                    last_heard = Instant::now();
+                    self.on_socket(msg).await
+                }
+                _ = sleep_until(last_heard + idle) => Err(closing(close::IDLE, "idle")),
                 _ = sleep_until(next_ping) => {
                     next_ping = Instant::now() + KEEPALIVE;
                     self.socket

@@ -3,6 +3,7 @@
 
 use super::conn::{closing, Closing, Conn, Flow, Who};
 use crate::ids::{ConversationId, Seq, TicketId};
+use crate::limits::Rule;
 use crate::protocol::{
     close, ClientFrame, ClientId, CustomerSelf, CustomerTicket, ErrorCode, Inbound, MessageText,
     OpenConversation, ResumePoint, ServerFrame,
@@ -168,6 +169,14 @@ async fn verify(
     code: secrecy::SecretString,
 ) -> Flow {
     let me = customer(conn)?;
+    let ip = conn.audit_ctx().ip.unwrap_or_default();
+    let rules = [
+        (Rule::VerifyPerVisitor, me.id.0.to_string()),
+        (Rule::VerifyPerIp, ip),
+    ];
+    if conn.limited(reference, &rules).await? {
+        return Ok(());
+    }
     let stepup = conn.app.stepup.clone();
     match stepup.check(&conn.audit_ctx(), &me, challenge, &code).await {
         Ok(r) => {
@@ -206,6 +215,15 @@ async fn send(conn: &mut Conn, reference: Option<&str>, client_id: String, text:
         }
     };
     let me = customer(conn)?;
+    if conn
+        .limited(
+            reference,
+            &[(Rule::MessagesPerVisitor, me.id.0.to_string())],
+        )
+        .await?
+    {
+        return Ok(());
+    }
     let desk = conn.app.desk.clone();
     let ctx = conn.audit_ctx();
     match desk

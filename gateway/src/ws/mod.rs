@@ -11,8 +11,9 @@ mod customer;
 use crate::app::App;
 use crate::audit::Context;
 use crate::bus::Side;
+use crate::metrics::inc;
 use crate::origin::RequestOrigin;
-use crate::protocol::SUBPROTOCOL;
+use crate::protocol::{close, SUBPROTOCOL};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -79,5 +80,29 @@ fn upgrade(
             .into_response();
     }
     let tracker = app.tracker.clone();
-    ws.on_upgrade(move |socket| tracker.track_future(conn::run(socket, app, side, origin, ctx)))
+    let ip = ctx
+        .ip
+        .as_deref()
+        .and_then(|s| s.parse::<std::net::IpAddr>().ok());
+    let slot = match ip.map(|ip| app.limiter.connect(ip)) {
+        Some(None) => {
+            inc(&app.metrics.closed_too_many_connections);
+            tracing::info!(target: "deskgate::security", ip = ?ip, "too many connections from one address");
+            return ws.on_upgrade(move |socket| {
+                tracker.track_future(conn::refuse(
+                    socket,
+                    close::TOO_MANY_CONNECTIONS,
+                    "too many connections from your address",
+                ))
+            });
+        }
+        Some(Some(slot)) => Some(slot),
+        None => None,
+    };
+    ws.on_upgrade(move |socket| {
+        tracker.track_future(async move {
+            conn::run(socket, app, side, origin, ctx).await;
+            drop(slot);
+        })
+    })
 }

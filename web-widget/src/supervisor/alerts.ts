@@ -7,6 +7,10 @@ import { when } from "./clock";
 export interface AlertFrame {
   type: "security_alert";
   kind: string;
+  /** info, warning or critical. */
+  level?: string;
+  /** The staff member the alert is about. */
+  actor?: number | null;
   ticket?: number | null;
   customer?: number | null;
   at: string;
@@ -40,17 +44,19 @@ export function alerts(): { panel: HTMLElement; add(f: AlertFrame): void } {
       list.prepend(
         h(
           "li",
-          { class: "alert-item", "data-kind": f.kind },
+          { class: "alert-item", "data-kind": f.kind, "data-level": f.level ?? "warning" },
+          h("span", { class: "alert-level" }, f.level ?? "warning"),
+          " ",
           h("strong", {}, f.kind.replace(/_/g, " ")),
           " ",
           h("span", { class: "meta" }, when(f.at)),
           h("p", {}, f.message),
-          h("p", { class: "meta" }, [f.ticket != null && `ticket ${f.ticket}`, f.customer != null && `customer ${f.customer}`].filter(Boolean).join(" · ")),
+          h("p", { class: "meta" }, [f.actor != null && `staff user ${f.actor}`, f.ticket != null && `ticket ${f.ticket}`, f.customer != null && `customer ${f.customer}`].filter(Boolean).join(" · ")),
         ),
       );
       while (list.children.length > KEEP) list.lastElementChild?.remove();
       clear(live);
-      live.append(`Security alert: ${f.message}`);
+      live.append(`Security alert (${f.level ?? "warning"}): ${f.message}`);
     },
   };
 }

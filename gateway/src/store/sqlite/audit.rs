@@ -283,6 +283,14 @@ impl SqliteStore {
         if let Some(a) = &f.action {
             q.push(" AND action = ").push_bind(a.clone());
         }
+        if !f.actions.is_empty() {
+            q.push(" AND action IN (");
+            let mut list = q.separated(", ");
+            for a in &f.actions {
+                list.push_bind(a.clone());
+            }
+            list.push_unseparated(")");
+        }
         if let Some(o) = &f.outcome {
             q.push(" AND outcome = ").push_bind(o.clone());
         }

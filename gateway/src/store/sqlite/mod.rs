@@ -766,17 +766,36 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn session_user(&self, token_hash: &[u8], now: Timestamp) -> StoreResult<User> {
+    async fn session_user(
+        &self,
+        token_hash: &[u8],
+        now: Timestamp,
+        idle: Option<std::time::Duration>,
+    ) -> StoreResult<User> {
+        // Without an idle timeout every session counts as just used.
+        let cutoff = idle.map_or(i64::MIN, |d| now.minus(d).0);
         let row = sqlx::query(
-            "SELECT u.id, u.username, u.name, u.role, u.capacity, u.active, u.created_at \
+            "SELECT u.id, u.username, u.name, u.role, u.capacity, u.active, u.created_at, \
+             COALESCE(s.last_seen_at, s.created_at) AS seen \
              FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.token_hash = ? AND s.expires_at > ? AND u.active = 1 AND s.enrolment_only = 0",
+             WHERE s.token_hash = ? AND s.expires_at > ? AND u.active = 1 AND s.enrolment_only = 0 \
+             AND COALESCE(s.last_seen_at, s.created_at) > ?",
         )
         .bind(token_hash)
         .bind(now.0)
+        .bind(cutoff)
         .fetch_optional(&self.reader)
         .await?
         .ok_or(StoreError::NotFound)?;
+        let seen: i64 = row.try_get("seen")?;
+        // One write a minute per session at most: enough for an idle timeout in minutes.
+        if idle.is_some() && now.0 - seen > 60_000 {
+            sqlx::query("UPDATE sessions SET last_seen_at = ? WHERE token_hash = ?")
+                .bind(now.0)
+                .bind(token_hash)
+                .execute(&self.writer)
+                .await?;
+        }
         user_from_row(&row)
     }
 

@@ -1,4 +1,4 @@
-//! Calls and their recordings in SQLite (migration 0009): a ticket's kind, and one row per
+//! Calls and their recordings in SQLite (migration 0010): a ticket's kind, and one row per
 //! recording with its sealed manifest; the audio lives in sealed files beside the database.
 
 use super::*;
