@@ -200,7 +200,7 @@ mod tests {
         assert_eq!(n("../../etc/passwd"), "passwd");
         assert_eq!(n("C:\\Users\\me\\shot.png"), "shot.png");
         assert_eq!(n("evil\u{202E}gnp.exe"), "evilgnp.exe");
-        assert_eq!(n("a\"b\r\nc;d.txt"), "abcd.txt");
+        assert_eq!(n("a\"b\r\nc;d\u{7}.txt"), "ab cd.txt");
         assert_eq!(n("  many   spaces  .pdf"), "many spaces .pdf");
         assert_eq!(n("..."), "attachment");
         assert_eq!(n(""), "attachment");
