@@ -299,8 +299,11 @@ async fn reader(app: &App, headers: &HeaderMap) -> ApiResult<Reader> {
     if token.starts_with("dgv_") {
         return Ok(Reader::Customer(visitor(app, headers).await?));
     }
+    // A staff token is used from the consoles only, as on every other staff endpoint.
+    super::staff_origin(app, headers)?;
     let digest = token::digest(token);
-    match app.store.session_user(&digest, app.clock.now()).await {
+    let idle = app.config.session_idle_timeout;
+    match app.store.session_user(&digest, app.clock.now(), idle).await {
         Ok(u) => Ok(Reader::Staff(u)),
         Err(StoreError::NotFound) => Err(ApiError::Unauthenticated),
         Err(e) => Err(e.into()),

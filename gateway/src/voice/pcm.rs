@@ -17,7 +17,7 @@ use crate::auth::{require, Permission};
 use crate::store::{StoreError, User};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -79,7 +79,22 @@ pub fn parse_start(text: &str) -> Result<(StartFrame, Rate), Refusal> {
     Ok((f, rate))
 }
 
-pub async fn handler(ws: WebSocketUpgrade, ctx: Context, State(app): State<App>) -> Response {
+pub async fn handler(
+    ws: WebSocketUpgrade,
+    headers: axum::http::HeaderMap,
+    ctx: Context,
+    State(app): State<App>,
+) -> Response {
+    // The agent's leg is a staff socket: opened from the consoles only, as `/ws/agent`.
+    let origin = crate::origin::RequestOrigin::from_headers(&headers);
+    if let Err(refused) = origin.check_staff(&app.config) {
+        tracing::warn!(target: "deskgate::security", %refused, "media socket refused");
+        return (
+            axum::http::StatusCode::FORBIDDEN,
+            "this page may not open a staff session",
+        )
+            .into_response();
+    }
     let tracker = app.tracker.clone();
     ws.read_buffer_size(4 * 1024)
         .write_buffer_size(0)
@@ -110,7 +125,8 @@ async fn admit(socket: &mut WebSocket, app: &App) -> Result<(User, Arc<Call>, Ra
     }
     let (start, rate) = parse_start(text.as_str())?;
     let digest = crate::auth::token::digest(&start.token);
-    let user = match app.store.session_user(&digest, app.clock.now()).await {
+    let idle = app.config.session_idle_timeout;
+    let user = match app.store.session_user(&digest, app.clock.now(), idle).await {
         Ok(u) => u,
         Err(StoreError::Unavailable(_)) => {
             return Err(refuse(close::INTERNAL, "store unavailable"))
