@@ -10,7 +10,6 @@ use crate::hub::{Hub, Registry};
 use crate::metrics::Metrics;
 use crate::sites::Sites;
 use crate::stepup::StepUp;
-use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 use crate::vault::Vault;
 use std::sync::Arc;
@@ -40,7 +39,7 @@ pub struct App {
 }
 
 impl App {
-    /// Opens the store under the data dir and wires the embedded bus.
+    /// Opens the configured store (SQLite under the data dir, or PostgreSQL) and wires the bus.
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
         crate::vault::warn_if_keys_in_data_dir(&config);
         let vault = Arc::new(Vault::open(
@@ -48,10 +47,9 @@ impl App {
             config.keyring_file.as_deref(),
             clock.now(),
         )?);
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open_with_vault(&config.data, config.store_busy_timeout, vault.clone())
-                .await?,
-        );
+        let store = crate::store::open(&config, vault.clone())
+            .await?
+            .into_store();
         let app = Self::with_vault(config, clock, store, vault)?;
         app.stepup.reseal_legacy_seeds().await?;
         Ok(app)

@@ -81,6 +81,24 @@ pub struct ServeArgs {
     #[arg(long, env = "DESKGATE_STORE_BUSY_TIMEOUT", value_parser = humantime::parse_duration)]
     pub store_busy_timeout: Option<Duration>,
 
+    /// PostgreSQL database shared by every node, `postgres://user:pass@host/db`; prefer
+    /// --database-url-file when it holds a password [default: SQLite under --data]
+    #[arg(
+        long,
+        env = "DESKGATE_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
+    /// File holding the database URL (a mounted secret)
+    #[arg(long, env = "DESKGATE_DATABASE_URL_FILE", value_name = "FILE")]
+    pub database_url_file: Option<PathBuf>,
+
+    /// How long a stopping node (SIGTERM) lets its connections finish before it exits [default: 10s]
+    #[arg(long, env = "DESKGATE_DRAIN_DEADLINE", value_parser = humantime::parse_duration)]
+    pub drain_deadline: Option<Duration>,
+
     /// Boxed: these flags would otherwise make every `ServeArgs` value large.
     #[command(flatten)]
     pub verification: Box<crate::stepup::config::VerificationArgs>,
@@ -191,6 +209,10 @@ struct FileConfig {
     visitor_ttl: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     store_busy_timeout: Option<Duration>,
+    database_url: Option<String>,
+    database_url_file: Option<PathBuf>,
+    #[serde(default, with = "humantime_serde")]
+    drain_deadline: Option<Duration>,
     keyring_file: Option<PathBuf>,
     #[serde(default, with = "humantime_serde")]
     transcript_retention: Option<Duration>,
@@ -227,6 +249,10 @@ pub struct Config {
     pub session_ttl: Duration,
     pub visitor_ttl: Duration,
     pub store_busy_timeout: Duration,
+    /// Where the durable store lives: SQLite under the data dir, or a shared PostgreSQL.
+    pub database: Database,
+    /// How long a stopping node lets its connections finish (SIGTERM) before it exits.
+    pub drain_deadline: Duration,
     /// The keyring; `None`: `keyring.json` in the data dir, created on first run.
     pub keyring_file: Option<PathBuf>,
     /// How long each kind of object is kept after it ends (transcripts, customer records,
@@ -239,6 +265,35 @@ pub struct Config {
     pub audit: AuditConfig,
     /// Limits of access grants (durations, how long a request waits for review).
     pub grants: recorder::grant::Policy,
+}
+
+/// The durable store's engine.
+#[derive(Clone, Debug)]
+pub enum Database {
+    /// `deskgate.db` under the data dir: one node, nothing to set up.
+    Sqlite,
+    /// A PostgreSQL database shared by many nodes; the URL may hold a password.
+    Postgres(SecretString),
+}
+
+impl Database {
+    /// Parses a `--database-url`: only `postgres://` and `postgresql://` URLs are accepted
+    /// (SQLite is the default and needs no URL).
+    pub fn parse(url: &str) -> Result<Database, String> {
+        let url = url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Database::Postgres(SecretString::from(url.to_string())))
+        } else {
+            Err(
+                "must be a postgres:// URL (without it the store is SQLite under the data dir)"
+                    .into(),
+            )
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Database::Postgres(_))
+    }
 }
 
 /// The audit log's checkpoints.
@@ -294,6 +349,8 @@ impl Default for Config {
             session_ttl: Duration::from_secs(12 * 3600),
             visitor_ttl: Duration::from_secs(30 * 24 * 3600),
             store_busy_timeout: Duration::from_secs(5),
+            database: Database::Sqlite,
+            drain_deadline: Duration::from_secs(10),
             keyring_file: None,
             retention: recorder::retention::Retention::default(),
             sites: Vec::new(),
@@ -342,6 +399,21 @@ impl Config {
               reopen_window, auto_assign, default_capacity);
         c.public_url = args.public_url.clone().or(file.public_url);
         c.keyring_file = args.keyring_file.clone().or(file.keyring_file);
+        let url = crate::stepup::config::secret_value(
+            "database_url",
+            args.database_url.clone().or(file.database_url),
+            args.database_url_file.clone().or(file.database_url_file),
+        )
+        .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
+        if let Some(url) = url {
+            c.database = Database::parse(&url).map_err(|message| ConfigError::Invalid {
+                key: "database_url",
+                message,
+            })?;
+        }
+        if let Some(d) = args.drain_deadline.or(file.drain_deadline) {
+            c.drain_deadline = d;
+        }
         use recorder::retention::{CUSTOMER, RECORDING, TRANSCRIPT};
         for (kind, v) in [
             (
