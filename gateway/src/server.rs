@@ -15,8 +15,6 @@ use tower_http::trace::TraceLayer;
 
 /// Largest REST request body.
 const MAX_BODY: usize = 64 * 1024;
-/// How long shutdown waits for connections to close.
-const DRAIN: Duration = Duration::from_secs(10);
 /// How often resolved tickets past the reopen window are closed.
 pub const SWEEP: Duration = Duration::from_secs(60);
 
@@ -108,21 +106,26 @@ async fn index() -> Html<&'static str> {
     Html(include_str!("index.html"))
 }
 
-/// Serves until `app.shutdown` is cancelled, then closes every connection (code 1001) and
-/// waits up to ten seconds for them.
+/// Serves until `app.shutdown` is cancelled (SIGTERM), then drains: stops accepting, closes
+/// every socket with 1012 (service restart: reconnect to any node and resume) once the frame it
+/// is handling is stored and acknowledged, and waits for them at most `drain_deadline`.
 pub async fn run(listener: TcpListener, app: App) -> std::io::Result<()> {
     crate::desk::spawn_assigner(app.desk.clone(), app.shutdown.clone());
     spawn_sweeper(app.clone());
     let shutdown = app.shutdown.clone();
     let tracker = app.tracker.clone();
     let auditor = app.auditor.clone();
+    let deadline = app.config.drain_deadline;
     // The client's address is kept in audit entries.
     let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;
     tracker.close();
-    if tokio::time::timeout(DRAIN, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(deadline, tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("some connections did not close in time");
     }
     // The last entries are signed before the process ends.

@@ -139,6 +139,7 @@ impl TestAppBuilder {
         };
         if let Some(db) = &database {
             config.database = deskgate::config::Database::parse(&db.url).expect("database url");
+            postgres::register(data.path(), &db.url);
         }
         config.listen = "127.0.0.1:0".parse().expect("addr");
         let listener = tokio::net::TcpListener::bind(config.listen)

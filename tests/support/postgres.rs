@@ -104,3 +104,21 @@ impl Drop for TestDatabase {
         }
     }
 }
+
+/// The database of each running test gateway by its data dir, so a command run on a data dir
+/// (`deskgate audit verify --data …`) can be pointed at the same database.
+static BY_DATA_DIR: std::sync::Mutex<Vec<(std::path::PathBuf, String)>> =
+    std::sync::Mutex::new(Vec::new());
+
+pub(crate) fn register(data: &std::path::Path, url: &str) {
+    if let Ok(mut all) = BY_DATA_DIR.lock() {
+        all.retain(|(d, _)| d != data);
+        all.push((data.to_path_buf(), url.to_string()));
+    }
+}
+
+/// The database URL of the test gateway on this data dir, if it runs on PostgreSQL.
+pub fn url_for(data: &std::path::Path) -> Option<String> {
+    let all = BY_DATA_DIR.lock().ok()?;
+    all.iter().find(|(d, _)| d == data).map(|(_, u)| u.clone())
+}
