@@ -95,6 +95,20 @@ pub struct ServeArgs {
     #[arg(long, env = "DESKGATE_DATABASE_URL_FILE", value_name = "FILE")]
     pub database_url_file: Option<PathBuf>,
 
+    /// Redis that carries live events between nodes, `redis://host:6379/`; prefer
+    /// --redis-url-file when it holds a password [default: none, one node]
+    #[arg(
+        long,
+        env = "DESKGATE_REDIS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub redis_url: Option<String>,
+
+    /// File holding the Redis URL (a mounted secret)
+    #[arg(long, env = "DESKGATE_REDIS_URL_FILE", value_name = "FILE")]
+    pub redis_url_file: Option<PathBuf>,
+
     /// How long a stopping node (SIGTERM) lets its connections finish before it exits [default: 10s]
     #[arg(long, env = "DESKGATE_DRAIN_DEADLINE", value_parser = humantime::parse_duration)]
     pub drain_deadline: Option<Duration>,
@@ -211,6 +225,8 @@ struct FileConfig {
     store_busy_timeout: Option<Duration>,
     database_url: Option<String>,
     database_url_file: Option<PathBuf>,
+    redis_url: Option<String>,
+    redis_url_file: Option<PathBuf>,
     #[serde(default, with = "humantime_serde")]
     drain_deadline: Option<Duration>,
     keyring_file: Option<PathBuf>,
@@ -251,6 +267,8 @@ pub struct Config {
     pub store_busy_timeout: Duration,
     /// Where the durable store lives: SQLite under the data dir, or a shared PostgreSQL.
     pub database: Database,
+    /// Redis for live events between nodes; `None`: the in-process bus of one node.
+    pub redis_url: Option<SecretString>,
     /// How long a stopping node lets its connections finish (SIGTERM) before it exits.
     pub drain_deadline: Duration,
     /// The keyring; `None`: `keyring.json` in the data dir, created on first run.
@@ -350,6 +368,7 @@ impl Default for Config {
             visitor_ttl: Duration::from_secs(30 * 24 * 3600),
             store_busy_timeout: Duration::from_secs(5),
             database: Database::Sqlite,
+            redis_url: None,
             drain_deadline: Duration::from_secs(10),
             keyring_file: None,
             retention: recorder::retention::Retention::default(),
@@ -410,6 +429,21 @@ impl Config {
                 key: "database_url",
                 message,
             })?;
+        }
+        let redis = crate::stepup::config::secret_value(
+            "redis_url",
+            args.redis_url.clone().or(file.redis_url),
+            args.redis_url_file.clone().or(file.redis_url_file),
+        )
+        .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
+        if let Some(url) = redis {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(ConfigError::Invalid {
+                    key: "redis_url",
+                    message: "must be a redis:// or rediss:// URL".into(),
+                });
+            }
+            c.redis_url = Some(SecretString::from(url));
         }
         if let Some(d) = args.drain_deadline.or(file.drain_deadline) {
             c.drain_deadline = d;
