@@ -694,4 +694,32 @@ mod tests {
         };
         assert!(Config::load(&args).is_err());
     }
+
+    #[test]
+    fn database_and_redis_urls_are_checked() {
+        let load = |toml: &str| {
+            let f = write(toml);
+            let args = ServeArgs {
+                config: Some(f.path().into()),
+                ..Default::default()
+            };
+            Config::load(&args).map_err(|e| e.to_string())
+        };
+        let c =
+            load("database_url = \"postgres://u@db/deskgate\"\nredis_url = \"redis://r:6379/\"\n")
+                .unwrap();
+        assert!(c.database.is_postgres());
+        assert!(c.redis_url.is_some());
+        let err = load("database_url = \"mysql://db/x\"\n").unwrap_err();
+        assert!(err.contains("database_url"), "{err}");
+        let err = load("redis_url = \"http://r\"\n").unwrap_err();
+        assert!(err.contains("redis_url"), "{err}");
+        let err =
+            load("database_url = \"postgres://a\"\ndatabase_url_file = \"/x\"\n").unwrap_err();
+        assert!(err.contains("not both"), "{err}");
+        assert!(
+            !load("").unwrap().database.is_postgres(),
+            "SQLite by default"
+        );
+    }
 }
