@@ -128,6 +128,7 @@ async fn write(
             text: &job.text,
             client_id: &job.client_id,
             blocked: job.blocked,
+            attachment: None,
         };
         let target = match job.target {
             Target::OpenTicket {

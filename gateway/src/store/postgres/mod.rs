@@ -12,6 +12,7 @@
 
 mod appender;
 mod audit;
+mod recording;
 pub use audit::PgAuditReader;
 mod vault;
 mod verification;
@@ -52,7 +53,8 @@ async fn begin_write(
 
 /// Columns of a ticket as every ticket-returning query selects them, with the wrapped data
 /// keys of its conversation (subject) and customer (name).
-const TICKET_SELECT: &str = "SELECT t.id, c.id AS conversation, t.status, t.priority, t.subject, \
+const TICKET_SELECT: &str =
+    "SELECT t.id, c.id AS conversation, t.kind, t.status, t.priority, t.subject, \
      t.customer_id, cu.name AS customer_name, cu.verified, t.agent_id, u.name AS agent_name, \
      t.created_at, t.queued_at, t.first_response_at, t.resolved_at, t.closed_at, \
      c.last_seq, c.customer_read_seq, c.agent_read_seq, \
@@ -65,8 +67,10 @@ const TICKET_SELECT: &str = "SELECT t.id, c.id AS conversation, t.status, t.prio
 
 const MESSAGE_SELECT: &str =
     "SELECT conversation_id, seq, at, author_kind, author_id, author_name, body, client_id, blocked, \
-     dk.key_version AS conv_key_version, dk.wrapped AS conv_key FROM messages \
-     LEFT JOIN data_keys dk ON dk.owner = 'conversation:' || conversation_id";
+     dk.key_version AS conv_key_version, dk.wrapped AS conv_key, \
+     a.id AS att_id, a.content_type AS att_type, a.size AS att_size FROM messages \
+     LEFT JOIN data_keys dk ON dk.owner = 'conversation:' || conversation_id \
+     LEFT JOIN attachments a USING (conversation_id, seq)";
 
 const USER_SELECT: &str =
     "SELECT id, username, name, role, capacity, active, created_at FROM users";
@@ -189,6 +193,7 @@ fn ticket_from_row(vault: &Vault, r: &PgRow) -> StoreResult<Ticket> {
     Ok(Ticket {
         id: TicketId(r.try_get("id")?),
         conversation,
+        kind: parse(r.try_get("kind")?)?,
         status: parse(r.try_get("status")?)?,
         priority: parse(r.try_get("priority")?)?,
         subject: open_col(
@@ -259,6 +264,20 @@ fn message_from_row(vault: &Vault, r: &PgRow) -> StoreResult<Message> {
         )?,
         client_id: r.try_get("client_id")?,
         blocked: r.try_get("blocked")?,
+        attachment: None,
+    })
+    .and_then(|mut m| {
+        let id: Option<i64> = r.try_get("att_id")?;
+        if let Some(id) = id {
+            let size: i64 = r.try_get("att_size")?;
+            m.attachment = Some(AttachmentRef {
+                id: crate::ids::AttachmentId(id),
+                name: m.text.clone(),
+                content_type: r.try_get("att_type")?,
+                size: u64::try_from(size).unwrap_or(0),
+            });
+        }
+        Ok(m)
     })
 }
 
@@ -388,7 +407,58 @@ async fn insert_message(
     if done.rows_affected() == 0 {
         return Err(StoreError::Conflict("the client id was used before"));
     }
-    Ok(stored(sealed.conversation, sealed.seq, msg, client_id, now))
+    let mut message = stored(sealed.conversation, sealed.seq, msg, client_id, now);
+    if let Some(file) = msg.attachment {
+        message.attachment =
+            Some(insert_attachment(vault, conn, &target, &sealed, msg.text, file, now).await?);
+    }
+    Ok(message)
+}
+
+/// Stores a message's file, sealed with its conversation's data key as a STREAM whose
+/// identity is (conversation, attachment id, `attachment`); the clear bytes never reach
+/// PostgreSQL.
+async fn insert_attachment(
+    vault: &Vault,
+    conn: &mut PgConnection,
+    target: &PgRow,
+    sealed: &SealedMessage,
+    name: &str,
+    file: &NewAttachment,
+    now: Timestamp,
+) -> StoreResult<AttachmentRef> {
+    let owner = KeyOwner::conversation(sealed.conversation.0);
+    let key = row_key(vault, target, &owner, "conv")?.ok_or(StoreError::Conflict(
+        "the conversation's transcript was deleted",
+    ))?;
+    // Every caller holds the write lock: no node can take the id in between.
+    let id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM attachments")
+        .fetch_one(&mut *conn)
+        .await?;
+    let content = vault
+        .seal_stream(&key, &owner, id, sealing::ATTACHMENT, &file.bytes)
+        .map_err(vault_err)?;
+    let size = i64::try_from(file.bytes.len())
+        .map_err(|_| StoreError::Conflict("the file is too large"))?;
+    sqlx::query(
+        "INSERT INTO attachments (id, conversation_id, seq, content_type, size, content, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(id)
+    .bind(sealed.conversation.0)
+    .bind(sealed.seq.0)
+    .bind(file.content_type)
+    .bind(size)
+    .bind(content)
+    .bind(now.0)
+    .execute(&mut *conn)
+    .await?;
+    Ok(AttachmentRef {
+        id: crate::ids::AttachmentId(id),
+        name: name.to_string(),
+        content_type: file.content_type.to_string(),
+        size: file.bytes.len() as u64,
+    })
 }
 
 /// The conversation a message goes to, its last sequence number and its wrapped data key, read
@@ -478,6 +548,7 @@ fn stored(
         text: msg.text.to_string(),
         client_id: client_id.map(str::to_string),
         blocked: msg.blocked,
+        attachment: None,
     }
 }
 
@@ -515,6 +586,7 @@ async fn record_transition(
         text,
         client_id: "",
         blocked: false,
+        attachment: None,
     };
     let message = insert_message(vault, &mut tx, conversation, &msg, None, now).await?;
     let ticket = ticket_in(vault, &mut tx, ticket).await?;
@@ -628,17 +700,36 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn session_user(&self, token_hash: &[u8], now: Timestamp) -> StoreResult<User> {
+    async fn session_user(
+        &self,
+        token_hash: &[u8],
+        now: Timestamp,
+        idle: Option<std::time::Duration>,
+    ) -> StoreResult<User> {
+        // Without an idle timeout every session counts as just used.
+        let cutoff = idle.map_or(i64::MIN, |d| now.minus(d).0);
         let row = sqlx::query(
-            "SELECT u.id, u.username, u.name, u.role, u.capacity, u.active, u.created_at \
+            "SELECT u.id, u.username, u.name, u.role, u.capacity, u.active, u.created_at, \
+             COALESCE(s.last_seen_at, s.created_at) AS seen \
              FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.active AND NOT s.enrolment_only",
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.active AND NOT s.enrolment_only \
+             AND COALESCE(s.last_seen_at, s.created_at) > $3",
         )
         .bind(token_hash)
         .bind(now.0)
+        .bind(cutoff)
         .fetch_optional(&self.pool)
         .await?
         .ok_or(StoreError::NotFound)?;
+        let seen: i64 = row.try_get("seen")?;
+        // One write a minute per session at most: enough for an idle timeout in minutes.
+        if idle.is_some() && now.0 - seen > 60_000 {
+            sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2")
+                .bind(now.0)
+                .bind(token_hash)
+                .execute(&self.pool)
+                .await?;
+        }
         user_from_row(&row)
     }
 
@@ -824,7 +915,7 @@ impl Store for PgStore {
         now: Timestamp,
         reopen_after: Timestamp,
     ) -> StoreResult<Appended> {
-        if let Some((ticket, conversation)) = open {
+        if let Some((ticket, conversation)) = open.filter(|_| msg.attachment.is_none()) {
             let target = Target::OpenTicket {
                 conversation,
                 ticket,
@@ -978,13 +1069,16 @@ impl Store for PgStore {
         now: Timestamp,
     ) -> StoreResult<Appended> {
         let target = Target::HeldTicket { ticket, agent };
-        if let Some((conversation, seq)) = self.appender.append(target, &msg, now).await? {
-            return Ok(Appended {
-                ticket,
-                message: stored(conversation, seq, &msg, Some(msg.client_id), now),
-                duplicate: false,
-                change: None,
-            });
+        // A file is too large to wait in the group-commit queue; it takes the path below.
+        if msg.attachment.is_none() {
+            if let Some((conversation, seq)) = self.appender.append(target, &msg, now).await? {
+                return Ok(Appended {
+                    ticket,
+                    message: stored(conversation, seq, &msg, Some(msg.client_id), now),
+                    duplicate: false,
+                    change: None,
+                });
+            }
         }
         // Not held by this agent, or the client id was used before: find out which.
         let mut tx = begin_write(&self.pool).await?;
@@ -1043,6 +1137,67 @@ impl Store for PgStore {
         rows.iter()
             .map(|r| message_from_row(&self.vault, r))
             .collect()
+    }
+
+    async fn attachment(&self, id: crate::ids::AttachmentId) -> StoreResult<StoredAttachment> {
+        let r = sqlx::query(
+            "SELECT a.id, a.conversation_id, a.seq, a.content_type, a.size, \
+             octet_length(a.content)::BIGINT AS sealed_len, m.body, \
+             dk.key_version AS conv_key_version, dk.wrapped AS conv_key FROM attachments a \
+             JOIN messages m ON m.conversation_id = a.conversation_id AND m.seq = a.seq \
+             LEFT JOIN data_keys dk ON dk.owner = 'conversation:' || a.conversation_id \
+             WHERE a.id = $1",
+        )
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let conversation = ConversationId(r.try_get("conversation_id")?);
+        let seq: i64 = r.try_get("seq")?;
+        let owner = KeyOwner::conversation(conversation.0);
+        let key = row_key(&self.vault, &r, &owner, "conv")?;
+        let body: Vec<u8> = r.try_get("body")?;
+        let name = open_col(
+            &self.vault,
+            key.as_deref(),
+            &owner,
+            seq,
+            sealing::MESSAGE_BODY,
+            &body,
+        )?;
+        let size: i64 = r.try_get("size")?;
+        let sealed_len: i64 = r.try_get("sealed_len")?;
+        Ok(StoredAttachment {
+            id,
+            conversation,
+            seq: Seq(seq),
+            name,
+            content_type: r.try_get("content_type")?,
+            size: u64::try_from(size).unwrap_or(0),
+            sealed_len: u64::try_from(sealed_len).unwrap_or(0),
+            key,
+        })
+    }
+
+    async fn attachment_bytes(
+        &self,
+        id: crate::ids::AttachmentId,
+        offset: u64,
+        len: u64,
+    ) -> StoreResult<Vec<u8>> {
+        // substring() on BYTEA counts bytes from 1 and takes 32-bit positions; a value is at
+        // most 1 GiB, so a clamped position past that reads nothing, as it should.
+        let from = i32::try_from(offset.saturating_add(1)).unwrap_or(i32::MAX);
+        let count = i32::try_from(len).unwrap_or(i32::MAX);
+        let bytes: Option<Vec<u8>> = sqlx::query_scalar(
+            "SELECT substring(content FROM $1 FOR $2) FROM attachments WHERE id = $3",
+        )
+        .bind(from)
+        .bind(count)
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        bytes.ok_or(StoreError::NotFound)
     }
 
     async fn ticket(&self, id: TicketId) -> StoreResult<Ticket> {
@@ -1373,6 +1528,40 @@ impl Store for PgStore {
 
     async fn set_legal_hold(&self, ticket: TicketId, hold: bool) -> StoreResult<()> {
         self.put_legal_hold(ticket, hold).await
+    }
+
+    async fn mark_call(&self, ticket: TicketId) -> StoreResult<()> {
+        self.pg_mark_call(ticket).await
+    }
+    async fn create_recording(
+        &self,
+        ticket: TicketId,
+        call_id: &str,
+        rate: u32,
+        now: Timestamp,
+    ) -> StoreResult<(i64, Arc<recorder::DataKey>)> {
+        self.pg_create_recording(ticket, call_id, rate, now).await
+    }
+    async fn update_recording(
+        &self,
+        id: i64,
+        manifest: &[u8],
+        segments: i64,
+        frames: i64,
+        state: RecordingState,
+        ended: Option<Timestamp>,
+    ) -> StoreResult<()> {
+        self.pg_update_recording(id, manifest, segments, frames, state, ended)
+            .await
+    }
+    async fn recording(&self, id: i64) -> StoreResult<StoredRecording> {
+        self.pg_recording(id).await
+    }
+    async fn call_recorded(&self, call_id: &str) -> StoreResult<bool> {
+        self.pg_call_recorded(call_id).await
+    }
+    async fn ticket_recordings(&self, ticket: TicketId) -> StoreResult<Vec<StoredRecording>> {
+        self.pg_ticket_recordings(ticket).await
     }
 
     async fn take_setting(&self, name: &str, value: &[u8]) -> StoreResult<bool> {
