@@ -62,3 +62,22 @@ else
 fi
 
 cargo nextest run --workspace --no-fail-fast
+
+# The same tests of chat, the queue and claims, resume, step-up, the vault, the audit log,
+# attachments and calls again, on PostgreSQL (a database per test on 127.0.0.1:5432, dropped
+# after), less those that open or tamper with the SQLite file itself.
+sqlite_only='test(a_canary_sent_through_the_chat_is_nowhere_on_disk)
+  | test(an_attached_canary_is_nowhere_on_disk) | test(an_altered_or_cut_file_is_refused_not_served)
+  | test(a_sealed_body_moved_to_another_row_does_not_open)
+  | test(values_stored_in_clear_before_the_vault_are_sealed_at_start)
+  | test(totp_seeds_are_sealed_with_the_keyring_and_resealed_at_start)
+  | test(codes_are_never_at_rest_or_in_the_logs_in_clear)
+  | test(/^vault::retention_shreds_/) | test(key_rewrapped_by_the_cli) | test(rotate_rewrap_and_retire)
+  | test(an_encrypted_export_opens_with_the_keyring_only)
+  | test(/^audit::(a_cut_off_end|a_deleted_entry|a_rewritten_log|an_edited_entry|an_inserted_entry|an_old_unsigned_entry|checkpoints_deleted|reordered_entries|who_looked_at|verify_opens_the_data_dir)/)'
+DESKGATE_TEST_DATABASE=postgres cargo nextest run -p deskgate-tests --no-fail-fast \
+  -E "test(/^(chat|queue|desk|resume|stepup|vault|audit|attachments|voice)::/) - ($sqlite_only)"
+
+# deploy/: YAML, the example config, HAProxy and the systemd unit, as far as they can be
+# checked without a container engine.
+bash deploy/validate.sh

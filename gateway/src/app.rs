@@ -3,6 +3,8 @@
 
 use crate::audit::Auditor;
 use crate::bus::memory::MemoryBus;
+use crate::bus::redis::RedisBus;
+use crate::bus::Bus;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::desk::Desk;
@@ -10,9 +12,9 @@ use crate::hub::{Hub, Registry};
 use crate::metrics::Metrics;
 use crate::sites::Sites;
 use crate::stepup::StepUp;
-use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 use crate::vault::Vault;
+use secrecy::ExposeSecret;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -50,7 +52,7 @@ pub struct App {
 }
 
 impl App {
-    /// Opens the store under the data dir and wires the embedded bus.
+    /// Opens the configured store (SQLite under the data dir, or PostgreSQL) and wires the bus.
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
         crate::vault::warn_if_keys_in_data_dir(&config);
         let vault = Arc::new(Vault::open(
@@ -58,11 +60,15 @@ impl App {
             config.keyring_file.as_deref(),
             clock.now(),
         )?);
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open_with_vault(&config.data, config.store_busy_timeout, vault.clone())
-                .await?,
-        );
-        let app = Self::with_vault(config, clock, store, vault)?;
+        let store = crate::store::open(&config, vault.clone())
+            .await?
+            .into_store();
+        let registry = Arc::new(Registry::default());
+        let bus: Arc<dyn Bus> = match &config.redis_url {
+            Some(url) => Arc::new(RedisBus::connect(url.expose_secret(), registry.clone()).await?),
+            None => Arc::new(MemoryBus::new(registry.clone())),
+        };
+        let app = Self::assemble(config, clock, store, vault, registry, bus)?;
         app.stepup.reseal_legacy_seeds().await?;
         Ok(app)
     }
@@ -82,16 +88,29 @@ impl App {
         Self::with_vault(config, clock, store, vault)
     }
 
+    /// With a store built elsewhere and the embedded bus.
     pub fn with_vault(
         config: Config,
         clock: Arc<dyn Clock>,
         store: Arc<dyn Store>,
         vault: Arc<Vault>,
     ) -> anyhow::Result<App> {
+        let registry = Arc::new(Registry::default());
+        let bus = Arc::new(MemoryBus::new(registry.clone()));
+        Self::assemble(config, clock, store, vault, registry, bus)
+    }
+
+    fn assemble(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        store: Arc<dyn Store>,
+        vault: Arc<Vault>,
+        registry: Arc<Registry>,
+        bus: Arc<dyn Bus>,
+    ) -> anyhow::Result<App> {
         let sites = Arc::new(Sites::load(&config)?);
         let metrics = Arc::new(Metrics::default());
-        let registry = Arc::new(Registry::default());
-        let hub = Hub::new(registry.clone(), Arc::new(MemoryBus::new(registry)));
+        let hub = Hub::new(registry, bus);
         let auditor = Arc::new(Auditor::configured(&config, store.clone(), clock.clone())?);
         let stepup = Arc::new(StepUp::new(
             &config,

@@ -130,6 +130,38 @@ pub struct ServeArgs {
     #[arg(long, env = "DESKGATE_MAX_BODY_BYTES", value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
 
+    /// PostgreSQL database shared by every node, `postgres://user:pass@host/db`; prefer
+    /// --database-url-file when it holds a password [default: SQLite under --data]
+    #[arg(
+        long,
+        env = "DESKGATE_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
+    /// File holding the database URL (a mounted secret)
+    #[arg(long, env = "DESKGATE_DATABASE_URL_FILE", value_name = "FILE")]
+    pub database_url_file: Option<PathBuf>,
+
+    /// Redis that carries live events between nodes, `redis://host:6379/`; prefer
+    /// --redis-url-file when it holds a password [default: none, one node]
+    #[arg(
+        long,
+        env = "DESKGATE_REDIS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub redis_url: Option<String>,
+
+    /// File holding the Redis URL (a mounted secret)
+    #[arg(long, env = "DESKGATE_REDIS_URL_FILE", value_name = "FILE")]
+    pub redis_url_file: Option<PathBuf>,
+
+    /// How long a stopping node (SIGTERM) lets its connections finish before it exits [default: 10s]
+    #[arg(long, env = "DESKGATE_DRAIN_DEADLINE", value_parser = humantime::parse_duration)]
+    pub drain_deadline: Option<Duration>,
+
     /// Boxed: these flags would otherwise make every `ServeArgs` value large.
     #[command(flatten)]
     pub verification: Box<crate::stepup::config::VerificationArgs>,
@@ -243,6 +275,12 @@ struct FileConfig {
     #[serde(default, with = "humantime_serde")]
     store_busy_timeout: Option<Duration>,
     attachment_max_bytes: Option<usize>,
+    database_url: Option<String>,
+    database_url_file: Option<PathBuf>,
+    redis_url: Option<String>,
+    redis_url_file: Option<PathBuf>,
+    #[serde(default, with = "humantime_serde")]
+    drain_deadline: Option<Duration>,
     keyring_file: Option<PathBuf>,
     #[serde(default, with = "humantime_serde")]
     transcript_retention: Option<Duration>,
@@ -302,6 +340,12 @@ pub struct Config {
     pub store_busy_timeout: Duration,
     /// Largest attachment accepted; a larger upload gets 413.
     pub attachment_max_bytes: usize,
+    /// Where the durable store lives: SQLite under the data dir, or a shared PostgreSQL.
+    pub database: Database,
+    /// Redis for live events between nodes; `None`: the in-process bus of one node.
+    pub redis_url: Option<SecretString>,
+    /// How long a stopping node lets its connections finish (SIGTERM) before it exits.
+    pub drain_deadline: Duration,
     /// The keyring; `None`: `keyring.json` in the data dir, created on first run.
     pub keyring_file: Option<PathBuf>,
     /// How long each kind of object is kept after it ends (transcripts, customer records,
@@ -322,6 +366,35 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub limits: crate::limits::LimitsConfig,
     pub alerts: crate::anomaly::AlertsConfig,
+}
+
+/// The durable store's engine.
+#[derive(Clone, Debug)]
+pub enum Database {
+    /// `deskgate.db` under the data dir: one node, nothing to set up.
+    Sqlite,
+    /// A PostgreSQL database shared by many nodes; the URL may hold a password.
+    Postgres(SecretString),
+}
+
+impl Database {
+    /// Parses a `--database-url`: only `postgres://` and `postgresql://` URLs are accepted
+    /// (SQLite is the default and needs no URL).
+    pub fn parse(url: &str) -> Result<Database, String> {
+        let url = url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Database::Postgres(SecretString::from(url.to_string())))
+        } else {
+            Err(
+                "must be a postgres:// URL (without it the store is SQLite under the data dir)"
+                    .into(),
+            )
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Database::Postgres(_))
+    }
 }
 
 /// The audit log's checkpoints.
@@ -379,6 +452,9 @@ impl Default for Config {
             visitor_ttl: Duration::from_secs(30 * 24 * 3600),
             store_busy_timeout: Duration::from_secs(5),
             attachment_max_bytes: 10 * 1024 * 1024,
+            database: Database::Sqlite,
+            redis_url: None,
+            drain_deadline: Duration::from_secs(10),
             keyring_file: None,
             retention: recorder::retention::Retention::default(),
             sites: Vec::new(),
@@ -433,6 +509,36 @@ impl Config {
               reopen_window, auto_assign, default_capacity);
         c.public_url = args.public_url.clone().or(file.public_url);
         c.keyring_file = args.keyring_file.clone().or(file.keyring_file);
+        let url = crate::stepup::config::secret_value(
+            "database_url",
+            args.database_url.clone().or(file.database_url),
+            args.database_url_file.clone().or(file.database_url_file),
+        )
+        .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
+        if let Some(url) = url {
+            c.database = Database::parse(&url).map_err(|message| ConfigError::Invalid {
+                key: "database_url",
+                message,
+            })?;
+        }
+        let redis = crate::stepup::config::secret_value(
+            "redis_url",
+            args.redis_url.clone().or(file.redis_url),
+            args.redis_url_file.clone().or(file.redis_url_file),
+        )
+        .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
+        if let Some(url) = redis {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(ConfigError::Invalid {
+                    key: "redis_url",
+                    message: "must be a redis:// or rediss:// URL".into(),
+                });
+            }
+            c.redis_url = Some(SecretString::from(url));
+        }
+        if let Some(d) = args.drain_deadline.or(file.drain_deadline) {
+            c.drain_deadline = d;
+        }
         use recorder::retention::{CUSTOMER, RECORDING, TRANSCRIPT};
         for (kind, v) in [
             (
@@ -798,5 +904,33 @@ mod tests {
             ..Default::default()
         };
         assert!(Config::load(&args).is_err());
+    }
+
+    #[test]
+    fn database_and_redis_urls_are_checked() {
+        let load = |toml: &str| {
+            let f = write(toml);
+            let args = ServeArgs {
+                config: Some(f.path().into()),
+                ..Default::default()
+            };
+            Config::load(&args).map_err(|e| e.to_string())
+        };
+        let c =
+            load("database_url = \"postgres://u@db/deskgate\"\nredis_url = \"redis://r:6379/\"\n")
+                .unwrap();
+        assert!(c.database.is_postgres());
+        assert!(c.redis_url.is_some());
+        let err = load("database_url = \"mysql://db/x\"\n").unwrap_err();
+        assert!(err.contains("database_url"), "{err}");
+        let err = load("redis_url = \"http://r\"\n").unwrap_err();
+        assert!(err.contains("redis_url"), "{err}");
+        let err =
+            load("database_url = \"postgres://a\"\ndatabase_url_file = \"/x\"\n").unwrap_err();
+        assert!(err.contains("not both"), "{err}");
+        assert!(
+            !load("").unwrap().database.is_postgres(),
+            "SQLite by default"
+        );
     }
 }

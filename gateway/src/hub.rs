@@ -107,6 +107,17 @@ impl Registry {
         }
     }
 
+    /// Closes every local connection with `code` (events were missed: they resume from the
+    /// store).
+    pub fn close_all(&self, code: u16) {
+        for shard in &self.shards {
+            let map = shard.lock().unwrap_or_else(|p| p.into_inner());
+            for s in map.values().flatten() {
+                s.ctl.close(code);
+            }
+        }
+    }
+
     /// Hands the event to every local follower it is meant for, without waiting.
     pub fn deliver(&self, event: Arc<Event>) {
         let map = self

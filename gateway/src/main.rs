@@ -5,7 +5,6 @@ use clap::{Parser, Subcommand};
 use deskgate::auth::password;
 use deskgate::clock::{Clock, SystemClock};
 use deskgate::config::{Config, LogFormat, ServeArgs};
-use deskgate::store::sqlite::SqliteStore;
 use deskgate::store::{NewUser, Role, Store};
 use deskgate::App;
 use secrecy::{ExposeSecret, SecretString};
@@ -59,6 +58,17 @@ struct DataArgs {
     /// Data directory [default: ./deskgate-data]
     #[arg(long, env = "DESKGATE_DATA", value_name = "DIR")]
     data: Option<PathBuf>,
+    /// PostgreSQL database the gateway uses, if not SQLite under the data dir (the same as `serve`)
+    #[arg(
+        long,
+        env = "DESKGATE_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    database_url: Option<String>,
+    /// File holding the database URL
+    #[arg(long, env = "DESKGATE_DATABASE_URL_FILE", value_name = "FILE")]
+    database_url_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -301,6 +311,8 @@ fn command_config(data: &DataArgs, keyring_file: Option<PathBuf>) -> anyhow::Res
     let args = ServeArgs {
         config: data.config.clone(),
         data: data.data.clone(),
+        database_url: data.database_url.clone(),
+        database_url_file: data.database_url_file.clone(),
         keyring_file: keyring_file.or_else(|| env_path("DESKGATE_KEYRING_FILE")),
         audit_key_file: env_path("DESKGATE_AUDIT_KEY_FILE"),
         audit_checkpoint_log: env_path("DESKGATE_AUDIT_CHECKPOINT_LOG"),
@@ -315,7 +327,10 @@ fn command_config(data: &DataArgs, keyring_file: Option<PathBuf>) -> anyhow::Res
 async fn open_store(
     config: &Config,
     create_keyring: bool,
-) -> anyhow::Result<(Arc<deskgate::vault::Vault>, SqliteStore)> {
+) -> anyhow::Result<(
+    Arc<deskgate::vault::Vault>,
+    Arc<dyn deskgate::store::KeyAdmin>,
+)> {
     use deskgate::vault::Vault;
     let keyring = config.keyring_file.as_deref();
     // The store opens sealed values, so it needs the configured keyring, not a new default.
@@ -325,9 +340,7 @@ async fn open_store(
         Vault::open_existing(&config.data, keyring)?
     };
     let vault = Arc::new(vault);
-    let store =
-        SqliteStore::open_with_vault(&config.data, config.store_busy_timeout, vault.clone())
-            .await?;
+    let store = deskgate::store::open(config, vault.clone()).await?;
     Ok((vault, store))
 }
 
@@ -377,7 +390,7 @@ async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
     let (vault, store) = open_store(&config, false).await?;
     let done = match cmd {
         KeysCommand::Status(_) => {
-            print!("{}", keys::status(&store, &vault).await?);
+            print!("{}", keys::status(store.as_ref(), &vault).await?);
             None
         }
         KeysCommand::Rotate(_) => {
@@ -387,13 +400,20 @@ async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
             Some(format!("rotate: {v} is current"))
         }
         KeysCommand::Rewrap(_) => {
-            let moved = keys::rewrap(&store, &vault).await?;
+            let moved = keys::rewrap(store.as_ref(), &vault).await?;
             let current = vault.keyring().current();
             println!("re-wrapped {moved} data key(s) to keyring version {current}");
             Some(format!("rewrap: {moved} data keys to {current}"))
         }
         KeysCommand::Retire { version, force, .. } => {
-            keys::retire(&store, &vault, recorder::KeyVersion(version), now, force).await?;
+            keys::retire(
+                store.as_ref(),
+                &vault,
+                recorder::KeyVersion(version),
+                now,
+                force,
+            )
+            .await?;
             println!("keyring version v{version} retired");
             Some(format!("retire: v{version}"))
         }
@@ -402,7 +422,7 @@ async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
     if let Some(detail) = done {
         let ev =
             deskgate::audit::Event::allowed(deskgate::audit::Action::KeysRotated).detail(detail);
-        record_operator(&config, Arc::new(store), "deskgate keys", ev).await?;
+        record_operator(&config, store.into_store(), "deskgate keys", ev).await?;
     }
     Ok(())
 }
@@ -480,7 +500,14 @@ async fn audit(cmd: AuditCommand) -> anyhow::Result<()> {
         } => {
             let config = command_config(&data, None)?;
             // Read-only: no migration, no keyring, nothing created.
-            let reader = deskgate::store::sqlite::AuditReader::open(&config.data).await?;
+            let reader: Box<dyn deskgate::audit::AuditSource> = match &config.database {
+                deskgate::config::Database::Sqlite => {
+                    Box::new(deskgate::store::sqlite::AuditReader::open(&config.data).await?)
+                }
+                deskgate::config::Database::Postgres(url) => Box::new(
+                    deskgate::store::postgres::PgAuditReader::connect(url.expose_secret()).await?,
+                ),
+            };
             // The checkpoint log lies beside the checkpoint key unless configured elsewhere.
             let log_path = checkpoint_log
                 .or_else(|| config.audit.log_file.clone())
@@ -513,7 +540,7 @@ async fn audit(cmd: AuditCommand) -> anyhow::Result<()> {
                     max_entries: i64::try_from(config.audit.checkpoint_every).unwrap_or(i64::MAX),
                 }),
             };
-            match log::verify_store(&reader, &verifying, options).await? {
+            match log::verify_store(reader.as_ref(), &verifying, options).await? {
                 Ok(v) => {
                     println!(
                         "audit log ok: {} entries, {} signed checkpoints (key {}), cross-checked with {}",
@@ -546,7 +573,7 @@ async fn audit(cmd: AuditCommand) -> anyhow::Result<()> {
         } => {
             let config = command_config(&data, keyring_file)?;
             let (vault, store) = open_store(&config, false).await?;
-            let store: Arc<dyn Store> = Arc::new(store);
+            let store: Arc<dyn Store> = store.into_store();
             let (range, sealed) = match &encrypt_to {
                 None => {
                     let mut out = std::io::BufWriter::new(std::io::stdout().lock());

@@ -21,6 +21,8 @@ pub mod close {
     pub const GOING_AWAY: u16 = 1001;
     pub const TOO_LARGE: u16 = 1009;
     pub const INTERNAL: u16 = 1011;
+    /// Service restart: this node is stopping (drain); reconnect, to any node, and resume.
+    pub const SERVICE_RESTART: u16 = 1012;
     pub const UNAUTHENTICATED: u16 = 4001;
     pub const REVOKED: u16 = 4003;
     /// The page the socket was opened from may not embed this site's widget.

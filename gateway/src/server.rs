@@ -17,8 +17,6 @@ use tokio::net::TcpListener;
 use tower::ServiceExt;
 use tower_http::trace::TraceLayer;
 
-/// How long shutdown waits for connections to close.
-const DRAIN: Duration = Duration::from_secs(10);
 /// How often resolved tickets past the reopen window are closed.
 pub const SWEEP: Duration = Duration::from_secs(60);
 
@@ -164,9 +162,10 @@ async fn index() -> axum::response::Response {
     resp
 }
 
-/// Serves until `app.shutdown` is cancelled, then closes every connection (code 1001) and
-/// waits up to ten seconds for them. With `tls` configured every connection is TLS (there is
-/// no plain-HTTP listener beside it).
+/// Serves until `app.shutdown` is cancelled (SIGTERM), then drains: stops accepting, closes
+/// every socket with 1012 (service restart: reconnect to any node and resume) once the frame it
+/// is handling is stored and acknowledged, and waits for them at most `drain_deadline`.
+/// With `tls` configured every connection is TLS (there is no plain-HTTP listener beside it).
 pub async fn run(listener: TcpListener, app: App) -> std::io::Result<()> {
     let tls = match &app.config.tls {
         Some(c) => {
@@ -184,6 +183,7 @@ pub async fn run(listener: TcpListener, app: App) -> std::io::Result<()> {
     let shutdown = app.shutdown.clone();
     let tracker = app.tracker.clone();
     let auditor = app.auditor.clone();
+    let deadline = app.config.drain_deadline;
     let limits = app.config.limits.clone();
     let proxies = std::sync::Arc::new(app.config.trusted_proxies.clone());
     let service = router(app);
@@ -252,14 +252,17 @@ pub async fn run(listener: TcpListener, app: App) -> std::io::Result<()> {
     }
     drop(listener);
     // Plain HTTP connections finish their request; upgraded sockets are the tracker's.
-    if tokio::time::timeout(DRAIN, graceful.shutdown())
+    if tokio::time::timeout(deadline, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!("some HTTP connections did not finish in time");
     }
     tracker.close();
-    if tokio::time::timeout(DRAIN, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(deadline, tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("some connections did not close in time");
     }
     // The last entries are signed before the process ends.

@@ -374,10 +374,7 @@ async fn wrong_files_are_refused_with_clear_errors() {
     .await;
     assert_eq!((named.status, named.code().as_str()), (422, "blocked"));
     assert_eq!(app.audit("action=card_number_blocked").await.len(), 2);
-    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM attachments")
-        .fetch_one(&mut db(&app).await)
-        .await
-        .unwrap();
+    let stored = app.db_i64("SELECT COUNT(*) FROM attachments").await;
     assert_eq!(stored, 0, "no refused file is stored");
     // Nothing of any refused file reached the conversation as a file.
     for f in g.drain(QUIET).await {

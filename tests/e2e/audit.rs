@@ -31,14 +31,16 @@ async fn stopped_with_entries() -> TestApp {
 }
 
 fn deskgate(args: &[&str], data: &Path) -> Output {
-    Command::new(deskgate_binary())
-        .args(args)
+    let mut cmd = Command::new(deskgate_binary());
+    cmd.args(args)
         .arg("--data")
         .arg(data)
         .env_remove("DESKGATE_AUDIT_KEY_FILE")
-        .env_remove("DESKGATE_CONFIG")
-        .output()
-        .unwrap()
+        .env_remove("DESKGATE_CONFIG");
+    if let Some(url) = deskgate_tests::postgres::url_for(data) {
+        cmd.env("DESKGATE_DATABASE_URL", url);
+    }
+    cmd.output().unwrap()
 }
 
 /// Runs `deskgate audit verify`; returns success and what it printed.

@@ -3,7 +3,7 @@
 
 use clap::Args;
 use deskgate::config::{Config, ServeArgs};
-use deskgate_tests::PASSWORD;
+use deskgate_tests::{Closed, WsClient, PASSWORD};
 use serde_json::json;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -169,13 +169,14 @@ impl Drop for Running {
 }
 
 #[tokio::test]
-async fn serve_comes_up_with_a_bootstrap_secret_and_stops_cleanly_on_sigterm() {
+async fn serve_comes_up_with_a_bootstrap_secret_and_drains_on_sigterm() {
     let data = tempfile::tempdir().unwrap();
     let child = Command::new(deskgate_binary())
         .arg("serve")
         .env("DESKGATE_LISTEN", "127.0.0.1:0")
         .env("DESKGATE_DATA", data.path())
         .env("DESKGATE_LOG", "warn")
+        .env("DESKGATE_DRAIN_DEADLINE", "3s")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -230,6 +231,27 @@ async fn serve_comes_up_with_a_bootstrap_secret_and_stops_cleanly_on_sigterm() {
         .unwrap();
     assert_eq!(created.status().as_u16(), 201);
 
+    // A customer in a conversation when the node is told to stop.
+    let visitor: serde_json::Value = http
+        .post(format!("{base}/api/visitor"))
+        .json(&json!({"site_key": "demo", "name": "Ada"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ws_url = format!("{}/ws/customer", base.replacen("http", "ws", 1));
+    let mut ws = WsClient::connect(&ws_url, Some("deskgate.v1"))
+        .await
+        .unwrap();
+    ws.send(json!({"type": "hello", "token": visitor["visitor_token"], "resume": []}))
+        .await;
+    ws.recv_type("welcome").await;
+    ws.send(json!({"type": "send", "client_id": "c1", "text": "hello"}))
+        .await;
+    let ack = ws.recv_type("ack").await;
+
     let pid = server.0.id().to_string();
     let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(sent.success());
@@ -243,6 +265,9 @@ async fn serve_comes_up_with_a_bootstrap_secret_and_stops_cleanly_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let status = status.expect("deskgate stopped after SIGTERM");
+    // Drained: told to reconnect elsewhere with 1012, after its message was acknowledged.
+    assert_eq!(ws.closed().await, Closed::Code(1012));
+    assert!(ack["seq"].as_i64().unwrap() >= 1, "{ack}");
     let logs = logs.join().unwrap();
     assert!(status.success(), "exit {status:?}; log:\n{logs}");
 }

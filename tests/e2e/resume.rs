@@ -384,12 +384,12 @@ async fn sync_sends_an_assigned_tickets_history_then_resumed() {
 }
 
 #[tokio::test]
-async fn shutting_down_closes_connections_with_1001() {
+async fn shutting_down_closes_connections_with_1012_service_restart() {
     let mut app = TestApp::start().await;
     let grace = app.agent("grace").await;
     let (mut agent, _) = app.agent_ws(&grace).await;
     let mut c = app.customer_with_ticket("one").await;
     let ((), customer, agent) = tokio::join!(app.stop(), c.ws.closed(), agent.closed());
-    assert_eq!(customer, Closed::Code(1001));
-    assert_eq!(agent, Closed::Code(1001));
+    assert_eq!(customer, Closed::Code(1012));
+    assert_eq!(agent, Closed::Code(1012));
 }

@@ -295,15 +295,10 @@ async fn concurrent_wrong_guesses_never_exceed_the_limit() {
     }
     assert_eq!((pending, ended, refused), (4, 1, 19));
 
-    use sqlx::Connection;
-    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(d.app.db_path());
-    let mut db = sqlx::SqliteConnection::connect_with(&options)
-        .await
-        .unwrap();
-    let attempts: i64 = sqlx::query_scalar("SELECT attempts FROM verification_challenges")
-        .fetch_one(&mut db)
-        .await
-        .unwrap();
+    let attempts = d
+        .app
+        .db_i64("SELECT attempts FROM verification_challenges")
+        .await;
     assert_eq!(attempts, 5, "attempts are counted atomically");
 }
 
@@ -1571,20 +1566,15 @@ async fn concurrent_wrong_codes_across_challenges_never_pass_the_daily_cap() {
         }
     }
     assert_eq!((checked, locked), (10, 15), "exactly the cap is checked");
-    use sqlx::Connection;
-    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(d.app.db_path());
-    let mut db = sqlx::SqliteConnection::connect_with(&options)
-        .await
-        .unwrap();
-    let failures: i64 = sqlx::query_scalar("SELECT failures FROM verification_failures")
-        .fetch_one(&mut db)
-        .await
-        .unwrap();
+    let failures = d
+        .app
+        .db_i64("SELECT failures FROM verification_failures")
+        .await;
     assert_eq!(failures, 10);
-    let attempts: i64 = sqlx::query_scalar("SELECT SUM(attempts) FROM verification_challenges")
-        .fetch_one(&mut db)
-        .await
-        .unwrap();
+    let attempts = d
+        .app
+        .db_i64("SELECT CAST(SUM(attempts) AS BIGINT) FROM verification_challenges")
+        .await;
     assert_eq!(attempts, 10);
     // One alert, from the check that reached the cap.
     sup_ws.recv_type("security_alert").await;

@@ -1,9 +1,12 @@
 //! Test harness for the end-to-end suite: [`TestApp`] starts the real gateway on
-//! 127.0.0.1:0 over a temporary SQLite data dir, and [`WsClient`] is a real WebSocket client
+//! 127.0.0.1:0 over a temporary SQLite data dir (or, with `DESKGATE_TEST_DATABASE=postgres`, a
+//! PostgreSQL database of its own: [`postgres`]), and [`WsClient`] is a real WebSocket client
 //! that checks every frame it receives against docs/protocol.schema.json.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod cluster;
+pub mod postgres;
 pub mod smtp;
 pub mod tls;
 
@@ -32,6 +35,7 @@ pub const WAIT: Duration = Duration::from_secs(10);
 pub struct TestAppBuilder {
     config: Config,
     data: Option<Arc<tempfile::TempDir>>,
+    database: Option<Arc<postgres::TestDatabase>>,
     clock: Option<Arc<ManualClock>>,
     real_time: bool,
 }
@@ -149,6 +153,15 @@ impl TestAppBuilder {
         let clock = self.clock.unwrap_or_else(ManualClock::new);
         let mut config = self.config;
         config.data = data.path().to_path_buf();
+        let database = match self.database {
+            Some(db) => Some(db),
+            None if postgres::selected() => Some(Arc::new(postgres::TestDatabase::create().await)),
+            None => None,
+        };
+        if let Some(db) = &database {
+            config.database = deskgate::config::Database::parse(&db.url).expect("database url");
+            postgres::register(data.path(), &db.url);
+        }
         config.listen = "127.0.0.1:0".parse().expect("addr");
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -182,6 +195,7 @@ impl TestAppBuilder {
             app,
             config,
             data,
+            database,
             clock,
             server: Some(server),
             bootstrap,
@@ -196,6 +210,8 @@ pub struct TestApp {
     pub app: App,
     pub config: Config,
     pub data: Arc<tempfile::TempDir>,
+    /// The PostgreSQL database, when the run uses one; dropped with the last holder.
+    pub database: Option<Arc<postgres::TestDatabase>>,
     pub clock: Arc<ManualClock>,
     server: Option<JoinHandle<std::io::Result<()>>>,
     bootstrap: Option<secrecy::SecretString>,
@@ -237,6 +253,7 @@ impl TestApp {
         TestAppBuilder {
             config,
             data: None,
+            database: None,
             clock: None,
             real_time: false,
         }
@@ -258,6 +275,31 @@ impl TestApp {
         self.data.path().join("deskgate.db")
     }
 
+    /// One integer the gateway's database answers `sql` with, whichever engine it runs on
+    /// (`sql` must be valid in both).
+    pub async fn db_i64(&self, sql: &str) -> i64 {
+        use sqlx::Connection;
+        match &self.database {
+            Some(db) => {
+                let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+                sqlx::query_scalar(sql)
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect(sql)
+            }
+            None => {
+                let options = sqlx::sqlite::SqliteConnectOptions::new().filename(self.db_path());
+                let mut conn = sqlx::SqliteConnection::connect_with(&options)
+                    .await
+                    .expect("open");
+                sqlx::query_scalar(sql)
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect(sql)
+            }
+        }
+    }
+
     /// The one-time bootstrap secret issued at start (none once a user exists).
     pub fn bootstrap_secret(&self) -> Option<String> {
         use secrecy::ExposeSecret;
@@ -273,6 +315,7 @@ impl TestApp {
         TestAppBuilder {
             config: self.config.clone(),
             data: Some(self.data.clone()),
+            database: self.database.clone(),
             clock: Some(self.clock.clone()),
             real_time: false,
         }

@@ -7,6 +7,7 @@
 //! separates its broker from its per-node hub).
 
 pub mod memory;
+pub mod redis;
 
 use crate::ids::{ConnId, ConversationId, CustomerId, Seq, UserId};
 use async_trait::async_trait;

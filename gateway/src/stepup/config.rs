@@ -324,7 +324,7 @@ fn phrase_list(
 
 /// A setting given as a value or as a file holding it (`<key>` or `<key>_file`), not both.
 /// The file's trailing line break is not part of the value.
-fn secret_value(
+pub(crate) fn secret_value(
     key: &'static str,
     value: Option<String>,
     file: Option<PathBuf>,

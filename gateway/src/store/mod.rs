@@ -1,12 +1,14 @@
 //! The durable store seam: tickets, conversations, users, sessions, customers.
 //!
 //! [`Store`] is the one trait the rest of the gateway talks to; [`sqlite::SqliteStore`] is the
-//! embedded default. Every operation that changes a ticket is one transaction, and every
+//! embedded default and [`postgres::PgStore`] the one many nodes share ([`open`] picks one from
+//! the configuration). Every operation that changes a ticket is one transaction, and every
 //! authorisation that depends on a ticket's state (who it is assigned to) is checked inside it,
 //! so two racing requests can never both succeed.
 
 pub mod access;
 pub mod model;
+pub mod postgres;
 pub mod sqlite;
 
 pub use access::*;
@@ -367,4 +369,65 @@ pub trait Store: Send + Sync + 'static {
     /// opens a ticket).
     async fn call_recorded(&self, call_id: &str) -> StoreResult<bool>;
     async fn ticket_recordings(&self, ticket: TicketId) -> StoreResult<Vec<StoredRecording>>;
+}
+
+/// Bookkeeping of the data keys for `deskgate keys`, beside the [`Store`] the gateway uses.
+#[async_trait]
+pub trait KeyAdmin: Store {
+    /// How many data keys each keyring version wraps.
+    async fn data_keys_by_version(&self) -> StoreResult<Vec<(recorder::KeyVersion, i64)>>;
+    /// Owners whose data key is still wrapped by `version` (at most `limit` of them).
+    async fn data_key_owners(
+        &self,
+        version: recorder::KeyVersion,
+        limit: i64,
+    ) -> StoreResult<Vec<String>>;
+    /// Re-wraps every data key to the keyring's current version; returns how many moved.
+    async fn rewrap_data_keys(&self) -> StoreResult<u64>;
+    fn into_store(self: std::sync::Arc<Self>) -> std::sync::Arc<dyn Store>;
+}
+
+macro_rules! key_admin {
+    ($t:ty) => {
+        #[async_trait]
+        impl KeyAdmin for $t {
+            async fn data_keys_by_version(&self) -> StoreResult<Vec<(recorder::KeyVersion, i64)>> {
+                <$t>::data_keys_by_version(self).await
+            }
+            async fn data_key_owners(
+                &self,
+                version: recorder::KeyVersion,
+                limit: i64,
+            ) -> StoreResult<Vec<String>> {
+                <$t>::data_key_owners(self, version, limit).await
+            }
+            async fn rewrap_data_keys(&self) -> StoreResult<u64> {
+                <$t>::rewrap_data_keys(self).await
+            }
+            fn into_store(self: std::sync::Arc<Self>) -> std::sync::Arc<dyn Store> {
+                self
+            }
+        }
+    };
+}
+key_admin!(sqlite::SqliteStore);
+key_admin!(postgres::PgStore);
+
+/// Opens the configured store sealing with `vault`: SQLite under the data dir, or the
+/// PostgreSQL database of `--database-url`; either way its schema is brought up to date.
+pub async fn open(
+    config: &crate::config::Config,
+    vault: std::sync::Arc<crate::vault::Vault>,
+) -> StoreResult<std::sync::Arc<dyn KeyAdmin>> {
+    use secrecy::ExposeSecret;
+    Ok(match &config.database {
+        crate::config::Database::Sqlite => std::sync::Arc::new(
+            sqlite::SqliteStore::open_with_vault(&config.data, config.store_busy_timeout, vault)
+                .await?,
+        ),
+        crate::config::Database::Postgres(url) => std::sync::Arc::new(
+            postgres::PgStore::connect(url.expose_secret(), config.store_busy_timeout, vault)
+                .await?,
+        ),
+    })
 }

@@ -5,7 +5,7 @@
 
 use super::{Vault, VaultError};
 use crate::clock::Timestamp;
-use crate::store::sqlite::SqliteStore;
+use crate::store::KeyAdmin;
 use crate::store::StoreError;
 use recorder::{KeyVersion, Keyring};
 
@@ -51,7 +51,7 @@ impl From<recorder::Error> for KeysError {
 
 /// One line per version: its number, whether it is current, when it was added and how many
 /// data keys it wraps.
-pub async fn status(store: &SqliteStore, vault: &Vault) -> Result<String, KeysError> {
+pub async fn status(store: &dyn KeyAdmin, vault: &Vault) -> Result<String, KeysError> {
     let ring = vault.keyring();
     let counts = store.data_keys_by_version().await?;
     let mut out = format!("keyring: {}\n", vault.keyring_path().display());
@@ -93,7 +93,7 @@ pub fn rotate(vault: &Vault, now: Timestamp) -> Result<KeyVersion, KeysError> {
 }
 
 /// Re-wraps every data key to the current version; returns how many moved.
-pub async fn rewrap(store: &SqliteStore, vault: &Vault) -> Result<u64, KeysError> {
+pub async fn rewrap(store: &dyn KeyAdmin, vault: &Vault) -> Result<u64, KeysError> {
     vault.reload()?;
     let moved = store.rewrap_data_keys().await?;
     tracing::info!(target: "deskgate::security", moved, version = %vault.keyring().current(), "data keys re-wrapped");
@@ -103,7 +103,7 @@ pub async fn rewrap(store: &SqliteStore, vault: &Vault) -> Result<u64, KeysError
 /// Deletes a version from the keyring, refused while any data key is wrapped by it, and,
 /// unless `force`, while the newer current version is younger than [`retire_after`].
 pub async fn retire(
-    store: &SqliteStore,
+    store: &dyn KeyAdmin,
     vault: &Vault,
     version: KeyVersion,
     now: Timestamp,

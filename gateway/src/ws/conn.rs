@@ -595,7 +595,9 @@ impl Conn {
             let step: Flow = tokio::select! {
                 biased;
                 code = ctl.closed() => Err(closing(code, "closed by the gateway")),
-                _ = shutdown.cancelled() => Err(closing(close::GOING_AWAY, "gateway shutting down")),
+                // Drain: a frame being handled was finished before this branch could be picked
+                // (its message stored and acknowledged); the client reconnects elsewhere.
+                _ = shutdown.cancelled() => Err(closing(close::SERVICE_RESTART, "node restarting; reconnect")),
                 ev = self.rx.recv() => match ev {
                     Some(ev) => self.on_event(ev).await,
                     None => Err(closing(close::INTERNAL, "event queue closed")),

@@ -1,0 +1,1695 @@
+//! The scale-out store: PostgreSQL, shared by every gateway node (migrations/postgres, the
+//! same schema and rules as the SQLite store's).
+//!
+//! SQLite decides every race by having one writer; here several nodes write at once, so every
+//! transaction that reads before it writes (the next sequence number, the chain head of the
+//! audit log, a claim, an attempt counted against a limit) first takes one transaction-scoped
+//! advisory lock, [`WRITE_LOCK`]: writes are serialised across all nodes exactly as the single
+//! writer serialises them on one, while reads run beside them. Single conditional statements
+//! (`UPDATE … WHERE attempts < max`) need no lock: PostgreSQL re-checks their condition on the
+//! row a concurrent writer left. The common append still goes in groups ([`appender`]), one
+//! lock and one commit per batch.
+
+mod appender;
+mod audit;
+mod recording;
+pub use audit::PgAuditReader;
+mod vault;
+mod verification;
+
+use super::*;
+use crate::vault::{self as sealing, KeyOwner, Vault};
+use appender::{Appender, Target};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{PgConnection, Row};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct PgStore {
+    /// Seals what customers typed before it is written and opens it on read.
+    vault: Arc<Vault>,
+    pool: PgPool,
+    appender: Appender,
+}
+
+/// The advisory lock every read-then-write transaction holds until it ends ("deskgate").
+const WRITE_LOCK: i64 = 0x6465_736b_6761_7465;
+
+/// Connections each node keeps to the database at most.
+const MAX_CONNECTIONS: u32 = 16;
+
+/// Begins a transaction holding [`WRITE_LOCK`].
+async fn begin_write(
+    pool: &PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(WRITE_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
+/// Columns of a ticket as every ticket-returning query selects them, with the wrapped data
+/// keys of its conversation (subject) and customer (name).
+const TICKET_SELECT: &str =
+    "SELECT t.id, c.id AS conversation, t.kind, t.status, t.priority, t.subject, \
+     t.customer_id, cu.name AS customer_name, cu.verified, t.agent_id, u.name AS agent_name, \
+     t.created_at, t.queued_at, t.first_response_at, t.resolved_at, t.closed_at, \
+     c.last_seq, c.customer_read_seq, c.agent_read_seq, \
+     vk.key_version AS conv_key_version, vk.wrapped AS conv_key, \
+     ck.key_version AS cust_key_version, ck.wrapped AS cust_key \
+     FROM tickets t JOIN conversations c ON c.ticket_id = t.id \
+     JOIN customers cu ON cu.id = t.customer_id LEFT JOIN users u ON u.id = t.agent_id \
+     LEFT JOIN data_keys vk ON vk.owner = 'conversation:' || c.id \
+     LEFT JOIN data_keys ck ON ck.owner = 'customer:' || cu.id";
+
+const MESSAGE_SELECT: &str =
+    "SELECT conversation_id, seq, at, author_kind, author_id, author_name, body, client_id, blocked, \
+     dk.key_version AS conv_key_version, dk.wrapped AS conv_key, \
+     a.id AS att_id, a.content_type AS att_type, a.size AS att_size FROM messages \
+     LEFT JOIN data_keys dk ON dk.owner = 'conversation:' || conversation_id \
+     LEFT JOIN attachments a USING (conversation_id, seq)";
+
+const USER_SELECT: &str =
+    "SELECT id, username, name, role, capacity, active, created_at FROM users";
+
+const CUSTOMER_SELECT: &str =
+    "SELECT customers.id, site, external_id, name, email, phone, verified, customers.created_at, \
+     dk.key_version AS cust_key_version, dk.wrapped AS cust_key FROM customers \
+     LEFT JOIN data_keys dk ON dk.owner = 'customer:' || customers.id";
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://…`), sealing with `vault`, and brings its
+    /// schema up to date. `busy_timeout` bounds how long a statement waits for a lock.
+    pub async fn connect(
+        url: &str,
+        busy_timeout: Duration,
+        vault: Arc<Vault>,
+    ) -> Result<PgStore, StoreError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Unavailable(format!("invalid database URL: {e}")))?
+            .application_name("deskgate")
+            .options([("lock_timeout", format!("{}", busy_timeout.as_millis()))]);
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(busy_timeout + Duration::from_secs(5))
+            .connect_with(options)
+            .await?;
+        // sqlx holds an advisory lock while it migrates: nodes starting together migrate once.
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
+        let appender = Appender::start(pool.clone(), vault.clone());
+        Ok(PgStore {
+            vault,
+            pool,
+            appender,
+        })
+    }
+}
+
+fn ts(v: i64) -> Timestamp {
+    Timestamp(v)
+}
+
+fn opt_ts(v: Option<i64>) -> Option<Timestamp> {
+    v.map(Timestamp)
+}
+
+fn parse<T: std::str::FromStr<Err = String>>(s: &str) -> StoreResult<T> {
+    s.parse()
+        .map_err(|e: String| StoreError::Unavailable(format!("corrupt row: {e}")))
+}
+
+fn vault_err(e: sealing::VaultError) -> StoreError {
+    StoreError::Unavailable(format!("vault: {e}"))
+}
+
+/// The data key of `owner` from the row's `<prefix>_key_version` and `<prefix>_key` columns;
+/// `None` once retention destroyed it.
+fn row_key(
+    vault: &Vault,
+    r: &PgRow,
+    owner: &KeyOwner,
+    prefix: &str,
+) -> StoreResult<Option<Arc<recorder::DataKey>>> {
+    let version: Option<i64> = r.try_get(format!("{prefix}_key_version").as_str())?;
+    let bytes: Option<Vec<u8>> = r.try_get(format!("{prefix}_key").as_str())?;
+    match vault.data_key(owner, sealing::wrapped(version, bytes)) {
+        Ok(k) => Ok(Some(k)),
+        Err(sealing::VaultError::NoKey(_)) => Ok(None),
+        Err(e) => Err(vault_err(e)),
+    }
+}
+
+/// Opens a sealed column, or gives the placeholder when the key was destroyed.
+fn open_col(
+    vault: &Vault,
+    key: Option<&recorder::DataKey>,
+    owner: &KeyOwner,
+    seq: i64,
+    kind: recorder::RecordKind,
+    sealed: &[u8],
+) -> StoreResult<String> {
+    match key {
+        Some(k) => vault
+            .open_text(k, owner, seq, kind, sealed)
+            .map_err(vault_err),
+        None => Ok(sealing::SHREDDED.to_string()),
+    }
+}
+
+/// Opens an optional sealed column; once the key was destroyed the value is simply absent
+/// (a shredded customer has no email or phone any more).
+fn open_opt(
+    vault: &Vault,
+    key: Option<&recorder::DataKey>,
+    owner: &KeyOwner,
+    kind: recorder::RecordKind,
+    sealed: Option<Vec<u8>>,
+) -> StoreResult<Option<String>> {
+    if key.is_none() {
+        return Ok(None);
+    }
+    sealed
+        .map(|b| open_col(vault, key, owner, 0, kind, &b))
+        .transpose()
+}
+
+fn ticket_from_row(vault: &Vault, r: &PgRow) -> StoreResult<Ticket> {
+    let agent_id: Option<i64> = r.try_get("agent_id")?;
+    let agent_name: Option<String> = r.try_get("agent_name")?;
+    let conversation = ConversationId(r.try_get("conversation")?);
+    let customer = CustomerId(r.try_get("customer_id")?);
+    let conv_owner = KeyOwner::conversation(conversation.0);
+    let cust_owner = KeyOwner::customer(customer.0);
+    let conv_key = row_key(vault, r, &conv_owner, "conv")?;
+    let cust_key = row_key(vault, r, &cust_owner, "cust")?;
+    let subject: Vec<u8> = r.try_get("subject")?;
+    let customer_name: Vec<u8> = r.try_get("customer_name")?;
+    Ok(Ticket {
+        id: TicketId(r.try_get("id")?),
+        conversation,
+        kind: parse(r.try_get("kind")?)?,
+        status: parse(r.try_get("status")?)?,
+        priority: parse(r.try_get("priority")?)?,
+        subject: open_col(
+            vault,
+            conv_key.as_deref(),
+            &conv_owner,
+            0,
+            sealing::TICKET_SUBJECT,
+            &subject,
+        )?,
+        customer: CustomerRef {
+            id: customer,
+            name: open_col(
+                vault,
+                cust_key.as_deref(),
+                &cust_owner,
+                0,
+                sealing::CUSTOMER_NAME,
+                &customer_name,
+            )?,
+            verified: r.try_get("verified")?,
+        },
+        agent: agent_id.map(|id| AgentRef {
+            id: UserId(id),
+            name: agent_name.unwrap_or_default(),
+        }),
+        created_at: ts(r.try_get("created_at")?),
+        queued_at: ts(r.try_get("queued_at")?),
+        first_response_at: opt_ts(r.try_get("first_response_at")?),
+        resolved_at: opt_ts(r.try_get("resolved_at")?),
+        closed_at: opt_ts(r.try_get("closed_at")?),
+        last_seq: Seq(r.try_get("last_seq")?),
+        customer_read_seq: Seq(r.try_get("customer_read_seq")?),
+        agent_read_seq: Seq(r.try_get("agent_read_seq")?),
+    })
+}
+
+fn message_from_row(vault: &Vault, r: &PgRow) -> StoreResult<Message> {
+    let conversation = ConversationId(r.try_get("conversation_id")?);
+    let seq: i64 = r.try_get("seq")?;
+    let owner = KeyOwner::conversation(conversation.0);
+    let key = row_key(vault, r, &owner, "conv")?;
+    let body: Vec<u8> = r.try_get("body")?;
+    let author: Vec<u8> = r.try_get("author_name")?;
+    Ok(Message {
+        conversation,
+        seq: Seq(seq),
+        at: ts(r.try_get("at")?),
+        from: Author {
+            kind: parse(r.try_get("author_kind")?)?,
+            id: r.try_get("author_id")?,
+            name: open_col(
+                vault,
+                key.as_deref(),
+                &owner,
+                seq,
+                sealing::MESSAGE_AUTHOR,
+                &author,
+            )?,
+        },
+        text: open_col(
+            vault,
+            key.as_deref(),
+            &owner,
+            seq,
+            sealing::MESSAGE_BODY,
+            &body,
+        )?,
+        client_id: r.try_get("client_id")?,
+        blocked: r.try_get("blocked")?,
+        attachment: None,
+    })
+    .and_then(|mut m| {
+        let id: Option<i64> = r.try_get("att_id")?;
+        if let Some(id) = id {
+            let size: i64 = r.try_get("att_size")?;
+            m.attachment = Some(AttachmentRef {
+                id: crate::ids::AttachmentId(id),
+                name: m.text.clone(),
+                content_type: r.try_get("att_type")?,
+                size: u64::try_from(size).unwrap_or(0),
+            });
+        }
+        Ok(m)
+    })
+}
+
+fn user_from_row(r: &PgRow) -> StoreResult<User> {
+    Ok(User {
+        id: UserId(r.try_get("id")?),
+        username: r.try_get("username")?,
+        name: r.try_get("name")?,
+        role: parse(r.try_get("role")?)?,
+        capacity: r.try_get::<i64, _>("capacity")?.try_into().unwrap_or(1),
+        active: r.try_get("active")?,
+        created_at: ts(r.try_get("created_at")?),
+    })
+}
+
+fn customer_from_row(vault: &Vault, r: &PgRow) -> StoreResult<Customer> {
+    let id = CustomerId(r.try_get("id")?);
+    let owner = KeyOwner::customer(id.0);
+    let key = row_key(vault, r, &owner, "cust")?;
+    let k = key.as_deref();
+    let name: Vec<u8> = r.try_get("name")?;
+    Ok(Customer {
+        id,
+        site: r.try_get("site")?,
+        external_id: open_opt(
+            vault,
+            k,
+            &owner,
+            sealing::CUSTOMER_EXTERNAL_ID,
+            r.try_get("external_id")?,
+        )?,
+        name: open_col(vault, k, &owner, 0, sealing::CUSTOMER_NAME, &name)?,
+        email: open_opt(
+            vault,
+            k,
+            &owner,
+            sealing::CUSTOMER_EMAIL,
+            r.try_get("email")?,
+        )?,
+        phone: open_opt(
+            vault,
+            k,
+            &owner,
+            sealing::CUSTOMER_PHONE,
+            r.try_get("phone")?,
+        )?,
+        verified: r.try_get("verified")?,
+        created_at: ts(r.try_get("created_at")?),
+    })
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// The subject of a new ticket: the first line of its first message, shortened.
+fn subject_of(text: &str) -> String {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    let mut s: String = line.chars().take(120).collect();
+    if line.chars().count() > 120 {
+        s.push('…');
+    }
+    s
+}
+
+async fn ticket_in(vault: &Vault, conn: &mut PgConnection, id: TicketId) -> StoreResult<Ticket> {
+    let row = sqlx::query(&format!("{TICKET_SELECT} WHERE t.id = $1"))
+        .bind(id.0)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    ticket_from_row(vault, &row)
+}
+
+async fn user_in(conn: &mut PgConnection, id: UserId) -> StoreResult<User> {
+    let row = sqlx::query(&format!("{USER_SELECT} WHERE id = $1"))
+        .bind(id.0)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    user_from_row(&row)
+}
+
+/// A message already stored under this author's client id, if any.
+async fn existing_message(
+    vault: &Vault,
+    conn: &mut PgConnection,
+    kind: AuthorKind,
+    author_id: Option<i64>,
+    client_id: &str,
+) -> StoreResult<Option<Message>> {
+    let row = sqlx::query(&format!(
+        "{MESSAGE_SELECT} WHERE author_kind = $1 AND author_id IS NOT DISTINCT FROM $2 AND client_id = $3"
+    ))
+    .bind(kind.as_str())
+    .bind(author_id)
+    .bind(client_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(|r| message_from_row(vault, r)).transpose()
+}
+
+/// Appends a message to a conversation under its next sequence number. `client_id` is the
+/// sender's id for the message; system messages have none.
+async fn insert_message(
+    vault: &Vault,
+    conn: &mut PgConnection,
+    conversation: ConversationId,
+    msg: &NewMessage<'_>,
+    client_id: Option<&str>,
+    now: Timestamp,
+) -> StoreResult<Message> {
+    let target = sqlx::query(TARGET_ANY)
+        .bind(conversation.0)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let sealed = seal_message(vault, &target, msg)?;
+    let done = sealed
+        .insert(msg, client_id, now)
+        .execute(&mut *conn)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::Conflict("the client id was used before"));
+    }
+    let mut message = stored(sealed.conversation, sealed.seq, msg, client_id, now);
+    if let Some(file) = msg.attachment {
+        message.attachment =
+            Some(insert_attachment(vault, conn, &target, &sealed, msg.text, file, now).await?);
+    }
+    Ok(message)
+}
+
+/// Stores a message's file, sealed with its conversation's data key as a STREAM whose
+/// identity is (conversation, attachment id, `attachment`); the clear bytes never reach
+/// PostgreSQL.
+async fn insert_attachment(
+    vault: &Vault,
+    conn: &mut PgConnection,
+    target: &PgRow,
+    sealed: &SealedMessage,
+    name: &str,
+    file: &NewAttachment,
+    now: Timestamp,
+) -> StoreResult<AttachmentRef> {
+    let owner = KeyOwner::conversation(sealed.conversation.0);
+    let key = row_key(vault, target, &owner, "conv")?.ok_or(StoreError::Conflict(
+        "the conversation's transcript was deleted",
+    ))?;
+    // Every caller holds the write lock: no node can take the id in between.
+    let id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM attachments")
+        .fetch_one(&mut *conn)
+        .await?;
+    let content = vault
+        .seal_stream(&key, &owner, id, sealing::ATTACHMENT, &file.bytes)
+        .map_err(vault_err)?;
+    let size = i64::try_from(file.bytes.len())
+        .map_err(|_| StoreError::Conflict("the file is too large"))?;
+    sqlx::query(
+        "INSERT INTO attachments (id, conversation_id, seq, content_type, size, content, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(id)
+    .bind(sealed.conversation.0)
+    .bind(sealed.seq.0)
+    .bind(file.content_type)
+    .bind(size)
+    .bind(content)
+    .bind(now.0)
+    .execute(&mut *conn)
+    .await?;
+    Ok(AttachmentRef {
+        id: crate::ids::AttachmentId(id),
+        name: name.to_string(),
+        content_type: file.content_type.to_string(),
+        size: file.bytes.len() as u64,
+    })
+}
+
+/// The conversation a message goes to, its last sequence number and its wrapped data key, read
+/// by the single writer in the transaction that appends: the sequence number is part of the
+/// sealed record's identity, so it must be known before sealing.
+const TARGET_ANY: &str = "SELECT c.id, c.last_seq, dk.key_version AS conv_key_version, \
+     dk.wrapped AS conv_key FROM conversations c \
+     LEFT JOIN data_keys dk ON dk.owner = 'conversation:' || c.id WHERE c.id = $1";
+
+/// The customer's conversation, if its ticket is still open.
+const TARGET_CUSTOMER_OPEN: &str = "SELECT c.id, c.last_seq, dk.key_version AS conv_key_version, \
+     dk.wrapped AS conv_key FROM conversations c JOIN tickets t ON t.id = c.ticket_id \
+     LEFT JOIN data_keys dk ON dk.owner = 'conversation:' || c.id \
+     WHERE c.id = $1 AND c.ticket_id = $2 AND t.customer_id = $3 AND t.status IN ('queued', 'assigned')";
+
+/// The conversation of a ticket assigned to this agent.
+const TARGET_AGENT_HELD: &str = "SELECT c.id, c.last_seq, dk.key_version AS conv_key_version, \
+     dk.wrapped AS conv_key FROM conversations c JOIN tickets t ON t.id = c.ticket_id \
+     LEFT JOIN data_keys dk ON dk.owner = 'conversation:' || c.id \
+     WHERE c.ticket_id = $1 AND t.agent_id = $2 AND t.status = 'assigned'";
+
+/// Appends a sealed message unless its author used its client id before; the trigger of
+/// migration 0003 advances the conversation's `last_seq` and records the first response.
+const INSERT_SEALED: &str = "INSERT INTO messages \
+     (conversation_id, seq, at, author_kind, author_id, author_name, body, client_id, blocked) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING";
+
+/// A message sealed as record `seq` of its conversation, ready to insert.
+struct SealedMessage {
+    conversation: ConversationId,
+    seq: Seq,
+    author: Vec<u8>,
+    body: Vec<u8>,
+}
+
+/// Seals the message's body and author name under the conversation's data key, as the
+/// record after the conversation's last one. `target` is a row of one of the `TARGET_*`
+/// statements.
+fn seal_message(vault: &Vault, target: &PgRow, msg: &NewMessage<'_>) -> StoreResult<SealedMessage> {
+    let conversation = ConversationId(target.try_get("id")?);
+    let seq = target.try_get::<i64, _>("last_seq")? + 1;
+    let owner = KeyOwner::conversation(conversation.0);
+    let key = row_key(vault, target, &owner, "conv")?.ok_or(StoreError::Conflict(
+        "the conversation's transcript was deleted",
+    ))?;
+    let seal = |kind, text: &str| vault.seal(&key, &owner, seq, kind, text).map_err(vault_err);
+    Ok(SealedMessage {
+        conversation,
+        seq: Seq(seq),
+        author: seal(sealing::MESSAGE_AUTHOR, &msg.author.name)?,
+        body: seal(sealing::MESSAGE_BODY, msg.text)?,
+    })
+}
+
+impl SealedMessage {
+    fn insert<'q>(
+        &'q self,
+        msg: &NewMessage<'q>,
+        client_id: Option<&'q str>,
+        now: Timestamp,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        sqlx::query(INSERT_SEALED)
+            .bind(self.conversation.0)
+            .bind(self.seq.0)
+            .bind(now.0)
+            .bind(msg.author.kind.as_str())
+            .bind(msg.author.id)
+            .bind(&self.author)
+            .bind(&self.body)
+            .bind(client_id)
+            .bind(msg.blocked)
+    }
+}
+
+fn stored(
+    conversation: ConversationId,
+    seq: Seq,
+    msg: &NewMessage<'_>,
+    client_id: Option<&str>,
+    now: Timestamp,
+) -> Message {
+    Message {
+        conversation,
+        seq,
+        at: now,
+        from: msg.author.clone(),
+        text: msg.text.to_string(),
+        client_id: client_id.map(str::to_string),
+        blocked: msg.blocked,
+        attachment: None,
+    }
+}
+
+fn system_author() -> Author {
+    Author {
+        kind: AuthorKind::System,
+        id: None,
+        name: "deskgate".into(),
+    }
+}
+
+/// Checks that the ticket is assigned, and to this agent.
+fn held_by(ticket: &Ticket, agent: UserId) -> StoreResult<()> {
+    if ticket.agent.as_ref().map(|a| a.id) != Some(agent) {
+        return Err(StoreError::Forbidden);
+    }
+    if ticket.status != TicketStatus::Assigned {
+        return Err(StoreError::Conflict("ticket is not assigned"));
+    }
+    Ok(())
+}
+
+/// Ends a change of a ticket's state: records it as a system message in the conversation,
+/// commits, and returns the ticket as it now is.
+async fn record_transition(
+    vault: &Vault,
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    conversation: ConversationId,
+    ticket: TicketId,
+    text: &str,
+    now: Timestamp,
+) -> StoreResult<Transition> {
+    let msg = NewMessage {
+        author: system_author(),
+        text,
+        client_id: "",
+        blocked: false,
+        attachment: None,
+    };
+    let message = insert_message(vault, &mut tx, conversation, &msg, None, now).await?;
+    let ticket = ticket_in(vault, &mut tx, ticket).await?;
+    tx.commit().await?;
+    Ok(Transition { ticket, message })
+}
+
+/// Number of tickets assigned to the agent now.
+async fn load_of(conn: &mut PgConnection, agent: UserId) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM tickets WHERE agent_id = $1 AND status = 'assigned'",
+    )
+    .bind(agent.0)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn create_user(&self, u: NewUser, now: Timestamp) -> StoreResult<User> {
+        let res = sqlx::query(
+            "INSERT INTO users (username, name, role, password_hash, capacity, active, created_at) \
+             VALUES ($1, $2, $3, $4, $5, TRUE, $6) RETURNING id, username, name, role, capacity, active, created_at",
+        )
+        .bind(&u.username)
+        .bind(&u.name)
+        .bind(u.role.as_str())
+        .bind(&u.password_hash)
+        .bind(i64::from(u.capacity))
+        .bind(now.0)
+        .fetch_one(&self.pool)
+        .await;
+        match res {
+            Ok(row) => user_from_row(&row),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict("username taken")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn user(&self, id: UserId) -> StoreResult<User> {
+        let mut conn = self.pool.acquire().await?;
+        user_in(&mut conn, id).await
+    }
+
+    async fn user_credentials(&self, username: &str) -> StoreResult<(User, String)> {
+        let row = sqlx::query(
+            "SELECT id, username, name, role, capacity, active, created_at, password_hash FROM users WHERE username = $1",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        Ok((user_from_row(&row)?, row.try_get("password_hash")?))
+    }
+
+    async fn users(&self) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query(&format!("{USER_SELECT} ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn update_user(&self, id: UserId, p: UserPatch) -> StoreResult<User> {
+        let mut tx = begin_write(&self.pool).await?;
+        let done = sqlx::query(
+            "UPDATE users SET name = COALESCE($1, name), role = COALESCE($2, role), \
+             capacity = COALESCE($3, capacity), active = COALESCE($4, active), \
+             password_hash = COALESCE($5, password_hash) WHERE id = $6",
+        )
+        .bind(p.name)
+        .bind(p.role.map(Role::as_str))
+        .bind(p.capacity.map(i64::from))
+        .bind(p.active)
+        .bind(p.password_hash)
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let user = user_in(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    async fn count_users(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn create_session(
+        &self,
+        token_hash: &[u8],
+        user: UserId,
+        now: Timestamp,
+        expires: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(token_hash)
+            .bind(user.0)
+            .bind(now.0)
+            .bind(expires.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn session_user(
+        &self,
+        token_hash: &[u8],
+        now: Timestamp,
+        idle: Option<std::time::Duration>,
+    ) -> StoreResult<User> {
+        // Without an idle timeout every session counts as just used.
+        let cutoff = idle.map_or(i64::MIN, |d| now.minus(d).0);
+        let row = sqlx::query(
+            "SELECT u.id, u.username, u.name, u.role, u.capacity, u.active, u.created_at, \
+             COALESCE(s.last_seen_at, s.created_at) AS seen \
+             FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.active AND NOT s.enrolment_only \
+             AND COALESCE(s.last_seen_at, s.created_at) > $3",
+        )
+        .bind(token_hash)
+        .bind(now.0)
+        .bind(cutoff)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let seen: i64 = row.try_get("seen")?;
+        // One write a minute per session at most: enough for an idle timeout in minutes.
+        if idle.is_some() && now.0 - seen > 60_000 {
+            sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2")
+                .bind(now.0)
+                .bind(token_hash)
+                .execute(&self.pool)
+                .await?;
+        }
+        user_from_row(&row)
+    }
+
+    async fn delete_session(&self, token_hash: &[u8]) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_user_sessions(&self, user: UserId) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn upsert_customer(&self, c: NewCustomer, now: Timestamp) -> StoreResult<Customer> {
+        // Only a verified identity may be matched to an existing customer: an unverified claim
+        // to be someone must never open that someone's history. The match is by blind index:
+        // the external id itself is stored only sealed.
+        let external_id = if c.verified { c.external_id } else { None };
+        let ext_index = external_id
+            .as_deref()
+            .map(|e| self.vault.blind_index("customer.external_id", e));
+        let email_index = c.email.as_deref().map(|e| {
+            self.vault
+                .blind_index("customer.email", &sealing::normal_email(e))
+        });
+        let mut tx = begin_write(&self.pool).await?;
+        let existing: Option<i64> = match &ext_index {
+            Some(index) => {
+                sqlx::query_scalar(
+                    "SELECT id FROM customers WHERE site = $1 AND external_id_index = $2",
+                )
+                .bind(&c.site)
+                .bind(index)
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+            None => None,
+        };
+        let id = match existing {
+            Some(id) => id,
+            None => {
+                sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM customers")
+                    .fetch_one(&mut *tx)
+                    .await?
+            }
+        };
+        let owner = KeyOwner::customer(id);
+        let key = match existing {
+            Some(_) => vault::existing_key(&self.vault, &mut tx, &owner).await?,
+            None => vault::create_key(&self.vault, &mut tx, &owner, now).await?,
+        };
+        let seal = |kind, text: &str| {
+            self.vault
+                .seal(&key, &owner, 0, kind, text)
+                .map_err(vault_err)
+        };
+        let name = seal(sealing::CUSTOMER_NAME, &c.name)?;
+        let email = c
+            .email
+            .as_deref()
+            .map(|e| seal(sealing::CUSTOMER_EMAIL, e))
+            .transpose()?;
+        let phone = c
+            .phone
+            .as_deref()
+            .map(|p| seal(sealing::CUSTOMER_PHONE, p))
+            .transpose()?;
+        let ext = external_id
+            .as_deref()
+            .map(|e| seal(sealing::CUSTOMER_EXTERNAL_ID, e))
+            .transpose()?;
+        if existing.is_some() {
+            sqlx::query(
+                "UPDATE customers SET name = $1, email = COALESCE($2, email), \
+                 email_index = COALESCE($3, email_index), phone = COALESCE($4, phone), \
+                 verified = $5 WHERE id = $6",
+            )
+            .bind(name)
+            .bind(email)
+            .bind(email_index)
+            .bind(phone)
+            .bind(c.verified)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            sqlx::query(
+                "INSERT INTO customers (id, site, external_id, name, email, phone, verified, \
+                 created_at, external_id_index, email_index) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(id)
+            .bind(&c.site)
+            .bind(ext)
+            .bind(name)
+            .bind(email)
+            .bind(phone)
+            .bind(c.verified)
+            .bind(now.0)
+            .bind(ext_index)
+            .bind(email_index)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let row = sqlx::query(&format!("{CUSTOMER_SELECT} WHERE customers.id = $1"))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        customer_from_row(&self.vault, &row)
+    }
+
+    async fn customer(&self, id: CustomerId) -> StoreResult<Customer> {
+        let row = sqlx::query(&format!("{CUSTOMER_SELECT} WHERE customers.id = $1"))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        customer_from_row(&self.vault, &row)
+    }
+
+    async fn create_visitor(
+        &self,
+        token_hash: &[u8],
+        customer: CustomerId,
+        now: Timestamp,
+        expires: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query("INSERT INTO visitors (token_hash, customer_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(token_hash)
+            .bind(customer.0)
+            .bind(now.0)
+            .bind(expires.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn visitor_customer(&self, token_hash: &[u8], now: Timestamp) -> StoreResult<Customer> {
+        let row = sqlx::query(
+            "SELECT c.id, c.site, c.external_id, c.name, c.email, c.phone, c.verified, c.created_at, \
+             dk.key_version AS cust_key_version, dk.wrapped AS cust_key \
+             FROM visitors v JOIN customers c ON c.id = v.customer_id \
+             LEFT JOIN data_keys dk ON dk.owner = 'customer:' || c.id \
+             WHERE v.token_hash = $1 AND v.expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now.0)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        customer_from_row(&self.vault, &row)
+    }
+
+    async fn current_ticket(
+        &self,
+        customer: CustomerId,
+        reopen_after: Timestamp,
+    ) -> StoreResult<Option<Ticket>> {
+        let row = sqlx::query(&format!(
+            "{TICKET_SELECT} WHERE t.customer_id = $1 AND (t.status IN ('queued','assigned') \
+             OR (t.status = 'resolved' AND t.resolved_at >= $2)) ORDER BY t.id DESC LIMIT 1"
+        ))
+        .bind(customer.0)
+        .bind(reopen_after.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref()
+            .map(|r| ticket_from_row(&self.vault, r))
+            .transpose()
+    }
+
+    async fn append_customer_message(
+        &self,
+        customer: &Customer,
+        open: Option<(TicketId, ConversationId)>,
+        msg: NewMessage<'_>,
+        now: Timestamp,
+        reopen_after: Timestamp,
+    ) -> StoreResult<Appended> {
+        if let Some((ticket, conversation)) = open.filter(|_| msg.attachment.is_none()) {
+            let target = Target::OpenTicket {
+                conversation,
+                ticket,
+                customer: customer.id,
+            };
+            if let Some((conversation, seq)) = self.appender.append(target, &msg, now).await? {
+                return Ok(Appended {
+                    ticket,
+                    message: stored(conversation, seq, &msg, Some(msg.client_id), now),
+                    duplicate: false,
+                    change: None,
+                });
+            }
+        }
+        let mut tx = begin_write(&self.pool).await?;
+        let author_id = Some(customer.id.0);
+        if let Some(message) = existing_message(
+            &self.vault,
+            &mut tx,
+            AuthorKind::Customer,
+            author_id,
+            msg.client_id,
+        )
+        .await?
+        {
+            let ticket = ticket_of_conversation(&self.vault, &mut tx, message.conversation).await?;
+            return Ok(Appended {
+                ticket: ticket.id,
+                message,
+                duplicate: true,
+                change: None,
+            });
+        }
+        let current = sqlx::query(
+            "SELECT t.id, t.status, t.resolved_at, c.id AS conversation FROM tickets t \
+             JOIN conversations c ON c.ticket_id = t.id \
+             WHERE t.customer_id = $1 AND t.status IN ('queued','assigned','resolved') \
+             ORDER BY t.id DESC LIMIT 1",
+        )
+        .bind(customer.id.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let mut opened = false;
+        let mut reopened = false;
+        let mut target = None;
+        if let Some(row) = current {
+            let id = TicketId(row.try_get("id")?);
+            let conversation = ConversationId(row.try_get("conversation")?);
+            let status: TicketStatus = parse(row.try_get("status")?)?;
+            let resolved_at: Option<i64> = row.try_get("resolved_at")?;
+            match status {
+                TicketStatus::Queued | TicketStatus::Assigned => target = Some((id, conversation)),
+                TicketStatus::Resolved if resolved_at.unwrap_or(0) >= reopen_after.0 => {
+                    sqlx::query(
+                        "UPDATE tickets SET status = 'queued', agent_id = NULL, queued_at = $1, \
+                         resolved_at = NULL, reopened = reopened + 1 WHERE id = $2",
+                    )
+                    .bind(now.0)
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await?;
+                    reopened = true;
+                    target = Some((id, conversation));
+                }
+                _ => {
+                    sqlx::query(
+                        "UPDATE tickets SET status = 'closed', closed_at = $1 WHERE id = $2",
+                    )
+                    .bind(now.0)
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        let (ticket_id, conversation) = match target {
+            Some(t) => t,
+            None => {
+                opened = true;
+                // The subject is sealed with the conversation's key, which needs the
+                // conversation's id: the ticket starts with an empty one.
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO tickets (customer_id, status, priority, subject, created_at, queued_at) \
+                     VALUES ($1, 'queued', 'normal', ''::bytea, $2, $3) RETURNING id",
+                )
+                .bind(customer.id.0)
+                .bind(now.0)
+                .bind(now.0)
+                .fetch_one(&mut *tx)
+                .await?;
+                let conv: i64 = sqlx::query_scalar(
+                    "INSERT INTO conversations (ticket_id) VALUES ($1) RETURNING id",
+                )
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let owner = KeyOwner::conversation(conv);
+                let key = vault::create_key(&self.vault, &mut tx, &owner, now).await?;
+                let subject = self
+                    .vault
+                    .seal(
+                        &key,
+                        &owner,
+                        0,
+                        sealing::TICKET_SUBJECT,
+                        &subject_of(msg.text),
+                    )
+                    .map_err(vault_err)?;
+                sqlx::query("UPDATE tickets SET subject = $1 WHERE id = $2")
+                    .bind(subject)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                (TicketId(id), ConversationId(conv))
+            }
+        };
+        let message = insert_message(
+            &self.vault,
+            &mut tx,
+            conversation,
+            &msg,
+            Some(msg.client_id),
+            now,
+        )
+        .await?;
+        let change = if opened {
+            Some(TicketChange::Opened(
+                ticket_in(&self.vault, &mut tx, ticket_id).await?,
+            ))
+        } else if reopened {
+            Some(TicketChange::Reopened(
+                ticket_in(&self.vault, &mut tx, ticket_id).await?,
+            ))
+        } else {
+            None
+        };
+        tx.commit().await?;
+        Ok(Appended {
+            ticket: ticket_id,
+            message,
+            duplicate: false,
+            change,
+        })
+    }
+
+    async fn append_agent_message(
+        &self,
+        ticket: TicketId,
+        agent: UserId,
+        msg: NewMessage<'_>,
+        now: Timestamp,
+    ) -> StoreResult<Appended> {
+        let target = Target::HeldTicket { ticket, agent };
+        // A file is too large to wait in the group-commit queue; it takes the path below.
+        if msg.attachment.is_none() {
+            if let Some((conversation, seq)) = self.appender.append(target, &msg, now).await? {
+                return Ok(Appended {
+                    ticket,
+                    message: stored(conversation, seq, &msg, Some(msg.client_id), now),
+                    duplicate: false,
+                    change: None,
+                });
+            }
+        }
+        // Not held by this agent, or the client id was used before: find out which.
+        let mut tx = begin_write(&self.pool).await?;
+        if let Some(message) = existing_message(
+            &self.vault,
+            &mut tx,
+            AuthorKind::Agent,
+            Some(agent.0),
+            msg.client_id,
+        )
+        .await?
+        {
+            let t = ticket_of_conversation(&self.vault, &mut tx, message.conversation).await?;
+            return Ok(Appended {
+                ticket: t.id,
+                message,
+                duplicate: true,
+                change: None,
+            });
+        }
+        let current = ticket_in(&self.vault, &mut tx, ticket).await?;
+        held_by(&current, agent)?;
+        // Held after all (it changed hands in between): append now.
+        let message = insert_message(
+            &self.vault,
+            &mut tx,
+            current.conversation,
+            &msg,
+            Some(msg.client_id),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Appended {
+            ticket,
+            message,
+            duplicate: false,
+            change: None,
+        })
+    }
+
+    async fn messages_after(
+        &self,
+        conversation: ConversationId,
+        after: Seq,
+        limit: i64,
+    ) -> StoreResult<Vec<Message>> {
+        let rows = sqlx::query(&format!(
+            "{MESSAGE_SELECT} WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+        ))
+        .bind(conversation.0)
+        .bind(after.0)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| message_from_row(&self.vault, r))
+            .collect()
+    }
+
+    async fn attachment(&self, id: crate::ids::AttachmentId) -> StoreResult<StoredAttachment> {
+        let r = sqlx::query(
+            "SELECT a.id, a.conversation_id, a.seq, a.content_type, a.size, \
+             octet_length(a.content)::BIGINT AS sealed_len, m.body, \
+             dk.key_version AS conv_key_version, dk.wrapped AS conv_key FROM attachments a \
+             JOIN messages m ON m.conversation_id = a.conversation_id AND m.seq = a.seq \
+             LEFT JOIN data_keys dk ON dk.owner = 'conversation:' || a.conversation_id \
+             WHERE a.id = $1",
+        )
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let conversation = ConversationId(r.try_get("conversation_id")?);
+        let seq: i64 = r.try_get("seq")?;
+        let owner = KeyOwner::conversation(conversation.0);
+        let key = row_key(&self.vault, &r, &owner, "conv")?;
+        let body: Vec<u8> = r.try_get("body")?;
+        let name = open_col(
+            &self.vault,
+            key.as_deref(),
+            &owner,
+            seq,
+            sealing::MESSAGE_BODY,
+            &body,
+        )?;
+        let size: i64 = r.try_get("size")?;
+        let sealed_len: i64 = r.try_get("sealed_len")?;
+        Ok(StoredAttachment {
+            id,
+            conversation,
+            seq: Seq(seq),
+            name,
+            content_type: r.try_get("content_type")?,
+            size: u64::try_from(size).unwrap_or(0),
+            sealed_len: u64::try_from(sealed_len).unwrap_or(0),
+            key,
+        })
+    }
+
+    async fn attachment_bytes(
+        &self,
+        id: crate::ids::AttachmentId,
+        offset: u64,
+        len: u64,
+    ) -> StoreResult<Vec<u8>> {
+        // substring() on BYTEA counts bytes from 1 and takes 32-bit positions; a value is at
+        // most 1 GiB, so a clamped position past that reads nothing, as it should.
+        let from = i32::try_from(offset.saturating_add(1)).unwrap_or(i32::MAX);
+        let count = i32::try_from(len).unwrap_or(i32::MAX);
+        let bytes: Option<Vec<u8>> = sqlx::query_scalar(
+            "SELECT substring(content FROM $1 FOR $2) FROM attachments WHERE id = $3",
+        )
+        .bind(from)
+        .bind(count)
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        bytes.ok_or(StoreError::NotFound)
+    }
+
+    async fn ticket(&self, id: TicketId) -> StoreResult<Ticket> {
+        let mut conn = self.pool.acquire().await?;
+        ticket_in(&self.vault, &mut conn, id).await
+    }
+
+    async fn ticket_by_conversation(&self, id: ConversationId) -> StoreResult<Ticket> {
+        let mut conn = self.pool.acquire().await?;
+        ticket_of_conversation(&self.vault, &mut conn, id).await
+    }
+
+    async fn tickets(&self, f: TicketFilter) -> StoreResult<Vec<Ticket>> {
+        let rows = sqlx::query(&format!(
+            "{TICKET_SELECT} WHERE ($1 IS NULL OR t.status = $2) AND ($3 IS NULL OR t.agent_id = $4) \
+             AND ($5 IS NULL OR t.customer_id = $6) ORDER BY t.id DESC LIMIT $7"
+        ))
+        .bind(f.status.map(TicketStatus::as_str))
+        .bind(f.status.map(TicketStatus::as_str))
+        .bind(f.agent.map(|a| a.0))
+        .bind(f.agent.map(|a| a.0))
+        .bind(f.customer.map(|c| c.0))
+        .bind(f.customer.map(|c| c.0))
+        .bind(f.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| ticket_from_row(&self.vault, r))
+            .collect()
+    }
+
+    async fn queue(&self, limit: i64) -> StoreResult<Vec<Ticket>> {
+        let rows = sqlx::query(&format!(
+            "{TICKET_SELECT} WHERE t.status = 'queued' ORDER BY \
+             CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END, \
+             t.queued_at, t.id LIMIT $1"
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| ticket_from_row(&self.vault, r))
+            .collect()
+    }
+
+    async fn claim(
+        &self,
+        ticket: TicketId,
+        agent: UserId,
+        now: Timestamp,
+    ) -> StoreResult<Transition> {
+        let mut tx = begin_write(&self.pool).await?;
+        let current = ticket_in(&self.vault, &mut tx, ticket).await?;
+        if current.status != TicketStatus::Queued {
+            return Err(StoreError::Conflict("ticket is not queued"));
+        }
+        let user = user_in(&mut tx, agent).await?;
+        if !user.active {
+            return Err(StoreError::Forbidden);
+        }
+        if load_of(&mut tx, agent).await? >= i64::from(user.capacity) {
+            return Err(StoreError::Capacity);
+        }
+        sqlx::query("UPDATE tickets SET status = 'assigned', agent_id = $1 WHERE id = $2 AND status = 'queued'")
+            .bind(agent.0)
+            .bind(ticket.0)
+            .execute(&mut *tx)
+            .await?;
+        let text = format!("{} joined the conversation", user.name);
+        record_transition(&self.vault, tx, current.conversation, ticket, &text, now).await
+    }
+
+    async fn transfer(
+        &self,
+        ticket: TicketId,
+        from: UserId,
+        to: Option<UserId>,
+        now: Timestamp,
+    ) -> StoreResult<Transition> {
+        let mut tx = begin_write(&self.pool).await?;
+        let current = ticket_in(&self.vault, &mut tx, ticket).await?;
+        held_by(&current, from)?;
+        let text = match to {
+            Some(to) if to == from => return Err(StoreError::Conflict("ticket is already yours")),
+            Some(to) => {
+                let target = user_in(&mut tx, to).await?;
+                if !target.active || !target.role.works_tickets() {
+                    return Err(StoreError::Conflict("target cannot take tickets"));
+                }
+                if load_of(&mut tx, to).await? >= i64::from(target.capacity) {
+                    return Err(StoreError::Capacity);
+                }
+                sqlx::query("UPDATE tickets SET agent_id = $1 WHERE id = $2")
+                    .bind(to.0)
+                    .bind(ticket.0)
+                    .execute(&mut *tx)
+                    .await?;
+                format!("The conversation was transferred to {}", target.name)
+            }
+            None => {
+                sqlx::query(
+                    "UPDATE tickets SET status = 'queued', agent_id = NULL, queued_at = $1 WHERE id = $2",
+                )
+                .bind(now.0)
+                .bind(ticket.0)
+                .execute(&mut *tx)
+                .await?;
+                "The conversation is back in the queue; the next available agent will answer".into()
+            }
+        };
+        record_transition(&self.vault, tx, current.conversation, ticket, &text, now).await
+    }
+
+    async fn resolve(
+        &self,
+        ticket: TicketId,
+        agent: UserId,
+        now: Timestamp,
+    ) -> StoreResult<Transition> {
+        let mut tx = begin_write(&self.pool).await?;
+        let current = ticket_in(&self.vault, &mut tx, ticket).await?;
+        held_by(&current, agent)?;
+        sqlx::query("UPDATE tickets SET status = 'resolved', resolved_at = $1 WHERE id = $2")
+            .bind(now.0)
+            .bind(ticket.0)
+            .execute(&mut *tx)
+            .await?;
+        let text = "The conversation was marked resolved".to_string();
+        record_transition(&self.vault, tx, current.conversation, ticket, &text, now).await
+    }
+
+    async fn close_resolved(&self, before: Timestamp, now: Timestamp) -> StoreResult<Vec<Ticket>> {
+        let mut tx = begin_write(&self.pool).await?;
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "UPDATE tickets SET status = 'closed', closed_at = $1 \
+             WHERE status = 'resolved' AND resolved_at < $2 RETURNING id",
+        )
+        .bind(now.0)
+        .bind(before.0)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(ticket_in(&self.vault, &mut tx, TicketId(id)).await?);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn set_priority(&self, ticket: TicketId, priority: Priority) -> StoreResult<Ticket> {
+        let mut tx = begin_write(&self.pool).await?;
+        let done = sqlx::query("UPDATE tickets SET priority = $1 WHERE id = $2")
+            .bind(priority.as_str())
+            .bind(ticket.0)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let t = ticket_in(&self.vault, &mut tx, ticket).await?;
+        tx.commit().await?;
+        Ok(t)
+    }
+
+    async fn mark_read(
+        &self,
+        conversation: ConversationId,
+        by: AuthorKind,
+        seq: Seq,
+    ) -> StoreResult<Seq> {
+        let column = match by {
+            AuthorKind::Customer => "customer_read_seq",
+            AuthorKind::Agent => "agent_read_seq",
+            AuthorKind::System => return Err(StoreError::Forbidden),
+        };
+        let v: i64 = sqlx::query_scalar(&format!(
+            "UPDATE conversations SET {column} = GREATEST({column}, LEAST($1, last_seq)) WHERE id = $2 RETURNING {column}"
+        ))
+        .bind(seq.0)
+        .bind(conversation.0)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        Ok(Seq(v))
+    }
+
+    async fn add_note(
+        &self,
+        ticket: TicketId,
+        author: UserId,
+        client_id: &str,
+        text: &str,
+        now: Timestamp,
+    ) -> StoreResult<(Note, bool)> {
+        let mut tx = begin_write(&self.pool).await?;
+        let existing: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM notes WHERE author_id = $1 AND client_id = $2")
+                .bind(author.0)
+                .bind(client_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (id, duplicate) = match existing {
+            Some(id) => (id, true),
+            None => {
+                // The note's id is part of its sealed identity, so it is chosen before sealing;
+                // the write lock makes MAX + 1 safe.
+                let target = sqlx::query(
+                    "SELECT c.id, (SELECT COALESCE(MAX(id), 0) + 1 FROM notes) AS next_id, \
+                     dk.key_version AS conv_key_version, dk.wrapped AS conv_key \
+                     FROM conversations c LEFT JOIN data_keys dk ON dk.owner = 'conversation:' || c.id \
+                     WHERE c.ticket_id = $1",
+                )
+                .bind(ticket.0)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+                let id: i64 = target.try_get("next_id")?;
+                let owner = KeyOwner::conversation(target.try_get::<i64, _>("id")?);
+                let key = row_key(&self.vault, &target, &owner, "conv")?.ok_or(
+                    StoreError::Conflict("the conversation's transcript was deleted"),
+                )?;
+                let body = self
+                    .vault
+                    .seal(&key, &owner, id, sealing::NOTE_BODY, text)
+                    .map_err(vault_err)?;
+                sqlx::query(
+                    "INSERT INTO notes (id, ticket_id, at, author_id, body, client_id) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(id)
+                .bind(ticket.0)
+                .bind(now.0)
+                .bind(author.0)
+                .bind(body)
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await?;
+                (id, false)
+            }
+        };
+        let row = sqlx::query(&format!("{NOTE_SELECT} WHERE n.id = $1"))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((note_from_row(&self.vault, &row)?, duplicate))
+    }
+
+    async fn notes(&self, ticket: TicketId) -> StoreResult<Vec<Note>> {
+        let rows = sqlx::query(&format!(
+            "{NOTE_SELECT} WHERE n.ticket_id = $1 ORDER BY n.id"
+        ))
+        .bind(ticket.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| note_from_row(&self.vault, r)).collect()
+    }
+
+    async fn queue_stats(&self, now: Timestamp) -> StoreResult<QueueStats> {
+        let row = sqlx::query(
+            "SELECT \
+               COUNT(*) FILTER (WHERE status = 'queued') AS queued, \
+               COUNT(*) FILTER (WHERE status = 'assigned') AS assigned, \
+               COUNT(*) FILTER (WHERE status = 'resolved') AS resolved, \
+               MIN(CASE WHEN status = 'queued' THEN queued_at END) AS oldest \
+             FROM tickets WHERE status != 'closed'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let oldest: Option<i64> = row.try_get("oldest")?;
+        Ok(QueueStats {
+            queued: row.try_get("queued")?,
+            assigned: row.try_get("assigned")?,
+            resolved: row.try_get("resolved")?,
+            longest_wait_ms: oldest.map(|o| (now.0 - o).max(0)).unwrap_or(0),
+        })
+    }
+
+    async fn setting(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn put_setting(&self, name: &str, value: &[u8]) -> StoreResult<()> {
+        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+            .bind(name)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn retention_candidates(
+        &self,
+        kind: Retained,
+        ended_before: Timestamp,
+        limit: i64,
+    ) -> StoreResult<Vec<RetentionCandidate>> {
+        self.pg_retention_candidates(kind, ended_before, limit)
+            .await
+    }
+
+    async fn shred(
+        &self,
+        kind: Retained,
+        ids: &[i64],
+        ended_before: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Shredded>> {
+        self.pg_shred(kind, ids, ended_before, now).await
+    }
+
+    async fn data_key(
+        &self,
+        owner: &KeyOwner,
+        create: bool,
+        now: Timestamp,
+    ) -> StoreResult<Option<Arc<recorder::DataKey>>> {
+        self.pg_data_key(owner, create, now).await
+    }
+
+    async fn reseal_totp_seed(&self, user: UserId, old: &[u8], new: &[u8]) -> StoreResult<bool> {
+        self.pg_reseal_totp_seed(user, old, new).await
+    }
+
+    async fn set_legal_hold(&self, ticket: TicketId, hold: bool) -> StoreResult<()> {
+        self.put_legal_hold(ticket, hold).await
+    }
+
+    async fn mark_call(&self, ticket: TicketId) -> StoreResult<()> {
+        self.pg_mark_call(ticket).await
+    }
+    async fn create_recording(
+        &self,
+        ticket: TicketId,
+        call_id: &str,
+        rate: u32,
+        now: Timestamp,
+    ) -> StoreResult<(i64, Arc<recorder::DataKey>)> {
+        self.pg_create_recording(ticket, call_id, rate, now).await
+    }
+    async fn update_recording(
+        &self,
+        id: i64,
+        manifest: &[u8],
+        segments: i64,
+        frames: i64,
+        state: RecordingState,
+        ended: Option<Timestamp>,
+    ) -> StoreResult<()> {
+        self.pg_update_recording(id, manifest, segments, frames, state, ended)
+            .await
+    }
+    async fn recording(&self, id: i64) -> StoreResult<StoredRecording> {
+        self.pg_recording(id).await
+    }
+    async fn call_recorded(&self, call_id: &str) -> StoreResult<bool> {
+        self.pg_call_recorded(call_id).await
+    }
+    async fn ticket_recordings(&self, ticket: TicketId) -> StoreResult<Vec<StoredRecording>> {
+        self.pg_ticket_recordings(ticket).await
+    }
+
+    async fn take_setting(&self, name: &str, value: &[u8]) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM settings WHERE name = $1 AND value = $2")
+            .bind(name)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    // --- step-up verification ----------------------------------------------------------------
+    fn verification(&self) -> &dyn verify::VerificationStore {
+        self
+    }
+
+    async fn flag_for_step_up(
+        &self,
+        ticket: TicketId,
+        phrase: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        self.seal_step_up_flag(ticket, phrase, now).await
+    }
+
+    async fn step_up_flag(&self, ticket: TicketId) -> StoreResult<Option<String>> {
+        self.open_step_up_flag(ticket).await
+    }
+
+    async fn create_enrolment_session(
+        &self,
+        token_hash: &[u8],
+        user: UserId,
+        now: Timestamp,
+        expires: Timestamp,
+    ) -> StoreResult<()> {
+        verification::create_enrolment_session(self, token_hash, user, now, expires).await
+    }
+
+    async fn enrolling_user(&self, token_hash: &[u8], now: Timestamp) -> StoreResult<User> {
+        verification::enrolling_user(self, token_hash, now).await
+    }
+
+    // --- audit log and access grants: in audit.rs ---------------------------------------------
+    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<AuditRecord> {
+        self.pg_append_audit(entry).await
+    }
+    async fn audit_after(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditRecord>> {
+        self.pg_audit_after(after, limit).await
+    }
+    async fn audit_search(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
+        self.pg_audit_search(filter).await
+    }
+    async fn audit_head(&self) -> StoreResult<Option<(i64, ChainHash)>> {
+        self.pg_audit_head().await
+    }
+    async fn add_audit_checkpoint(
+        &self,
+        checkpoint: &AuditCheckpoint,
+        after: Option<i64>,
+    ) -> StoreResult<bool> {
+        self.pg_add_audit_checkpoint(checkpoint, after).await
+    }
+    async fn audit_checkpoints(&self) -> StoreResult<Vec<AuditCheckpoint>> {
+        self.pg_audit_checkpoints().await
+    }
+    async fn create_grant(&self, grant: NewGrant) -> StoreResult<StoredGrant> {
+        self.pg_create_grant(grant).await
+    }
+    async fn grant(&self, id: GrantId) -> StoreResult<StoredGrant> {
+        self.pg_grant(id).await
+    }
+    async fn grants(&self, filter: GrantFilter) -> StoreResult<Vec<StoredGrant>> {
+        self.pg_grants(filter).await
+    }
+    async fn change_grant(&self, id: GrantId, change: GrantChange) -> StoreResult<StoredGrant> {
+        self.pg_change_grant(id, change).await
+    }
+    async fn due_grants(&self, now: Timestamp) -> StoreResult<Vec<StoredGrant>> {
+        self.pg_due_grants(now).await
+    }
+}
+
+async fn ticket_of_conversation(
+    vault: &Vault,
+    conn: &mut PgConnection,
+    id: ConversationId,
+) -> StoreResult<Ticket> {
+    let row = sqlx::query(&format!("{TICKET_SELECT} WHERE c.id = $1"))
+        .bind(id.0)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    ticket_from_row(vault, &row)
+}
+
+/// A note with its author's name and its conversation's wrapped data key.
+const NOTE_SELECT: &str = "SELECT n.id, n.ticket_id, n.at, n.author_id, u.name, n.body, n.client_id, \
+     c.id AS conversation, dk.key_version AS conv_key_version, dk.wrapped AS conv_key \
+     FROM notes n JOIN users u ON u.id = n.author_id JOIN conversations c ON c.ticket_id = n.ticket_id \
+     LEFT JOIN data_keys dk ON dk.owner = 'conversation:' || c.id";
+
+fn note_from_row(vault: &Vault, r: &PgRow) -> StoreResult<Note> {
+    let id: i64 = r.try_get("id")?;
+    let owner = KeyOwner::conversation(r.try_get::<i64, _>("conversation")?);
+    let key = row_key(vault, r, &owner, "conv")?;
+    let body: Vec<u8> = r.try_get("body")?;
+    Ok(Note {
+        id: crate::ids::NoteId(id),
+        ticket: TicketId(r.try_get("ticket_id")?),
+        at: ts(r.try_get("at")?),
+        author: AgentRef {
+            id: UserId(r.try_get("author_id")?),
+            name: r.try_get("name")?,
+        },
+        text: open_col(vault, key.as_deref(), &owner, id, sealing::NOTE_BODY, &body)?,
+        client_id: r.try_get("client_id")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_is_first_non_empty_line_shortened() {
+        assert_eq!(subject_of("\n  Hello there \nsecond"), "Hello there");
+        let long = "x".repeat(200);
+        assert_eq!(subject_of(&long).chars().count(), 121);
+    }
+}
