@@ -117,7 +117,7 @@ impl Keyring {
         rand::thread_rng().fill_bytes(&mut nonce);
         let ct = kek
             .encrypt(
-                Nonce::from_slice(&nonce),
+                &Nonce::from(nonce),
                 Payload {
                     msg: key.expose(),
                     aad: &aad(owner, version),
@@ -137,9 +137,10 @@ impl Keyring {
         }
         let kek = Aes256Gcm::new(self.kek(wrapped.version)?.key.expose().into());
         let (nonce, ct) = wrapped.bytes.split_at(NONCE_LEN);
+        let nonce = Nonce::try_from(nonce).map_err(|_| Error::Unwrap)?;
         let plain = zeroize::Zeroizing::new(
             kek.decrypt(
-                Nonce::from_slice(nonce),
+                &nonce,
                 Payload {
                     msg: ct,
                     aad: &aad(owner, wrapped.version),

@@ -5,7 +5,7 @@
 
 use crate::envelope::{DataKey, Owner};
 use crate::error::{Error, Result};
-use aes_gcm::aead::AeadInPlace;
+use aes_gcm::aead::AeadInOut;
 use aes_gcm::Nonce;
 use rand::RngCore;
 use std::fmt;
@@ -95,10 +95,10 @@ pub fn seal(key: &DataKey, id: &RecordId<'_>, plaintext: &[u8]) -> Result<Vec<u8
     out.extend_from_slice(plaintext);
     let tag = key
         .cipher
-        .encrypt_in_place_detached(
-            Nonce::from_slice(&nonce),
+        .encrypt_inout_detached(
+            &Nonce::from(nonce),
             &id.aad(),
-            &mut out[1 + NONCE_LEN..],
+            (&mut out[1 + NONCE_LEN..]).into(),
         )
         .map_err(|_| Error::Encrypt)?;
     out.extend_from_slice(&tag);
@@ -113,15 +113,16 @@ pub fn open(key: &DataKey, id: &RecordId<'_>, sealed: &[u8]) -> Result<Vec<u8>> 
     if sealed[0] != FORMAT_V1 {
         return Err(Error::Malformed("sealed record has an unknown format"));
     }
-    let nonce = &sealed[1..1 + NONCE_LEN];
+    let nonce = Nonce::try_from(&sealed[1..1 + NONCE_LEN])
+        .map_err(|_| Error::Malformed("sealed record has a short nonce"))?;
     let (body, tag) = sealed[1 + NONCE_LEN..].split_at(sealed.len() - OVERHEAD);
     let mut plain = body.to_vec();
     key.cipher
-        .decrypt_in_place_detached(
-            Nonce::from_slice(nonce),
+        .decrypt_inout_detached(
+            &nonce,
             &id.aad(),
-            &mut plain,
-            aes_gcm::Tag::from_slice(tag),
+            plain.as_mut_slice().into(),
+            &aes_gcm::Tag::try_from(tag).map_err(|_| Error::Open)?,
         )
         .map_err(|_| Error::Open)?;
     Ok(plain)

@@ -13,7 +13,7 @@
 use crate::envelope::DataKey;
 use crate::error::{Error, Result};
 use crate::seal::RecordId;
-use aes_gcm::aead::{AeadInPlace, KeyInit};
+use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use hkdf::Hkdf;
 use rand::RngCore;
@@ -49,7 +49,7 @@ fn stream_cipher(key: &DataKey, id: &RecordId<'_>, salt: &[u8]) -> Result<Aes256
     info.extend_from_slice(&id.aad());
     let mut okm = Zeroizing::new([0u8; 32]);
     hk.expand(&info, okm.as_mut()).map_err(|_| Error::Encrypt)?;
-    Ok(Aes256Gcm::new(okm.as_ref().into()))
+    Ok(Aes256Gcm::new((&*okm).into()))
 }
 
 fn nonce(prefix: &[u8; PREFIX_LEN], index: u64, last: bool) -> Result<[u8; 12]> {
@@ -128,7 +128,7 @@ impl StreamSealer {
         let n = nonce(&self.prefix, self.next, last)?;
         let tag = self
             .cipher
-            .encrypt_in_place_detached(Nonce::from_slice(&n), &self.header, buf)
+            .encrypt_inout_detached(&Nonce::from(n), &self.header, buf.into())
             .map_err(|_| Error::Encrypt)?;
         self.next += 1;
         Ok(tag)
@@ -218,11 +218,11 @@ impl StreamOpener {
         }
         let n = nonce(&self.prefix, index, last)?;
         self.cipher
-            .decrypt_in_place_detached(
-                Nonce::from_slice(&n),
+            .decrypt_inout_detached(
+                &Nonce::from(n),
                 &self.header,
-                buf,
-                Tag::from_slice(tag),
+                buf.into(),
+                &Tag::try_from(tag).map_err(|_| fail())?,
             )
             .map_err(|_| fail())
     }

@@ -93,10 +93,11 @@ fn open_legacy(keys: &Keys, user: UserId, sealed: &[u8]) -> Result<Seed, SealErr
     if sealed.len() < 1 + NONCE_BYTES {
         return Err(SealError::Open);
     }
-    let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(keys.seal_key()));
+    let cipher = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*keys.seal_key()));
+    let nonce = Nonce::try_from(&sealed[1..1 + NONCE_BYTES]).map_err(|_| SealError::Open)?;
     let seed = cipher
         .decrypt(
-            Nonce::from_slice(&sealed[1..1 + NONCE_BYTES]),
+            &nonce,
             Payload {
                 msg: &sealed[1 + NONCE_BYTES..],
                 aad: &legacy_aad(user),
@@ -137,11 +138,11 @@ impl StepUp {
 
 #[cfg(test)]
 pub(crate) fn seal_legacy(keys: &Keys, user: UserId, seed: &Seed) -> Vec<u8> {
-    let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(keys.seal_key()));
+    let cipher = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*keys.seal_key()));
     let nonce = [7u8; NONCE_BYTES];
     let ct = cipher
         .encrypt(
-            Nonce::from_slice(&nonce),
+            &Nonce::from(nonce),
             Payload {
                 msg: seed.expose(),
                 aad: &legacy_aad(user),
