@@ -56,7 +56,7 @@ pub fn verify(
     )
     .map_err(|_| IdentityError::Invalid)?;
     let id = data.claims;
-    if id.exp + LEEWAY_SECS < now.0 / 1000 {
+    if id.exp.saturating_add(LEEWAY_SECS) < now.0 / 1000 {
         return Err(IdentityError::Expired);
     }
     if id.sub.is_empty() || id.sub.len() > 256 {
@@ -91,6 +91,14 @@ mod tests {
         let id = verify(&t, Some(&SecretString::from("s3cret")), NOW).unwrap();
         assert_eq!(id.sub, "cust-1");
         assert_eq!(id.email.as_deref(), Some("ada@example.com"));
+    }
+
+    #[test]
+    fn an_expiry_at_the_end_of_time_is_valid_not_an_overflow() {
+        let secret = SecretString::from("site secret");
+        let token = sign("site secret", json!({"sub": "c-1", "exp": i64::MAX}));
+        let id = verify(&token, Some(&secret), NOW).expect("valid");
+        assert_eq!(id.sub, "c-1");
     }
 
     #[test]
