@@ -7,8 +7,11 @@
 //! so two racing requests can never both succeed.
 
 pub mod access;
+mod appender;
 pub mod model;
 pub mod postgres;
+mod rows;
+mod rules;
 pub mod sqlite;
 
 pub use access::*;

@@ -6,69 +6,9 @@
 //! read and the insert.
 
 use super::*;
-use recorder::audit::{ObjectRef, GENESIS};
-use recorder::grant::{Grant, Status};
+use recorder::audit::GENESIS;
+use recorder::grant::Status;
 use sqlx::{Sqlite, SqliteConnection};
-
-const AUDIT_SELECT: &str = "SELECT seq, at, actor_id, actor_role, action, outcome, customer_id, \
-     object_kind, object_id, detail, ip, user_agent, request_id, customers, hash FROM audit_log";
-
-const GRANT_SELECT: &str = "SELECT id, object_kind, object_id, requester_id, reason, duration_ms, \
-     status, requested_at, review_by, reviewer_id, reviewed_at, review_note, expires_at, \
-     ended_by, ended_at FROM access_grants";
-
-fn record_from_row(r: &SqliteRow) -> StoreResult<AuditRecord> {
-    let kind: Option<String> = r.try_get("object_kind")?;
-    let object_id: Option<i64> = r.try_get("object_id")?;
-    let hash: Vec<u8> = r.try_get("hash")?;
-    Ok(AuditRecord {
-        seq: r.try_get("seq")?,
-        entry: AuditEntry {
-            at: r.try_get("at")?,
-            actor_id: r.try_get("actor_id")?,
-            actor_role: r.try_get("actor_role")?,
-            action: r.try_get("action")?,
-            outcome: r.try_get("outcome")?,
-            customer_id: r.try_get("customer_id")?,
-            object: kind.map(|kind| ObjectRef {
-                kind,
-                id: object_id.unwrap_or_default(),
-            }),
-            detail: r.try_get("detail")?,
-            ip: r.try_get("ip")?,
-            user_agent: r.try_get("user_agent")?,
-            request_id: r.try_get("request_id")?,
-            customers: parse_customers(r.try_get("customers")?),
-        },
-        // A hash of the wrong length cannot match; the verifier names the entry.
-        hash: hash.try_into().unwrap_or([0u8; 32]),
-    })
-}
-
-/// The stored list of an entry's customers. An id that does not parse is kept as 0, so the
-/// entry's hash fails to match and the verifier names it.
-fn parse_customers(text: Option<String>) -> Vec<i64> {
-    match text {
-        None => Vec::new(),
-        Some(t) if t.is_empty() => Vec::new(),
-        Some(t) => t.split(',').map(|c| c.parse().unwrap_or(0)).collect(),
-    }
-}
-
-fn checkpoint_from_row(r: &SqliteRow) -> StoreResult<AuditCheckpoint> {
-    let hash: Vec<u8> = r.try_get("hash")?;
-    let signature: Vec<u8> = r.try_get("signature")?;
-    let prev: Option<Vec<u8>> = r.try_get("prev")?;
-    Ok(AuditCheckpoint {
-        seq: r.try_get("seq")?,
-        // Wrong lengths cannot verify; the verifier names the checkpoint.
-        hash: hash.try_into().unwrap_or([0u8; 32]),
-        at: r.try_get("at")?,
-        key_id: r.try_get("key_id")?,
-        prev: prev.map(|p| p.try_into().unwrap_or([0u8; 32])),
-        signature: signature.try_into().unwrap_or([0u8; 64]),
-    })
-}
 
 async fn checkpoints_in(pool: &sqlx::SqlitePool) -> StoreResult<Vec<AuditCheckpoint>> {
     let rows = sqlx::query(
@@ -143,28 +83,6 @@ async fn records_after_in(
     .fetch_all(pool)
     .await?;
     rows.iter().map(record_from_row).collect()
-}
-
-fn grant_from_row(r: &SqliteRow) -> StoreResult<StoredGrant> {
-    Ok(StoredGrant {
-        id: GrantId(r.try_get("id")?),
-        grant: Grant {
-            kind: parse(r.try_get("object_kind")?)?,
-            object_id: r.try_get("object_id")?,
-            requester: r.try_get("requester_id")?,
-            status: parse(r.try_get("status")?)?,
-            requested_at: r.try_get("requested_at")?,
-            review_by: r.try_get("review_by")?,
-            duration_ms: r.try_get("duration_ms")?,
-            expires_at: r.try_get("expires_at")?,
-        },
-        reason: r.try_get("reason")?,
-        reviewer: r.try_get::<Option<i64>, _>("reviewer_id")?.map(UserId),
-        reviewed_at: opt_ts(r.try_get("reviewed_at")?),
-        review_note: r.try_get("review_note")?,
-        ended_by: r.try_get::<Option<i64>, _>("ended_by")?.map(UserId),
-        ended_at: opt_ts(r.try_get("ended_at")?),
-    })
 }
 
 async fn append_in(conn: &mut SqliteConnection, e: &AuditEntry) -> StoreResult<AuditRecord> {

@@ -13,10 +13,12 @@ pub use audit::AuditReader;
 mod vault;
 mod verification;
 
+use super::appender::{Appender, Target};
+use super::rows::*;
+use super::rules::*;
 use super::*;
 use crate::clock::Clock;
 use crate::vault::{self as sealing, KeyOwner, Vault};
-use appender::{Appender, Target};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -80,35 +82,6 @@ async fn checkpointer(pool: SqlitePool, wal: PathBuf, stop: CancellationToken) {
     }
 }
 
-/// Columns of a ticket as every ticket-returning query selects them, with the wrapped data
-/// keys of its conversation (subject) and customer (name).
-const TICKET_SELECT: &str =
-    "SELECT t.id, c.id AS conversation, t.kind, t.status, t.priority, t.subject, \
-     t.customer_id, cu.name AS customer_name, cu.verified, t.agent_id, u.name AS agent_name, \
-     t.created_at, t.queued_at, t.first_response_at, t.resolved_at, t.closed_at, \
-     c.last_seq, c.customer_read_seq, c.agent_read_seq, \
-     vk.key_version AS conv_key_version, vk.wrapped AS conv_key, \
-     ck.key_version AS cust_key_version, ck.wrapped AS cust_key \
-     FROM tickets t JOIN conversations c ON c.ticket_id = t.id \
-     JOIN customers cu ON cu.id = t.customer_id LEFT JOIN users u ON u.id = t.agent_id \
-     LEFT JOIN data_keys vk ON vk.owner = 'conversation:' || c.id \
-     LEFT JOIN data_keys ck ON ck.owner = 'customer:' || cu.id";
-
-const MESSAGE_SELECT: &str =
-    "SELECT conversation_id, seq, at, author_kind, author_id, author_name, body, client_id, blocked, \
-     dk.key_version AS conv_key_version, dk.wrapped AS conv_key, \
-     a.id AS att_id, a.content_type AS att_type, a.size AS att_size FROM messages \
-     LEFT JOIN data_keys dk ON dk.owner = 'conversation:' || conversation_id \
-     LEFT JOIN attachments a USING (conversation_id, seq)";
-
-const USER_SELECT: &str =
-    "SELECT id, username, name, role, capacity, active, created_at FROM users";
-
-const CUSTOMER_SELECT: &str =
-    "SELECT customers.id, site, external_id, name, email, phone, verified, customers.created_at, \
-     dk.key_version AS cust_key_version, dk.wrapped AS cust_key FROM customers \
-     LEFT JOIN data_keys dk ON dk.owner = 'customer:' || customers.id";
-
 impl SqliteStore {
     /// Opens (creating if needed) `deskgate.db` in `dir` with the keyring in `dir` (created on
     /// first run) and brings its schema up to date.
@@ -155,7 +128,7 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(base.clone().read_only(true))
             .await?;
-        let appender = Appender::start(writer.clone(), vault.clone());
+        let appender = appender::start(writer.clone(), vault.clone());
         let checkpoints = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(base)
@@ -171,242 +144,6 @@ impl SqliteStore {
             _stop_checkpoints: stop.drop_guard(),
         })
     }
-}
-
-fn ts(v: i64) -> Timestamp {
-    Timestamp(v)
-}
-
-fn opt_ts(v: Option<i64>) -> Option<Timestamp> {
-    v.map(Timestamp)
-}
-
-fn parse<T: std::str::FromStr<Err = String>>(s: &str) -> StoreResult<T> {
-    s.parse()
-        .map_err(|e: String| StoreError::Unavailable(format!("corrupt row: {e}")))
-}
-
-fn vault_err(e: sealing::VaultError) -> StoreError {
-    StoreError::Unavailable(format!("vault: {e}"))
-}
-
-/// The data key of `owner` from the row's `<prefix>_key_version` and `<prefix>_key` columns;
-/// `None` once retention destroyed it.
-fn row_key(
-    vault: &Vault,
-    r: &SqliteRow,
-    owner: &KeyOwner,
-    prefix: &str,
-) -> StoreResult<Option<Arc<recorder::DataKey>>> {
-    let version: Option<i64> = r.try_get(format!("{prefix}_key_version").as_str())?;
-    let bytes: Option<Vec<u8>> = r.try_get(format!("{prefix}_key").as_str())?;
-    match vault.data_key(owner, sealing::wrapped(version, bytes)) {
-        Ok(k) => Ok(Some(k)),
-        Err(sealing::VaultError::NoKey(_)) => Ok(None),
-        Err(e) => Err(vault_err(e)),
-    }
-}
-
-/// Opens a sealed column, or gives the placeholder when the key was destroyed.
-fn open_col(
-    vault: &Vault,
-    key: Option<&recorder::DataKey>,
-    owner: &KeyOwner,
-    seq: i64,
-    kind: recorder::RecordKind,
-    sealed: &[u8],
-) -> StoreResult<String> {
-    match key {
-        Some(k) => vault
-            .open_text(k, owner, seq, kind, sealed)
-            .map_err(vault_err),
-        None => Ok(sealing::SHREDDED.to_string()),
-    }
-}
-
-/// Opens an optional sealed column; once the key was destroyed the value is simply absent
-/// (a shredded customer has no email or phone any more).
-fn open_opt(
-    vault: &Vault,
-    key: Option<&recorder::DataKey>,
-    owner: &KeyOwner,
-    kind: recorder::RecordKind,
-    sealed: Option<Vec<u8>>,
-) -> StoreResult<Option<String>> {
-    if key.is_none() {
-        return Ok(None);
-    }
-    sealed
-        .map(|b| open_col(vault, key, owner, 0, kind, &b))
-        .transpose()
-}
-
-fn ticket_from_row(vault: &Vault, r: &SqliteRow) -> StoreResult<Ticket> {
-    let agent_id: Option<i64> = r.try_get("agent_id")?;
-    let agent_name: Option<String> = r.try_get("agent_name")?;
-    let conversation = ConversationId(r.try_get("conversation")?);
-    let customer = CustomerId(r.try_get("customer_id")?);
-    let conv_owner = KeyOwner::conversation(conversation.0);
-    let cust_owner = KeyOwner::customer(customer.0);
-    let conv_key = row_key(vault, r, &conv_owner, "conv")?;
-    let cust_key = row_key(vault, r, &cust_owner, "cust")?;
-    let subject: Vec<u8> = r.try_get("subject")?;
-    let customer_name: Vec<u8> = r.try_get("customer_name")?;
-    Ok(Ticket {
-        id: TicketId(r.try_get("id")?),
-        conversation,
-        kind: parse(r.try_get("kind")?)?,
-        status: parse(r.try_get("status")?)?,
-        priority: parse(r.try_get("priority")?)?,
-        subject: open_col(
-            vault,
-            conv_key.as_deref(),
-            &conv_owner,
-            0,
-            sealing::TICKET_SUBJECT,
-            &subject,
-        )?,
-        customer: CustomerRef {
-            id: customer,
-            name: open_col(
-                vault,
-                cust_key.as_deref(),
-                &cust_owner,
-                0,
-                sealing::CUSTOMER_NAME,
-                &customer_name,
-            )?,
-            verified: r.try_get("verified")?,
-        },
-        agent: agent_id.map(|id| AgentRef {
-            id: UserId(id),
-            name: agent_name.unwrap_or_default(),
-        }),
-        created_at: ts(r.try_get("created_at")?),
-        queued_at: ts(r.try_get("queued_at")?),
-        first_response_at: opt_ts(r.try_get("first_response_at")?),
-        resolved_at: opt_ts(r.try_get("resolved_at")?),
-        closed_at: opt_ts(r.try_get("closed_at")?),
-        last_seq: Seq(r.try_get("last_seq")?),
-        customer_read_seq: Seq(r.try_get("customer_read_seq")?),
-        agent_read_seq: Seq(r.try_get("agent_read_seq")?),
-    })
-}
-
-fn message_from_row(vault: &Vault, r: &SqliteRow) -> StoreResult<Message> {
-    let conversation = ConversationId(r.try_get("conversation_id")?);
-    let seq: i64 = r.try_get("seq")?;
-    let owner = KeyOwner::conversation(conversation.0);
-    let key = row_key(vault, r, &owner, "conv")?;
-    let body: Vec<u8> = r.try_get("body")?;
-    let author: Vec<u8> = r.try_get("author_name")?;
-    Ok(Message {
-        conversation,
-        seq: Seq(seq),
-        at: ts(r.try_get("at")?),
-        from: Author {
-            kind: parse(r.try_get("author_kind")?)?,
-            id: r.try_get("author_id")?,
-            name: open_col(
-                vault,
-                key.as_deref(),
-                &owner,
-                seq,
-                sealing::MESSAGE_AUTHOR,
-                &author,
-            )?,
-        },
-        text: open_col(
-            vault,
-            key.as_deref(),
-            &owner,
-            seq,
-            sealing::MESSAGE_BODY,
-            &body,
-        )?,
-        client_id: r.try_get("client_id")?,
-        blocked: r.try_get("blocked")?,
-        attachment: None,
-    })
-    .and_then(|mut m| {
-        let id: Option<i64> = r.try_get("att_id")?;
-        if let Some(id) = id {
-            let size: i64 = r.try_get("att_size")?;
-            m.attachment = Some(AttachmentRef {
-                id: crate::ids::AttachmentId(id),
-                name: m.text.clone(),
-                content_type: r.try_get("att_type")?,
-                size: u64::try_from(size).unwrap_or(0),
-            });
-        }
-        Ok(m)
-    })
-}
-
-fn user_from_row(r: &SqliteRow) -> StoreResult<User> {
-    Ok(User {
-        id: UserId(r.try_get("id")?),
-        username: r.try_get("username")?,
-        name: r.try_get("name")?,
-        role: parse(r.try_get("role")?)?,
-        capacity: r.try_get::<i64, _>("capacity")?.try_into().unwrap_or(1),
-        active: r.try_get("active")?,
-        created_at: ts(r.try_get("created_at")?),
-    })
-}
-
-fn customer_from_row(vault: &Vault, r: &SqliteRow) -> StoreResult<Customer> {
-    let id = CustomerId(r.try_get("id")?);
-    let owner = KeyOwner::customer(id.0);
-    let key = row_key(vault, r, &owner, "cust")?;
-    let k = key.as_deref();
-    let name: Vec<u8> = r.try_get("name")?;
-    Ok(Customer {
-        id,
-        site: r.try_get("site")?,
-        external_id: open_opt(
-            vault,
-            k,
-            &owner,
-            sealing::CUSTOMER_EXTERNAL_ID,
-            r.try_get("external_id")?,
-        )?,
-        name: open_col(vault, k, &owner, 0, sealing::CUSTOMER_NAME, &name)?,
-        email: open_opt(
-            vault,
-            k,
-            &owner,
-            sealing::CUSTOMER_EMAIL,
-            r.try_get("email")?,
-        )?,
-        phone: open_opt(
-            vault,
-            k,
-            &owner,
-            sealing::CUSTOMER_PHONE,
-            r.try_get("phone")?,
-        )?,
-        verified: r.try_get("verified")?,
-        created_at: ts(r.try_get("created_at")?),
-    })
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
-
-/// The subject of a new ticket: the first line of its first message, shortened.
-fn subject_of(text: &str) -> String {
-    let line = text
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("");
-    let mut s: String = line.chars().take(120).collect();
-    if line.chars().count() > 120 {
-        s.push('…');
-    }
-    s
 }
 
 async fn ticket_in(
@@ -466,8 +203,7 @@ async fn insert_message(
         .await?
         .ok_or(StoreError::NotFound)?;
     let sealed = seal_message(vault, &target, msg)?;
-    sealed
-        .insert(msg, client_id, now)
+    insert_sealed(&sealed, msg, client_id, now)
         .execute(&mut *conn)
         .await?;
     let mut message = stored(sealed.conversation, sealed.seq, msg, client_id, now);
@@ -548,93 +284,23 @@ const INSERT_SEALED: &str = "INSERT INTO messages \
      (conversation_id, seq, at, author_kind, author_id, author_name, body, client_id, blocked) \
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
-/// A message sealed as record `seq` of its conversation, ready to insert.
-struct SealedMessage {
-    conversation: ConversationId,
-    seq: Seq,
-    author: Vec<u8>,
-    body: Vec<u8>,
-}
-
-/// Seals the message's body and author name under the conversation's data key, as the
-/// record after the conversation's last one. `target` is a row of one of the `TARGET_*`
-/// statements.
-fn seal_message(
-    vault: &Vault,
-    target: &SqliteRow,
-    msg: &NewMessage<'_>,
-) -> StoreResult<SealedMessage> {
-    let conversation = ConversationId(target.try_get("id")?);
-    let seq = target.try_get::<i64, _>("last_seq")? + 1;
-    let owner = KeyOwner::conversation(conversation.0);
-    let key = row_key(vault, target, &owner, "conv")?.ok_or(StoreError::Conflict(
-        "the conversation's transcript was deleted",
-    ))?;
-    let seal = |kind, text: &str| vault.seal(&key, &owner, seq, kind, text).map_err(vault_err);
-    Ok(SealedMessage {
-        conversation,
-        seq: Seq(seq),
-        author: seal(sealing::MESSAGE_AUTHOR, &msg.author.name)?,
-        body: seal(sealing::MESSAGE_BODY, msg.text)?,
-    })
-}
-
-impl SealedMessage {
-    fn insert<'q>(
-        &'q self,
-        msg: &NewMessage<'q>,
-        client_id: Option<&'q str>,
-        now: Timestamp,
-    ) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
-        sqlx::query(INSERT_SEALED)
-            .bind(self.conversation.0)
-            .bind(self.seq.0)
-            .bind(now.0)
-            .bind(msg.author.kind.as_str())
-            .bind(msg.author.id)
-            .bind(&self.author)
-            .bind(&self.body)
-            .bind(client_id)
-            .bind(msg.blocked)
-    }
-}
-
-fn stored(
-    conversation: ConversationId,
-    seq: Seq,
-    msg: &NewMessage<'_>,
-    client_id: Option<&str>,
+/// The statement that inserts a sealed message.
+fn insert_sealed<'q>(
+    sealed: &'q SealedMessage,
+    msg: &NewMessage<'q>,
+    client_id: Option<&'q str>,
     now: Timestamp,
-) -> Message {
-    Message {
-        conversation,
-        seq,
-        at: now,
-        from: msg.author.clone(),
-        text: msg.text.to_string(),
-        client_id: client_id.map(str::to_string),
-        blocked: msg.blocked,
-        attachment: None,
-    }
-}
-
-fn system_author() -> Author {
-    Author {
-        kind: AuthorKind::System,
-        id: None,
-        name: "deskgate".into(),
-    }
-}
-
-/// Checks that the ticket is assigned, and to this agent.
-fn held_by(ticket: &Ticket, agent: UserId) -> StoreResult<()> {
-    if ticket.agent.as_ref().map(|a| a.id) != Some(agent) {
-        return Err(StoreError::Forbidden);
-    }
-    if ticket.status != TicketStatus::Assigned {
-        return Err(StoreError::Conflict("ticket is not assigned"));
-    }
-    Ok(())
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    sqlx::query(INSERT_SEALED)
+        .bind(sealed.conversation.0)
+        .bind(sealed.seq.0)
+        .bind(now.0)
+        .bind(msg.author.kind.as_str())
+        .bind(msg.author.id)
+        .bind(&sealed.author)
+        .bind(&sealed.body)
+        .bind(client_id)
+        .bind(msg.blocked)
 }
 
 /// Ends a change of a ticket's state: records it as a system message in the conversation,
@@ -1717,40 +1383,4 @@ async fn ticket_of_conversation(
         .await?
         .ok_or(StoreError::NotFound)?;
     ticket_from_row(vault, &row)
-}
-
-/// A note with its author's name and its conversation's wrapped data key.
-const NOTE_SELECT: &str = "SELECT n.id, n.ticket_id, n.at, n.author_id, u.name, n.body, n.client_id, \
-     c.id AS conversation, dk.key_version AS conv_key_version, dk.wrapped AS conv_key \
-     FROM notes n JOIN users u ON u.id = n.author_id JOIN conversations c ON c.ticket_id = n.ticket_id \
-     LEFT JOIN data_keys dk ON dk.owner = 'conversation:' || c.id";
-
-fn note_from_row(vault: &Vault, r: &SqliteRow) -> StoreResult<Note> {
-    let id: i64 = r.try_get("id")?;
-    let owner = KeyOwner::conversation(r.try_get::<i64, _>("conversation")?);
-    let key = row_key(vault, r, &owner, "conv")?;
-    let body: Vec<u8> = r.try_get("body")?;
-    Ok(Note {
-        id: crate::ids::NoteId(id),
-        ticket: TicketId(r.try_get("ticket_id")?),
-        at: ts(r.try_get("at")?),
-        author: AgentRef {
-            id: UserId(r.try_get("author_id")?),
-            name: r.try_get("name")?,
-        },
-        text: open_col(vault, key.as_deref(), &owner, id, sealing::NOTE_BODY, &body)?,
-        client_id: r.try_get("client_id")?,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn subject_is_first_non_empty_line_shortened() {
-        assert_eq!(subject_of("\n  Hello there \nsecond"), "Hello there");
-        let long = "x".repeat(200);
-        assert_eq!(subject_of(&long).chars().count(), 121);
-    }
 }

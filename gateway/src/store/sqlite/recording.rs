@@ -3,25 +3,6 @@
 
 use super::*;
 
-const RECORDING_SELECT: &str = "SELECT id, ticket_id, call_id, rate, state, manifest, segments, \
-     frames, started_at, ended_at FROM recordings";
-
-fn recording_from_row(r: &SqliteRow) -> StoreResult<StoredRecording> {
-    let rate: i64 = r.try_get("rate")?;
-    Ok(StoredRecording {
-        id: r.try_get("id")?,
-        ticket: TicketId(r.try_get("ticket_id")?),
-        call_id: r.try_get("call_id")?,
-        rate: u32::try_from(rate).unwrap_or(0),
-        state: parse(r.try_get("state")?)?,
-        manifest: r.try_get("manifest")?,
-        segments: r.try_get("segments")?,
-        frames: r.try_get("frames")?,
-        started_at: ts(r.try_get("started_at")?),
-        ended_at: opt_ts(r.try_get("ended_at")?),
-    })
-}
-
 impl SqliteStore {
     pub(super) async fn sqlite_mark_call(&self, ticket: TicketId) -> StoreResult<()> {
         let done = sqlx::query("UPDATE tickets SET kind = 'call' WHERE id = ?")

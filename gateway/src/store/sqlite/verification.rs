@@ -11,66 +11,16 @@
 use super::SqliteStore;
 use crate::clock::Timestamp;
 use crate::ids::UserId;
+use crate::store::rows::{challenge_from_row, err, factor_from_row, CHALLENGE_COLUMNS};
 use crate::store::{StoreError, StoreResult, User};
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use verify::challenge::millis;
 use verify::lockout::{customer_locked, day_of, TotpLimits};
 use verify::store::{
-    AuthorisedAction, Created, NewChallenge, TotpFactor, VerificationStore, VerifyStoreError,
-    VerifyStoreResult,
+    AuthorisedAction, Created, NewChallenge, TotpFactor, VerificationStore, VerifyStoreResult,
 };
 use verify::{Challenge, CheckOutcome, Checked, Rules};
-
-const CHALLENGE_COLUMNS: &str = "id, ticket_id, customer_id, agent_id, action, state, attempts, \
-     resends, destination, salt, code_hash, created_at, sent_at, expires_at, verified_until";
-
-fn err(e: sqlx::Error) -> VerifyStoreError {
-    match e {
-        sqlx::Error::RowNotFound => VerifyStoreError::NotFound,
-        other => VerifyStoreError::Unavailable(other.to_string()),
-    }
-}
-
-fn challenge_from_row(r: &SqliteRow) -> VerifyStoreResult<Challenge> {
-    let state: String = r.try_get("state").map_err(err)?;
-    let count = |name: &str| -> VerifyStoreResult<u32> {
-        let v: i64 = r.try_get(name).map_err(err)?;
-        Ok(u32::try_from(v).unwrap_or(u32::MAX))
-    };
-    Ok(Challenge {
-        id: r.try_get("id").map_err(err)?,
-        ticket: r.try_get("ticket_id").map_err(err)?,
-        customer: r.try_get("customer_id").map_err(err)?,
-        agent: r.try_get("agent_id").map_err(err)?,
-        action: r.try_get("action").map_err(err)?,
-        state: state
-            .parse()
-            .map_err(|e: String| VerifyStoreError::Unavailable(format!("corrupt row: {e}")))?,
-        attempts: count("attempts")?,
-        resends: count("resends")?,
-        destination: r.try_get("destination").map_err(err)?,
-        salt: r.try_get("salt").map_err(err)?,
-        code_hash: r.try_get("code_hash").map_err(err)?,
-        created_at: r.try_get("created_at").map_err(err)?,
-        sent_at: r.try_get("sent_at").map_err(err)?,
-        expires_at: r.try_get("expires_at").map_err(err)?,
-        verified_until: r.try_get("verified_until").map_err(err)?,
-    })
-}
-
-fn factor_from_row(r: &SqliteRow) -> VerifyStoreResult<TotpFactor> {
-    let failures: i64 = r.try_get("failures").map_err(err)?;
-    Ok(TotpFactor {
-        user: r.try_get("user_id").map_err(err)?,
-        sealed_seed: r.try_get("sealed_seed").map_err(err)?,
-        confirmed: r.try_get("confirmed").map_err(err)?,
-        last_step: r.try_get("last_step").map_err(err)?,
-        failures: u32::try_from(failures).unwrap_or(u32::MAX),
-        last_failure_at: r.try_get("last_failure_at").map_err(err)?,
-    })
-}
 
 /// One check of a challenge inside the caller's transaction: a right code approves it if it is
 /// still pending and unexpired; a wrong one counts an attempt (ending the challenge at the

@@ -1,0 +1,105 @@
+//! What both engines decide the same way around a write: a new ticket's subject, who may
+//! write to an assigned ticket, and a message sealed as its conversation's next record.
+
+use super::rows::{row_key, vault_err, Cols};
+use super::*;
+use crate::vault::{self as sealing, KeyOwner, Vault};
+
+pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// The subject of a new ticket: the first line of its first message, shortened.
+pub(super) fn subject_of(text: &str) -> String {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    let mut s: String = line.chars().take(120).collect();
+    if line.chars().count() > 120 {
+        s.push('…');
+    }
+    s
+}
+
+/// A message sealed as record `seq` of its conversation, ready to insert.
+pub(super) struct SealedMessage {
+    pub(super) conversation: ConversationId,
+    pub(super) seq: Seq,
+    pub(super) author: Vec<u8>,
+    pub(super) body: Vec<u8>,
+}
+
+/// Seals the message's body and author name under the conversation's data key, as the
+/// record after the conversation's last one. `target` is a row of one of the `TARGET_*`
+/// statements.
+pub(super) fn seal_message(
+    vault: &Vault,
+    target: &impl Cols,
+    msg: &NewMessage<'_>,
+) -> StoreResult<SealedMessage> {
+    let conversation = ConversationId(target.col("id")?);
+    let seq = target.col::<i64>("last_seq")? + 1;
+    let owner = KeyOwner::conversation(conversation.0);
+    let key = row_key(vault, target, &owner, "conv")?.ok_or(StoreError::Conflict(
+        "the conversation's transcript was deleted",
+    ))?;
+    let seal = |kind, text: &str| vault.seal(&key, &owner, seq, kind, text).map_err(vault_err);
+    Ok(SealedMessage {
+        conversation,
+        seq: Seq(seq),
+        author: seal(sealing::MESSAGE_AUTHOR, &msg.author.name)?,
+        body: seal(sealing::MESSAGE_BODY, msg.text)?,
+    })
+}
+
+pub(super) fn stored(
+    conversation: ConversationId,
+    seq: Seq,
+    msg: &NewMessage<'_>,
+    client_id: Option<&str>,
+    now: Timestamp,
+) -> Message {
+    Message {
+        conversation,
+        seq,
+        at: now,
+        from: msg.author.clone(),
+        text: msg.text.to_string(),
+        client_id: client_id.map(str::to_string),
+        blocked: msg.blocked,
+        attachment: None,
+    }
+}
+
+pub(super) fn system_author() -> Author {
+    Author {
+        kind: AuthorKind::System,
+        id: None,
+        name: "deskgate".into(),
+    }
+}
+
+/// Checks that the ticket is assigned, and to this agent.
+pub(super) fn held_by(ticket: &Ticket, agent: UserId) -> StoreResult<()> {
+    if ticket.agent.as_ref().map(|a| a.id) != Some(agent) {
+        return Err(StoreError::Forbidden);
+    }
+    if ticket.status != TicketStatus::Assigned {
+        return Err(StoreError::Conflict("ticket is not assigned"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_is_first_non_empty_line_shortened() {
+        assert_eq!(subject_of("\n  Hello there \nsecond"), "Hello there");
+        let long = "x".repeat(200);
+        assert_eq!(subject_of(&long).chars().count(), 121);
+    }
+}
