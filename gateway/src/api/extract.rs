@@ -6,7 +6,7 @@
 use super::ApiError;
 use axum::extract::path::ErrorKind;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
@@ -76,8 +76,16 @@ where
                         index + 1,
                         expected(expected_type)
                     ),
+                    // A lone parameter (`Path<i64>`): its name is the route's only one.
                     ErrorKind::ParseError { expected_type, .. } => {
-                        format!("the path parameter must be {}", expected(expected_type))
+                        let raw = RawPathParams::from_request_parts(parts, state).await;
+                        let mut keys = raw.iter().flat_map(|r| r.iter().map(|(k, _)| k));
+                        match (keys.next(), keys.next()) {
+                            (Some(key), None) => {
+                                format!("{key} in the path must be {}", expected(expected_type))
+                            }
+                            _ => format!("the path parameter must be {}", expected(expected_type)),
+                        }
                     }
                     ErrorKind::InvalidUtf8InPathParam { key } => {
                         format!("{key} in the path is not valid UTF-8")
