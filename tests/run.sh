@@ -78,6 +78,10 @@ sqlite_only='test(a_canary_sent_through_the_chat_is_nowhere_on_disk)
 DESKGATE_TEST_DATABASE=postgres cargo nextest run -p deskgate-tests --no-fail-fast \
   -E "test(/^(chat|queue|desk|resume|stepup|vault|audit|attachments|voice)::/) - ($sqlite_only)"
 
+# schemathesis against /api/openapi.json of a running `deskgate serve`: no 5xx, every status,
+# content type and body as the document says (under a minute; tests/schemathesis.sh).
+bash tests/schemathesis.sh
+
 # deploy/: YAML, the example config, HAProxy and the systemd unit, as far as they can be
 # checked without a container engine.
 bash deploy/validate.sh

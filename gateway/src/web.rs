@@ -6,7 +6,7 @@
 //! browser revalidates with `If-None-Match` and gets 304), and, for pages, a Content-Security-
 //! Policy that allows only the gateway's own scripts, styles and sockets.
 
-use axum::extract::Path;
+use crate::api::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;

@@ -145,3 +145,146 @@ async fn bad_request_bodies_get_a_clear_400() {
         .await;
     assert_eq!(status, 404);
 }
+
+/// The answer's status, whether its body is the API's JSON error body, and the body.
+async fn raw(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let json = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"));
+    let text = resp.text().await.unwrap();
+    assert!(json, "{status}: not JSON: {text}");
+    let body: Value = serde_json::from_str(&text).expect("a JSON body");
+    (status, body)
+}
+
+async fn openapi(app: &TestApp) -> Value {
+    let resp = app
+        .http
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    resp.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn an_unparsable_path_id_or_query_gets_the_json_error_naming_the_field_not_the_value() {
+    let app = TestApp::start().await;
+    let admin = app.admin().await;
+    let doc = openapi(&app).await;
+    let cases = [
+        ("/api/tickets/4111111111111111x", "/api/tickets/{id}", "id"),
+        (
+            "/api/grants/abc/transcript",
+            "/api/grants/{id}/transcript",
+            "id",
+        ),
+        (
+            "/api/grants/1/attachments/-",
+            "/api/grants/{grant}/attachments/{id}",
+            "id",
+        ),
+        (
+            "/api/tickets?limit=4111111111111111x",
+            "/api/tickets",
+            "limit",
+        ),
+        ("/api/audit?limit=ten", "/api/audit", "limit"),
+        (
+            "/api/tickets?status=4111111111111111x",
+            "/api/tickets",
+            "status",
+        ),
+    ];
+    for (url, path, field) in cases {
+        let resp = app
+            .http
+            .get(app.url(url))
+            .bearer_auth(&admin.token)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = raw(resp).await;
+        assert_eq!(status, 400, "{url}: {body}");
+        assert_eq!(body["error"]["code"], "invalid", "{url}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(field), "{url}: {message}");
+        assert!(
+            !message.contains("4111"),
+            "{url}: the value is quoted: {message}"
+        );
+        assert!(
+            doc["paths"][path]["get"]["responses"]["400"]["content"]["application/json"]
+                .is_object(),
+            "{path}: 400 is not documented with the error body"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_json_body_gets_the_json_error_with_a_documented_status() {
+    let app = TestApp::start().await;
+    let admin = app.admin().await;
+    let doc = openapi(&app).await;
+    let patch = |body: &'static str, content_type: Option<&'static str>| {
+        let mut req = app
+            .http
+            .patch(app.url("/api/tickets/1"))
+            .bearer_auth(&admin.token)
+            .body(body);
+        if let Some(t) = content_type {
+            req = req.header("content-type", t);
+        }
+        req.send()
+    };
+    for (body, content_type) in [
+        ("{\"priority\": ", Some("application/json")),
+        ("{\"priority\": 4111111111111111}", Some("application/json")),
+        ("{\"priority\": \"high\"}", None),
+    ] {
+        let (status, err) = raw(patch(body, content_type).await.unwrap()).await;
+        assert_eq!(status, 400, "{body}: {err}");
+        assert_eq!(err["error"]["code"], "invalid", "{body}: {err}");
+        assert!(!err.to_string().contains("4111"), "{err}");
+    }
+    let documented = &doc["paths"]["/api/tickets/{id}"]["patch"]["responses"];
+    for status in ["400", "401", "413"] {
+        assert!(
+            documented[status]["content"]["application/json"].is_object(),
+            "PATCH /api/tickets/{{id}}: {status} is not documented: {documented}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_operation_documents_its_malformed_input_and_missing_token_answers() {
+    let app = TestApp::start().await;
+    let doc = openapi(&app).await;
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = &op["responses"];
+            let params = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| p["in"] == "path" || p["in"] == "query");
+            let json_body = op["requestBody"]["content"]["application/json"].is_object();
+            if params || json_body {
+                assert!(responses["400"].is_object(), "{method} {path}: no 400");
+            }
+            if json_body {
+                assert!(responses["413"].is_object(), "{method} {path}: no 413");
+            }
+            if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
+                assert!(responses["401"].is_object(), "{method} {path}: no 401");
+                assert!(responses["503"].is_object(), "{method} {path}: no 503");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 40, "only {checked} operations");
+}

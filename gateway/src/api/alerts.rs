@@ -2,10 +2,10 @@
 //! were not connected when the `security_alert` frame went out. Read back from the audit log,
 //! so nothing is kept twice and nothing is lost to a restart.
 
-use super::{ApiError, ApiResult, Staff};
+use super::{ApiError, ApiResult, Query, Staff};
 use crate::app::App;
 use crate::stepup::security::Alert;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 use std::time::Duration;

@@ -11,7 +11,7 @@
 //! refused with an error, and a later segment that fails to open aborts the response (its
 //! `Content-Length` is then never reached). Every staff read, and every refusal, is audited.
 
-use super::{bearer, ApiError, ApiResult, Staff};
+use super::{bearer, ApiError, ApiResult, Path, Staff};
 use crate::app::App;
 use crate::attachment::{AttachmentError, Upload};
 use crate::audit::{Action, Context, Event};
@@ -22,7 +22,7 @@ use crate::origin::RequestOrigin;
 use crate::protocol::{blocked_message, ClientId};
 use crate::store::{Customer, Message, StoreError, StoredAttachment, Ticket, TicketStatus};
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_EXPOSE_HEADERS,
     ACCESS_CONTROL_MAX_AGE, CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_LENGTH,
@@ -384,6 +384,13 @@ pub async fn download(
     }
 }
 
+/// `/api/grants/{grant}/attachments/{id}`, by name, so that a bad one is named in the error.
+#[derive(serde::Deserialize)]
+pub struct GrantedFile {
+    grant: i64,
+    id: i64,
+}
+
 /// Download a closed ticket's attachment through an approved grant to its transcript.
 #[utoipa::path(get, path = "/api/grants/{grant}/attachments/{id}", tag = "attachments",
     security(("bearer" = [])),
@@ -400,10 +407,10 @@ pub async fn download_granted(
     State(app): State<App>,
     Staff(me): Staff,
     ctx: Context,
-    Path((grant, id)): Path<(i64, i64)>,
+    Path(path): Path<GrantedFile>,
 ) -> ApiResult<Response> {
     let ctx = ctx.by(&me);
-    let (grant, id) = (GrantId(grant), AttachmentId(id));
+    let (grant, id) = (GrantId(path.grant), AttachmentId(path.id));
     super::grants::expire_due(&app).await?;
     let g = app.store.grant(grant).await?;
     let ticket = app.store.ticket(TicketId(g.grant.object_id)).await?;

@@ -5,14 +5,14 @@
 //! `GET /api/audit/status` checks the whole hash chain and the checkpoint signatures the way
 //! `deskgate audit verify` does ([`crate::audit::verify_store`]), for the console's badge.
 
-use super::{ApiError, ApiResult, Staff};
+use super::{ApiError, ApiResult, Query, Staff};
 use crate::app::App;
 use crate::audit::{Action, Context, Event};
 use crate::auth::{require, Permission};
 use crate::clock::Timestamp;
 use crate::ids::{CustomerId, UserId};
 use crate::store::{AuditFilter, AuditRecord};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use recorder::audit::Broken;
 use serde::{Deserialize, Serialize};

@@ -27,6 +27,7 @@ pub struct Bootstrap {
         (status = 201, body = User),
         (status = 400, body = super::ErrorBody),
         (status = 401, description = "wrong or used secret", body = super::ErrorBody),
+        (status = 503, description = "unavailable: the store cannot be reached; retry later", body = super::ErrorBody),
     ))]
 pub async fn create(
     State(app): State<App>,

@@ -2,7 +2,7 @@
 //! console or any system acting with a staff session), and a recording's layout and pause
 //! intervals (never its audio: that is read through a grant, `grants::recording`).
 
-use super::{ApiError, ApiResult, Body, Staff};
+use super::{ApiError, ApiResult, Body, Path, Staff};
 use crate::app::App;
 use crate::audit::Context;
 use crate::auth::{require, Permission};
@@ -13,13 +13,14 @@ use crate::store::{RecordingState, StoredRecording, User};
 use crate::vault::KeyOwner;
 use crate::voice::call::{open_manifest, PauseError};
 use crate::voice::Call;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CallView {
+    /// The call's id (the media stream's).
     pub call: String,
     pub ticket: TicketId,
     pub recording: i64,
@@ -47,6 +48,12 @@ async fn live_call(app: &App, me: &User, id: &str) -> ApiResult<Arc<Call>> {
     Ok(call)
 }
 
+/// A live call: its ticket, recording and pause state, and the agent on it.
+#[utoipa::path(get, path = "/api/calls/{id}", tag = "calls", security(("bearer" = [])),
+    params(("id" = String, Path, description = "call id")),
+    responses((status = 200, body = CallView),
+        (status = 403, description = "not a ticket the caller may read; or the calling page's origin may not use the staff API", body = super::ErrorBody),
+        (status = 404, description = "no such call going on (on this node)", body = super::ErrorBody)))]
 pub async fn show(
     State(app): State<App>,
     Staff(me): Staff,
@@ -56,8 +63,9 @@ pub async fn show(
     Ok(Json(view(&call)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct PauseRequest {
+    /// Why (needed to pause, e.g. "card details"; optional to resume).
     pub reason: Option<String>,
 }
 
@@ -69,6 +77,13 @@ fn pause_error(e: PauseError) -> ApiError {
 }
 
 /// Pauses the call's recording (for card details): the ticket's agent, or a lead or above.
+#[utoipa::path(post, path = "/api/calls/{id}/pause", tag = "calls", security(("bearer" = [])),
+    params(("id" = String, Path, description = "call id")), request_body = PauseRequest,
+    responses((status = 200, body = CallView),
+        (status = 400, description = "a reason of 3 to 200 characters is needed", body = super::ErrorBody),
+        (status = 403, description = "a role that does not work tickets, or not a ticket the caller may read; or the calling page's origin may not use the staff API", body = super::ErrorBody),
+        (status = 404, description = "no such call going on (on this node)", body = super::ErrorBody),
+        (status = 409, description = "already paused, or the call has ended", body = super::ErrorBody)))]
 pub async fn pause(
     State(app): State<App>,
     Staff(me): Staff,
@@ -85,6 +100,13 @@ pub async fn pause(
     Ok(Json(view(&call)))
 }
 
+/// Resumes the call's recording after a pause.
+#[utoipa::path(post, path = "/api/calls/{id}/resume", tag = "calls", security(("bearer" = [])),
+    params(("id" = String, Path, description = "call id")), request_body = PauseRequest,
+    responses((status = 200, body = CallView),
+        (status = 403, description = "a role that does not work tickets, or not a ticket the caller may read; or the calling page's origin may not use the staff API", body = super::ErrorBody),
+        (status = 404, description = "no such call going on (on this node)", body = super::ErrorBody),
+        (status = 409, description = "not paused, or the call has ended", body = super::ErrorBody)))]
 pub async fn resume(
     State(app): State<App>,
     Staff(me): Staff,
@@ -101,7 +123,7 @@ pub async fn resume(
     Ok(Json(view(&call)))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PauseView {
     /// Offsets from the start of the recording, in milliseconds.
     pub start_ms: u64,
@@ -110,7 +132,7 @@ pub struct PauseView {
     pub resumed_by: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RecordingView {
     pub id: i64,
     pub ticket: TicketId,
@@ -153,6 +175,12 @@ pub async fn opened(
 
 /// A recording's layout and pauses, for whoever may read its ticket while it is not closed;
 /// never the audio.
+#[utoipa::path(get, path = "/api/recordings/{id}", tag = "calls", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "recording id")),
+    responses((status = 200, body = RecordingView),
+        (status = 403, description = "not a ticket the caller may read, and not a role that may ask for a grant; or the calling page's origin may not use the staff API", body = super::ErrorBody),
+        (status = 404, body = super::ErrorBody),
+        (status = 409, description = "the recording's manifest does not open: altered", body = super::ErrorBody)))]
 pub async fn recording(
     State(app): State<App>,
     Staff(me): Staff,

@@ -5,7 +5,7 @@
 //! Staff may look at a customer they may read a ticket of: one queued or their own for those
 //! who work tickets, any for leads, supervisors and admins. Reads and refusals are audited.
 
-use super::{ApiError, ApiResult, Body, Staff};
+use super::{ApiError, ApiResult, Body, Path, Staff};
 use crate::app::App;
 use crate::audit::{Action, Context, Event};
 use crate::auth::{mask, require, Permission};
@@ -13,7 +13,7 @@ use crate::clock::Timestamp;
 use crate::desk::Desk;
 use crate::ids::CustomerId;
 use crate::store::{Customer, TicketFilter, User};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use recorder::grant::Reason;
 use serde::{Deserialize, Serialize};

@@ -7,14 +7,14 @@
 //! Entries say who, which ticket and customer, where the copy came from and how many
 //! characters it had; never the copied text.
 
-use super::{ApiError, ApiResult, Body, Staff};
+use super::{ApiError, ApiResult, Body, Path, Staff};
 use crate::app::App;
 use crate::audit::{Action, Context, Event};
 use crate::clock::Timestamp;
 use crate::desk::Desk;
 use crate::ids::TicketId;
 use crate::store::TicketStatus;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};

@@ -6,7 +6,7 @@
 //! every read and every refusal is audited. Approvers and admins see every grant, requesters
 //! their own.
 
-use super::{ApiError, ApiResult, Body, Staff};
+use super::{ApiError, ApiResult, Body, Path, Query, Staff};
 use crate::app::App;
 use crate::audit::{Action, Context, Event, Outcome};
 use crate::auth::{require, Permission};
@@ -17,7 +17,7 @@ use crate::store::{
     GrantChange, GrantFilter, Message, NewGrant, Note, StoreError, StoredGrant, Ticket,
     TicketStatus, User,
 };
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use recorder::grant::{GrantError, ObjectKind, Reason, Status};
@@ -342,7 +342,8 @@ pub struct ListQuery {
 /// everyone else.
 #[utoipa::path(get, path = "/api/grants", tag = "grants", security(("bearer" = [])),
     params(ListQuery),
-    responses((status = 200, body = Vec<GrantView>), (status = 401, body = super::ErrorBody)))]
+    responses((status = 200, body = Vec<GrantView>), (status = 401, body = super::ErrorBody),
+        (status = 403, description = "the calling page's origin may not use the staff API", body = super::ErrorBody)))]
 pub async fn list(
     State(app): State<App>,
     Staff(me): Staff,
@@ -385,7 +386,8 @@ pub struct PolicyView {
 
 /// The configured limits of access requests (any staff member).
 #[utoipa::path(get, path = "/api/grants/policy", tag = "grants", security(("bearer" = [])),
-    responses((status = 200, body = PolicyView), (status = 401, body = super::ErrorBody)))]
+    responses((status = 200, body = PolicyView), (status = 401, body = super::ErrorBody),
+        (status = 403, description = "the calling page's origin may not use the staff API", body = super::ErrorBody)))]
 pub async fn policy(State(app): State<App>, Staff(_me): Staff) -> Json<PolicyView> {
     let p = &app.config.grants;
     Json(PolicyView {
@@ -479,7 +481,8 @@ async fn review(
     params(("id" = i64, Path, description = "grant id")), request_body = Review,
     responses((status = 200, body = GrantView), (status = 401, body = super::ErrorBody),
         (status = 403, description = "not an approver, or one's own request", body = super::ErrorBody),
-        (status = 404, body = super::ErrorBody), (status = 409, description = "not pending (reviewed, expired, revoked)", body = super::ErrorBody)))]
+        (status = 404, body = super::ErrorBody), (status = 409, description = "not pending (reviewed, expired, revoked)", body = super::ErrorBody),
+        (status = 429, description = "retry_later: too many wrong second-factor codes", body = super::ErrorBody)))]
 pub async fn approve(
     State(app): State<App>,
     Staff(me): Staff,
@@ -627,6 +630,13 @@ pub async fn transcript(
 /// requester only, while the grant is active). The file is checked against its manifest first:
 /// a cut-off or altered recording is refused (409), not played in part. Every play is audited,
 /// and so is every refused one.
+#[utoipa::path(get, path = "/api/grants/{id}/recording", tag = "grants", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "grant id")),
+    responses(
+        (status = 200, description = "the recording as a WAV file, streamed", content_type = "audio/wav"),
+        (status = 403, description = "not the grant's requester, or a role that may not read through a grant; or the calling page's origin may not use the staff API", body = super::ErrorBody),
+        (status = 404, description = "no such grant, or not one for a recording", body = super::ErrorBody),
+        (status = 409, description = "pending, denied, expired or revoked; or the recording cannot be opened or fails its integrity check", body = super::ErrorBody)))]
 pub async fn recording(
     State(app): State<App>,
     Staff(me): Staff,

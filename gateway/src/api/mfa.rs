@@ -5,12 +5,12 @@
 //! A user whose role requires a second factor and who has none gets an enrolment-only session
 //! at login; it opens these endpoints and nothing else.
 
-use super::{bearer, ApiError, ApiResult, Body, Staff};
+use super::{bearer, ApiError, ApiResult, Body, Path, Staff};
 use crate::app::App;
 use crate::audit::Context;
 use crate::ids::UserId;
 use crate::store::{StoreError, User};
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
@@ -111,7 +111,7 @@ pub async fn begin(
 #[utoipa::path(post, path = "/api/me/mfa/totp/confirm", tag = "mfa", security(("bearer" = [])),
     request_body = CodeBody,
     responses((status = 200, body = RecoveryCodes), (status = 401, description = "wrong code", body = super::ErrorBody),
-        (status = 409, body = super::ErrorBody)))]
+        (status = 409, body = super::ErrorBody), (status = 429, description = "retry_later: too many wrong codes; retry after a while", body = super::ErrorBody)))]
 pub async fn confirm(
     State(app): State<App>,
     Enrolling(me): Enrolling,
@@ -126,7 +126,9 @@ pub async fn confirm(
 /// New recovery codes after a current code; the old ones stop working.
 #[utoipa::path(post, path = "/api/me/mfa/recovery-codes", tag = "mfa", security(("bearer" = [])),
     request_body = CodeBody,
-    responses((status = 200, body = RecoveryCodes), (status = 401, body = super::ErrorBody)))]
+    responses((status = 200, body = RecoveryCodes), (status = 401, description = "wrong code", body = super::ErrorBody),
+        (status = 403, description = "the calling page's origin may not use the staff API", body = super::ErrorBody),
+        (status = 429, description = "retry_later: too many wrong codes; retry after a while", body = super::ErrorBody)))]
 pub async fn recovery_codes(
     State(app): State<App>,
     Staff(me): Staff,
@@ -143,7 +145,8 @@ pub async fn recovery_codes(
 /// Turn the caller's TOTP off, after a current code. Refused for roles that require it.
 #[utoipa::path(delete, path = "/api/me/mfa/totp", tag = "mfa", security(("bearer" = [])),
     request_body = CodeBody,
-    responses((status = 204), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody)))]
+    responses((status = 204), (status = 401, description = "wrong code", body = super::ErrorBody), (status = 403, body = super::ErrorBody),
+        (status = 429, description = "retry_later: too many wrong codes; retry after a while", body = super::ErrorBody)))]
 pub async fn disable(
     State(app): State<App>,
     Staff(me): Staff,

@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod calls;
 pub mod customers;
 pub mod exports;
+mod extract;
 pub mod grants;
 pub mod health;
 pub mod mfa;
@@ -24,14 +25,14 @@ pub mod visitor;
 use crate::app::App;
 use crate::desk::DeskError;
 use crate::store::{StoreError, User};
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+
+pub use extract::{Body, Path, Query};
 
 /// Errors as clients see them: a fixed set of codes; details go to the log only.
 #[derive(Debug)]
@@ -163,41 +164,6 @@ pub fn limit(app: &App, rule: crate::limits::Rule, key: &str) -> ApiResult<()> {
         tracing::info!(target: "deskgate::security", rule = rule.as_str(), "rate limited");
         ApiError::from(l)
     })
-}
-
-/// A JSON body whose rejection is an [`ApiError`] like every other error.
-pub struct Body<T>(pub T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(Body(v)),
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::Invalid(
-                "expected Content-Type: application/json".into(),
-            )),
-            Err(JsonRejection::JsonSyntaxError(_)) => {
-                Err(ApiError::Invalid("body is not valid JSON".into()))
-            }
-            Err(JsonRejection::JsonDataError(e)) => {
-                let detail = e.body_text();
-                // Name the field, never quote the value.
-                let message = if detail.contains("missing field") {
-                    detail
-                } else {
-                    "a field has the wrong type or value".into()
-                };
-                Err(ApiError::Invalid(message))
-            }
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::Refused(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                "the request body is larger than the gateway accepts".into(),
-            )),
-            Err(_) => Err(ApiError::Invalid("unreadable body".into())),
-        }
-    }
 }
 
 /// A logged-in staff user, from `Authorization: Bearer <session token>`.

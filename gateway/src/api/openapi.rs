@@ -1,7 +1,9 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
 use axum::Json;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{Content, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
@@ -27,9 +29,11 @@ use utoipa::{Modify, OpenApi};
         super::attachments::customer_upload, super::attachments::staff_upload,
         super::attachments::download, super::attachments::download_granted,
         super::audit::list, super::audit::status, super::tickets::legal_hold,
+        super::calls::show, super::calls::pause, super::calls::resume, super::calls::recording,
+        super::grants::recording,
         super::health::live, super::health::ready, super::health::metrics,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonResponses),
 )]
 pub struct ApiDoc;
 
@@ -43,6 +47,91 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
     }
+}
+
+/// The answers an operation gives because of its shape, whatever its handler does, added where
+/// the handler's annotation does not already describe them: a path or query parameter or a
+/// JSON body that does not parse is a 400 (`api::Path`, `api::Query`, `api::Body`), a body
+/// over the limit a 413, and an operation behind a bearer token answers 401 without a valid
+/// one and 503 when the store that holds the tokens cannot be reached.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        for item in doc.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in ops.into_iter().flatten() {
+                add_common(op);
+            }
+        }
+    }
+}
+
+fn add_common(op: &mut Operation) {
+    let params = op
+        .parameters
+        .iter()
+        .flatten()
+        .any(|p| matches!(p.parameter_in, ParameterIn::Path | ParameterIn::Query));
+    let json_body = op
+        .request_body
+        .as_ref()
+        .is_some_and(|b| b.content.contains_key("application/json"));
+    // Every scheme of this API is a bearer token; an empty requirement means "or none".
+    let bearer = op
+        .security
+        .iter()
+        .flatten()
+        .any(|s| *s != SecurityRequirement::default());
+    if params || json_body {
+        error(
+            op,
+            "400",
+            "invalid: a path or query parameter or the body does not parse or is not valid",
+        );
+    }
+    if json_body {
+        error(
+            op,
+            "413",
+            "too_large: the body is larger than the gateway accepts",
+        );
+    }
+    if bearer {
+        error(
+            op,
+            "401",
+            "unauthenticated: missing, unknown or expired token",
+        );
+        error(
+            op,
+            "503",
+            "unavailable: the store cannot be reached; retry later",
+        );
+    }
+}
+
+/// An error answer with the API's error body, unless the operation already documents `status`.
+fn error(op: &mut Operation, status: &str, description: &str) {
+    op.responses
+        .responses
+        .entry(status.to_string())
+        .or_insert_with(|| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+                )
+                .build()
+                .into()
+        });
 }
 
 #[utoipa::path(get, path = "/api/openapi.json", tag = "operations", responses((status = 200, description = "this document")))]

@@ -4,10 +4,10 @@
 //! a CORS answer (their origin echoed), so the widget on the site's own domain can read it;
 //! other pages are refused, as for visitor sessions.
 
-use super::{ApiError, ApiResult};
+use super::{ApiError, ApiResult, Path};
 use crate::app::App;
 use crate::origin::RequestOrigin;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use serde::Serialize;

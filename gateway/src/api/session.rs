@@ -43,8 +43,10 @@ pub struct SessionCreated {
     responses(
         (status = 201, body = SessionCreated),
         (status = 400, body = super::ErrorBody),
+        (status = 403, description = "the calling page's origin may not use the staff API", body = super::ErrorBody),
         (status = 401, description = "unauthenticated: wrong username, password or second-factor code (indistinguishable); mfa_required: the password was right and the user's second-factor code is missing", body = super::ErrorBody),
         (status = 429, description = "retry_later: too many wrong second-factor codes; rate_limited: too many logins from this address or for this username (Retry-After)", body = super::ErrorBody),
+        (status = 503, description = "unavailable: the store cannot be reached; retry later", body = super::ErrorBody),
     ))]
 pub async fn login(
     State(app): State<App>,
@@ -133,7 +135,7 @@ pub struct LogoutQuery {
 pub async fn logout(
     State(app): State<App>,
     headers: HeaderMap,
-    axum::extract::Query(q): axum::extract::Query<LogoutQuery>,
+    super::Query(q): super::Query<LogoutQuery>,
 ) -> ApiResult<StatusCode> {
     let token = bearer(&headers).ok_or(ApiError::Unauthenticated)?;
     let digest = token::digest(token);
@@ -154,7 +156,8 @@ pub async fn logout(
 
 /// The logged-in user.
 #[utoipa::path(get, path = "/api/me", tag = "session", security(("bearer" = [])),
-    responses((status = 200, body = User), (status = 401, body = super::ErrorBody)))]
+    responses((status = 200, body = User), (status = 401, body = super::ErrorBody),
+        (status = 403, description = "the calling page's origin may not use the staff API", body = super::ErrorBody)))]
 pub async fn me(Staff(user): Staff) -> Json<User> {
     Json(user)
 }

@@ -2,10 +2,10 @@
 //! site's name and whether it asks for a name and email first (`prechat` in `[[sites]]`).
 //! Public like the widget; pages on the site's `allowed_origins` get a CORS answer.
 
-use super::{ApiError, ApiResult};
+use super::{ApiError, ApiResult, Path};
 use crate::app::App;
 use crate::origin::RequestOrigin;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use serde::Serialize;

@@ -4,14 +4,14 @@
 //! closed ticket's messages open only through an access grant ([`super::grants`]).
 
 use super::customers::CustomerView;
-use super::{ApiError, ApiResult, Body, Staff};
+use super::{ApiError, ApiResult, Body, Path, Query, Staff};
 use crate::app::App;
 use crate::audit::{Action, Context, Event, Outcome};
 use crate::auth::{require, Permission};
 use crate::desk::{Desk, DeskError};
 use crate::ids::{CustomerId, Seq, TicketId, UserId};
 use crate::store::{Message, Note, Priority, Ticket, TicketFilter, TicketStatus, User};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
@@ -35,7 +35,8 @@ fn limit(l: Option<i64>) -> ApiResult<i64> {
 /// List tickets, newest first.
 #[utoipa::path(get, path = "/api/tickets", tag = "tickets", security(("bearer" = [])),
     params(ListQuery),
-    responses((status = 200, body = Vec<Ticket>), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody)))]
+    responses((status = 200, body = Vec<Ticket>), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody),
+        (status = 403, description = "the calling page's origin may not use the staff API", body = super::ErrorBody)))]
 pub async fn list(
     State(app): State<App>,
     Staff(me): Staff,
@@ -213,7 +214,9 @@ pub struct UpdateTicket {
 #[utoipa::path(patch, path = "/api/tickets/{id}", tag = "tickets", security(("bearer" = [])),
     params(("id" = i64, Path, description = "ticket id")),
     request_body = UpdateTicket,
-    responses((status = 200, body = Ticket), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
+    responses((status = 200, body = Ticket), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody),
+        (status = 403, description = "neither the ticket's agent nor a lead, supervisor or admin; or the calling page's origin may not use the staff API", body = super::ErrorBody),
+        (status = 404, body = super::ErrorBody)))]
 pub async fn update(
     State(app): State<App>,
     Staff(me): Staff,
@@ -290,7 +293,9 @@ pub async fn legal_hold(
 /// it only for customers whose ticket they hold.
 #[utoipa::path(get, path = "/api/customers/{id}/tickets", tag = "customers", security(("bearer" = [])),
     params(("id" = i64, Path, description = "customer id")),
-    responses((status = 200, body = Vec<Ticket>), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
+    responses((status = 200, body = Vec<Ticket>), (status = 401, body = super::ErrorBody),
+        (status = 403, description = "the calling page's origin may not use the staff API", body = super::ErrorBody),
+        (status = 404, description = "no such customer, or none whose ticket the caller holds", body = super::ErrorBody)))]
 pub async fn customer_history(
     State(app): State<App>,
     Staff(me): Staff,

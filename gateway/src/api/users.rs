@@ -2,13 +2,13 @@
 //! accounts is for admins; a change of role or a deactivation ends the user's sessions and
 //! closes their open sockets at once (close code 4003): they must log in again.
 
-use super::{ApiError, ApiResult, Body, Staff};
+use super::{ApiError, ApiResult, Body, Path, Staff};
 use crate::app::App;
 use crate::audit::{Action, Context, Event};
 use crate::auth::{password, require, Permission};
 use crate::ids::UserId;
 use crate::store::{NewUser, Role, User, UserPatch};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use secrecy::SecretString;
@@ -63,7 +63,8 @@ fn require_admin(user: &User) -> ApiResult<()> {
 
 /// All staff accounts (every staff member may list colleagues, e.g. to transfer a chat).
 #[utoipa::path(get, path = "/api/users", tag = "users", security(("bearer" = [])),
-    responses((status = 200, body = Vec<User>), (status = 401, body = super::ErrorBody)))]
+    responses((status = 200, body = Vec<User>), (status = 401, body = super::ErrorBody),
+        (status = 403, description = "the calling page's origin may not use the staff API", body = super::ErrorBody)))]
 pub async fn list(State(app): State<App>, Staff(_me): Staff) -> ApiResult<Json<Vec<User>>> {
     Ok(Json(app.store.users().await?))
 }
@@ -119,6 +120,7 @@ pub async fn create(
         (status = 401, body = super::ErrorBody),
         (status = 403, body = super::ErrorBody),
         (status = 404, body = super::ErrorBody),
+        (status = 409, description = "admins cannot demote or deactivate themselves", body = super::ErrorBody),
     ))]
 pub async fn update(
     State(app): State<App>,

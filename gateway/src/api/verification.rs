@@ -2,12 +2,12 @@
 //! code, reads a ticket's verification state, and performs a sensitive action, which the
 //! server allows only with a live verification for that ticket and action.
 
-use super::{ApiError, ApiResult, Body, Staff};
+use super::{ApiError, ApiResult, Body, Path, Staff};
 use crate::app::App;
 use crate::audit::Context;
 use crate::ids::TicketId;
 use crate::stepup::{ActionAuthorised, StepUpError, TicketVerification, VerificationView};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
@@ -76,7 +76,9 @@ pub async fn request(
 /// message flagged it for step-up.
 #[utoipa::path(get, path = "/api/tickets/{id}/verifications", tag = "verification", security(("bearer" = [])),
     params(("id" = i64, Path, description = "ticket id")),
-    responses((status = 200, body = TicketVerification), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
+    responses((status = 200, body = TicketVerification), (status = 401, body = super::ErrorBody),
+        (status = 403, description = "the calling page's origin may not use the staff API", body = super::ErrorBody),
+        (status = 404, body = super::ErrorBody)))]
 pub async fn status(
     State(app): State<App>,
     Staff(me): Staff,
@@ -90,6 +92,8 @@ pub async fn status(
     params(("id" = i64, Path, description = "challenge id")),
     responses(
         (status = 200, body = VerificationView),
+        (status = 403, description = "the ticket is not assigned to you; or the calling page's origin may not use the staff API", body = super::ErrorBody),
+        (status = 404, description = "no such challenge, or not one the caller may see", body = super::ErrorBody),
         (status = 409, description = "resend limit reached or challenge not pending", body = super::ErrorBody),
         (status = 429, description = "retry_later: within the cooldown", body = super::ErrorBody),
         (status = 502, description = "mail_failed", body = super::ErrorBody),

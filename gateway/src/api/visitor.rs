@@ -74,6 +74,7 @@ fn clean(field: &str, v: Option<String>, max: usize) -> ApiResult<Option<String>
         (status = 403, description = "the calling page's origin may not embed this site", body = super::ErrorBody),
         (status = 404, description = "unknown site key", body = super::ErrorBody),
         (status = 429, description = "rate_limited: too many new visitors from this address (Retry-After)", body = super::ErrorBody),
+        (status = 503, description = "unavailable: the store cannot be reached; retry later", body = super::ErrorBody),
     ))]
 pub async fn create(
     State(app): State<App>,

@@ -13,12 +13,13 @@
 use super::call::{Call, CustomerOut};
 use super::media::{self, Rate};
 use super::{close, close_with, MAX_TEXT_FRAME};
+use crate::api::Query;
 use crate::app::App;
 use crate::audit::Context;
 use crate::protocol::{ClientId, MessageText};
 use crate::store::NewCustomer;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use base64::Engine;
 use serde::Deserialize;
