@@ -306,3 +306,64 @@ async fn a_rate_limit_holds_across_nodes_and_falls_back_per_node_while_redis_is_
     assert_eq!(new_visitor_from(&b, ip).await, 429);
     assert_eq!(new_visitor_from(&a, ip).await, 429);
 }
+
+/// Sends a chat message and says whether it was stored (`ack`) or refused (`rate_limited`).
+async fn sent(ws: &mut WsClient, client_id: &str) -> bool {
+    ws.send(json!({"type": "send", "ref": client_id, "client_id": client_id, "text": "hi"}))
+        .await;
+    let reply = ws
+        .recv_where(client_id, |f| {
+            (f["type"] == "ack" && f["client_id"] == client_id)
+                || (f["type"] == "error" && f["ref"] == client_id)
+        })
+        .await;
+    if reply["type"] == "error" {
+        assert_eq!(reply["code"], "rate_limited", "{reply}");
+        return false;
+    }
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customers_message_limit_holds_over_tabs_on_two_nodes_with_leases() {
+    let bin = deskgate_binary();
+    let db = TestDatabase::create().await;
+    let redis = Redis::start();
+    let (dir, data) = shared_data();
+    let config = dir.path().join("deskgate.toml");
+    // 40 per hour: each node leases two tokens per trip to Redis.
+    std::fs::write(&config, "[limits]\nmessages_per_visitor = \"40/1h\"\n").expect("config");
+    let config = config.to_str().expect("utf-8 path");
+    let env = [
+        ("DESKGATE_CONFIG", config),
+        ("DESKGATE_RATE_PER_SEC", "1000"),
+        ("DESKGATE_RATE_BURST", "1000"),
+    ];
+    let a = Node::start_with(bin, &data, &db, &redis, &env);
+    let b = Node::start_with(bin, &data, &db, &redis, &env);
+    ready_becomes(&a, 200).await;
+    ready_becomes(&b, 200).await;
+
+    // One customer, a tab on each node, sending in turn until both tabs are refused.
+    let visitor = a.visitor().await;
+    let (mut on_a, _) = a.hello("/ws/customer", &visitor, json!([])).await;
+    let (mut on_b, _) = b.hello("/ws/customer", &visitor, json!([])).await;
+    let mut stored = 0;
+    let (mut refused_a, mut refused_b) = (false, false);
+    for i in 0..60 {
+        let (tab, refused) = if i % 2 == 0 {
+            (&mut on_a, &mut refused_a)
+        } else {
+            (&mut on_b, &mut refused_b)
+        };
+        if sent(tab, &format!("m{i}")).await {
+            stored += 1;
+        } else {
+            *refused = true;
+        }
+    }
+    assert!(refused_a && refused_b, "both tabs refused at the end");
+    // Never more than the limit over both nodes; at worst a lease's spare token short on each.
+    assert!(stored <= 40, "{stored} stored over a limit of 40");
+    assert!(stored >= 38, "only {stored} of 40 stored");
+}
