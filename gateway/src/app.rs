@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::desk::Desk;
 use crate::hub::{Hub, Registry};
 use crate::metrics::Metrics;
+use crate::presence::Presence;
 use crate::sites::Sites;
 use crate::stepup::StepUp;
 use crate::store::Store;
@@ -64,11 +65,14 @@ impl App {
             .await?
             .into_store();
         let registry = Arc::new(Registry::default());
-        let bus: Arc<dyn Bus> = match &config.redis_url {
-            Some(url) => Arc::new(RedisBus::connect(url.expose_secret(), registry.clone()).await?),
-            None => Arc::new(MemoryBus::new(registry.clone())),
+        let (bus, redis): (Arc<dyn Bus>, _) = match &config.redis_url {
+            Some(url) => (
+                Arc::new(RedisBus::connect(url.expose_secret(), registry.clone()).await?),
+                Some(redis_state(url.expose_secret()).await?),
+            ),
+            None => (Arc::new(MemoryBus::new(registry.clone())), None),
         };
-        let app = Self::assemble(config, clock, store, vault, registry, bus)?;
+        let app = Self::assemble(config, clock, store, vault, registry, bus, redis)?;
         app.stepup.reseal_legacy_seeds().await?;
         Ok(app)
     }
@@ -97,7 +101,7 @@ impl App {
     ) -> anyhow::Result<App> {
         let registry = Arc::new(Registry::default());
         let bus = Arc::new(MemoryBus::new(registry.clone()));
-        Self::assemble(config, clock, store, vault, registry, bus)
+        Self::assemble(config, clock, store, vault, registry, bus, None)
     }
 
     fn assemble(
@@ -107,10 +111,15 @@ impl App {
         vault: Arc<Vault>,
         registry: Arc<Registry>,
         bus: Arc<dyn Bus>,
+        redis: Option<redis::aio::ConnectionManager>,
     ) -> anyhow::Result<App> {
         let sites = Arc::new(Sites::load(&config)?);
         let metrics = Arc::new(Metrics::default());
-        let hub = Hub::new(registry, bus);
+        let presence = Arc::new(match &redis {
+            Some(conn) => Presence::redis(conn.clone(), config.presence_ttl),
+            None => Presence::local(),
+        });
+        let hub = Hub::with_presence(registry, bus, presence.clone());
         let auditor = Arc::new(Auditor::configured(&config, store.clone(), clock.clone())?);
         let stepup = Arc::new(StepUp::new(
             &config,
@@ -128,7 +137,10 @@ impl App {
             metrics.clone(),
             auditor.clone(),
         ));
-        let limiter = Arc::new(crate::limits::Limiter::new(config.limits.clone()));
+        let limiter = Arc::new(match redis {
+            Some(conn) => crate::limits::Limiter::with_redis(config.limits.clone(), conn),
+            None => crate::limits::Limiter::new(config.limits.clone()),
+        });
         let anomaly = Arc::new(crate::anomaly::Detector::new(config.alerts.clone()));
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
@@ -154,6 +166,18 @@ impl App {
             http,
         };
         crate::alerts::spawn(&app);
+        presence.spawn_heartbeat(app.shutdown.clone());
         Ok(app)
     }
+}
+
+/// The connection for presence and shared rate limits (the bus keeps its own, so a slow
+/// publish never delays a limit check). It reconnects by itself; calls time out on their own.
+async fn redis_state(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
+    let client = redis::Client::open(url)?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(std::time::Duration::from_secs(1))
+        .set_response_timeout(std::time::Duration::from_secs(1))
+        .set_number_of_retries(1);
+    Ok(redis::aio::ConnectionManager::new_with_config(client, config).await?)
 }

@@ -1,12 +1,13 @@
 //! The node-local hub: which connection follows which topic, fan-out of arriving events to
-//! them, and which agents are online here.
+//! them, and which agents are online ([`Presence`], this node's or the cluster's).
 //!
 //! Fan-out never waits on a connection: each one has a bounded queue, and a connection whose
 //! queue is full is told to close (code 4009) instead of slowing everyone else down.
 
 use crate::bus::{Bus, BusError, Event, Side, Topic};
 use crate::ids::{ConnId, UserId};
-use std::collections::{BTreeMap, HashMap};
+use crate::presence::{OnlineAgent, Presence};
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -146,16 +147,24 @@ impl Registry {
 pub struct Hub {
     pub registry: Arc<Registry>,
     bus: Arc<dyn Bus>,
-    presence: Arc<Mutex<BTreeMap<UserId, u32>>>,
+    pub presence: Arc<Presence>,
     next_conn: Arc<AtomicU64>,
 }
 
 impl Hub {
     pub fn new(registry: Arc<Registry>, bus: Arc<dyn Bus>) -> Hub {
+        Self::with_presence(registry, bus, Arc::new(Presence::local()))
+    }
+
+    pub fn with_presence(
+        registry: Arc<Registry>,
+        bus: Arc<dyn Bus>,
+        presence: Arc<Presence>,
+    ) -> Hub {
         Hub {
             registry,
             bus,
-            presence: Default::default(),
+            presence,
             next_conn: Arc::new(AtomicU64::new(1)),
         }
     }
@@ -198,25 +207,17 @@ impl Hub {
 
     /// An agent connection opened on this node.
     pub fn agent_online(&self, user: UserId) {
-        let mut p = self.presence.lock().unwrap_or_else(|p| p.into_inner());
-        *p.entry(user).or_default() += 1;
+        self.presence.online(user);
     }
 
     /// An agent connection closed on this node.
     pub fn agent_offline(&self, user: UserId) {
-        let mut p = self.presence.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = p.get_mut(&user) {
-            *n -= 1;
-            if *n == 0 {
-                p.remove(&user);
-            }
-        }
+        self.presence.offline(user);
     }
 
-    /// Agents with at least one open connection, in id order.
-    pub fn online_agents(&self) -> Vec<UserId> {
-        let p = self.presence.lock().unwrap_or_else(|p| p.into_inner());
-        p.keys().copied().collect()
+    /// Agents with at least one open console, in id order (over every node with Redis).
+    pub async fn online_agents(&self) -> Vec<OnlineAgent> {
+        self.presence.agents().await
     }
 }
 

@@ -7,7 +7,8 @@
 //!   sessions and the REST API alike; passes every message through the card-number [`screen`],
 //!   commits to the [`store`], then publishes on the [`hub`].
 //! - [`store`]: the durable store seam (SQLite embedded); [`bus`]: the live-event seam
-//!   (in-process embedded); [`hub`]: fan-out to this node's connections.
+//!   (in-process embedded); [`hub`]: fan-out to this node's connections; [`presence`]: which
+//!   agents are online (this node's, or the cluster's through Redis).
 //! - [`api`]: the REST API; [`auth`]: passwords, tokens, signed identities; [`sites`]:
 //!   embedding sites; [`bootstrap`]: the first admin.
 //! - [`stepup`]: step-up verification of customers before sensitive actions, and the staff
@@ -47,6 +48,7 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod origin;
+pub mod presence;
 pub mod protocol;
 pub mod proxy;
 pub mod screen;

@@ -2,7 +2,7 @@
 //! `redis-server`, the way they run behind a load balancer.
 
 use crate::config::deskgate_binary;
-use deskgate_tests::cluster::{add_agent, shared_data, Node, Redis};
+use deskgate_tests::cluster::{add_agent, add_staff, shared_data, Node, Redis};
 use deskgate_tests::postgres::TestDatabase;
 use deskgate_tests::{Closed, WsClient};
 use serde_json::{json, Value};
@@ -141,4 +141,229 @@ async fn drain(agent: &mut WsClient) -> Option<Closed> {
             Err(_) => return None,
         }
     }
+}
+
+/// Polls `cond` until it holds, for a change another process makes in its own time (a
+/// heartbeat, an expiry); gives up after many tries with `what`. No duration is asserted.
+async fn until<F, Fut>(what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..600 {
+        if cond().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+/// The ids of the agents online as the queue view of `node` lists them.
+async fn listed_agents(node: &Node, token: &str) -> Vec<i64> {
+    let (status, body) = node.get("/api/queue", Some(token)).await;
+    assert_eq!(status, 200, "{body}");
+    let ids: Vec<i64> = body["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .map(|a| a["id"].as_i64().expect("id"))
+        .collect();
+    assert_eq!(body["agents_online"], ids.len(), "{body}");
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_spans_nodes_auto_assign_crosses_them_and_a_killed_nodes_agents_expire() {
+    let bin = deskgate_binary();
+    let db = TestDatabase::create().await;
+    let redis = Redis::start();
+    let (_dir, data) = shared_data();
+    let env = [
+        ("DESKGATE_AUTO_ASSIGN", "true"),
+        ("DESKGATE_PRESENCE_TTL", "2s"),
+    ];
+    let a = Node::start_with(bin, &data, &db, &redis, &env);
+    let mut b = Node::start_with(bin, &data, &db, &redis, &env);
+    add_agent(bin, &data, &db, "ann");
+    // A lead sees the queue view the supervisor console reads, without a second factor.
+    add_staff(bin, &data, &db, "lea", "lead");
+    ready_becomes(&a, 200).await;
+    ready_becomes(&b, 200).await;
+
+    // Ann works on node B; the lead looks at node A, which has no agent of its own.
+    let (status, session) = b
+        .post(
+            "/api/session",
+            None,
+            json!({"username": "ann", "password": deskgate_tests::PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, 201, "{session}");
+    let ann_id = session["user"]["id"].as_i64().expect("ann's id");
+    let ann_token = session["token"].as_str().expect("token").to_string();
+    let lead = a.login("lea").await;
+    assert!(listed_agents(&a, &lead).await.is_empty());
+    let (mut ann, _) = b.hello("/ws/agent", &ann_token, json!([])).await;
+    until("node A lists the agent of node B", || async {
+        listed_agents(&a, &lead).await == [ann_id]
+    })
+    .await;
+
+    // A customer on node A opens a ticket: node A's assigner gives it to Ann on node B, whose
+    // console is told and follows it.
+    let visitor = a.visitor().await;
+    let (mut customer, _) = a.hello("/ws/customer", &visitor, json!([])).await;
+    let first = customer.send_text(None, "c1", "where is my parcel").await;
+    let ticket = first["ticket"].as_i64().unwrap();
+    let handed = ann
+        .recv_where("the ticket, assigned to ann", |f| {
+            f["type"] == "ticket"
+                && f["ticket"]["id"] == ticket
+                && f["ticket"]["agent"]["id"] == ann_id
+        })
+        .await;
+    assert_eq!(handed["ticket"]["status"], "assigned", "{handed}");
+    ann.send(json!({"type": "send", "ticket": ticket, "client_id": "a1", "text": "on it"}))
+        .await;
+    customer
+        .recv_where("the reply from node B", |f| is_text(f, "on it"))
+        .await;
+
+    // Node B dies without a goodbye: its agent stays listed until the TTL runs out, then
+    // leaves the view of node A.
+    b.kill();
+    until("node B's agent expires from node A's view", || async {
+        listed_agents(&a, &lead).await.is_empty()
+    })
+    .await;
+}
+
+/// `POST /api/visitor` on `node` as if from `ip` (the nodes trust 127.0.0.1 as a proxy).
+async fn new_visitor_from(node: &Node, ip: &str) -> u16 {
+    node.http
+        .post(format!("{}/api/visitor", node.base))
+        .header("X-Forwarded-For", ip)
+        .json(&json!({"site_key": "demo"}))
+        .send()
+        .await
+        .expect("POST")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_holds_across_nodes_and_falls_back_per_node_while_redis_is_down() {
+    let bin = deskgate_binary();
+    let db = TestDatabase::create().await;
+    let mut redis = Redis::start();
+    let (dir, data) = shared_data();
+    let config = dir.path().join("deskgate.toml");
+    std::fs::write(&config, "[limits]\nvisitor_per_ip = \"4/1h\"\n").expect("config");
+    let config = config.to_str().expect("utf-8 path");
+    let env = [
+        ("DESKGATE_CONFIG", config),
+        ("DESKGATE_TRUSTED_PROXIES", "127.0.0.1/32"),
+    ];
+    let a = Node::start_with(bin, &data, &db, &redis, &env);
+    let b = Node::start_with(bin, &data, &db, &redis, &env);
+    ready_becomes(&a, 200).await;
+    ready_becomes(&b, 200).await;
+
+    // Four new visitors from one address, split over both nodes; the fifth is refused on
+    // either, though each node has seen only two.
+    let ip = "192.0.2.10";
+    for node in [&a, &b, &a, &b] {
+        assert_eq!(new_visitor_from(node, ip).await, 201);
+    }
+    assert_eq!(new_visitor_from(&a, ip).await, 429);
+    assert_eq!(new_visitor_from(&b, ip).await, 429);
+    // Another address has its own bucket.
+    assert_eq!(new_visitor_from(&b, "192.0.2.11").await, 201);
+
+    // Redis dies: each node still enforces the limit with its own bucket (no error, no free
+    // pass), and says it is not ready because its limits are only node-local now.
+    redis.kill();
+    let ip = "192.0.2.20";
+    for _ in 0..4 {
+        assert_eq!(new_visitor_from(&a, ip).await, 201);
+    }
+    assert_eq!(new_visitor_from(&a, ip).await, 429);
+    until("node A reports its limits node-local", || async {
+        let (status, body) = a.readiness().await;
+        status == 503 && body.contains("rate limits node-local")
+    })
+    .await;
+
+    // Redis is back: ready again, and the limit is shared again.
+    redis.restart();
+    ready_becomes(&a, 200).await;
+    ready_becomes(&b, 200).await;
+    let ip = "192.0.2.30";
+    for node in [&b, &a, &b, &a] {
+        assert_eq!(new_visitor_from(node, ip).await, 201);
+    }
+    assert_eq!(new_visitor_from(&b, ip).await, 429);
+    assert_eq!(new_visitor_from(&a, ip).await, 429);
+}
+
+/// Sends a chat message and says whether it was stored (`ack`) or refused (`rate_limited`).
+async fn sent(ws: &mut WsClient, client_id: &str) -> bool {
+    ws.send(json!({"type": "send", "ref": client_id, "client_id": client_id, "text": "hi"}))
+        .await;
+    let reply = ws
+        .recv_where(client_id, |f| {
+            (f["type"] == "ack" && f["client_id"] == client_id)
+                || (f["type"] == "error" && f["ref"] == client_id)
+        })
+        .await;
+    if reply["type"] == "error" {
+        assert_eq!(reply["code"], "rate_limited", "{reply}");
+        return false;
+    }
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customers_message_limit_holds_over_tabs_on_two_nodes_with_leases() {
+    let bin = deskgate_binary();
+    let db = TestDatabase::create().await;
+    let redis = Redis::start();
+    let (dir, data) = shared_data();
+    let config = dir.path().join("deskgate.toml");
+    // 40 per hour: each node leases two tokens per trip to Redis.
+    std::fs::write(&config, "[limits]\nmessages_per_visitor = \"40/1h\"\n").expect("config");
+    let config = config.to_str().expect("utf-8 path");
+    let env = [
+        ("DESKGATE_CONFIG", config),
+        ("DESKGATE_RATE_PER_SEC", "1000"),
+        ("DESKGATE_RATE_BURST", "1000"),
+    ];
+    let a = Node::start_with(bin, &data, &db, &redis, &env);
+    let b = Node::start_with(bin, &data, &db, &redis, &env);
+    ready_becomes(&a, 200).await;
+    ready_becomes(&b, 200).await;
+
+    // One customer, a tab on each node, sending in turn until both tabs are refused.
+    let visitor = a.visitor().await;
+    let (mut on_a, _) = a.hello("/ws/customer", &visitor, json!([])).await;
+    let (mut on_b, _) = b.hello("/ws/customer", &visitor, json!([])).await;
+    let mut stored = 0;
+    let (mut refused_a, mut refused_b) = (false, false);
+    for i in 0..60 {
+        let (tab, refused) = if i % 2 == 0 {
+            (&mut on_a, &mut refused_a)
+        } else {
+            (&mut on_b, &mut refused_b)
+        };
+        if sent(tab, &format!("m{i}")).await {
+            stored += 1;
+        } else {
+            *refused = true;
+        }
+    }
+    assert!(refused_a && refused_b, "both tabs refused at the end");
+    // Never more than the limit over both nodes; at worst a lease's spare token short on each.
+    assert!(stored <= 40, "{stored} stored over a limit of 40");
+    assert!(stored >= 38, "only {stored} of 40 stored");
 }

@@ -82,6 +82,17 @@ impl Node {
     /// Starts `deskgate serve` on a free port over `data` (shared by the nodes, as a shared
     /// volume would be: keyring, site secrets), the database and Redis.
     pub fn start(binary: &Path, data: &Path, db: &TestDatabase, redis: &Redis) -> Node {
+        Self::start_with(binary, data, db, redis, &[])
+    }
+
+    /// As [`Node::start`], with more `DESKGATE_*` settings (`DESKGATE_CONFIG` among them).
+    pub fn start_with(
+        binary: &Path,
+        data: &Path,
+        db: &TestDatabase,
+        redis: &Redis,
+        env: &[(&str, &str)],
+    ) -> Node {
         let mut child = Command::new(binary)
             .arg("serve")
             .env("DESKGATE_LISTEN", "127.0.0.1:0")
@@ -91,6 +102,7 @@ impl Node {
             .env("DESKGATE_LOG", "warn")
             .env("DESKGATE_DRAIN_DEADLINE", "3s")
             .env_remove("DESKGATE_CONFIG")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -154,6 +166,24 @@ impl Node {
         }
     }
 
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = self.http.get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().await.expect("GET");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// What `/readyz` says, status and body.
+    pub async fn readiness(&self) -> (u16, String) {
+        match self.http.get(format!("{}/readyz", self.base)).send().await {
+            Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+            Err(e) => (0, e.to_string()),
+        }
+    }
+
     pub async fn login(&self, username: &str) -> String {
         let (status, body) = self
             .post(
@@ -200,9 +230,14 @@ impl Drop for Node {
 
 /// Creates a staff account as an operator does, with `deskgate user add` on the database.
 pub fn add_agent(binary: &Path, data: &Path, db: &TestDatabase, username: &str) {
+    add_staff(binary, data, db, username, "agent");
+}
+
+/// Creates a staff account of any role, as [`add_agent`] does.
+pub fn add_staff(binary: &Path, data: &Path, db: &TestDatabase, username: &str, role: &str) {
     use std::io::Write;
     let mut child = Command::new(binary)
-        .args(["user", "add", "--username", username, "--role", "agent"])
+        .args(["user", "add", "--username", username, "--role", role])
         .args(["--capacity", "50", "--password-stdin", "--data"])
         .arg(data)
         .env("DESKGATE_DATABASE_URL", &db.url)

@@ -1,5 +1,5 @@
 //! Probes and metrics: `/healthz` (the process answers), `/readyz` (it can serve: store and
-//! bus reachable, not shutting down), `/metrics` (Prometheus text format).
+//! bus reachable, rate limits shared when Redis is configured, not shutting down), `/metrics` (Prometheus text format).
 
 use crate::app::App;
 use axum::extract::State;
@@ -24,8 +24,16 @@ pub async fn ready(State(app): State<App>) -> (StatusCode, String) {
             "store unavailable\n".into(),
         );
     }
+    let mut not = String::new();
     if !app.desk.hub.bus_ready() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "bus unavailable\n".into());
+        not.push_str("bus unavailable\n");
+    }
+    if !app.limiter.ready().await {
+        // Limits still hold, per node; over the cluster they are looser until Redis is back.
+        not.push_str("rate limits node-local: Redis unavailable\n");
+    }
+    if !not.is_empty() {
+        return (StatusCode::SERVICE_UNAVAILABLE, not);
     }
     (StatusCode::OK, "ready\n".into())
 }

@@ -159,11 +159,14 @@ impl From<DeskError> for ApiError {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 /// Takes a token of `rule` for `key`; refused callers are logged and get 429.
-pub fn limit(app: &App, rule: crate::limits::Rule, key: &str) -> ApiResult<()> {
-    app.limiter.check(rule, key, app.clock.now()).map_err(|l| {
-        tracing::info!(target: "deskgate::security", rule = rule.as_str(), "rate limited");
-        ApiError::from(l)
-    })
+pub async fn limit(app: &App, rule: crate::limits::Rule, key: &str) -> ApiResult<()> {
+    app.limiter
+        .check(rule, key, app.clock.now())
+        .await
+        .map_err(|l| {
+            tracing::info!(target: "deskgate::security", rule = rule.as_str(), "rate limited");
+            ApiError::from(l)
+        })
 }
 
 /// A logged-in staff user, from `Authorization: Bearer <session token>`.

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Presence {
-    /// At least one agent has an open console on this node.
+    /// At least one agent has an open console (on any node, with Redis).
     pub agents_online: bool,
 }
 
@@ -37,7 +37,7 @@ pub async fn show(
     Ok((
         super::visitor::cors_headers(&headers),
         Json(Presence {
-            agents_online: !app.desk.hub.online_agents().is_empty(),
+            agents_online: !app.desk.hub.online_agents().await.is_empty(),
         }),
     ))
 }

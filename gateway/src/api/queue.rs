@@ -12,8 +12,10 @@ use serde::Serialize;
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct QueueView {
     pub stats: QueueStats,
-    /// Agents with an open console on this node.
+    /// Agents with an open console: on any node with Redis, on this one without.
     pub agents_online: usize,
+    /// Who they are, with how many consoles they have open and on how many nodes.
+    pub agents: Vec<crate::presence::OnlineAgent>,
     /// Queued tickets, most urgent and longest waiting first (at most 200).
     pub tickets: Vec<Ticket>,
 }
@@ -38,9 +40,11 @@ pub async fn show(
     let _ = app
         .audit(&ctx, super::tickets::listed("queue", &tickets))
         .await;
+    let agents = app.desk.hub.online_agents().await;
     Ok(Json(QueueView {
         stats,
-        agents_online: app.desk.hub.online_agents().len(),
+        agents_online: agents.len(),
+        agents,
         tickets,
     }))
 }

@@ -55,8 +55,8 @@ pub async fn login(
     Body(login): Body<Login>,
 ) -> ApiResult<(StatusCode, Json<SessionCreated>)> {
     super::staff_origin(&app, &headers)?;
-    super::limit(&app, Rule::LoginPerIp, ctx.ip.as_deref().unwrap_or("-"))?;
-    super::limit(&app, Rule::LoginPerUser, &login.username.to_lowercase())?;
+    super::limit(&app, Rule::LoginPerIp, ctx.ip.as_deref().unwrap_or("-")).await?;
+    super::limit(&app, Rule::LoginPerUser, &login.username.to_lowercase()).await?;
     let found = match app.store.user_credentials(&login.username).await {
         Ok(found) => Some(found),
         Err(StoreError::NotFound) => None,

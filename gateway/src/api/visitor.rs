@@ -86,7 +86,8 @@ pub async fn create(
         &app,
         crate::limits::Rule::VisitorPerIp,
         ctx.ip.as_deref().unwrap_or("-"),
-    )?;
+    )
+    .await?;
     let site = app.sites.get(&req.site_key).ok_or(ApiError::NotFound)?;
     let origin = RequestOrigin::from_headers(&headers);
     if let Err(refused) = origin.check_site(&app.config, site) {

@@ -1,6 +1,13 @@
 //! Auto-assignment (`--auto-assign`): queued tickets go round-robin to online agents with free
 //! capacity. One task does it, woken whenever a ticket is queued or an agent frees up, so two
 //! wake-ups never race each other; the store's claim keeps it correct even so.
+//!
+//! With Redis the agents are those of every node, and every node runs its assigner: the
+//! store's claim checks the agent's capacity and the ticket's state inside one serialised
+//! transaction (PostgreSQL's write lock), so two nodes picking the same agent or ticket at
+//! once never exceed a capacity or assign a ticket twice; the loser moves on. Since another
+//! node's agent coming online or freeing up does not wake this node, a shared assigner also
+//! looks at the queue every heartbeat of the presence.
 
 use super::Desk;
 use crate::ids::UserId;
@@ -18,10 +25,19 @@ pub fn spawn_assigner(desk: Arc<Desk>, shutdown: CancellationToken) {
     }
     tokio::spawn(async move {
         let mut cursor = 0usize;
+        // Only with shared presence: a single node is woken by every change that matters.
+        let every = desk.hub.presence.heartbeat_every();
         loop {
+            let tick = async {
+                match every {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = desk.assign_kick.notified() => {}
+                _ = tick => {}
             }
             if let Err(e) = assign_queued(&desk, &mut cursor).await {
                 tracing::warn!(error = %e, "auto-assignment pass failed");
@@ -32,7 +48,13 @@ pub fn spawn_assigner(desk: Arc<Desk>, shutdown: CancellationToken) {
 
 async fn assign_queued(desk: &Desk, cursor: &mut usize) -> Result<(), StoreError> {
     loop {
-        let agents = desk.hub.online_agents();
+        let agents: Vec<UserId> = desk
+            .hub
+            .online_agents()
+            .await
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
         if agents.is_empty() {
             return Ok(());
         }

@@ -493,7 +493,7 @@ impl Conn {
     ) -> Result<bool, Closing> {
         let now = self.app.clock.now();
         for (rule, key) in rules {
-            if let Err(l) = self.app.limiter.check(*rule, key, now) {
+            if let Err(l) = self.app.limiter.check(*rule, key, now).await {
                 tracing::info!(target: "deskgate::security", conn = self.id.0, rule = rule.as_str(), "rate limited");
                 let message = format!(
                     "too many requests ({}); not done, retry in {} s",

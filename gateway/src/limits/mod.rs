@@ -1,8 +1,15 @@
 //! Abuse limits: token buckets per client address, per visitor and per staff user, for the
 //! actions worth flooding (logins, new visitors, messages, verification codes), and the count
-//! of WebSocket connections each address holds. Buckets live in this node's memory and run on
-//! the gateway's [`Clock`](crate::clock::Clock), so a refused caller is told exactly when to
-//! come back.
+//! of WebSocket connections each address holds. Buckets run on the gateway's
+//! [`Clock`](crate::clock::Clock), so a refused caller is told exactly when to come back.
+//!
+//! Every check takes from this node's bucket first. With Redis configured it then takes from
+//! the cluster's bucket for the same rule and key ([`redis`]), so a limit of N holds over all
+//! nodes together; when Redis does not answer the node-local bucket decides alone (each node
+//! then allows up to N by itself) and `/readyz` says not ready: limits never switch off and a
+//! check never fails with an error. Connection counts stay per node.
+
+pub mod redis;
 
 use crate::clock::Timestamp;
 use serde::Deserialize;
@@ -199,6 +206,8 @@ pub struct Limiter {
     config: LimitsConfig,
     buckets: Mutex<HashMap<(Rule, String), Bucket>>,
     connections: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    /// The cluster's buckets, with Redis.
+    shared: Option<redis::Shared>,
 }
 
 impl Limiter {
@@ -207,20 +216,65 @@ impl Limiter {
             config,
             buckets: Mutex::new(HashMap::new()),
             connections: Arc::new(Mutex::new(HashMap::new())),
+            shared: None,
         }
     }
 
-    /// Takes one token of `rule` for `key`, or says how long until one is there.
-    pub fn check(&self, rule: Rule, key: &str, now: Timestamp) -> Result<(), Limited> {
+    /// Limits shared by every node through Redis (and node-local when it does not answer).
+    pub fn with_redis(config: LimitsConfig, conn: ::redis::aio::ConnectionManager) -> Limiter {
+        Limiter {
+            shared: Some(redis::Shared::new(conn)),
+            ..Limiter::new(config)
+        }
+    }
+
+    /// Takes one token of `rule` for `key`, from this node's bucket and, with Redis, from the
+    /// cluster's; or says how long until one is there.
+    pub async fn check(&self, rule: Rule, key: &str, now: Timestamp) -> Result<(), Limited> {
         if !self.config.enabled {
             return Ok(());
         }
+        self.check_local(rule, key, now)?;
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        match shared
+            .take(rule, key, self.config.rates.of(rule), now)
+            .await
+        {
+            redis::Taken::Granted | redis::Taken::Unreachable => Ok(()),
+            redis::Taken::Refused(retry_after) => {
+                // Not done: the local token goes back, so a later fallback counts only what
+                // happened.
+                self.refund_local(rule, key);
+                Err(Limited { rule, retry_after })
+            }
+        }
+    }
+
+    /// Whether the limits are what they should be: shared over the cluster when Redis is
+    /// configured (asks Redis when the last check could not reach it).
+    pub async fn ready(&self) -> bool {
+        match &self.shared {
+            Some(s) if self.config.enabled => s.probe().await,
+            _ => true,
+        }
+    }
+
+    fn refund_local(&self, rule: Rule, key: &str) {
+        let capacity = f64::from(self.config.rates.of(rule).count);
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = buckets.get_mut(&(rule, key.to_string())) {
+            b.tokens = (b.tokens + 1.0).min(capacity);
+        }
+    }
+
+    /// This node's bucket alone.
+    fn check_local(&self, rule: Rule, key: &str, now: Timestamp) -> Result<(), Limited> {
         let rate = self.config.rates.of(rule);
         let capacity = f64::from(rate.count);
         let per_ms = capacity / (rate.per.as_millis().max(1) as f64);
-        let Ok(mut buckets) = self.buckets.lock() else {
-            return Ok(());
-        };
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() >= MAX_BUCKETS {
             let rates = &self.config.rates;
             buckets.retain(|(r, _), b| {
@@ -288,35 +342,37 @@ impl Drop for ConnectionSlot {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_bucket_allows_its_burst_then_refills_evenly() {
+    #[tokio::test]
+    async fn a_bucket_allows_its_burst_then_refills_evenly() {
         let mut config = LimitsConfig::default();
         config.rates.login_per_ip = Rate::parse("3/1m").unwrap();
         let l = Limiter::new(config);
         let t = Timestamp(1_000_000);
         for _ in 0..3 {
-            l.check(Rule::LoginPerIp, "a", t).unwrap();
+            l.check(Rule::LoginPerIp, "a", t).await.unwrap();
         }
-        let refused = l.check(Rule::LoginPerIp, "a", t).unwrap_err();
+        let refused = l.check(Rule::LoginPerIp, "a", t).await.unwrap_err();
         assert_eq!(refused.retry_after, Duration::from_secs(20));
         assert_eq!(refused.retry_after_secs(), 20);
         // Another key has its own bucket.
-        l.check(Rule::LoginPerIp, "b", t).unwrap();
+        l.check(Rule::LoginPerIp, "b", t).await.unwrap();
         l.check(Rule::LoginPerIp, "a", t.plus(Duration::from_secs(20)))
+            .await
             .unwrap();
         assert!(l
             .check(Rule::LoginPerIp, "a", t.plus(Duration::from_secs(21)))
+            .await
             .is_err());
     }
 
-    #[test]
-    fn switched_off_nothing_is_refused() {
+    #[tokio::test]
+    async fn switched_off_nothing_is_refused() {
         let mut config = LimitsConfig::default();
         config.rates.login_per_ip = Rate::parse("1/1h").unwrap();
         config.enabled = false;
         let l = Limiter::new(config);
         for _ in 0..10 {
-            l.check(Rule::LoginPerIp, "a", Timestamp(0)).unwrap();
+            l.check(Rule::LoginPerIp, "a", Timestamp(0)).await.unwrap();
         }
     }
 
