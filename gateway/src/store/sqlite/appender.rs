@@ -4,25 +4,35 @@
 //! as the next record, and inserts the ciphertext: the writer connection is the only one, so
 //! nothing can take that sequence number in between, and plaintext never reaches SQLite.
 
-use super::{insert_sealed, is_unique_violation, seal_message};
+use super::{insert_sealed, is_unique_violation, restart_log, seal_message, RestartDue};
 use crate::store::appender::{Appender, Job, Outcome, Target, WriteBatch};
 use crate::store::StoreResult;
 use crate::vault::Vault;
 use sqlx::sqlite::SqlitePool;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 struct Batches {
     writer: SqlitePool,
     vault: Arc<Vault>,
+    /// The checkpointer's request that the log start over, run before the next batch.
+    restart: RestartDue,
 }
 
 /// Starts the appender on the writer connection.
-pub(super) fn start(writer: SqlitePool, vault: Arc<Vault>) -> Appender {
-    Appender::start(Batches { writer, vault })
+pub(super) fn start(writer: SqlitePool, vault: Arc<Vault>, restart: RestartDue) -> Appender {
+    Appender::start(Batches {
+        writer,
+        vault,
+        restart,
+    })
 }
 
 impl WriteBatch for Batches {
     async fn write(&self, jobs: &[Job]) -> StoreResult<Vec<Outcome>> {
+        if self.restart.swap(false, Ordering::AcqRel) {
+            restart_log(&self.writer).await;
+        }
         write(&self.writer, &self.vault, jobs).await
     }
 }

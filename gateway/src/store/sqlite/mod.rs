@@ -25,6 +25,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqliteConnection};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -44,20 +45,35 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// Size of the write-ahead log past which the next checkpoint makes it start over.
 const WAL_RESTART_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Set by the checkpointer when the write-ahead log should start over; taken by the writer.
+pub(super) type RestartDue = Arc<AtomicBool>;
+
 /// Copies committed pages from the WAL into the database beside the writer.
 ///
 /// A passive checkpoint never blocks the writer, but under constant writes it never lets the
 /// log start over either, so the file would grow without end. Once the log passes
-/// [`WAL_RESTART_BYTES`], a restart checkpoint pauses the writer briefly (most pages are
-/// copied already) so the next commit writes from the start of the log again; the file then
-/// keeps its size (`journal_size_limit`) and is reused instead of grown.
-async fn checkpointer(pool: SqlitePool, wal: PathBuf, stop: CancellationToken) {
+/// [`WAL_RESTART_BYTES`] it has to start over, which takes a restart checkpoint: a moment with
+/// no writer. Run from this connection, it would make the writer meet a busy lock and sleep in
+/// SQLite's busy handler, whose back-off (1, 2, 5, 10, 15, 20 … ms) outlasts the pause itself.
+/// So it is handed to the writer ([`RestartDue`]), which runs it between two batches and waits
+/// only as long as the checkpoint takes. Should the writer not take it by the next tick (no
+/// appends are coming), it is run here.
+async fn checkpointer(
+    pool: SqlitePool,
+    wal: PathBuf,
+    restart: RestartDue,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        if restart.swap(false, Ordering::AcqRel) {
+            restart_log(&pool).await;
+            continue;
         }
         if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
             .execute(&pool)
@@ -72,13 +88,19 @@ async fn checkpointer(pool: SqlitePool, wal: PathBuf, stop: CancellationToken) {
             .map(|m| m.len())
             .unwrap_or(0);
         if size > WAL_RESTART_BYTES {
-            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
-                .execute(&pool)
-                .await
-            {
-                tracing::warn!(error = %e, "checkpoint failed");
-            }
+            restart.store(true, Ordering::Release);
         }
+    }
+}
+
+/// Copies what is left of the log into the database and makes the next commit write from the
+/// log's start again.
+pub(super) async fn restart_log<'c>(conn: impl sqlx::SqliteExecutor<'c>) {
+    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+        .execute(conn)
+        .await
+    {
+        tracing::warn!(error = %e, "checkpoint failed");
     }
 }
 
@@ -128,14 +150,15 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(base.clone().read_only(true))
             .await?;
-        let appender = appender::start(writer.clone(), vault.clone());
+        let restart = RestartDue::default();
+        let appender = appender::start(writer.clone(), vault.clone(), restart.clone());
         let checkpoints = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(base)
             .await?;
         let stop = CancellationToken::new();
         let wal = dir.join("deskgate.db-wal");
-        tokio::spawn(checkpointer(checkpoints, wal, stop.clone()));
+        tokio::spawn(checkpointer(checkpoints, wal, restart, stop.clone()));
         Ok(SqliteStore {
             vault,
             writer,
