@@ -45,7 +45,7 @@ use crate::scenario::churn::ChurnArgs;
 use crate::scenario::idle::IdleArgs;
 use crate::scenario::{Clock, Ctx, Errors};
 use crate::sys::NoFile;
-use crate::target::{Sources, Target};
+use crate::target::{Sources, Targets};
 
 #[derive(Parser)]
 #[command(
@@ -104,7 +104,8 @@ enum Command {
 
 #[derive(Args)]
 struct Common {
-    /// The gateway's address; only loopback addresses are accepted.
+    /// The gateway's address, or the addresses of a cluster's nodes separated by commas (each
+    /// new connection goes to the next); only loopback addresses are accepted.
     #[arg(long, default_value = "127.0.0.1:8080", env = "DESKGATE_LOAD_TARGET")]
     target: String,
     /// Loopback source addresses to spread client sockets over (127.0.0.2, 127.0.0.3, …);
@@ -201,7 +202,7 @@ async fn bounded(
 }
 
 fn setup(common: &Common) -> anyhow::Result<(Arc<Ctx>, tokio::runtime::Runtime)> {
-    let target = Target::parse(&common.target)?;
+    let targets = Targets::parse(&common.target)?;
     let nofile = match sys::raise_nofile() {
         Ok(n) => {
             if n.now > n.before {
@@ -233,8 +234,8 @@ fn setup(common: &Common) -> anyhow::Result<(Arc<Ctx>, tokio::runtime::Runtime)>
         .build()
         .context("start the async runtime")?;
     let ctx = Ctx {
-        target,
-        sources: Sources::new(target, common.sources),
+        sources: Sources::new(targets.first(), common.sources),
+        targets,
         site_key: common.site_key.clone(),
         gateway,
         nofile,

@@ -18,6 +18,10 @@
 #   CHURN_DURATION=20  CHURN_CONCURRENCY=64  CHURN_FRESH=0 (1: a new visitor token per connection)
 #   LOAD_THREADS=1 (generator worker threads)  GATEWAY_FLAGS="" (added to `deskgate serve`)
 #   BASELINE=1 also runs the same scenarios against the bare relay (`deskgate-load relay`)
+#   NODES=0 (n >= 1: a cluster of n gateway nodes on ports PORT, PORT+1, … sharing a fresh
+#            PostgreSQL database on 127.0.0.1:5432 and a redis-server of its own on PORT+500;
+#            the generator spreads its connections over the nodes in turn, and the CPU of all
+#            nodes together is printed after each run)
 #   GATEWAY_BIN=path  measure this deskgate binary (e.g. one built from another commit) instead
 #                     of building the checkout's
 set -euo pipefail
@@ -45,6 +49,7 @@ LOAD_THREADS=${LOAD_THREADS:-1}
 GATEWAY_FLAGS=${GATEWAY_FLAGS:-}
 BASELINE=${BASELINE:-0}
 GATEWAY_BIN=${GATEWAY_BIN:-}
+NODES=${NODES:-0}
 OUT=${OUT:-$ROOT/target/load/$(date -u +%Y%m%dT%H%M%SZ)}
 
 if [ -n "$GATEWAY_BIN" ]; then
@@ -89,36 +94,93 @@ PASSWORD=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
 export DESKGATE_LOAD_AGENT_PASSWORD=$PASSWORD
 SERVER_PID=
 DATA=
+# The cluster's other processes (NODES >= 1): every node, the redis-server, the database.
+NODE_PIDS=()
+REDIS_PID=
+DATABASE=
+TARGETS=127.0.0.1:$PORT
+
+stop_pid() {
+    local pid=$1
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    fi
+}
 
 stop_server() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
+    stop_pid "$SERVER_PID"
+    for pid in "${NODE_PIDS[@]}"; do stop_pid "$pid"; done
+    NODE_PIDS=()
+    stop_pid "$REDIS_PID"
+    REDIS_PID=
+    if [ -n "$DATABASE" ]; then
+        psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS $DATABASE" || true
     fi
+    DATABASE=
     SERVER_PID=
     if [ -n "$DATA" ]; then rm -rf "$DATA"; fi
     DATA=
 }
 trap stop_server EXIT
 
-wait_listening() {
+wait_listening() { # [port [pid [log]]]
+    local port=${1:-$PORT} pid=${2:-$SERVER_PID} log=${3:-$DATA/server.log}
     for _ in $(seq 1 300); do
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        if ! kill -0 "$pid" 2>/dev/null; then
             echo "the server exited at start-up:" >&2
-            cat "$DATA/server.log" >&2 || true
+            cat "$log" >&2 || true
             exit 1
         fi
-        if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
         sleep 0.1
     done
-    echo "the server did not listen on 127.0.0.1:$PORT within 30 s" >&2
+    echo "the server did not listen on 127.0.0.1:$port within 30 s" >&2
     exit 1
+}
+
+# NODES gateway nodes on one fresh PostgreSQL database and one redis-server, sharing a data
+# dir for the keyring, as several machines would share them through secrets.
+start_cluster() {
+    DATA=$(mktemp -d "${TMPDIR:-/tmp}/deskgate-load.XXXXXX")
+    DATABASE=deskgate_load_$(date +%s)_$$
+    psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE $DATABASE"
+    local url=postgres://postgres@127.0.0.1:5432/$DATABASE redis_port=$((PORT + 500))
+    redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+        >"$DATA/redis.log" 2>&1 &
+    REDIS_PID=$!
+    wait_listening "$redis_port" "$REDIS_PID" "$DATA/redis.log"
+    for i in $(seq 1 "$AGENTS"); do
+        printf '%s' "$PASSWORD" | DESKGATE_DATABASE_URL=$url "$GATEWAY" user add --data "$DATA" \
+            --username "load-agent-$i" --role agent --capacity 5000 --password-stdin >/dev/null
+    done
+    TARGETS=
+    for n in $(seq 0 $((NODES - 1))); do
+        # shellcheck disable=SC2086  # GATEWAY_FLAGS is a list of flags
+        DESKGATE_DATABASE_URL=$url DESKGATE_REDIS_URL=redis://127.0.0.1:$redis_port \
+            "$GATEWAY" serve --data "$DATA" --listen "127.0.0.1:$((PORT + n))" --auto-assign \
+            --rate-per-sec 1000 --rate-burst 1000 --rate-limits false --log warn $GATEWAY_FLAGS \
+            >"$DATA/node-$n.log" 2>&1 &
+        NODE_PIDS+=($!)
+        wait_listening $((PORT + n)) "$!" "$DATA/node-$n.log"
+        TARGETS=${TARGETS:+$TARGETS,}127.0.0.1:$((PORT + n))
+    done
+}
+
+# utime + stime of every node, in clock ticks.
+cluster_ticks() {
+    local sum=0
+    for pid in "${NODE_PIDS[@]}"; do
+        sum=$((sum + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+    done
+    echo "$sum"
 }
 
 # A fresh data dir, the load agents, and `deskgate serve` on it.
 start_gateway() {
+    if [ "$NODES" -gt 0 ]; then start_cluster; return; fi
     DATA=$(mktemp -d "${TMPDIR:-/tmp}/deskgate-load.XXXXXX")
     for i in $(seq 1 "$AGENTS"); do
         printf '%s' "$PASSWORD" | "$GATEWAY" user add --data "$DATA" --username "load-agent-$i" \
@@ -141,8 +203,10 @@ start_relay() {
 run_scenario() { # server scenario run
     local server=$1 scenario=$2 run=$3
     local name="$server-$scenario-$run"
-    local common=(--target "127.0.0.1:$PORT" --gateway-pid "$SERVER_PID" --threads "$LOAD_THREADS"
-        --json-out "$OUT/$name.json")
+    local common=(--target "$TARGETS" --threads "$LOAD_THREADS" --json-out "$OUT/$name.json")
+    if [ -n "$SERVER_PID" ]; then common+=(--gateway-pid "$SERVER_PID"); fi
+    local ticks_before=0 started=$SECONDS
+    if [ ${#NODE_PIDS[@]} -gt 0 ]; then ticks_before=$(cluster_ticks); fi
     echo
     echo "# $name"
     case $scenario in
@@ -176,10 +240,16 @@ run_scenario() { # server scenario run
             exit 1
             ;;
     esac
+    if [ ${#NODE_PIDS[@]} -gt 0 ]; then
+        local ticks=$(( $(cluster_ticks) - ticks_before )) secs=$((SECONDS - started))
+        echo "cluster of ${#NODE_PIDS[@]} nodes: $(( ticks * 100 / $(getconf CLK_TCK) / (secs > 0 ? secs : 1) )) % of a core over the ${secs} s run (setup included)" \
+            | tee -a "$OUT/$name.txt"
+    fi
 }
 
 SERVERS=gateway
 if [ "$BASELINE" = 1 ]; then SERVERS="gateway relay"; fi
+if [ "$NODES" -gt 0 ]; then SERVERS=cluster$NODES; fi
 # `sweep` stands for chat at every rate of SWEEP_RATES.
 EXPANDED=""
 for scenario in $SCENARIOS; do
@@ -193,7 +263,7 @@ SCENARIOS=$EXPANDED
 for run in $(seq 1 "$RUNS"); do
     for scenario in $SCENARIOS; do
         for server in $SERVERS; do
-            if [ "$server" = gateway ]; then start_gateway; else start_relay; fi
+            if [ "$server" = relay ]; then start_relay; else start_gateway; fi
             run_scenario "$server" "$scenario" "$run"
             stop_server
         done

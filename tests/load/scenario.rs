@@ -22,12 +22,12 @@ use crate::http::HttpClient;
 use crate::procfs::{self, Proc, Sample};
 use crate::report::{self, GatewayUsage, GeneratorUsage, Latency, Report};
 use crate::sys::NoFile;
-use crate::target::{Sources, Target};
+use crate::target::{Sources, Targets};
 use crate::ws::{self, Role, Ws};
 
 /// Everything a scenario needs to know about this run.
 pub struct Ctx {
-    pub target: Target,
+    pub targets: Targets,
     pub sources: Sources,
     pub site_key: String,
     pub gateway: Option<Proc>,
@@ -44,7 +44,7 @@ impl Ctx {
     pub fn new_report(&self, scenario: &str, params: &impl Serialize) -> Report {
         Report {
             scenario: scenario.to_owned(),
-            target: self.target.to_string(),
+            target: self.targets.to_string(),
             params: serde_json::to_value(params).unwrap_or_default(),
             ..Report::default()
         }
@@ -137,7 +137,7 @@ pub async fn visitor_tokens(ctx: &Arc<Ctx>, n: u64, clients: usize) -> (Vec<Toke
     for _ in 0..clients.max(1) {
         let (ctx, next, tokens) = (ctx.clone(), next.clone(), tokens.clone());
         workers.spawn(async move {
-            let mut http = HttpClient::new(ctx.target, ctx.sources.next());
+            let mut http = HttpClient::new(ctx.targets.next(), ctx.sources.next());
             let mut failures_in_a_row = 0;
             while next.fetch_add(1, Ordering::Relaxed) < n && Instant::now() < deadline {
                 match api::visitor_token(&mut http, &ctx.site_key).await {
@@ -258,7 +258,7 @@ impl ConnectStats {
 pub async fn connect_customer(ctx: &Ctx, token: &Token, stats: &ConnectStats) -> Option<Ws> {
     let started = Instant::now();
     let attempt = async {
-        let mut socket = ws::open(ctx.target, &ctx.sources, Role::Customer).await?;
+        let mut socket = ws::open(ctx.targets.next(), &ctx.sources, Role::Customer).await?;
         let welcome = ws::hello(&mut socket, token.expose(), ctx.hello_timeout).await?;
         if welcome.customer.is_none() {
             ctx.errors
@@ -372,10 +372,10 @@ impl Window {
 /// tests run the relay in-process).
 #[cfg(test)]
 pub fn test_ctx(addr: std::net::SocketAddr) -> Arc<Ctx> {
-    let target = Target::parse(&addr.to_string()).unwrap();
+    let targets = Targets::parse(&addr.to_string()).unwrap();
     Arc::new(Ctx {
-        target,
-        sources: Sources::new(target, 4),
+        sources: Sources::new(targets.first(), 4),
+        targets,
         site_key: "demo".into(),
         gateway: Some(Proc::pid(std::process::id())),
         nofile: crate::sys::raise_nofile().unwrap(),

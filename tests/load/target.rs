@@ -52,6 +52,61 @@ impl fmt::Display for Target {
     }
 }
 
+/// The gateways under test: one, or the nodes of one cluster (`--target a,b,c`), each new
+/// connection going to the next in turn, as a load balancer would spread them.
+#[derive(Debug)]
+pub struct Targets {
+    all: Vec<Target>,
+    next: AtomicUsize,
+}
+
+impl Targets {
+    /// A comma-separated list of [`Target::parse`] addresses, all of one address family.
+    pub fn parse(list: &str) -> anyhow::Result<Self> {
+        let all = list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(Target::parse)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let Some(first) = all.first() else {
+            bail!("no target given");
+        };
+        if all
+            .iter()
+            .any(|t| t.addr().is_ipv4() != first.addr().is_ipv4())
+        {
+            bail!("targets {list:?} mix IPv4 and IPv6");
+        }
+        Ok(Self {
+            all,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// The target of the next connection.
+    pub fn next(&self) -> Target {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        self.all[i % self.all.len()]
+    }
+
+    pub fn first(&self) -> Target {
+        self.all[0]
+    }
+}
+
+impl fmt::Display for Targets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, t) in self.all.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            t.fmt(f)?;
+        }
+        Ok(())
+    }
+}
+
 /// Round-robin over loopback source addresses 127.0.0.2, 127.0.0.3, … (IPv4 targets only;
 /// IPv6 has a single loopback address, so sockets are left unbound there).
 #[derive(Debug)]
@@ -145,6 +200,17 @@ mod tests {
         ] {
             assert!(Target::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn several_targets_take_connections_in_turn() {
+        let targets = Targets::parse("127.0.0.1:8080, 127.0.0.1:8081").unwrap();
+        let seen: Vec<_> = (0..3).map(|_| targets.next().to_string()).collect();
+        assert_eq!(seen, ["127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:8080"]);
+        assert_eq!(targets.to_string(), "127.0.0.1:8080,127.0.0.1:8081");
+        assert!(Targets::parse("127.0.0.1:8080,10.0.0.1:8080").is_err());
+        assert!(Targets::parse("127.0.0.1:8080,[::1]:8080").is_err());
+        assert!(Targets::parse(",").is_err());
     }
 
     #[test]

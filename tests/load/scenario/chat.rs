@@ -659,11 +659,11 @@ async fn connect_agent(
     username: &str,
     password: &str,
 ) -> anyhow::Result<(Ws, Id, Welcome)> {
-    let mut http = HttpClient::new(ctx.target, ctx.sources.next());
+    let mut http = HttpClient::new(ctx.targets.next(), ctx.sources.next());
     let token = api::agent_session(&mut http, username, password)
         .await
         .context("log in (POST /api/session)")?;
-    let mut socket = ws::open(ctx.target, &ctx.sources, Role::Agent).await?;
+    let mut socket = ws::open(ctx.targets.next(), &ctx.sources, Role::Agent).await?;
     let welcome = ws::hello(&mut socket, token.expose(), ctx.hello_timeout).await?;
     let me = welcome
         .user

@@ -91,7 +91,7 @@ pub async fn run(ctx: Arc<Ctx>, args: &ChurnArgs) -> anyhow::Result<Report> {
         );
         let fresh = args.fresh_visitors;
         workers.spawn(async move {
-            let mut http = fresh.then(|| HttpClient::new(ctx.target, ctx.sources.next()));
+            let mut http = fresh.then(|| HttpClient::new(ctx.targets.next(), ctx.sources.next()));
             let mut next = worker;
             while Instant::now() < end {
                 let token = match &mut http {

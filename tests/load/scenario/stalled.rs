@@ -43,9 +43,13 @@ pub async fn open(
         let (ctx, mut stop) = (ctx.clone(), stop.clone());
         tabs.spawn(async move {
             let attempt = async {
-                let mut socket =
-                    ws::open_with(ctx.target, &ctx.sources, Role::Customer, Some(RECV_BUFFER))
-                        .await?;
+                let mut socket = ws::open_with(
+                    ctx.targets.next(),
+                    &ctx.sources,
+                    Role::Customer,
+                    Some(RECV_BUFFER),
+                )
+                .await?;
                 ws::hello(&mut socket, token.expose(), ctx.hello_timeout).await?;
                 Ok::<_, ws::ConnectError>(socket)
             };
