@@ -78,6 +78,10 @@ sqlite_only='test(a_canary_sent_through_the_chat_is_nowhere_on_disk)
 DESKGATE_TEST_DATABASE=postgres cargo nextest run -p deskgate-tests --no-fail-fast \
   -E "test(/^(chat|queue|desk|resume|stepup|vault|audit|attachments|voice)::/) - ($sqlite_only)"
 
+# The fuzz targets of gateway/fuzz, each for a bounded time from its seed corpus (a dev build
+# then FUZZ_SECONDS, default 10, per target; docs/security.md says what it costs).
+bash tests/fuzz.sh
+
 # deploy/: YAML, the example config, HAProxy and the systemd unit, as far as they can be
 # checked without a container engine.
 bash deploy/validate.sh
