@@ -170,7 +170,11 @@ mod tests {
             include_str!("../ws/customer.rs"),
             include_str!("../ws/agent.rs"),
         ];
-        let all: Vec<String> = sources.iter().flat_map(|s| reasons(s)).collect();
+        // The code, not its tests (this scanner's own literals are no reasons).
+        let code = sources
+            .iter()
+            .map(|s| s.split("#[cfg(test)]").next().unwrap_or(s));
+        let all: Vec<String> = code.flat_map(reasons).collect();
         // The scan finds the reasons it is meant to check.
         assert!(all.len() > 40, "{all:?}");
         assert!(all.iter().any(|r| r == "media token refused"));
