@@ -82,6 +82,10 @@ DESKGATE_TEST_DATABASE=postgres cargo nextest run -p deskgate-tests --no-fail-fa
 # content type and body as the document says (under a minute; tests/schemathesis.sh).
 bash tests/schemathesis.sh
 
+# The fuzz targets of gateway/fuzz, each for a bounded time from its seed corpus (a dev build
+# then FUZZ_SECONDS, default 10, per target; docs/security.md says what it costs).
+bash tests/fuzz.sh
+
 # deploy/: YAML, the example config, HAProxy and the systemd unit, as far as they can be
 # checked without a container engine.
 bash deploy/validate.sh

@@ -505,6 +505,17 @@ impl Config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
+        Config::merge(args, file)
+    }
+
+    /// As [`Config::load`], with the config file's text given instead of read from
+    /// `args.config` (which only names the file in errors).
+    pub fn load_text(args: &ServeArgs, text: &str) -> Result<Config, ConfigError> {
+        let path = args.config.clone().unwrap_or_default();
+        Config::merge(args, parse_file(&path, text)?)
+    }
+
+    fn merge(args: &ServeArgs, file: FileConfig) -> Result<Config, ConfigError> {
         let mut c = Config::default();
         macro_rules! take {
             ($($field:ident),* ; $($ws:ident),* ; $($desk:ident),*) => {
@@ -777,7 +788,11 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         path: path.to_path_buf(),
         source,
     })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+    parse_file(path, &text)
+}
+
+fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
         path: path.to_path_buf(),
         message: e.to_string(),
     })

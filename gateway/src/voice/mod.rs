@@ -44,6 +44,10 @@ impl Default for VoiceConfig {
 
 /// Largest text frame a media socket accepts (a `media` event of 200 ms is about 2.2 KiB).
 pub const MAX_TEXT_FRAME: usize = 16 * 1024;
+/// The reason a socket is closed for a text frame over [`MAX_TEXT_FRAME`].
+pub const FRAME_TOO_BIG: &str = "frame over 16384 bytes";
+/// Longest reason a WebSocket close frame can carry (RFC 6455, 5.5: 125 bytes less the code).
+pub const MAX_CLOSE_REASON: usize = 123;
 /// Largest binary frame on `/media/pcm`: ten 20 ms frames at 16 kHz.
 pub const MAX_BINARY_FRAME: usize = 10 * 640;
 /// Frames a leg may queue towards the other before the oldest are dropped (200 ms).
@@ -68,12 +72,17 @@ pub mod close {
     pub const NOT_FOUND: u16 = 4404;
 }
 
-/// Sends a close frame with `reason` and waits briefly for the peer's reply.
-pub(crate) async fn close_with(socket: &mut axum::extract::ws::WebSocket, code: u16, reason: &str) {
+/// Sends a close frame with `reason` and waits briefly for the peer's reply. The reason is
+/// fixed text, never what the peer sent.
+pub(crate) async fn close_with(
+    socket: &mut axum::extract::ws::WebSocket,
+    code: u16,
+    reason: &'static str,
+) {
     use axum::extract::ws::{CloseFrame, Message};
     let frame = CloseFrame {
         code,
-        reason: reason.to_string().into(),
+        reason: reason.into(),
     };
     if socket.send(Message::Close(Some(frame))).await.is_err() {
         return;
@@ -86,4 +95,93 @@ pub(crate) async fn close_with(socket: &mut axum::extract::ws::WebSocket, code: 
         }
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Calls whose string arguments end up in a close frame, in `voice/` and `ws/`.
+    const CLOSING_CALLS: &[&str] = &[
+        "closing(",
+        "close_socket(",
+        "reject(",
+        "refuse(",
+        "gone(",
+        "malformed(",
+        "policy(",
+        "too_big(",
+        "close_with(",
+        "reason: \"",
+    ];
+
+    /// Every string literal inside such a call (to its closing parenthesis).
+    fn reasons(source: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        for call in CLOSING_CALLS {
+            for (at, _) in source.match_indices(call) {
+                let mut depth = 0i32;
+                let mut in_str = false;
+                let mut lit = String::new();
+                let mut chars = source[at + call.len() - 1..].chars();
+                while let Some(c) = chars.next() {
+                    if in_str {
+                        match c {
+                            '\\' => {
+                                lit.push(chars.next().unwrap_or(' '));
+                            }
+                            '"' => {
+                                found.push(std::mem::take(&mut lit));
+                                in_str = false;
+                                if call.starts_with("reason") {
+                                    break;
+                                }
+                            }
+                            _ => lit.push(c),
+                        }
+                        continue;
+                    }
+                    match c {
+                        '"' => in_str = true,
+                        '(' => depth += 1,
+                        ')' => {
+                            depth -= 1;
+                            if depth <= 0 {
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn every_close_reason_fits_a_close_frame() {
+        let sources = [
+            include_str!("mod.rs"),
+            include_str!("pcm.rs"),
+            include_str!("twilio.rs"),
+            include_str!("call.rs"),
+            include_str!("../ws/mod.rs"),
+            include_str!("../ws/conn.rs"),
+            include_str!("../ws/customer.rs"),
+            include_str!("../ws/agent.rs"),
+        ];
+        // The code, not its tests (this scanner's own literals are no reasons).
+        let code = sources
+            .iter()
+            .map(|s| s.split("#[cfg(test)]").next().unwrap_or(s));
+        let all: Vec<String> = code.flat_map(reasons).collect();
+        // The scan finds the reasons it is meant to check.
+        assert!(all.len() > 40, "{all:?}");
+        assert!(all.iter().any(|r| r == "media token refused"));
+        assert!(all.iter().any(|r| r == "rate limit exceeded"));
+        for r in all.iter().map(String::as_str).chain([FRAME_TOO_BIG]) {
+            assert!(r.len() <= MAX_CLOSE_REASON, "{} bytes: {r}", r.len());
+        }
+        assert_eq!(FRAME_TOO_BIG, format!("frame over {MAX_TEXT_FRAME} bytes"));
+    }
 }

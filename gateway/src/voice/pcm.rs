@@ -10,7 +10,7 @@
 
 use super::call::{AgentOut, Call, CustomerOut, PauseError};
 use super::media::{self, Converter, Rate};
-use super::{close, close_with, MAX_BINARY_FRAME, MAX_TEXT_FRAME};
+use super::{close, close_with, FRAME_TOO_BIG, MAX_BINARY_FRAME, MAX_TEXT_FRAME};
 use crate::app::App;
 use crate::audit::Context;
 use crate::auth::{require, Permission};
@@ -42,27 +42,24 @@ pub enum Control {
     Mark { name: String },
 }
 
+/// Why the socket is closed: the close code and a fixed reason, which never quotes the peer.
+#[derive(Debug, PartialEq, Eq)]
 pub struct Refusal {
     pub code: u16,
-    pub reason: String,
+    pub reason: &'static str,
 }
 
-fn refuse(code: u16, reason: impl Into<String>) -> Refusal {
-    Refusal {
-        code,
-        reason: reason.into(),
-    }
+fn refuse(code: u16, reason: &'static str) -> Refusal {
+    Refusal { code, reason }
 }
 
-/// Parses the start frame; the rate and codec are checked here.
+/// Parses the start frame; the rate and codec are checked here. serde's message is not
+/// passed on: it can quote the frame (an unknown field's name, a value of the wrong type).
 pub fn parse_start(text: &str) -> Result<(StartFrame, Rate), Refusal> {
-    let f: StartFrame = serde_json::from_str(text).map_err(|e| {
+    let f: StartFrame = serde_json::from_str(text).map_err(|_| {
         refuse(
             close::MALFORMED,
-            format!(
-                "the first frame must be the start frame: {}",
-                e.to_string().split(" at line").next().unwrap_or("")
-            ),
+            "the first frame must be the start frame: type, token, call, codec, rate",
         )
     })?;
     if f.kind != "start" {
@@ -77,6 +74,45 @@ pub fn parse_start(text: &str) -> Result<(StartFrame, Rate), Refusal> {
     let rate = Rate::parse(f.rate)
         .ok_or_else(|| refuse(close::MALFORMED, "rate must be 8000 or 16000"))?;
     Ok((f, rate))
+}
+
+/// Parses a control frame; the error is the message of the `error` frame sent back.
+pub fn parse_control(text: &str) -> Result<Control, &'static str> {
+    let control = serde_json::from_str::<Control>(text)
+        .map_err(|_| "unknown control frame; expected pause, resume, clear or mark")?;
+    if let Control::Mark { name } = &control {
+        if name.is_empty() || name.len() > 64 {
+            return Err("mark name must be 1-64 characters");
+        }
+    }
+    Ok(control)
+}
+
+/// Checks a binary frame: whole 20 ms PCM16 frames at `rate`, at most ten.
+pub fn check_binary(bytes: &[u8], rate: Rate) -> Result<Vec<i16>, Refusal> {
+    if bytes.len() > MAX_BINARY_FRAME {
+        return Err(refuse(close::TOO_BIG, "binary frame over 6400 bytes"));
+    }
+    let Some(pcm) = media::pcm_from_le_bytes(bytes) else {
+        return Err(refuse(
+            close::MALFORMED,
+            "PCM16 frames have an even number of bytes",
+        ));
+    };
+    if pcm.is_empty() || pcm.len() % rate.frame_samples() != 0 {
+        return Err(refuse(
+            close::MALFORMED,
+            match rate {
+                Rate::Hz8000 => {
+                    "binary frames are whole 20 ms frames: multiples of 320 bytes at 8000 Hz"
+                }
+                Rate::Hz16000 => {
+                    "binary frames are whole 20 ms frames: multiples of 640 bytes at 16000 Hz"
+                }
+            },
+        ));
+    }
+    Ok(pcm)
 }
 
 pub async fn handler(
@@ -118,10 +154,7 @@ async fn admit(socket: &mut WebSocket, app: &App) -> Result<(User, Arc<Call>, Ra
         _ => return Err(refuse(close::POLICY, "closed before start")),
     };
     if text.len() > MAX_TEXT_FRAME {
-        return Err(refuse(
-            close::TOO_BIG,
-            format!("frame over {MAX_TEXT_FRAME} bytes"),
-        ));
+        return Err(refuse(close::TOO_BIG, FRAME_TOO_BIG));
     }
     let (start, rate) = parse_start(text.as_str())?;
     let digest = crate::auth::token::digest(&start.token);
@@ -155,7 +188,7 @@ async fn run(mut socket: WebSocket, app: App, ctx: Context) {
     let (user, call, rate) = match admit(&mut socket, &app).await {
         Ok(v) => v,
         Err(r) => {
-            close_with(&mut socket, r.code, &r.reason).await;
+            close_with(&mut socket, r.code, r.reason).await;
             return;
         }
     };
@@ -194,37 +227,22 @@ async fn run(mut socket: WebSocket, app: App, ctx: Context) {
                 }
             },
             m = socket.recv() => match m {
-                Some(Ok(Message::Binary(b))) => {
-                    if b.len() > MAX_BINARY_FRAME {
-                        break Some(refuse(close::TOO_BIG, format!("binary frame over {MAX_BINARY_FRAME} bytes")));
-                    }
-                    let Some(pcm) = media::pcm_from_le_bytes(&b) else {
-                        break Some(refuse(close::MALFORMED, "PCM16 frames have an even number of bytes"));
-                    };
-                    if pcm.is_empty() || pcm.len() % samples != 0 {
-                        break Some(refuse(close::MALFORMED, format!("binary frames are whole 20 ms frames: multiples of {} bytes at {} Hz", samples * 2, rate.hz())));
-                    }
-                    for f in pcm.chunks(samples) {
+                Some(Ok(Message::Binary(b))) => match check_binary(&b, rate) {
+                    Err(r) => break Some(r),
+                    Ok(pcm) => for f in pcm.chunks(samples) {
                         call.from_agent(to_call.convert(f));
-                    }
-                }
+                    },
+                },
                 Some(Ok(Message::Text(t))) => {
                     if t.len() > MAX_TEXT_FRAME {
-                        break Some(refuse(close::TOO_BIG, format!("frame over {MAX_TEXT_FRAME} bytes")));
+                        break Some(refuse(close::TOO_BIG, FRAME_TOO_BIG));
                     }
-                    let reply = match serde_json::from_str::<Control>(t.as_str()) {
-                        Err(_) => Some(json!({"type": "error", "message": "unknown control frame; expected pause, resume, clear or mark"})),
+                    let reply = match parse_control(t.as_str()) {
+                        Err(message) => Some(json!({"type": "error", "message": message})),
                         Ok(Control::Pause { reason }) => pause_error(call.pause(&app, &ctx, &by, &reason).await),
                         Ok(Control::Resume { reason }) => pause_error(call.resume(&app, &ctx, &by, reason.as_deref()).await),
                         Ok(Control::Clear {}) => { call.to_customer(CustomerOut::Clear); None }
-                        Ok(Control::Mark { name }) => {
-                            if name.is_empty() || name.len() > 64 {
-                                Some(json!({"type": "error", "message": "mark name must be 1-64 characters"}))
-                            } else {
-                                call.to_customer(CustomerOut::Mark(name));
-                                None
-                            }
-                        }
+                        Ok(Control::Mark { name }) => { call.to_customer(CustomerOut::Mark(name)); None }
                     };
                     if let Some(r) = reply {
                         if socket.send(Message::Text(r.to_string().into())).await.is_err() { break None; }
@@ -232,13 +250,13 @@ async fn run(mut socket: WebSocket, app: App, ctx: Context) {
                 }
                 Some(Ok(Message::Close(_))) | None => break None,
                 Some(Ok(_)) => {}
-                Some(Err(_)) => break Some(refuse(close::TOO_BIG, format!("frame over {MAX_TEXT_FRAME} bytes"))),
+                Some(Err(_)) => break Some(refuse(close::TOO_BIG, FRAME_TOO_BIG)),
             },
         }
     };
     call.leave_agent(leg);
     match refusal {
-        Some(r) => close_with(&mut socket, r.code, &r.reason).await,
+        Some(r) => close_with(&mut socket, r.code, r.reason).await,
         None => close_with(&mut socket, 1000, "call ended").await,
     }
 }
@@ -269,6 +287,62 @@ mod tests {
         ] {
             let r = parse_start(bad).err().map(|r| r.reason).unwrap_or_default();
             assert!(r.starts_with(why), "{bad}: {r}");
+        }
+    }
+
+    /// serde's messages name unknown fields and quote wrong values; the close reason does not.
+    #[test]
+    fn a_refused_start_frame_is_not_quoted_back() {
+        let canary = "4111111111111111".repeat(10);
+        for bad in [
+            format!(
+                r#"{{"type":"start","token":"t","call":"CA1","codec":"pcm16","rate":8000,"{canary}":1}}"#
+            ),
+            format!(
+                r#"{{"type":"start","token":"t","call":"CA1","codec":"pcm16","rate":"{canary}"}}"#
+            ),
+            format!(
+                r#"{{"type":"{canary}","token":"t","call":"CA1","codec":"pcm16","rate":8000}}"#
+            ),
+        ] {
+            let r = parse_start(&bad).unwrap_err();
+            assert_eq!(r.code, close::MALFORMED);
+            assert!(!r.reason.contains("4111"), "{}", r.reason);
+            assert!(r.reason.len() <= super::super::MAX_CLOSE_REASON);
+        }
+    }
+
+    #[test]
+    fn control_and_binary_frames_are_checked() {
+        assert!(matches!(
+            parse_control(r#"{"type":"pause","reason":"card"}"#),
+            Ok(Control::Pause { .. })
+        ));
+        assert_eq!(
+            parse_control(r#"{"type":"mark","name":""}"#).err(),
+            Some("mark name must be 1-64 characters")
+        );
+        assert!(parse_control(r#"{"type":"dance"}"#).is_err());
+        for rate in [Rate::Hz8000, Rate::Hz16000] {
+            let whole = rate.frame_samples() * 2;
+            assert_eq!(
+                check_binary(&vec![0; whole], rate).unwrap().len(),
+                whole / 2
+            );
+            let r = check_binary(&vec![0; whole + 2], rate).unwrap_err();
+            // The reason names this rate's frame size.
+            let expect = format!("multiples of {whole} bytes at {} Hz", rate.hz());
+            assert!(r.reason.ends_with(&expect), "{}", r.reason);
+            assert_eq!(
+                check_binary(&[0; 3], rate).unwrap_err().code,
+                close::MALFORMED
+            );
+            let big = vec![0; MAX_BINARY_FRAME + whole];
+            let r = check_binary(&big, rate).unwrap_err();
+            assert_eq!(
+                r.reason,
+                format!("binary frame over {MAX_BINARY_FRAME} bytes")
+            );
         }
     }
 }

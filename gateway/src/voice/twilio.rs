@@ -9,10 +9,13 @@
 //! The stream is admitted by a media token ([`super::token`]) in the `start` event's custom
 //! parameters (`token`) or the upgrade URL (`?token=`), bound to the call id the `start` names.
 //! Anything else before a valid `start` closes the socket (1008).
+//!
+//! A refusal's reason is one of a fixed set of short strings: it goes into the close frame
+//! (at most 123 bytes) and the log, and never quotes what the peer sent.
 
 use super::call::{Call, CustomerOut};
 use super::media::{self, Rate};
-use super::{close, close_with, MAX_TEXT_FRAME};
+use super::{close, close_with, FRAME_TOO_BIG, MAX_TEXT_FRAME};
 use crate::api::Query;
 use crate::app::App;
 use crate::audit::Context;
@@ -61,10 +64,10 @@ pub enum Inbound {
 pub struct SeqNo(String);
 
 impl SeqNo {
-    fn value(&self) -> Result<u64, String> {
+    pub fn value(&self) -> Result<u64, Refusal> {
         self.0
             .parse()
-            .map_err(|_| format!("sequenceNumber {:?} is not a string of digits", self.0))
+            .map_err(|_| malformed("sequenceNumber is not a string of digits"))
     }
 }
 
@@ -107,6 +110,18 @@ pub struct Dtmf {
     pub digit: String,
 }
 
+impl Dtmf {
+    /// The key pressed: one of 0-9, `*`, `#`, A-D.
+    pub fn checked(&self) -> Result<&str, Refusal> {
+        let d = self.digit.as_str();
+        let mut chars = d.chars();
+        match (chars.next(), chars.next()) {
+            (Some(c), None) if c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D') => Ok(d),
+            _ => Err(malformed("dtmf digit must be one of 0-9, *, #, A-D")),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 pub struct Mark {
     pub name: String,
@@ -114,60 +129,110 @@ pub struct Mark {
 
 /// Which spelling the peer uses; replies follow it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Dialect {
+pub enum Dialect {
     Twilio,
     Telnyx,
 }
 
-/// Why a frame was refused: the close code and a reason that names the problem.
+impl Dialect {
+    /// Telnyx's frames carry `stream_id` or `sequence_number`; Twilio's never do.
+    pub fn of(text: &str) -> Dialect {
+        if text.contains("\"stream_id\"") || text.contains("\"sequence_number\"") {
+            Dialect::Telnyx
+        } else {
+            Dialect::Twilio
+        }
+    }
+}
+
+/// Why a frame was refused: the close code and a fixed reason that names the problem.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Refusal {
     pub code: u16,
-    pub reason: String,
+    pub reason: &'static str,
 }
 
-fn malformed(reason: impl Into<String>) -> Refusal {
+fn malformed(reason: &'static str) -> Refusal {
     Refusal {
         code: close::MALFORMED,
-        reason: reason.into(),
+        reason,
+    }
+}
+
+fn policy(reason: &'static str) -> Refusal {
+    Refusal {
+        code: close::POLICY,
+        reason,
+    }
+}
+
+fn too_big(reason: &'static str) -> Refusal {
+    Refusal {
+        code: close::TOO_BIG,
+        reason,
+    }
+}
+
+/// The reason for an event that names a known type but breaks its shape. serde's own message
+/// is not used: it can quote the frame.
+fn bad_event(event: &str) -> &'static str {
+    match event {
+        "connected" => "bad connected event",
+        "start" => "bad start event",
+        "media" => "bad media event",
+        "dtmf" => "bad dtmf event",
+        "mark" => "bad mark event",
+        "stop" => "bad stop event",
+        _ => "unknown event",
     }
 }
 
 /// Parses one text frame: the size limit, then the JSON, then the event's own rules.
 pub fn parse(text: &str) -> Result<Inbound, Refusal> {
     if text.len() > MAX_TEXT_FRAME {
-        return Err(Refusal {
-            code: close::TOO_BIG,
-            reason: format!("frame over {MAX_TEXT_FRAME} bytes"),
-        });
+        return Err(too_big(FRAME_TOO_BIG));
     }
     let value: Value = serde_json::from_str(text).map_err(|_| malformed("frame is not JSON"))?;
     let event = value
         .get("event")
         .and_then(Value::as_str)
-        .ok_or_else(|| malformed("frame has no \"event\""))?
-        .to_string();
-    serde_json::from_value(value).map_err(|e| {
-        let msg = e.to_string();
-        if msg.contains("unknown variant") {
-            malformed(format!("unknown event {event:?}"))
-        } else {
-            malformed(format!(
-                "bad {event} event: {}",
-                msg.split(" at line").next().unwrap_or("")
-            ))
+        .ok_or_else(|| malformed("frame has no \"event\""))?;
+    let reason = bad_event(event);
+    serde_json::from_value(value).map_err(|_| malformed(reason))
+}
+
+/// The checks on a `start` event before its token is looked at: the sequence number, a
+/// stream id, μ-law at 8 kHz mono, and a call id of 1-64 characters. Returns the stream id.
+pub fn check_start(
+    sequence_number: Option<&SeqNo>,
+    stream: Option<String>,
+    start: &Start,
+) -> Result<String, Refusal> {
+    if let Some(s) = sequence_number {
+        s.value()?;
+    }
+    let stream = stream
+        .or_else(|| start.stream.clone())
+        .ok_or_else(|| malformed("start names no stream (streamSid)"))?;
+    if let Some(f) = &start.format {
+        let enc = f.encoding.to_ascii_lowercase();
+        if !(enc == "audio/x-mulaw" || enc == "pcmu") || f.rate != 8000 || f.channels != 1 {
+            return Err(malformed(
+                "media format must be μ-law 8000 Hz mono (audio/x-mulaw or PCMU)",
+            ));
         }
-    })
+    }
+    if start.call.is_empty() || start.call.len() > 64 || start.call.chars().any(char::is_control) {
+        return Err(malformed("callSid must be 1-64 characters"));
+    }
+    Ok(stream)
 }
 
 /// 20 ms frames from a μ-law payload of any whole number of samples up to 200 ms; a tail
 /// shorter than a frame waits in `rest` for the next payload.
 pub fn decode_payload(payload: &str, rest: &mut Vec<i16>) -> Result<Vec<Vec<i16>>, Refusal> {
     if payload.len() > MAX_PAYLOAD.div_ceil(3) * 4 {
-        return Err(Refusal {
-            code: close::TOO_BIG,
-            reason: format!("media payload over {MAX_PAYLOAD} bytes (200 ms)"),
-        });
+        return Err(too_big("media payload over 1600 bytes (200 ms)"));
     }
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(payload)
@@ -219,8 +284,12 @@ async fn run(mut socket: WebSocket, app: App, url_token: Option<String>, ctx: Co
     let (call, mut out, dialect, stream) = match admit(&mut socket, &app, url_token, &ctx).await {
         Ok(v) => v,
         Err(r) => {
-            tracing::info!(code = r.code, reason = %r.reason, "phone media stream refused");
-            close_with(&mut socket, r.code, &r.reason).await;
+            tracing::info!(
+                code = r.code,
+                reason = r.reason,
+                "phone media stream refused"
+            );
+            close_with(&mut socket, r.code, r.reason).await;
             return;
         }
     };
@@ -250,10 +319,10 @@ async fn run(mut socket: WebSocket, app: App, url_token: Option<String>, ctx: Co
                     Ok(Inbound::Media { sequence_number, media }) => {
                         if let Some(s) = sequence_number {
                             match s.value() {
-                                Err(e) => break Some(malformed(e)),
+                                Err(r) => break Some(r),
                                 Ok(n) => {
                                     if last_seq.is_some_and(|l| n <= l) {
-                                        break Some(malformed(format!("sequenceNumber {n} does not follow {}", last_seq.unwrap_or(0))));
+                                        break Some(malformed("sequenceNumber does not follow the one before"));
                                     }
                                     last_seq = Some(n);
                                 }
@@ -267,14 +336,10 @@ async fn run(mut socket: WebSocket, app: App, url_token: Option<String>, ctx: Co
                             Ok(frames) => for f in frames { call.from_customer(f); },
                         }
                     }
-                    Ok(Inbound::Dtmf { dtmf }) => {
-                        let d = dtmf.digit;
-                        if d.len() == 1 && d.chars().all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D')) {
-                            call.dtmf(&d);
-                        } else {
-                            break Some(malformed("dtmf digit must be one of 0-9, *, #, A-D"));
-                        }
-                    }
+                    Ok(Inbound::Dtmf { dtmf }) => match dtmf.checked() {
+                        Ok(d) => call.dtmf(d),
+                        Err(r) => break Some(r),
+                    },
                     Ok(Inbound::Mark { mark }) => call.mark_played(&mark.name),
                     Ok(Inbound::Stop {}) => break None,
                     Ok(Inbound::Connected {}) => {}
@@ -283,14 +348,14 @@ async fn run(mut socket: WebSocket, app: App, url_token: Option<String>, ctx: Co
                 Some(Ok(Message::Binary(_))) => break Some(malformed("binary frames are not part of this protocol; media is base64 in JSON")),
                 Some(Ok(Message::Close(_))) | None => break None,
                 Some(Ok(_)) => {}
-                Some(Err(_)) => break Some(Refusal { code: close::TOO_BIG, reason: format!("frame over {MAX_TEXT_FRAME} bytes") }),
+                Some(Err(_)) => break Some(too_big(FRAME_TOO_BIG)),
             },
         }
     };
     call.end().await;
     if let Some(r) = refusal {
-        tracing::info!(call = %call.id, code = r.code, reason = %r.reason, "phone media stream closed");
-        close_with(&mut socket, r.code, &r.reason).await;
+        tracing::info!(call = %call.id, code = r.code, reason = r.reason, "phone media stream closed");
+        close_with(&mut socket, r.code, r.reason).await;
     } else {
         close_with(&mut socket, 1000, "call ended").await;
     }
@@ -311,10 +376,6 @@ async fn admit(
     ctx: &Context,
 ) -> Result<Admitted, Refusal> {
     let deadline = tokio::time::Instant::now() + app.config.voice.start_timeout;
-    let policy = |reason: &str| Refusal {
-        code: close::POLICY,
-        reason: reason.to_string(),
-    };
     let (stream, start, dialect) = loop {
         let m = tokio::time::timeout_at(deadline, socket.recv())
             .await
@@ -328,18 +389,9 @@ async fn admit(
                 return Err(malformed("binary frames are not part of this protocol"))
             }
             Some(Ok(_)) => continue,
-            Some(Err(_)) => {
-                return Err(Refusal {
-                    code: close::TOO_BIG,
-                    reason: format!("frame over {MAX_TEXT_FRAME} bytes"),
-                })
-            }
+            Some(Err(_)) => return Err(too_big(FRAME_TOO_BIG)),
         };
-        let dialect = if text.contains("\"stream_id\"") || text.contains("\"sequence_number\"") {
-            Dialect::Telnyx
-        } else {
-            Dialect::Twilio
-        };
+        let dialect = Dialect::of(text.as_str());
         match parse(text.as_str())? {
             Inbound::Connected {} => continue,
             Inbound::Start {
@@ -347,29 +399,12 @@ async fn admit(
                 start,
                 sequence_number,
             } => {
-                if let Some(s) = sequence_number {
-                    s.value().map_err(malformed)?;
-                }
-                let stream = stream
-                    .or_else(|| start.stream.clone())
-                    .ok_or_else(|| malformed("start names no stream (streamSid)"))?;
+                let stream = check_start(sequence_number.as_ref(), stream, &start)?;
                 break (stream, start, dialect);
             }
             _ => return Err(policy("media before start")),
         }
     };
-    if let Some(f) = &start.format {
-        let enc = f.encoding.to_ascii_lowercase();
-        if !(enc == "audio/x-mulaw" || enc == "pcmu") || f.rate != 8000 || f.channels != 1 {
-            return Err(malformed(format!(
-                "media format must be μ-law 8000 Hz mono (audio/x-mulaw or PCMU), not {} {} Hz x{}",
-                f.encoding, f.rate, f.channels
-            )));
-        }
-    }
-    if start.call.is_empty() || start.call.len() > 64 || start.call.chars().any(char::is_control) {
-        return Err(malformed("callSid must be 1-64 characters"));
-    }
     let token = start
         .custom
         .get("token")
@@ -385,7 +420,7 @@ async fn admit(
         tracing::error!(error = %e, "cannot start the call");
         Refusal {
             code: close::INTERNAL,
-            reason: "cannot start the call".into(),
+            reason: "cannot start the call",
         }
     };
     // A replayed stream (the token is good until it expires) opens nothing.
@@ -481,15 +516,10 @@ mod tests {
         assert_eq!(parse("{}").unwrap_err().reason, "frame has no \"event\"");
         assert_eq!(
             parse(r#"{"event":"dance"}"#).unwrap_err().reason,
-            "unknown event \"dance\""
+            "unknown event"
         );
         let e = parse(r#"{"event":"media","media":{}}"#).unwrap_err();
-        assert!(
-            e.reason
-                .starts_with("bad media event: missing field `payload`"),
-            "{}",
-            e.reason
-        );
+        assert_eq!(e.reason, "bad media event");
         let big = format!(
             r#"{{"event":"media","media":{{"payload":"{}"}}}}"#,
             "A".repeat(MAX_TEXT_FRAME)
@@ -507,6 +537,98 @@ mod tests {
         );
         let n: Result<u64, _> = SeqNo("12a".into()).value();
         assert!(n.is_err());
+    }
+
+    /// What the peer sent never reaches the close reason (and so the log line): serde's
+    /// messages quote unknown variants, wrong values and strings, and a close reason has
+    /// room for 123 bytes only.
+    #[test]
+    fn refusals_never_quote_the_frame_and_fit_a_close_frame() {
+        let canary = "4111111111111111".repeat(12);
+        let frames = [
+            format!(r#"{{"event":"{canary}"}}"#),
+            format!(r#"{{"event":"media","media":{{"payload":{{"{canary}":1}}}}}}"#),
+            format!(r#"{{"event":"media","sequenceNumber":"{canary}","media":{{"payload":""}}}}"#),
+            format!(r#"{{"event":"dtmf","dtmf":{{"digit":["{canary}"]}}}}"#),
+            format!(r#"{{"event":"start","start":"{canary}"}}"#),
+            format!(r#"{{"event":"mark","mark":{{"name":{canary}}}}}"#),
+        ];
+        for f in &frames {
+            let reason = match parse(f) {
+                Err(r) => r.reason,
+                Ok(Inbound::Media {
+                    sequence_number: Some(s),
+                    ..
+                }) => s.value().unwrap_err().reason,
+                Ok(other) => panic!("{other:?}"),
+            };
+            assert!(!reason.contains("4111"), "{reason}");
+            assert!(reason.len() <= super::super::MAX_CLOSE_REASON, "{reason}");
+        }
+        let start = format!(
+            r#"{{"event":"start","streamSid":"MZ1","start":{{"callSid":"CA1",
+            "mediaFormat":{{"encoding":"{canary}","sampleRate":8000,"channels":1}}}}}}"#
+        );
+        let Ok(Inbound::Start {
+            sequence_number,
+            stream,
+            start,
+        }) = parse(&start)
+        else {
+            panic!("start")
+        };
+        let r = check_start(sequence_number.as_ref(), stream, &start).unwrap_err();
+        assert!(!r.reason.contains("4111"), "{}", r.reason);
+        assert!(r.reason.len() <= super::super::MAX_CLOSE_REASON);
+        let d = Dtmf {
+            digit: canary.clone(),
+        };
+        assert!(!d.checked().unwrap_err().reason.contains("4111"));
+        for e in [
+            "connected",
+            "start",
+            "media",
+            "dtmf",
+            "mark",
+            "stop",
+            "other",
+        ] {
+            assert!(bad_event(e).len() <= super::super::MAX_CLOSE_REASON);
+        }
+    }
+
+    #[test]
+    fn a_start_event_is_checked_before_its_token() {
+        let start = |format: &str, call: &str| {
+            let text = format!(
+                r#"{{"event":"start","sequenceNumber":"1","start":{{"streamSid":"MZ1","callSid":"{call}","mediaFormat":{format}}}}}"#
+            );
+            let Ok(Inbound::Start {
+                sequence_number,
+                stream,
+                start,
+            }) = parse(&text)
+            else {
+                panic!("{text}")
+            };
+            check_start(sequence_number.as_ref(), stream, &start).map_err(|r| r.reason)
+        };
+        let mulaw = r#"{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}"#;
+        assert_eq!(start(mulaw, "CA1"), Ok("MZ1".to_string()));
+        assert_eq!(
+            start(r#"{"encoding":"PCMU","sample_rate":8000}"#, "CA1"),
+            Ok("MZ1".to_string())
+        );
+        assert_eq!(
+            start(r#"{"encoding":"audio/x-mulaw","sampleRate":16000}"#, "CA1"),
+            Err("media format must be μ-law 8000 Hz mono (audio/x-mulaw or PCMU)")
+        );
+        assert_eq!(
+            start(mulaw, &"C".repeat(65)),
+            Err("callSid must be 1-64 characters")
+        );
+        assert_eq!(Dialect::of(r#"{"stream_id":"s"}"#), Dialect::Telnyx);
+        assert_eq!(Dialect::of(r#"{"streamSid":"s"}"#), Dialect::Twilio);
     }
 
     #[test]
