@@ -190,7 +190,8 @@ pub enum ClientFrame {
     },
 }
 
-const CLIENT_TYPES: &[&str] = &[
+/// The `type` of every frame a client may send; any other is refused as unknown.
+pub const CLIENT_TYPES: &[&str] = &[
     "hello",
     "send",
     "note",

@@ -8,27 +8,11 @@
 #![no_main]
 
 use deskgate::protocol::{
-    parse_frame, ClientFrame, ClientId, ErrorCode, MessageText, ServerFrame, MAX_ID_BYTES,
-    MAX_TEXT_CHARS,
+    parse_frame, ClientFrame, ClientId, ErrorCode, MessageText, ServerFrame, CLIENT_TYPES,
+    MAX_ID_BYTES, MAX_TEXT_CHARS,
 };
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-
-const KINDS: &[&str] = &[
-    "hello",
-    "send",
-    "note",
-    "typing",
-    "read",
-    "claim",
-    "transfer",
-    "resolve",
-    "sync",
-    "ping",
-    "request_verification",
-    "resend_verification",
-    "verify",
-];
 
 const FIXED: &[&str] = &[
     "frame is not valid JSON",
@@ -129,7 +113,7 @@ fn fixed_message(m: &str) -> bool {
     let Some((kind, rest)) = m.split_once(": ") else {
         return false;
     };
-    if !KINDS.contains(&kind) {
+    if !CLIENT_TYPES.contains(&kind) {
         return false;
     }
     if rest == "a field has the wrong type or value" {
