@@ -2,14 +2,19 @@
 //! them, and which agents are online ([`Presence`], this node's or the cluster's).
 //!
 //! Fan-out never waits on a connection: each one has a bounded queue, and a connection whose
-//! queue is full is told to close (code 4009) instead of slowing everyone else down.
+//! queue is full is told to close (code 4009) instead of slowing everyone else down. The one
+//! exception is the live queue view: it is state, not a log, so a `queue` event that finds the
+//! queue half full is dropped and the connection is told to send a fresh snapshot of the queue
+//! once it catches up ([`ConnCtl::take_queue_lag`]); the other half stays free for the
+//! connection's own conversations. A burst of new tickets thus never costs an agent
+//! their console.
 
 use crate::bus::{Bus, BusError, Event, Side, Topic};
 use crate::ids::{ConnId, UserId};
 use crate::presence::{OnlineAgent, Presence};
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, Notify};
 
@@ -30,6 +35,8 @@ pub struct Subscriber {
 pub struct ConnCtl {
     close: AtomicU16,
     notify: Notify,
+    /// A `queue` event was dropped because the queue of frames was full.
+    queue_lagged: AtomicBool,
 }
 
 impl ConnCtl {
@@ -43,6 +50,17 @@ impl ConnCtl {
             self.notify.notify_one();
         }
         first
+    }
+
+    /// Notes that a `queue` event did not fit; true for the first since the last take.
+    fn lag_queue(&self) -> bool {
+        !self.queue_lagged.swap(true, Ordering::SeqCst)
+    }
+
+    /// Whether a `queue` event was dropped since the last call (clearing it): the
+    /// connection's queue view is stale and needs a snapshot.
+    pub fn take_queue_lag(&self) -> bool {
+        self.queue_lagged.swap(false, Ordering::SeqCst)
     }
 
     /// Waits until a close is asked for and returns its code.
@@ -65,6 +83,8 @@ pub struct Registry {
     hasher: std::collections::hash_map::RandomState,
     /// Connections closed because their queue filled up.
     pub slow_closed: AtomicU64,
+    /// Times a connection's queue view fell behind and was resent whole.
+    pub queue_lags: AtomicU64,
 }
 
 impl Default for Registry {
@@ -73,6 +93,7 @@ impl Default for Registry {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             hasher: Default::default(),
             slow_closed: AtomicU64::new(0),
+            queue_lags: AtomicU64::new(0),
         }
     }
 }
@@ -130,6 +151,14 @@ impl Registry {
         };
         for s in subs {
             if Some(s.conn) == event.skip || !event.audience.admits(s.side) {
+                continue;
+            }
+            // The queue view may fill half the queue at most, so that a burst of queue events
+            // never leaves a connection without room for its own conversations.
+            if event.topic == Topic::Queue && s.tx.capacity() <= s.tx.max_capacity() / 2 {
+                if s.ctl.lag_queue() {
+                    self.queue_lags.fetch_add(1, Ordering::Relaxed);
+                }
                 continue;
             }
             if let Err(mpsc::error::TrySendError::Full(_)) = s.tx.try_send(event.clone()) {
@@ -264,5 +293,51 @@ mod tests {
         assert_eq!(arx.recv().await.unwrap().frame.as_deref(), Some("note"));
         assert_eq!(arx.recv().await.unwrap().frame.as_deref(), Some("msg"));
         assert_eq!(slow_ctl.closed().await, CLOSE_TOO_SLOW);
+    }
+
+    #[tokio::test]
+    async fn queue_events_fill_half_a_queue_then_ask_for_a_snapshot_instead_of_closing() {
+        let registry = Arc::new(Registry::default());
+        let hub = Hub::new(registry.clone(), Arc::new(MemoryBus::new(registry.clone())));
+        let conversation = Topic::Conversation(ConversationId(1));
+        let (console, mut rx) = sub(1, Side::Staff, 8);
+        let ctl = console.ctl.clone();
+        hub.follow(Topic::Queue, console.clone()).await.unwrap();
+        hub.follow(conversation, console).await.unwrap();
+
+        for i in 0..20 {
+            let frame = format!("upsert {i}");
+            hub.publish(Event::new(Topic::Queue, Audience::Staff, frame.into()))
+                .await
+                .unwrap();
+        }
+        // The other half is still there for the console's own conversations.
+        for i in 0..4 {
+            let frame = format!("msg {i}");
+            hub.publish(Event::new(conversation, Audience::Everyone, frame.into()))
+                .await
+                .unwrap();
+        }
+        assert_eq!(registry.queue_lags.load(Ordering::Relaxed), 1);
+        assert_eq!(registry.slow_closed.load(Ordering::Relaxed), 0);
+        assert!(ctl.take_queue_lag(), "a snapshot is due");
+        assert!(!ctl.take_queue_lag(), "once");
+        let mut got = Vec::new();
+        while let Ok(ev) = rx.try_recv() {
+            got.push(ev.frame.as_deref().unwrap_or_default().to_string());
+        }
+        let want = [
+            "upsert 0", "upsert 1", "upsert 2", "upsert 3", "msg 0", "msg 1", "msg 2", "msg 3",
+        ];
+        assert_eq!(got, want);
+
+        // A conversation event that does not fit still closes the connection.
+        for i in 0..9 {
+            let frame = format!("more {i}");
+            hub.publish(Event::new(conversation, Audience::Everyone, frame.into()))
+                .await
+                .unwrap();
+        }
+        assert_eq!(ctl.closed().await, CLOSE_TOO_SLOW);
     }
 }

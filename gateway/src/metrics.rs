@@ -113,7 +113,7 @@ impl Metrics {
     pub fn render(
         &self,
         queue: &crate::store::QueueStats,
-        slow_closed: u64,
+        fanout: &crate::hub::Registry,
         verifications: &VerificationOutcomes,
     ) -> String {
         let mut out = String::with_capacity(4096);
@@ -145,7 +145,7 @@ impl Metrics {
             "Wait of the longest-waiting queued ticket.",
             queue.longest_wait_ms / 1000,
         );
-        let counters: [(&str, &str, u64); 12] = [
+        let counters: [(&str, &str, u64); 13] = [
             (
                 "deskgate_connections_total",
                 "WebSocket connections accepted.",
@@ -199,7 +199,12 @@ impl Metrics {
             (
                 "deskgate_closed_too_slow_total",
                 "Connections closed for not reading (4009).",
-                slow_closed,
+                fanout.slow_closed.load(Ordering::Relaxed),
+            ),
+            (
+                "deskgate_queue_resyncs_total",
+                "Queue views resent whole after a burst of queue events did not fit a connection's queue.",
+                fanout.queue_lags.load(Ordering::Relaxed),
             ),
             (
                 "deskgate_store_errors_total",

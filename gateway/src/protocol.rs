@@ -385,6 +385,15 @@ pub struct CustomerSelf {
 pub enum QueueOp {
     Upsert,
     Remove,
+    /// The whole queue view, replacing what the client holds.
+    Reset,
+}
+
+/// A queued ticket's step-up flag, in a queue snapshot.
+#[derive(Debug, Serialize)]
+pub struct QueueFlag {
+    pub ticket: TicketId,
+    pub phrase: String,
 }
 
 /// A frame the gateway sends.
@@ -459,6 +468,14 @@ pub enum ServerFrame<'a> {
     Queue {
         op: QueueOp,
         ticket: &'a Ticket,
+    },
+    /// To a staff connection whose `queue` events fell behind (a burst of new tickets): the
+    /// queue as it is now (`op: reset`), with the step-up flags of its tickets.
+    #[serde(rename = "queue")]
+    QueueSnapshot {
+        op: QueueOp,
+        tickets: &'a [Ticket],
+        flags: &'a [QueueFlag],
     },
     Note {
         #[serde(flatten)]

@@ -1,7 +1,7 @@
 //! Tickets and the live queue: status changes as both sides see them, reopening, first
 //! response, subject, the customer's history and priorities.
 
-use deskgate_tests::{TestApp, WsClient};
+use deskgate_tests::{metric, TestApp, WsClient};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -316,4 +316,129 @@ async fn a_priority_change_reorders_the_queue() {
         )
         .await;
     assert_eq!(status, 400);
+}
+
+/// What a console's queue view holds after these frames: `welcome`, then `queue` upserts,
+/// removes and resets in order.
+fn queue_view(frames: &[Value]) -> std::collections::BTreeSet<i64> {
+    let mut view = std::collections::BTreeSet::new();
+    let id = |t: &Value| t["id"].as_i64().expect("ticket id");
+    for f in frames {
+        match (f["type"].as_str(), f["op"].as_str()) {
+            (Some("welcome"), _) => {
+                view = f["queue"]
+                    .as_array()
+                    .expect("queue")
+                    .iter()
+                    .map(id)
+                    .collect();
+            }
+            (Some("queue"), Some("upsert")) => {
+                view.insert(id(&f["ticket"]));
+            }
+            (Some("queue"), Some("remove")) => {
+                view.remove(&id(&f["ticket"]));
+            }
+            (Some("queue"), Some("reset")) => {
+                view = f["tickets"]
+                    .as_array()
+                    .expect("tickets")
+                    .iter()
+                    .map(id)
+                    .collect();
+            }
+            _ => {}
+        }
+    }
+    view
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_behind_on_a_burst_of_tickets_gets_the_queue_resent_and_stays_open() {
+    // The lead's socket is kept busy by a replay larger than the kernel's socket buffers, which
+    // it does not read; meanwhile new tickets arrive until their queue events no longer fit.
+    const REPLAYED: i64 = 320;
+    const MOST_TICKETS: usize = 200;
+    let app = TestApp::builder()
+        .outbound_queue(8)
+        .rate(1000, 1000)
+        .start()
+        .await;
+    let grace = app.agent("grace").await;
+    let lead = app.staff("lea", "lead", 1).await;
+    let mut c = app.customer_with_ticket("a long story").await;
+    {
+        let (mut agent, _) = app.agent_ws(&grace).await;
+        let ok = agent
+            .request(json!({"type": "claim", "ticket": c.ticket}))
+            .await;
+        assert_eq!(ok["type"], "ok", "{ok}");
+        agent.close().await;
+    }
+    // 8,000 four-byte characters: 32 KB a message, about 10 MB in all.
+    let big = "😀".repeat(7990);
+    for i in 0..REPLAYED {
+        c.ws.send_text(None, &format!("c-{i}"), &format!("{i} {big}"))
+            .await;
+        c.ws.take_pending();
+    }
+
+    let (mut console, welcome) = app.agent_ws(&lead).await;
+    let mut frames = vec![welcome];
+    console
+        .send(json!({"type": "sync", "ticket": c.ticket, "after": 0}))
+        .await;
+    let mut burst = Vec::new();
+    while burst.len() < MOST_TICKETS {
+        burst.push(
+            app.customer_with_ticket(&format!("burst {}", burst.len()))
+                .await,
+        );
+        let m = app.metrics().await;
+        if metric(&m, "deskgate_queue_resyncs_total").unwrap_or(0.0) >= 1.0 {
+            break;
+        }
+    }
+    assert!(burst.len() < MOST_TICKETS, "the queue events always fitted");
+
+    // Reading again: the replay, whole, then the queue resent; the console was never closed.
+    let ping = console.request(json!({"type": "ping"})).await;
+    assert_eq!(ping["type"], "pong", "{ping}");
+    frames.extend(console.drain(Duration::from_millis(300)).await);
+    let replayed = frames
+        .iter()
+        .filter(|f| f["type"] == "message" && f["ticket"] == c.ticket)
+        .count() as i64;
+    assert_eq!(
+        replayed,
+        2 + REPLAYED,
+        "the first message, the join and every one after"
+    );
+    let resets = frames
+        .iter()
+        .filter(|f| f["type"] == "queue" && f["op"] == "reset")
+        .count();
+    assert!(resets >= 1, "no queue snapshot came");
+    let want: std::collections::BTreeSet<i64> = burst.iter().map(|b| b.ticket).collect();
+    assert_eq!(queue_view(&frames), want, "the view ends as the queue is");
+    let (_, listed) = app.get("/api/queue", Some(&lead.token)).await;
+    let queued: std::collections::BTreeSet<i64> = listed["tickets"]
+        .as_array()
+        .expect("tickets")
+        .iter()
+        .map(|t| t["id"].as_i64().expect("id"))
+        .collect();
+    assert_eq!(queued, want);
+    let m = app.metrics().await;
+    assert_eq!(metric(&m, "deskgate_closed_too_slow_total"), Some(0.0));
+    assert!(
+        app.audit("action=ticket_read")
+            .await
+            .iter()
+            .any(|e| e["detail"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("queue resent")),
+        "the resent queue is audited as a listing"
+    );
 }

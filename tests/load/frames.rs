@@ -77,9 +77,13 @@ pub enum In {
     Ticket {
         ticket: Ticket,
     },
+    /// `upsert` and `remove` carry `ticket`; `reset` carries the whole queue in `tickets`.
     Queue {
         op: String,
-        ticket: Ticket,
+        #[serde(default)]
+        ticket: Option<Ticket>,
+        #[serde(default)]
+        tickets: Vec<Ticket>,
     },
     Ok {
         #[serde(rename = "ref")]

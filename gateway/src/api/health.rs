@@ -46,14 +46,9 @@ pub async fn metrics(State(app): State<App>) -> impl IntoResponse {
         .queue_stats(app.clock.now())
         .await
         .unwrap_or_default();
-    let slow = app
-        .desk
-        .hub
-        .registry
-        .slow_closed
-        .load(std::sync::atomic::Ordering::Relaxed);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(&queue, slow, &app.stepup.outcomes),
+        app.metrics
+            .render(&queue, &app.desk.hub.registry, &app.stepup.outcomes),
     )
 }

@@ -12,7 +12,7 @@ use crate::ids::{ConversationId, TicketId};
 use crate::limits::Rule;
 use crate::protocol::{
     blocked_message, close, BlockedFinding, ClientFrame, ClientId, ErrorCode, Inbound, MessageText,
-    ResumePoint, ServerFrame,
+    QueueFlag, QueueOp, ResumePoint, ServerFrame,
 };
 use crate::store::{Author, AuthorKind, TicketFilter, TicketStatus, User};
 
@@ -94,6 +94,45 @@ pub(super) async fn welcome(conn: &mut Conn, resume: &[ResumePoint]) -> Flow {
         }
     }
     Ok(())
+}
+
+/// Sends the whole queue (`queue` `op: reset`) to a connection that missed `queue` events
+/// because its queue of frames was full. The events already waiting were published before the
+/// snapshot is read, so the `queue` events among them are skipped; those published after it
+/// apply on top, in order.
+pub(super) async fn resend_queue(conn: &mut Conn) -> Flow {
+    let unavailable = |_| closing(close::INTERNAL, "store unavailable");
+    conn.stale_queue_events = conn.events_waiting();
+    let tickets = conn
+        .app
+        .store
+        .queue(WELCOME_QUEUE)
+        .await
+        .map_err(unavailable)?;
+    let mut flags = Vec::new();
+    for t in &tickets {
+        if let Some(phrase) = conn
+            .app
+            .store
+            .step_up_flag(t.id)
+            .await
+            .map_err(unavailable)?
+        {
+            flags.push(QueueFlag {
+                ticket: t.id,
+                phrase,
+            });
+        }
+    }
+    let ev = crate::api::tickets::listed("queue resent", &tickets);
+    let _ = conn.app.audit(&conn.audit_ctx(), ev).await;
+    let frame = ServerFrame::QueueSnapshot {
+        op: QueueOp::Reset,
+        tickets: &tickets,
+        flags: &flags,
+    }
+    .encode();
+    conn.send(frame).await
 }
 
 /// Records that the connection's staff user reads a ticket's conversation (`how`: follow,

@@ -80,6 +80,9 @@ pub(super) struct Conn {
     ctx: Context,
     /// Bounds the slow operations this connection runs off its task ([`Conn::later`]).
     pub background: Arc<tokio::sync::Semaphore>,
+    /// Events still waiting that were queued before the last queue snapshot was read: the
+    /// `queue` events among them are older than the snapshot and are skipped.
+    pub stale_queue_events: usize,
 }
 
 /// Answers a frame from a task of its own, for an operation too slow to run on the connection
@@ -241,6 +244,7 @@ async fn hello(
         current: None,
         ctx,
         background: Arc::new(tokio::sync::Semaphore::new(BACKGROUND_SLOTS)),
+        stale_queue_events: 0,
     };
     Some(conn)
 }
@@ -379,6 +383,11 @@ impl Conn {
             self.send(frame).await?;
         }
         Ok(())
+    }
+
+    /// Events waiting in this connection's queue.
+    pub(super) fn events_waiting(&self) -> usize {
+        self.rx.len()
     }
 
     /// A handle for answering later on this connection; `topic` is one the connection follows
@@ -592,6 +601,11 @@ impl Conn {
         let idle = self.app.config.limits.idle_timeout;
         let mut last_heard = Instant::now();
         loop {
+            if ctl.take_queue_lag() {
+                if let Err(c) = super::agent::resend_queue(self).await {
+                    return c;
+                }
+            }
             let step: Flow = tokio::select! {
                 biased;
                 code = ctl.closed() => Err(closing(code, "closed by the gateway")),
@@ -682,6 +696,12 @@ impl Conn {
     /// Applies an event's effect, then writes its frame: conversation messages strictly in
     /// sequence order, each once, with gaps filled from the store.
     async fn on_event(&mut self, ev: Arc<Event>) -> Flow {
+        if self.stale_queue_events > 0 {
+            self.stale_queue_events -= 1;
+            if ev.topic == Topic::Queue {
+                return Ok(());
+            }
+        }
         match &ev.effect {
             Some(Effect::Follow {
                 conversation,

@@ -899,8 +899,20 @@ impl Agent {
         match In::parse(text) {
             Ok(In::Message(m)) => shared.on_message(m, &mut self.latency),
             Ok(In::Ticket { ticket }) => return self.on_ticket(socket, &ticket).await,
-            Ok(In::Queue { op, ticket }) if op == "upsert" => {
-                return self.on_ticket(socket, &ticket).await
+            Ok(In::Queue {
+                op,
+                ticket,
+                tickets,
+            }) => {
+                let upserted = ticket.filter(|_| op == "upsert");
+                for t in upserted
+                    .iter()
+                    .chain(tickets.iter().filter(|_| op == "reset"))
+                {
+                    if !self.on_ticket(socket, t).await {
+                        return false;
+                    }
+                }
             }
             Ok(In::Ok { reference }) => {
                 if let Some(conversation) = reference.and_then(|r| self.pending_claims.remove(&r)) {

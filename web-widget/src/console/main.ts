@@ -566,7 +566,12 @@ function run(s: Session): void {
         break;
       }
       case "queue":
-        if (f.op === "remove") queue.delete(f.ticket.id);
+        if (f.op === "reset") {
+          // The console fell behind on queue updates: this is the whole queue now.
+          queue.clear();
+          for (const t of f.tickets as Ticket[]) queue.set(t.id, t);
+          for (const fl of f.flags as { ticket: number; phrase: string }[]) flags.set(fl.ticket, fl.phrase);
+        } else if (f.op === "remove") queue.delete(f.ticket.id);
         else queue.set(f.ticket.id, f.ticket);
         renderQueue();
         break;
