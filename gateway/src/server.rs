@@ -122,6 +122,8 @@ pub fn router(app: App) -> Router {
         .route("/api/recordings/{id}", get(api::calls::recording))
         .route("/api/grants/{id}/recording", get(api::grants::recording))
         .merge(crate::web::routes())
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_method)
         .layer(DefaultBodyLimit::max(app.config.limits.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
@@ -129,6 +131,24 @@ pub fn router(app: App) -> Router {
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(app)
+}
+
+/// An unknown path gets the API's JSON error body, like every other refusal.
+async fn no_route() -> api::ApiError {
+    api::ApiError::Refused(
+        axum::http::StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint".into(),
+    )
+}
+
+/// A known path called with a method it does not take (the `Allow` header lists those it does).
+async fn no_method() -> api::ApiError {
+    api::ApiError::Refused(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method".into(),
+    )
 }
 
 const INDEX: &str = include_str!("index.html");

@@ -288,3 +288,38 @@ async fn every_operation_documents_its_malformed_input_and_missing_token_answers
     }
     assert!(checked > 40, "only {checked} operations");
 }
+
+#[tokio::test]
+async fn an_unknown_path_or_method_gets_the_json_error_body() {
+    let app = TestApp::start().await;
+    let admin = app.admin().await;
+    for path in ["/api/no-such-thing", "/api/tickets/1/nope", "/nothing-here"] {
+        let resp = app
+            .http
+            .get(app.url(path))
+            .bearer_auth(&admin.token)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = raw(resp).await;
+        assert_eq!(status, 404, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "not_found", "{path}: {body}");
+    }
+    let resp = app
+        .http
+        .delete(app.url("/api/queue"))
+        .bearer_auth(&admin.token)
+        .send()
+        .await
+        .unwrap();
+    let allow = resp
+        .headers()
+        .get("allow")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let (status, body) = raw(resp).await;
+    assert_eq!(status, 405, "{body}");
+    assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+    assert!(allow.contains("GET"), "Allow: {allow:?}");
+}

@@ -78,6 +78,29 @@ async fn a_staff_api_call_from_another_page_is_refused_even_with_a_token() {
         )
         .await;
     assert_eq!(r.status(), 403);
+    // The second-factor endpoints, which an enrolment-only session opens too.
+    let mfa = [
+        (Method::GET, "/api/me/mfa", None),
+        (Method::POST, "/api/me/mfa/totp", None),
+        (
+            Method::POST,
+            "/api/me/mfa/totp/confirm",
+            Some(json!({"code": "123456"})),
+        ),
+    ];
+    for (method, path, body) in mfa {
+        let mut req = app
+            .http
+            .request(method, app.url(path))
+            .header("Origin", EVIL)
+            .bearer_auth(&admin.token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+        assert!(r.headers().get("access-control-allow-origin").is_none());
+    }
     // No CORS grant for a preflight either.
     let r = app
         .http

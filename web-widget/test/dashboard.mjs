@@ -13,6 +13,11 @@ await run(async (browser) => {
   const totals = () =>
     sup.evaluate((names) => Object.fromEntries(names.map((n) => [n, Number(document.querySelector(`[data-outcome=${n}]`)?.textContent ?? NaN)])), OUTCOMES);
   await sup.locator("[data-chart=verifications] [data-outcome=approved]").waitFor();
+  // Grace's console is open (tests/e2e/browser.rs): the dashboard lists her as online.
+  const online = sup.locator("[data-list=online] li[data-agent]", { hasText: "grace" });
+  await online.waitFor({ timeout: WAIT });
+  const line = await online.innerText();
+  check(/grace 1 console open/.test(line), `the agents online are listed with their consoles (${line})`);
   const before = await totals();
   check(OUTCOMES.every((n) => before[n] === 0), `the verification chart starts at zero for every outcome (${JSON.stringify(before)})`);
   const desc = (chart) => sup.locator(`[data-chart=${chart}] svg desc`).textContent();

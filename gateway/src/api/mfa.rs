@@ -17,13 +17,15 @@ use axum::Json;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-/// A staff user from a session of either kind, including an enrolment-only one.
+/// A staff user from a session of either kind, including an enrolment-only one; called from
+/// the consoles' own origin or by a program, like every staff endpoint.
 pub struct Enrolling(pub User);
 
 impl FromRequestParts<App> for Enrolling {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        super::staff_origin(app, &parts.headers)?;
         let token = bearer(&parts.headers).ok_or(ApiError::Unauthenticated)?;
         let digest = crate::auth::token::digest(token);
         match app.store.enrolling_user(&digest, app.clock.now()).await {
@@ -73,7 +75,8 @@ fn codes(list: Vec<SecretString>) -> RecoveryCodes {
 
 /// The caller's second-factor status.
 #[utoipa::path(get, path = "/api/me/mfa", tag = "mfa", security(("bearer" = [])),
-    responses((status = 200, body = MfaStatus), (status = 401, body = super::ErrorBody)))]
+    responses((status = 200, body = MfaStatus), (status = 401, body = super::ErrorBody),
+        (status = 403, description = "the calling page's origin may not use the staff API", body = super::ErrorBody)))]
 pub async fn status(
     State(app): State<App>,
     Enrolling(me): Enrolling,
@@ -89,6 +92,7 @@ pub async fn status(
 /// Start a TOTP enrolment (again, if an earlier one was not confirmed).
 #[utoipa::path(post, path = "/api/me/mfa/totp", tag = "mfa", security(("bearer" = [])),
     responses((status = 201, body = TotpEnrolment), (status = 401, body = super::ErrorBody),
+        (status = 403, description = "the calling page's origin may not use the staff API", body = super::ErrorBody),
         (status = 409, description = "a confirmed factor exists", body = super::ErrorBody)))]
 pub async fn begin(
     State(app): State<App>,
@@ -111,6 +115,7 @@ pub async fn begin(
 #[utoipa::path(post, path = "/api/me/mfa/totp/confirm", tag = "mfa", security(("bearer" = [])),
     request_body = CodeBody,
     responses((status = 200, body = RecoveryCodes), (status = 401, description = "wrong code", body = super::ErrorBody),
+        (status = 403, description = "the calling page's origin may not use the staff API", body = super::ErrorBody),
         (status = 409, body = super::ErrorBody), (status = 429, description = "retry_later: too many wrong codes; retry after a while", body = super::ErrorBody)))]
 pub async fn confirm(
     State(app): State<App>,

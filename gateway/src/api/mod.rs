@@ -66,7 +66,8 @@ pub struct ErrorDetail {
     /// One of: unauthenticated, forbidden, not_found, conflict, capacity, invalid, unavailable;
     /// for step-up and second factors also: verification_required, cannot_verify, mail_failed,
     /// locked, retry_later, mfa_required (login: the password was right, the code is missing);
-    /// rate_limited (429, see `Retry-After`), too_large (413).
+    /// rate_limited (429, see `Retry-After`), too_large (413); method_not_allowed (405, see
+    /// `Allow`).
     pub code: &'static str,
     pub message: String,
 }

@@ -10,6 +10,8 @@ import { can } from "./perms";
 interface QueueView {
   stats: { queued: number; assigned: number; resolved: number; longest_wait_ms: number };
   agents_online: number;
+  /** Over every node when the gateway runs as several. */
+  agents: { id: number; connections: number; nodes: number }[];
 }
 interface Ticket {
   id: number;
@@ -65,6 +67,7 @@ export function dashboard(role: string, onError: (what: string) => void): Dashbo
   const tile = (label: string, v: HTMLElement) => h("div", { class: "tile" }, h("span", {}, label), v);
   const depthChart = h("figure", { class: "chart" });
   const loadChart = h("figure", { class: "chart" });
+  const onlineList = h("ul", { class: "online", "data-list": "online", "aria-label": "Agents online now" });
   const blockedChart = h("figure", { class: "chart", "data-chart": "blocked" });
   const outcomesChart = h("figure", { class: "chart", "data-chart": "verifications" });
   const card = (id: string, title: string, body: HTMLElement) =>
@@ -76,7 +79,7 @@ export function dashboard(role: string, onError: (what: string) => void): Dashbo
     seesQueue &&
       h("section", { class: "tiles", "aria-label": "Now" }, tile("Queue depth", tiles.depth), tile("Longest wait", tiles.longest), tile("Agents online", tiles.online), tile("Chats in progress", tiles.assigned)),
     seesQueue && card("c1", "Queue depth, last 10 minutes", depthChart),
-    seesQueue && card("c2", "Agents and their load", loadChart),
+    seesQueue && card("c2", "Agents and their load", h("div", {}, loadChart, h("h3", {}, "Online now"), onlineList)),
     card("c3", "Card numbers blocked, per 5 seconds", blockedChart),
     card("c4", "Verification outcomes, per 5 seconds", outcomesChart),
   );
@@ -133,6 +136,16 @@ export function dashboard(role: string, onError: (what: string) => void): Dashbo
     loadChart.append(
       barChart(agents.map((u) => ({ label: u.name, v: load.get(u.id) ?? 0, max: u.capacity })), "Open chats per agent against capacity"),
       h("figcaption", {}, `${agents.length} ${agents.length === 1 ? "agent" : "agents"}; each bar shows open chats out of capacity`),
+    );
+    const names = new Map(users.map((u) => [u.id, u.name]));
+    const plural = (n: number, one: string) => `${n} ${one}${n === 1 ? "" : "s"}`;
+    clear(onlineList);
+    onlineList.append(
+      ...(q.agents.length
+        ? q.agents.map((a) =>
+            h("li", { "data-agent": String(a.id) }, h("strong", {}, names.get(a.id) ?? `user ${a.id}`), ` ${plural(a.connections, "console")} open`, a.nodes > 1 ? ` on ${plural(a.nodes, "node")}` : ""),
+          )
+        : [h("li", {}, "Nobody has a console open.")]),
     );
     clear(depthChart);
     depthChart.append(lineChart(depth, "Queued tickets"), h("figcaption", {}, `now ${q.stats.queued} waiting; sampled every 5 s`));
