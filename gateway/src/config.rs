@@ -49,7 +49,7 @@ pub struct ServeArgs {
     #[arg(long, env = "DESKGATE_RATE_BURST", value_name = "N")]
     pub rate_burst: Option<u32>,
 
-    /// Frames queued for a connection before it counts as too slow and is closed [default: 256]
+    /// Frames queued for a connection before it counts as too slow and is closed; staff connections eight times as many [default: 256]
     #[arg(long, env = "DESKGATE_OUTBOUND_QUEUE", value_name = "FRAMES")]
     pub outbound_queue: Option<usize>,
 

@@ -367,3 +367,95 @@ async fn a_customers_message_limit_holds_over_tabs_on_two_nodes_with_leases() {
     assert!(stored <= 40, "{stored} stored over a limit of 40");
     assert!(stored >= 38, "only {stored} of 40 stored");
 }
+
+/// A counter of `/metrics` on `node`.
+async fn node_metric(node: &Node, name: &str) -> f64 {
+    let text = node
+        .http
+        .get(format!("{}/metrics", node.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    deskgate_tests::metric(&text, name).unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_new_tickets_over_two_nodes_keeps_every_console_and_assigns_them_all() {
+    // Small outbound queues (8 frames; staff consoles get eight times as many): the events of
+    // the burst do not all fit at once. Two agents of capacity 50 take the 100 tickets. With
+    // consoles' queues as short as customers' this closed them with 4009.
+    const TICKETS: usize = 100;
+    let bin = deskgate_binary();
+    let db = TestDatabase::create().await;
+    let redis = Redis::start();
+    let (_dir, data) = shared_data();
+    let env = [
+        ("DESKGATE_AUTO_ASSIGN", "true"),
+        ("DESKGATE_OUTBOUND_QUEUE", "8"),
+        ("DESKGATE_RATE_LIMITS", "false"),
+    ];
+    let a = Node::start_with(bin, &data, &db, &redis, &env);
+    let b = Node::start_with(bin, &data, &db, &redis, &env);
+    add_agent(bin, &data, &db, "ann");
+    add_agent(bin, &data, &db, "bob");
+    add_staff(bin, &data, &db, "lea", "lead");
+    ready_becomes(&a, 200).await;
+    ready_becomes(&b, 200).await;
+    let (mut ann, _) = a.hello("/ws/agent", &a.login("ann").await, json!([])).await;
+    let (mut bob, _) = b.hello("/ws/agent", &b.login("bob").await, json!([])).await;
+    let lead = a.login("lea").await;
+    until("both agents are listed", || async {
+        listed_agents(&a, &lead).await.len() == 2
+    })
+    .await;
+
+    // Half the customers on each node, all at once.
+    let nodes = std::sync::Arc::new([a, b]);
+    let mut burst = tokio::task::JoinSet::new();
+    for i in 0..TICKETS {
+        let nodes = nodes.clone();
+        burst.spawn(async move {
+            let node = &nodes[i % 2];
+            let visitor = node.visitor().await;
+            let (mut customer, _) = node.hello("/ws/customer", &visitor, json!([])).await;
+            let ack = customer.send_text(None, "c1", &format!("burst {i}")).await;
+            (customer, ack["ticket"].as_i64().expect("ticket"))
+        });
+    }
+    let mut customers = Vec::new();
+    while let Some(done) = burst.join_next().await {
+        customers.push(done.expect("customer"));
+    }
+    let [a, b] = &*nodes;
+    until("every ticket of the burst is assigned", || async {
+        let (_, q) = a.get("/api/queue", Some(&lead)).await;
+        q["stats"]["queued"] == 0 && q["stats"]["assigned"] == TICKETS
+    })
+    .await;
+
+    // Both consoles are open and were told of every ticket they were given.
+    let mut handed = std::collections::BTreeSet::new();
+    for console in [&mut ann, &mut bob] {
+        let pong = console.request(json!({"type": "ping"})).await;
+        assert_eq!(pong["type"], "pong", "{pong}");
+        for f in console.drain(Duration::from_millis(300)).await {
+            if f["type"] == "ticket" && f["ticket"]["status"] == "assigned" {
+                handed.insert(f["ticket"]["id"].as_i64().expect("id"));
+            }
+        }
+    }
+    let opened: std::collections::BTreeSet<i64> = customers.iter().map(|(_, t)| *t).collect();
+    assert_eq!(
+        handed, opened,
+        "every ticket reached the console of its agent"
+    );
+    for node in [a, b] {
+        assert_eq!(
+            node_metric(node, "deskgate_closed_too_slow_total").await,
+            0.0
+        );
+    }
+}

@@ -28,6 +28,8 @@ const REPLAY_PAGE: i64 = 500;
 const KEEPALIVE: Duration = Duration::from_secs(30);
 /// How long a closing connection waits for the client's close reply.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
+/// How many times `outbound_queue` a staff connection may have waiting.
+const STAFF_QUEUE_FACTOR: usize = 8;
 /// Slow operations (code emails) one connection may have running off its task at once.
 const BACKGROUND_SLOTS: usize = 4;
 
@@ -221,7 +223,14 @@ async fn hello(
             return None;
         }
     }
-    let (tx, rx) = mpsc::channel(app.config.ws.outbound_queue);
+    // A staff console follows the queue and every conversation it holds, so a burst of new or
+    // assigned tickets reaches it many times over; it gets a longer queue. Room is taken only
+    // as events wait, so an idle console costs no more.
+    let queue = match side {
+        Side::Staff => app.config.ws.outbound_queue * STAFF_QUEUE_FACTOR,
+        Side::Customer => app.config.ws.outbound_queue,
+    };
+    let (tx, rx) = mpsc::channel(queue);
     let id = app.desk.hub.conn_id();
     let sub = Subscriber {
         conn: id,
