@@ -58,9 +58,10 @@ impl ConnCtl {
     }
 
     /// Whether a `queue` event was dropped since the last call (clearing it): the
-    /// connection's queue view is stale and needs a snapshot.
+    /// connection's queue view is stale and needs a snapshot. Asked on every turn of a
+    /// connection's loop, so the common answer is a plain read that writes nothing.
     pub fn take_queue_lag(&self) -> bool {
-        self.queue_lagged.swap(false, Ordering::SeqCst)
+        self.queue_lagged.load(Ordering::Relaxed) && self.queue_lagged.swap(false, Ordering::SeqCst)
     }
 
     /// Waits until a close is asked for and returns its code.
