@@ -13,6 +13,8 @@ fi
 # playwright never downloads a browser of its own.
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# The voice tests make the caller's audio with sox.
+command -v sox >/dev/null 2>&1 || missing+=(sox)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then

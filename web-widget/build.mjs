@@ -29,6 +29,7 @@ const entries = {
   "console.js": "src/console/main.ts",
   "supervisor.js": "src/supervisor/main.ts",
   "demo.js": "src/pages/demo.ts",
+  "voice-worklet.js": "src/voice/worklet.ts",
 };
 for (const [name, entry] of Object.entries(entries)) {
   await build({ ...common, entryPoints: [entry], outfile: join(out, name) });

@@ -212,7 +212,7 @@ pub struct ServeArgs {
     #[arg(long, env = "DESKGATE_CUSTOMER_RETENTION", value_parser = humantime::parse_duration)]
     pub customer_retention: Option<Duration>,
 
-    /// How long a call recording is kept after the call (not enforced yet: the retention sweep does not shred recordings) [default: 365days]
+    /// How long a call recording is kept after the call ends (then its key is destroyed and its file deleted, unless its ticket is on legal hold) [default: 365days]
     #[arg(long, env = "DESKGATE_RECORDING_RETENTION", value_parser = humantime::parse_duration)]
     pub recording_retention: Option<Duration>,
 }

@@ -11,8 +11,9 @@ use axum::response::Response;
 /// One year; browsers then refuse plain HTTP to this host.
 pub const HSTS: &str = "max-age=31536000";
 
-/// Browser features the consoles never use, switched off for them and anything they load.
-pub const PERMISSIONS_POLICY: &str = "camera=(), microphone=(), geolocation=(), \
+/// Browser features the pages never use, switched off for them and anything they load; the
+/// microphone is the page's own (calls from the widget and the agent console), never a frame's.
+pub const PERMISSIONS_POLICY: &str = "camera=(), microphone=(self), geolocation=(), \
     payment=(), usb=(), serial=(), bluetooth=(), midi=(), magnetometer=(), gyroscope=(), \
     accelerometer=()";
 

@@ -117,6 +117,11 @@ pub fn router(app: App) -> Router {
         .route("/media/twilio", get(crate::voice::twilio::handler))
         .route("/media/pcm", get(crate::voice::pcm::handler))
         .route("/api/calls/{id}", get(api::calls::show))
+        .route("/api/tickets/{id}/call", get(api::calls::of_ticket))
+        .route(
+            "/api/tickets/{id}/recordings",
+            get(api::calls::of_ticket_recordings),
+        )
         .route("/api/calls/{id}/pause", post(api::calls::pause))
         .route("/api/calls/{id}/resume", post(api::calls::resume))
         .route("/api/recordings/{id}", get(api::calls::recording))
@@ -333,7 +338,17 @@ async fn retention_sweep(
         let (action, object) = match s.kind {
             Retained::Transcript => (Action::TranscriptShredded, "ticket"),
             Retained::Customer => (Action::CustomerShredded, "customer"),
+            Retained::Recording => (Action::RecordingShredded, "recording"),
         };
+        if s.kind == Retained::Recording {
+            // Without its key the file is noise; it goes too, so the disk is given back.
+            let file = crate::voice::recordings_dir(&app.config).join(format!("{}.dgs", s.id));
+            if let Err(e) = std::fs::remove_file(&file) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(recording = s.id, error = %e, "cannot delete a shredded recording's file");
+                }
+            }
+        }
         tracing::info!(
             target: "deskgate::security",
             kind = kind.policy(),
@@ -364,8 +379,8 @@ fn spawn_sweeper(app: App) {
     });
 }
 
-/// Closes resolved tickets once the reopen window has passed, crypto-shreds transcripts and
-/// customer records past their retention (unless on legal hold), and picks up a keyring
+/// Closes resolved tickets once the reopen window has passed, crypto-shreds transcripts,
+/// customer records and call recordings past their retention (unless on legal hold), and picks up a keyring
 /// rotated by `deskgate keys`.
 pub async fn sweep(app: &App) {
     let now = app.clock.now();
@@ -377,7 +392,11 @@ pub async fn sweep(app: &App) {
         }
         Err(e) => tracing::warn!(error = %e, "closing resolved tickets failed"),
     }
-    for kind in [Retained::Transcript, Retained::Customer] {
+    for kind in [
+        Retained::Transcript,
+        Retained::Customer,
+        Retained::Recording,
+    ] {
         if let Err(e) = retention_sweep(app, kind, now).await {
             tracing::warn!(error = %e, kind = kind.policy(), "retention sweep failed");
         }

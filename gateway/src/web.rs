@@ -46,6 +46,7 @@ static ASSETS: &[Asset] = &[
     asset!("console.js", JS),
     asset!("supervisor.js", JS),
     asset!("demo.js", JS),
+    asset!("voice-worklet.js", JS),
     asset!("console.css", CSS),
     asset!("supervisor.css", CSS),
     asset!("demo.html", HTML),
@@ -134,6 +135,17 @@ fn serve(name: &str, headers: &HeaderMap) -> Response {
         h.insert(
             header::HeaderName::from_static("cross-origin-resource-policy"),
             HeaderValue::from_static("cross-origin"),
+        );
+    } else if asset.name == "voice-worklet.js" {
+        // The widget's call runs this audio worklet in the host page, which fetches it in CORS
+        // mode (without credentials): it is the same public script for every page.
+        h.insert(
+            header::HeaderName::from_static("cross-origin-resource-policy"),
+            HeaderValue::from_static("cross-origin"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
         );
     }
     resp

@@ -76,12 +76,14 @@ pub enum Action {
     RecordingPaused,
     /// A paused recording resumed: by someone, or by the gateway when the pause ran too long.
     RecordingResumed,
+    /// A call recording's data key destroyed at the end of its retention, and its file deleted.
+    RecordingShredded,
     /// The gateway's anomaly rules raised an alert (detail: level, rule, message).
     AnomalyAlert,
 }
 
 impl Action {
-    pub const ALL: [Action; 42] = [
+    pub const ALL: [Action; 43] = [
         Action::Login,
         Action::LoginFailed,
         Action::TicketRead,
@@ -123,6 +125,7 @@ impl Action {
         Action::AttachmentRead,
         Action::RecordingPaused,
         Action::RecordingResumed,
+        Action::RecordingShredded,
         Action::AnomalyAlert,
     ];
 
@@ -169,6 +172,7 @@ impl Action {
             Action::AttachmentRead => "attachment_read",
             Action::RecordingPaused => "recording_paused",
             Action::RecordingResumed => "recording_resumed",
+            Action::RecordingShredded => "recording_shredded",
             Action::AnomalyAlert => "anomaly_alert",
         }
     }

@@ -309,6 +309,19 @@ async fn the_browser_card_screen_agrees_with_the_shared_vectors() {
 }
 
 #[tokio::test]
+async fn the_call_jitter_buffer_plays_in_order_caps_its_delay_and_recovers() {
+    let out = run("node", &["test/jitter.mjs"], vec![]).await;
+    for step in [
+        "jitter of 40 ms under a 60 ms target plays without a gap",
+        "a burst is capped at 200 ms",
+        "what plays is the newest 200 ms, in order",
+        "after an underrun it waits for the target again",
+    ] {
+        assert!(out.contains(&format!("ok: {step}")), "{step}: {out}");
+    }
+}
+
+#[tokio::test]
 async fn the_embedded_dist_matches_the_sources() {
     let out = run("npm", &["run", "--silent", "check"], vec![]).await;
     assert!(out.contains("dist/ matches the sources"), "{out}");
@@ -542,4 +555,64 @@ async fn the_dashboard_charts_verification_outcomes_blocked_cards_and_alerts() {
         let line = format!("deskgate_verifications_total{{outcome=\"{outcome}\"}} {n}");
         assert!(metrics.contains(&line), "{line} in\n{metrics}");
     }
+}
+
+/// A call placed from the widget in one Chromium and joined from the agent console in another,
+/// each with a fake microphone playing its own tone (test/call.mjs). Then the recording, played
+/// through an approved grant: 16 kHz stereo, the customer's 440 Hz on the left, the agent's
+/// 1000 Hz on the right, and both silent through the agent's pause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_from_the_widget_to_the_console_is_heard_both_ways_and_recorded() {
+    use crate::voice::{goertzel, played_through_grant, rms};
+    let app = TestApp::start().await;
+    app.agent("grace").await;
+    let out = flow(&app, "test/call.mjs").await;
+    for step in [
+        "the widget places the call and says it is on",
+        "the agent's chat shows the call, at 16 kHz",
+        "the customer's microphone goes out and the agent is heard",
+        "the agent hears the caller",
+        "the bar says the recording is paused, and why",
+        "after the customer hangs up, both sides say the call has ended",
+    ] {
+        assert!(out.contains(step), "{step}: {out}");
+    }
+    let recording: i64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("recording="))
+        .and_then(|id| id.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no recording id: {out}"));
+    let (rec, left, right) = played_through_grant(&app, recording).await;
+    assert_eq!(rec["rate"], 16000, "{rec}");
+    let pauses = rec["pauses"].as_array().unwrap();
+    assert_eq!(pauses.len(), 1, "{rec}");
+    let (a, b) = (
+        pauses[0]["start_ms"].as_u64().unwrap() as usize * 16,
+        pauses[0]["end_ms"].as_u64().unwrap() as usize * 16,
+    );
+    assert!(b - a >= 16 * 1000, "{rec}");
+    assert!(left[a..b].iter().chain(&right[a..b]).all(|&x| x == 0.0));
+    // Every 100 ms where a side is heard carries that side's tone.
+    let (mut l_windows, mut r_windows) = (0, 0);
+    for w in 0..left.len() / 1600 {
+        let (l, r) = (&left[w * 1600..][..1600], &right[w * 1600..][..1600]);
+        if rms(l) > 300.0 {
+            l_windows += 1;
+            assert!(
+                goertzel(l, 16000.0, 440.0) > 10.0 * goertzel(l, 16000.0, 1000.0),
+                "left {w}"
+            );
+        }
+        if rms(r) > 300.0 {
+            r_windows += 1;
+            assert!(
+                goertzel(r, 16000.0, 1000.0) > 10.0 * goertzel(r, 16000.0, 440.0),
+                "right {w}"
+            );
+        }
+    }
+    assert!(
+        l_windows >= 20 && r_windows >= 20,
+        "{l_windows} {r_windows}"
+    );
 }

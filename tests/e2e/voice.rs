@@ -37,12 +37,37 @@ fn media_token(app: &TestApp, call: &str) -> String {
     deskgate::voice::token::sign(secret.trim().as_bytes(), "demo", call, exp)
 }
 
+/// `seconds` of a sine at `hz`, raw μ-law at 8 kHz, made with sox; returns the file's path.
+fn sox_tone(app: &TestApp, hz: u32, seconds: f64) -> String {
+    // Outside the data dir, whose files the test searches for clear audio.
+    let path = std::env::temp_dir().join(format!("deskgate-caller-{}-{hz}.ul", app.addr.port()));
+    let out = std::process::Command::new("sox")
+        .args(["-n", "-r", "8000", "-c", "1", "-e", "mu-law", "-t", "ul"])
+        .arg(&path)
+        .args([
+            "synth",
+            &seconds.to_string(),
+            "sine",
+            &hz.to_string(),
+            "vol",
+            "0.25",
+        ])
+        .output()
+        .expect("the voice tests need sox: run tests/run.sh, or apt-get install sox");
+    assert!(
+        out.status.success(),
+        "sox: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path.to_string_lossy().into_owned()
+}
+
 fn ws_url(app: &TestApp, path: &str) -> String {
     format!("ws://{}{path}", app.addr)
 }
 
 /// Power of `hz` in `s` (Goertzel).
-fn goertzel(s: &[f64], rate: f64, hz: f64) -> f64 {
+pub(crate) fn goertzel(s: &[f64], rate: f64, hz: f64) -> f64 {
     let w = 2.0 * std::f64::consts::PI * hz / rate;
     let c = 2.0 * w.cos();
     let (mut a, mut b) = (0.0, 0.0);
@@ -54,7 +79,7 @@ fn goertzel(s: &[f64], rate: f64, hz: f64) -> f64 {
     a * a + b * b - c * a * b
 }
 
-fn rms(s: &[f64]) -> f64 {
+pub(crate) fn rms(s: &[f64]) -> f64 {
     (s.iter().map(|x| x * x).sum::<f64>() / s.len().max(1) as f64).sqrt()
 }
 
@@ -95,11 +120,13 @@ async fn a_phone_call_is_relayed_recorded_paused_and_played_through_a_grant() {
     let call = "CA0123456789abcdef";
     let token = media_token(&app, call);
 
-    // The provider's side: seconds of 440 Hz; DTMF 5 while recording, 9 while paused.
+    // The provider's side: seconds of 440 Hz made by sox as the phone network carries it
+    // (μ-law at 8 kHz); DTMF 5 while recording, 9 while paused.
+    let audio = sox_tone(&app, 440, 4.4);
     let mut peer = tokio::process::Command::new(python())
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("support/voice/twilio_peer.py"))
         .args(["--url", &ws_url(&app, "/media/twilio"), "--token", &token])
-        .args(["--call", call, "--hz", "440", "--seconds", "4.4"])
+        .args(["--call", call, "--audio", &audio, "--seconds", "4.4"])
         .args(["--dtmf", "5@0.4,9@1.3"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -683,4 +710,531 @@ async fn a_telnyx_stream_with_the_token_in_its_url_is_a_call_too() {
         .get(&format!("/api/tickets/{}", t["id"]), Some(&agent.token))
         .await;
     assert_eq!(c["ticket"]["kind"], "call", "{c}");
+}
+
+/// Opens `/media/pcm` with `start` as the first frame, from a page at `origin` if given.
+async fn pcm_leg(
+    app: &TestApp,
+    start: Value,
+    origin: Option<&str>,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = ws_url(app, "/media/pcm").into_client_request().unwrap();
+    if let Some(o) = origin {
+        req.headers_mut().insert("origin", o.parse().unwrap());
+    }
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    ws.send(Message::Text(start.to_string().into()))
+        .await
+        .unwrap();
+    ws
+}
+
+/// The first text frame of a leg, as JSON.
+async fn first_text<S>(ws: &mut S) -> Value
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).unwrap(),
+            Some(Ok(Message::Close(c))) => panic!("closed: {c:?}"),
+            Some(Ok(_)) => continue,
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+/// Samples of the little-endian PCM16 in `b`.
+fn samples(b: &[u8]) -> impl Iterator<Item = f64> + '_ {
+    b.chunks_exact(2)
+        .map(|c| f64::from(i16::from_le_bytes([c[0], c[1]])))
+}
+
+/// A call placed from the browser (the widget's leg on `/media/pcm` with the visitor token)
+/// joins the customer's chat ticket, which becomes a call; the agent holding it finds the
+/// call through the ticket and joins; each hears the other at 16 kHz. Asking the customer to
+/// verify for a payment pauses the recording by itself; the agent resumes it. The recording is
+/// 16 kHz stereo, customer left and agent right, silent in the pause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_from_the_browser_joins_the_chat_and_a_payment_verification_pauses_its_recording() {
+    let smtp = deskgate_tests::smtp::SmtpServer::start().await;
+    let app = TestApp::builder().smtp(&smtp).start().await;
+    let agent = app.agent("grace").await;
+    let visitor = app
+        .verified_visitor_with("cust-1", "ada@example.com", json!({}), json!({}))
+        .await;
+    let (mut chat, _) = app.customer_ws(&visitor).await;
+    let ack = chat.send_text(None, "m1", "Can I pay by phone?").await;
+    let ticket = ack["ticket"].as_i64().unwrap();
+    let (mut desk, _) = app.agent_ws(&agent).await;
+    let ok = desk
+        .request(json!({"type": "claim", "ticket": ticket}))
+        .await;
+    assert_eq!(ok["type"], "ok", "{ok}");
+    let (s, _) = app
+        .get(&format!("/api/tickets/{ticket}/call"), Some(&agent.token))
+        .await;
+    assert_eq!(s, 404, "no call yet");
+
+    // The customer presses the call button.
+    let start = json!({"type": "start", "leg": "customer", "token": visitor.token, "codec": "pcm16", "rate": 16000});
+    let mut customer = pcm_leg(&app, start, None).await;
+    let started = first_text(&mut customer).await;
+    assert_eq!(started["type"], "started", "{started}");
+    assert_eq!(started["ticket"], ticket, "the call joins the open chat");
+    let call = started["call"].as_str().unwrap().to_string();
+    assert!(call.starts_with("web-"), "{call}");
+    // The agent's console is told the ticket is a call now, and finds the call through it.
+    // (The "Voice call" message updates the ticket first, as a chat.)
+    let mut kinds = Vec::new();
+    while kinds.last() != Some(&json!("call")) && kinds.len() < 3 {
+        kinds.push(desk.recv_type("ticket").await["ticket"]["kind"].clone());
+    }
+    assert_eq!(kinds.last(), Some(&json!("call")), "{kinds:?}");
+    let (s, c) = app
+        .get(&format!("/api/tickets/{ticket}/call"), Some(&agent.token))
+        .await;
+    assert_eq!(s, 200, "{c}");
+    assert_eq!(
+        (c["call"].as_str(), c["rate"].as_u64()),
+        (Some(call.as_str()), Some(16000))
+    );
+    let recording = c["recording"].as_i64().unwrap();
+    // Another agent may not look at it.
+    let other = app.agent("hopper").await;
+    let (s, _) = app
+        .get(&format!("/api/tickets/{ticket}/call"), Some(&other.token))
+        .await;
+    assert_eq!(s, 403);
+    // A second call of the same customer is refused while this one is live.
+    let again = json!({"type": "start", "leg": "customer", "token": visitor.token, "codec": "pcm16", "rate": 16000});
+    let mut second = pcm_leg(&app, again, None).await;
+    assert_eq!(
+        closed_with(&mut second).await,
+        (1008, "a call of yours is live already".into())
+    );
+
+    let start = json!({"type": "start", "token": agent.token, "call": call, "codec": "pcm16", "rate": 16000});
+    let mut leg = pcm_leg(&app, start, None).await;
+    assert_eq!(first_text(&mut leg).await["recording"], "on");
+
+    // Both talk for 3 s. At 1.0 s the agent asks the customer to verify for a payment, which
+    // pauses the recording; at 2.0 s the agent resumes it; at 3.0 s the customer hangs up.
+    let (mut ctx_, mut crx) = customer.split();
+    let (mut atx, mut arx) = leg.split();
+    let talker = tokio::spawn(async move {
+        let t0 = tokio::time::Instant::now();
+        for i in 0..150usize {
+            let at = i * 20;
+            if at == 2000 {
+                let r = json!({"type": "resume", "reason": "payment taken"});
+                atx.send(Message::Text(r.to_string().into())).await.unwrap();
+            }
+            let _ = ctx_.send(Message::Binary(tone16(440.0, i).into())).await;
+            let _ = atx.send(Message::Binary(tone16(1000.0, i).into())).await;
+            tokio::time::sleep_until(t0 + Duration::from_millis((at + 20) as u64)).await;
+        }
+        let _ = ctx_
+            .send(Message::Text(json!({"type": "hangup"}).to_string().into()))
+            .await;
+        (ctx_, atx)
+    });
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let ok = desk
+        .request(
+            json!({"type": "request_verification", "ticket": ticket, "action": "take_payment"}),
+        )
+        .await;
+    assert_eq!(ok["type"], "ok", "{ok}");
+    let customer_hears = tokio::spawn(async move {
+        let mut heard = Vec::new();
+        let mut last = Value::Null;
+        while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(10), crx.next()).await
+        {
+            match m {
+                Message::Binary(b) => heard.extend(samples(&b)),
+                Message::Text(t) => last = serde_json::from_str(&t).unwrap(),
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+        (heard, last)
+    });
+    let mut heard = Vec::new();
+    let mut events = Vec::new();
+    while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(10), arx.next()).await {
+        match m {
+            Message::Binary(b) => heard.extend(samples(&b)),
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                let end = v["type"] == "ended";
+                events.push(v);
+                if end {
+                    break;
+                }
+            }
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    let _ = talker.await.unwrap();
+    let (customer_heard, last) = customer_hears.await.unwrap();
+    assert_eq!(
+        last["type"], "ended",
+        "the customer's leg says the call ended"
+    );
+
+    // Each heard the other, at 16 kHz.
+    let loud = |s: &[f64]| -> Vec<f64> {
+        s.chunks(320)
+            .filter(|f| rms(f) > 1000.0)
+            .flatten()
+            .copied()
+            .collect()
+    };
+    let (a, c) = (loud(&heard), loud(&customer_heard));
+    assert!(
+        a.len() > 16000 * 2 && c.len() > 16000 * 2,
+        "{} {}",
+        a.len(),
+        c.len()
+    );
+    assert!(goertzel(&a, 16000.0, 440.0) > 20.0 * goertzel(&a, 16000.0, 1000.0));
+    assert!(goertzel(&c, 16000.0, 1000.0) > 20.0 * goertzel(&c, 16000.0, 440.0));
+    let paused: Vec<&Value> = events.iter().filter(|e| e["type"] == "paused").collect();
+    assert_eq!(paused.len(), 1, "{events:?}");
+    assert_eq!(paused[0]["by"], "step-up");
+    assert_eq!(paused[0]["reason"], "verification for take_payment");
+    assert!(events.iter().any(|e| e["type"] == "resumed"), "{events:?}");
+    let audit = app.audit("action=recording_paused").await;
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    let detail = audit[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("by=step-up") && detail.contains("take_payment"),
+        "{detail}"
+    );
+    assert_eq!(
+        audit[0]["actor"], agent.id,
+        "the agent who asked is the actor: {audit:?}"
+    );
+
+    // The recording: 16 kHz, one pause, begun by the step-up flow and ended by the agent.
+    let (rec, left, right) = played_through_grant(&app, recording).await;
+    assert_eq!(rec["rate"], 16000);
+    let pauses = rec["pauses"].as_array().unwrap();
+    assert_eq!(pauses.len(), 1, "{rec}");
+    assert_eq!(pauses[0]["by"], "step-up");
+    assert_eq!(pauses[0]["resumed_by"], format!("user:{}", agent.id));
+    let a = pauses[0]["start_ms"].as_u64().unwrap() as usize * 16;
+    let b = pauses[0]["end_ms"].as_u64().unwrap() as usize * 16;
+    assert!(b - a >= 16 * 500, "{rec}");
+    assert!(left[a..b].iter().chain(&right[a..b]).all(|&x| x == 0.0));
+    let (mut l_windows, mut r_windows) = (0, 0);
+    for w in 0..left.len() / 1600 {
+        let (l, r) = (
+            &left[w * 1600..w * 1600 + 1600],
+            &right[w * 1600..w * 1600 + 1600],
+        );
+        if rms(l) > 1000.0 {
+            l_windows += 1;
+            assert!(
+                goertzel(l, 16000.0, 440.0) > 20.0 * goertzel(l, 16000.0, 1000.0),
+                "left {w}"
+            );
+        }
+        if rms(r) > 1000.0 {
+            r_windows += 1;
+            assert!(
+                goertzel(r, 16000.0, 1000.0) > 20.0 * goertzel(r, 16000.0, 440.0),
+                "right {w}"
+            );
+        }
+    }
+    assert!(
+        l_windows >= 12 && r_windows >= 12,
+        "{l_windows} {r_windows}"
+    );
+    // "Voice call" is in the conversation, where the chat went on.
+    let (_, msgs) = app
+        .get(
+            &format!("/api/tickets/{ticket}/messages"),
+            Some(&agent.token),
+        )
+        .await;
+    assert!(msgs.to_string().contains("Voice call"), "{msgs}");
+}
+
+/// Waits for the recording to finish, has a supervisor ask for it and an approver approve, and
+/// plays it: the recording's view and its left and right channels.
+pub(crate) async fn played_through_grant(
+    app: &TestApp,
+    recording: i64,
+) -> (Value, Vec<f64>, Vec<f64>) {
+    let sam = app.staff("sam", "supervisor", 5).await;
+    let april = app.staff("april", "approver", 5).await;
+    let mut rec = Value::Null;
+    for _ in 0..100 {
+        let (_, r) = app
+            .get(&format!("/api/recordings/{recording}"), Some(&sam.token))
+            .await;
+        if r["state"] == "finished" {
+            rec = r;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(rec["state"], "finished", "{rec}");
+    let (s, g) = app
+        .post(
+            "/api/grants",
+            Some(&sam.token),
+            json!({"kind": "recording", "object": recording, "reason": "quality review of a call"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{g}");
+    let grant = g["id"].as_i64().unwrap();
+    let (s, _) = app
+        .post(
+            &format!("/api/grants/{grant}/approve"),
+            Some(&april.token),
+            json!({"note": "ok"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let resp = app
+        .http
+        .get(format!("{}/api/grants/{grant}/recording", app.url("")))
+        .bearer_auth(&sam.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let wav = resp.bytes().await.unwrap().to_vec();
+    assert_eq!(u16::from_le_bytes([wav[22], wav[23]]), 2, "stereo");
+    let rate = u32::from_le_bytes([wav[24], wav[25], wav[26], wav[27]]);
+    assert_eq!(u64::from(rate), rec["rate"].as_u64().unwrap());
+    let pcm: Vec<f64> = samples(&wav[44..]).collect();
+    let left = pcm.iter().step_by(2).copied().collect();
+    let right = pcm.iter().skip(1).step_by(2).copied().collect();
+    (rec, left, right)
+}
+
+/// A customer's leg is checked like the agent's: its token, its page's origin, and a start
+/// frame that places a call rather than naming one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_leg_is_refused_a_bad_token_a_foreign_page_and_a_call_id() {
+    let app = TestApp::start().await;
+    let agent = app.agent("grace").await;
+    let visitor = app.visitor().await;
+    let cases = [
+        (
+            json!({"type": "start", "leg": "customer", "token": "nope", "codec": "pcm16", "rate": 16000}),
+            None,
+            (1008, "the visitor token is not valid"),
+        ),
+        (
+            json!({"type": "start", "leg": "customer", "token": visitor.token, "call": "CA1", "codec": "pcm16", "rate": 16000}),
+            None,
+            (1007, "a customer's leg places a new call and names none"),
+        ),
+        (
+            json!({"type": "start", "leg": "customer", "token": visitor.token, "codec": "pcm16", "rate": 16000}),
+            Some("https://elsewhere.example"),
+            (1008, "origin not allowed"),
+        ),
+        (
+            json!({"type": "start", "token": agent.token, "codec": "pcm16", "rate": 16000}),
+            None,
+            (1007, "the agent's leg names its call"),
+        ),
+        (
+            json!({"type": "start", "token": agent.token, "call": "CA1", "codec": "pcm16", "rate": 16000}),
+            Some("https://elsewhere.example"),
+            (1008, "this page may not open a staff session"),
+        ),
+        (
+            json!({"type": "start", "leg": "caller", "token": visitor.token, "codec": "pcm16", "rate": 16000}),
+            None,
+            (
+                1007,
+                "the first frame must be the start frame: type, token, call, codec, rate, leg",
+            ),
+        ),
+    ];
+    for (start, origin, (code, reason)) in cases {
+        let mut ws = pcm_leg(&app, start.clone(), origin).await;
+        assert_eq!(closed_with(&mut ws).await, (code, reason.into()), "{start}");
+    }
+    // None of them placed a call or opened a ticket.
+    let (_, all) = app
+        .get("/api/tickets", Some(&app.admin().await.token))
+        .await;
+    assert_eq!(all.as_array().map(Vec::len), Some(0), "{all}");
+
+    // A leg that started is refused an odd frame, and its call ends with it.
+    let start = json!({"type": "start", "leg": "customer", "token": visitor.token, "codec": "pcm16", "rate": 8000});
+    let mut ws = pcm_leg(&app, start, None).await;
+    let started = first_text(&mut ws).await;
+    let call = started["call"].as_str().unwrap().to_string();
+    assert_eq!(started["rate"], 8000);
+    ws.send(Message::Text(
+        json!({"type": "pause", "reason": "card"})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let err = first_text(&mut ws).await;
+    assert_eq!(
+        err["message"], "unknown control frame; expected hangup or mark",
+        "a caller cannot pause"
+    );
+    ws.send(Message::Binary(vec![0u8; 330].into()))
+        .await
+        .unwrap();
+    let (c, r) = closed_with(&mut ws).await;
+    assert_eq!(
+        (c, r.as_str()),
+        (
+            1007,
+            "binary frames are whole 20 ms frames: multiples of 320 bytes at 8000 Hz"
+        )
+    );
+    for _ in 0..100 {
+        let (s, _) = app
+            .get(
+                &format!("/api/calls/{call}"),
+                Some(&app.admin().await.token),
+            )
+            .await;
+        if s == 404 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the call is still live");
+}
+
+/// A call from the browser of a new customer, 1 s of 440 Hz, hung up: its ticket and
+/// recording ids once the recording is finished.
+async fn short_browser_call(app: &TestApp) -> (i64, i64) {
+    let visitor = app.visitor().await;
+    let start = json!({"type": "start", "leg": "customer", "token": visitor.token, "codec": "pcm16", "rate": 16000});
+    let mut leg = pcm_leg(app, start, None).await;
+    let started = first_text(&mut leg).await;
+    let ticket = started["ticket"].as_i64().unwrap();
+    let admin = app.admin().await;
+    let (_, c) = app
+        .get(&format!("/api/tickets/{ticket}/call"), Some(&admin.token))
+        .await;
+    let recording = c["recording"].as_i64().unwrap();
+    for i in 0..50 {
+        leg.send(Message::Binary(tone16(440.0, i).into()))
+            .await
+            .unwrap();
+    }
+    leg.send(Message::Text(json!({"type": "hangup"}).to_string().into()))
+        .await
+        .unwrap();
+    assert_eq!(closed_with(&mut leg).await.0, 1000);
+    for _ in 0..100 {
+        let (_, r) = app
+            .get(&format!("/api/recordings/{recording}"), Some(&admin.token))
+            .await;
+        if r["state"] == "finished" {
+            return (ticket, recording);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("recording {recording} did not finish");
+}
+
+/// Past its retention a recording is crypto-shredded: its data key destroyed, its file
+/// deleted, the shredding audited, and it no longer plays through any grant. A recording whose
+/// ticket is on legal hold is kept, and still plays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_past_its_retention_is_shredded_unless_its_ticket_is_held() {
+    use recorder::retention::{Retention, RECORDING};
+    let day = Duration::from_secs(24 * 3600);
+    let app = TestApp::builder()
+        .config(move |c| c.retention = Retention::none().with(RECORDING, day))
+        .start()
+        .await;
+    let (_, gone) = short_browser_call(&app).await;
+    let (held_ticket, held) = short_browser_call(&app).await;
+    let admin = app.admin().await;
+    let (s, b) = app
+        .put(
+            &format!("/api/tickets/{held_ticket}/legal-hold"),
+            Some(&admin.token),
+            json!({"hold": true, "reason": "litigation matter 2026-118"}),
+        )
+        .await;
+    assert_eq!(s, 204, "{b}");
+    let file = |id: i64| app.data_dir().join(format!("recordings/{id}.dgs"));
+    assert!(file(gone).exists() && file(held).exists());
+
+    // Within its retention nothing happens.
+    app.clock.advance(Duration::from_secs(3600));
+    deskgate::server::sweep(&app.app).await;
+    assert!(file(gone).exists());
+    assert!(app.audit("action=recording_shredded").await.is_empty());
+
+    app.clock.advance(2 * day);
+    deskgate::server::sweep(&app.app).await;
+    assert!(
+        !file(gone).exists(),
+        "the shredded recording's file is deleted"
+    );
+    assert!(file(held).exists(), "the held one stays");
+    let shredded = app.audit("action=recording_shredded").await;
+    assert_eq!(shredded.len(), 1, "{shredded:?}");
+    assert_eq!(shredded[0]["object_id"], gone, "{shredded:?}");
+    assert_eq!(shredded[0]["role"], "system");
+    // A second sweep finds nothing more to do.
+    deskgate::server::sweep(&app.app).await;
+    assert_eq!(app.audit("action=recording_shredded").await.len(), 1);
+
+    // The held recording still plays; the shredded one cannot, whoever approves.
+    let (_, left, _) = played_through_grant(&app, held).await;
+    let loud: Vec<f64> = left
+        .chunks(320)
+        .filter(|f| rms(f) > 1000.0)
+        .flatten()
+        .copied()
+        .collect();
+    assert!(goertzel(&loud, 16000.0, 440.0) > 20.0 * goertzel(&loud, 16000.0, 1000.0));
+    let sam = app.login("sam").await;
+    let april = app.login("april").await;
+    let (s, g) = app
+        .post(
+            "/api/grants",
+            Some(&sam.token),
+            json!({"kind": "recording", "object": gone, "reason": "quality review of a call"}),
+        )
+        .await;
+    if s == 201 {
+        let grant = g["id"].as_i64().unwrap();
+        let (s, _) = app
+            .post(
+                &format!("/api/grants/{grant}/approve"),
+                Some(&april.token),
+                json!({"note": "ok"}),
+            )
+            .await;
+        assert_eq!(s, 200);
+        let resp = app
+            .http
+            .get(format!("{}/api/grants/{grant}/recording", app.url("")))
+            .bearer_auth(&sam.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 409);
+        let body: Value = resp.json().await.unwrap();
+        assert!(body.to_string().contains("shredded"), "{body}");
+    } else {
+        assert!(g.to_string().contains("shredded"), "{s} {g}");
+    }
 }

@@ -26,7 +26,8 @@ function need(name) {
   return v;
 }
 
-export async function launch() {
+/** Chromium; `args` adds flags (e.g. fake media devices). */
+export async function launch(args = []) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     args: [
@@ -41,6 +42,7 @@ export async function launch() {
       // public pages to Chromium, which then blocks their sockets to the gateway on 127.0.0.1
       // (local network access); a real gateway is not on the visitor's local network.
       "--disable-features=LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests",
+      ...args,
     ],
   });
 }
@@ -114,9 +116,9 @@ export async function hook(op, args = {}) {
   return r;
 }
 
-/** Runs a flow, prints what failed, exits non-zero on failure. */
-export async function run(flow) {
-  const browser = await launch();
+/** Runs a flow, prints what failed, exits non-zero on failure; `args` as for `launch`. */
+export async function run(flow, args = []) {
+  const browser = await launch(args);
   try {
     await flow(browser);
     if (problems.length) throw new Error(problems.join("\n"));

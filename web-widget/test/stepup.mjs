@@ -75,7 +75,7 @@ await run(async (browser) => {
 
   // Request verification for an action from the configured list.
   const options = await chat.locator("[data-action=verify-action] option").evaluateAll((os) => os.map((o) => o.value));
-  check(JSON.stringify(options) === JSON.stringify(["change_address", "change_email", "change_phone", "reveal_order_history", "reset_password"]), `the actions are the configured list (${options})`);
+  check(JSON.stringify(options) === JSON.stringify(["change_address", "change_email", "change_phone", "reveal_order_history", "reset_password", "take_payment"]), `the actions are the configured list (${options})`);
   await chat.locator("[data-action=verify-action]").selectOption("change_address");
   await chat.locator("[data-action=request-verification]").click();
   await chat.locator(".vitem[data-state=pending]", { hasText: "a***@example.com" }).waitFor();

@@ -22,6 +22,8 @@ use std::sync::Arc;
 pub struct CallView {
     /// The call's id (the media stream's).
     pub call: String,
+    /// The recording's rate: 8000 with a phone leg, 16000 for a call from the browser.
+    pub rate: u32,
     pub ticket: TicketId,
     pub recording: i64,
     pub paused: bool,
@@ -33,6 +35,7 @@ pub struct CallView {
 fn view(c: &Call) -> CallView {
     CallView {
         call: c.id.clone(),
+        rate: c.rate.hz(),
         ticket: c.ticket,
         recording: c.recording,
         paused: c.is_paused(),
@@ -60,6 +63,24 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> ApiResult<Json<CallView>> {
     let call = live_call(&app, &me, &id).await?;
+    Ok(Json(view(&call)))
+}
+
+/// The call going on in a ticket, for someone who may read it: how a console learns which
+/// call to join when a ticket turns into a call.
+#[utoipa::path(get, path = "/api/tickets/{id}/call", tag = "calls", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "ticket id")),
+    responses((status = 200, body = CallView),
+        (status = 403, description = "not a ticket the caller may read; or the calling page's origin may not use the staff API", body = super::ErrorBody),
+        (status = 404, description = "no such ticket, or no call going on in it (on this node)", body = super::ErrorBody)))]
+pub async fn of_ticket(
+    State(app): State<App>,
+    Staff(me): Staff,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<CallView>> {
+    let ticket = TicketId(id);
+    app.desk.readable_ticket(&me, ticket).await?;
+    let call = app.calls.of_ticket(ticket).ok_or(ApiError::NotFound)?;
     Ok(Json(view(&call)))
 }
 
@@ -191,7 +212,12 @@ pub async fn recording(
     if !(Desk::may_read(&me, &ticket) || me.role.can(Permission::RequestGrant)) {
         return Err(ApiError::Forbidden);
     }
-    let (rec, manifest, _) = opened(&app, id).await?;
+    Ok(Json(view_recording(&app, id).await?))
+}
+
+/// A recording's view: its row and its manifest's pauses.
+async fn view_recording(app: &App, id: i64) -> ApiResult<RecordingView> {
+    let (rec, manifest, _) = opened(app, id).await?;
     let frame = u64::from(crate::voice::media::FRAME_MS);
     let pauses = manifest
         .as_ref()
@@ -207,7 +233,7 @@ pub async fn recording(
                 .collect()
         })
         .unwrap_or_default();
-    Ok(Json(RecordingView {
+    Ok(RecordingView {
         id: rec.id,
         ticket: rec.ticket,
         call: rec.call_id,
@@ -222,5 +248,29 @@ pub async fn recording(
         started_at: rec.started_at,
         ended_at: rec.ended_at,
         pauses,
-    }))
+    })
+}
+
+/// The recordings of a ticket's calls, oldest first, for whoever may read the ticket and for
+/// the roles that may ask for a grant (how a supervisor finds the recording to ask for).
+#[utoipa::path(get, path = "/api/tickets/{id}/recordings", tag = "calls", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "ticket id")),
+    responses((status = 200, body = Vec<RecordingView>),
+        (status = 403, description = "not a ticket the caller may read, and not a role that may ask for a grant; or the calling page's origin may not use the staff API", body = super::ErrorBody),
+        (status = 404, body = super::ErrorBody),
+        (status = 409, description = "a recording's manifest does not open: altered", body = super::ErrorBody)))]
+pub async fn of_ticket_recordings(
+    State(app): State<App>,
+    Staff(me): Staff,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Vec<RecordingView>>> {
+    let ticket = app.store.ticket(TicketId(id)).await?;
+    if !(Desk::may_read(&me, &ticket) || me.role.can(Permission::RequestGrant)) {
+        return Err(ApiError::Forbidden);
+    }
+    let mut out = Vec::new();
+    for rec in app.store.ticket_recordings(ticket.id).await? {
+        out.push(view_recording(&app, rec.id).await?);
+    }
+    Ok(Json(out))
 }

@@ -29,7 +29,7 @@ use utoipa::{Modify, OpenApi};
         super::attachments::customer_upload, super::attachments::staff_upload,
         super::attachments::download, super::attachments::download_granted,
         super::audit::list, super::audit::status, super::tickets::legal_hold,
-        super::calls::show, super::calls::pause, super::calls::resume, super::calls::recording,
+        super::calls::show, super::calls::of_ticket, super::calls::of_ticket_recordings, super::calls::pause, super::calls::resume, super::calls::recording,
         super::grants::recording,
         super::health::live, super::health::ready, super::health::metrics,
     ),

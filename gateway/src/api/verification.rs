@@ -65,10 +65,12 @@ pub async fn request(
     Path(id): Path<i64>,
     Body(req): Body<ActionRequest>,
 ) -> ApiResult<(StatusCode, Json<VerificationView>)> {
+    let ctx = ctx.by(&me);
     let v = app
         .stepup
         .request(&ctx, &me, TicketId(id), &req.action)
         .await?;
+    crate::voice::call::pause_for_verification(&app, &ctx, TicketId(id), &req.action).await;
     Ok((StatusCode::CREATED, Json(v)))
 }
 

@@ -58,7 +58,7 @@ pub struct VerificationArgs {
     /// Language of code emails for customers whose own language is not known: en, ru, zh or fa [default: en]
     #[arg(long, env = "DESKGATE_EMAIL_LANGUAGE", value_name = "LANG")]
     pub email_language: Option<String>,
-    /// Actions that need a verified customer, comma-separated [default: change_address,change_email,change_phone,reveal_order_history,reset_password]
+    /// Actions that need a verified customer, comma-separated [default: change_address,change_email,change_phone,reveal_order_history,reset_password,take_payment]
     #[arg(
         long,
         env = "DESKGATE_VERIFY_ACTIONS",
@@ -158,6 +158,7 @@ pub const DEFAULT_ACTIONS: &[&str] = &[
     "change_phone",
     "reveal_order_history",
     "reset_password",
+    "take_payment",
 ];
 
 /// Roles that always need a second factor.

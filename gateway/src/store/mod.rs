@@ -78,6 +78,9 @@ pub enum Retained {
     /// A customer's record (`customer:<id>`: name, email, phone, external id), by customer
     /// id; ends at the customer's last activity (ticket closed, widget session started).
     Customer,
+    /// A call recording (`recording:<id>`: its audio and manifest), by recording id; ends when
+    /// the call ends; held while its ticket's conversation is.
+    Recording,
 }
 
 impl Retained {
@@ -86,6 +89,7 @@ impl Retained {
         match self {
             Retained::Transcript => recorder::retention::TRANSCRIPT,
             Retained::Customer => recorder::retention::CUSTOMER,
+            Retained::Recording => recorder::retention::RECORDING,
         }
     }
 }

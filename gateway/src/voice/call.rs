@@ -101,6 +101,18 @@ impl Calls {
         self.by_id.lock().ok()?.get(id).cloned()
     }
 
+    /// The live call on a ticket.
+    pub fn of_ticket(&self, ticket: TicketId) -> Option<Arc<Call>> {
+        let m = self.by_id.lock().ok()?;
+        m.values().find(|c| c.ticket == ticket).cloned()
+    }
+
+    /// A customer's live call (a customer places one call at a time).
+    pub fn of_customer(&self, customer: CustomerId) -> Option<Arc<Call>> {
+        let m = self.by_id.lock().ok()?;
+        m.values().find(|c| c.customer == customer).cloned()
+    }
+
     pub fn count(&self) -> usize {
         self.by_id.lock().map(|m| m.len()).unwrap_or(0)
     }
@@ -342,6 +354,32 @@ impl Call {
 
     pub fn paused_by(&self) -> Option<String> {
         lock(&self.paused_by).clone()
+    }
+}
+
+/// Who a pause started by the step-up flow is recorded as.
+pub const STEP_UP: &str = "step-up";
+
+/// The customer was asked to verify for `action` on `ticket`. If the action takes card details
+/// (`voice.pause_on_actions`) and a call is going on in the ticket, its recording pauses now,
+/// before the customer reads them out; the agent resumes it (or the maximum pause does).
+pub async fn pause_for_verification(app: &App, ctx: &Context, ticket: TicketId, action: &str) {
+    if !app
+        .config
+        .voice
+        .pause_on_actions
+        .iter()
+        .any(|a| a == action)
+    {
+        return;
+    }
+    let Some(call) = app.calls.of_ticket(ticket) else {
+        return;
+    };
+    let reason = format!("verification for {action}");
+    match call.pause(app, ctx, STEP_UP, &reason).await {
+        Ok(()) | Err(PauseError::AlreadyPaused) | Err(PauseError::Ended) => {}
+        Err(e) => tracing::error!(call = %call.id, error = %e, "cannot pause for a payment"),
     }
 }
 

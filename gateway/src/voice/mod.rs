@@ -5,7 +5,8 @@
 //! - [`token`]: the signed media token a site's backend hands its telephony provider.
 //! - [`twilio`]: `/media/twilio`, the Twilio Media Streams protocol (and Telnyx's variant):
 //!   the customer's phone leg.
-//! - [`pcm`]: `/media/pcm`, a JSON start frame then binary PCM16: the agent's leg.
+//! - [`pcm`]: `/media/pcm`, a JSON start frame then binary PCM16: the agent's leg, or a
+//!   browser customer's ([`browser`]: the widget's call button places a call).
 //! - [`call`]: a live call (the registry, the relay between legs, PCI pause) and its
 //!   recorder task, which ticks every 20 ms and writes through [`recording`].
 //! - [`recording`]: the sealed dual-channel stream, its manifest, the check and the WAV export.
@@ -13,6 +14,7 @@
 //! docs/voice.md describes the protocols, the token, the recording format and what is not
 //! built yet.
 
+pub mod browser;
 pub mod call;
 pub mod media;
 pub mod pcm;
@@ -31,6 +33,9 @@ pub struct VoiceConfig {
     pub max_pause: Duration,
     /// A media socket that has not authenticated by then is closed.
     pub start_timeout: Duration,
+    /// Step-up actions that take card details: asking the customer to verify for one during a
+    /// call pauses its recording (PCI).
+    pub pause_on_actions: Vec<String>,
 }
 
 impl Default for VoiceConfig {
@@ -38,6 +43,7 @@ impl Default for VoiceConfig {
         VoiceConfig {
             max_pause: Duration::from_secs(180),
             start_timeout: Duration::from_secs(10),
+            pause_on_actions: vec!["take_payment".into()],
         }
     }
 }
@@ -163,6 +169,7 @@ mod tests {
         let sources = [
             include_str!("mod.rs"),
             include_str!("pcm.rs"),
+            include_str!("browser.rs"),
             include_str!("twilio.rs"),
             include_str!("call.rs"),
             include_str!("../ws/mod.rs"),

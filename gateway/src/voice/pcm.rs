@@ -1,12 +1,16 @@
-//! `/media/pcm`: the agent's leg of a call. The first frame is JSON text:
-//! `{"type":"start","token":"<staff session token>","call":"<call id>","codec":"pcm16","rate":16000}`
-//! (rate 8000 or 16000); the gateway answers `{"type":"started",...}`. Then binary frames are
-//! little-endian PCM16 mono at that rate, whole 20 ms frames (up to ten per message), both
-//! ways; text frames are JSON control: `pause` (with `reason`), `resume`, `clear`, `mark`
-//! (with `name`). The gateway sends `paused`, `resumed`, `dtmf` (only while recording),
-//! `mark`, `error` and `ended`.
+//! `/media/pcm`: a leg of PCM16 over WebSocket, the agent's or a browser customer's. The first
+//! frame is JSON text:
+//! `{"type":"start","token":"<token>","call":"<call id>","codec":"pcm16","rate":16000,"leg":"agent"}`
+//! (rate 8000 or 16000; `leg` is `agent` unless it says `customer`); the gateway answers
+//! `{"type":"started",...}`. Then binary frames are little-endian PCM16 mono at that rate,
+//! whole 20 ms frames (up to ten per message), both ways.
 //!
-//! Only the agent the call's ticket is assigned to may join.
+//! - The agent's leg carries a staff session token and joins the call it names; only the agent
+//!   the call's ticket is assigned to may. Its text frames are JSON control: `pause` (with
+//!   `reason`), `resume`, `clear`, `mark` (with `name`). The gateway sends `paused`, `resumed`,
+//!   `dtmf` (only while recording), `mark`, `error` and `ended`.
+//! - A customer's leg ([`super::browser`]) carries the widget's visitor token, names no call,
+//!   and places one: the gateway answers with the new call's id.
 
 use super::call::{AgentOut, Call, CustomerOut, PauseError};
 use super::media::{self, Converter, Rate};
@@ -14,10 +18,11 @@ use super::{close, close_with, FRAME_TOO_BIG, MAX_BINARY_FRAME, MAX_TEXT_FRAME};
 use crate::app::App;
 use crate::audit::Context;
 use crate::auth::{require, Permission};
+use crate::origin::RequestOrigin;
 use crate::store::{StoreError, User};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -28,9 +33,22 @@ pub struct StartFrame {
     #[serde(rename = "type")]
     pub kind: String,
     pub token: String,
-    pub call: String,
+    /// The call an agent's leg joins; a customer's leg names none (it places the call).
+    #[serde(default)]
+    pub call: Option<String>,
     pub codec: String,
     pub rate: u64,
+    #[serde(default)]
+    pub leg: Leg,
+}
+
+/// Whose leg a `/media/pcm` socket is.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Leg {
+    #[default]
+    Agent,
+    Customer,
 }
 
 #[derive(Debug, Deserialize)]
@@ -49,7 +67,7 @@ pub struct Refusal {
     pub reason: &'static str,
 }
 
-fn refuse(code: u16, reason: &'static str) -> Refusal {
+pub(super) fn refuse(code: u16, reason: &'static str) -> Refusal {
     Refusal { code, reason }
 }
 
@@ -59,7 +77,7 @@ pub fn parse_start(text: &str) -> Result<(StartFrame, Rate), Refusal> {
     let f: StartFrame = serde_json::from_str(text).map_err(|_| {
         refuse(
             close::MALFORMED,
-            "the first frame must be the start frame: type, token, call, codec, rate",
+            "the first frame must be the start frame: type, token, call, codec, rate, leg",
         )
     })?;
     if f.kind != "start" {
@@ -73,7 +91,14 @@ pub fn parse_start(text: &str) -> Result<(StartFrame, Rate), Refusal> {
     }
     let rate = Rate::parse(f.rate)
         .ok_or_else(|| refuse(close::MALFORMED, "rate must be 8000 or 16000"))?;
-    Ok((f, rate))
+    match (f.leg, &f.call) {
+        (Leg::Agent, None) => Err(refuse(close::MALFORMED, "the agent's leg names its call")),
+        (Leg::Customer, Some(_)) => Err(refuse(
+            close::MALFORMED,
+            "a customer's leg places a new call and names none",
+        )),
+        _ => Ok((f, rate)),
+    }
 }
 
 /// Parses a control frame; the error is the message of the `error` frame sent back.
@@ -121,25 +146,19 @@ pub async fn handler(
     ctx: Context,
     State(app): State<App>,
 ) -> Response {
-    // The agent's leg is a staff socket: opened from the consoles only, as `/ws/agent`.
+    // Whose leg it is, and so which origins may open it, is in the start frame: an agent's
+    // only from the consoles (as `/ws/agent`), a customer's from the pages of their site.
     let origin = crate::origin::RequestOrigin::from_headers(&headers);
-    if let Err(refused) = origin.check_staff(&app.config) {
-        tracing::warn!(target: "deskgate::security", %refused, "media socket refused");
-        return (
-            axum::http::StatusCode::FORBIDDEN,
-            "this page may not open a staff session",
-        )
-            .into_response();
-    }
     let tracker = app.tracker.clone();
     ws.read_buffer_size(4 * 1024)
         .write_buffer_size(0)
         .max_message_size(4 * MAX_TEXT_FRAME)
         .max_frame_size(4 * MAX_TEXT_FRAME)
-        .on_upgrade(move |socket| tracker.track_future(run(socket, app, ctx)))
+        .on_upgrade(move |socket| tracker.track_future(run(socket, app, ctx, origin)))
 }
 
-async fn admit(socket: &mut WebSocket, app: &App) -> Result<(User, Arc<Call>, Rate), Refusal> {
+/// Reads and parses the start frame.
+async fn start_frame(socket: &mut WebSocket, app: &App) -> Result<(StartFrame, Rate), Refusal> {
     let m = tokio::time::timeout(app.config.voice.start_timeout, socket.recv())
         .await
         .map_err(|_| refuse(close::POLICY, "no start frame in time"))?;
@@ -156,7 +175,21 @@ async fn admit(socket: &mut WebSocket, app: &App) -> Result<(User, Arc<Call>, Ra
     if text.len() > MAX_TEXT_FRAME {
         return Err(refuse(close::TOO_BIG, FRAME_TOO_BIG));
     }
-    let (start, rate) = parse_start(text.as_str())?;
+    parse_start(text.as_str())
+}
+
+async fn admit(
+    app: &App,
+    start: &StartFrame,
+    origin: &RequestOrigin,
+) -> Result<(User, Arc<Call>), Refusal> {
+    if let Err(refused) = origin.check_staff(&app.config) {
+        tracing::warn!(target: "deskgate::security", %refused, "agent media socket refused");
+        return Err(refuse(
+            close::POLICY,
+            "this page may not open a staff session",
+        ));
+    }
     let digest = crate::auth::token::digest(&start.token);
     let idle = app.config.session_idle_timeout;
     let user = match app.store.session_user(&digest, app.clock.now(), idle).await {
@@ -171,7 +204,7 @@ async fn admit(socket: &mut WebSocket, app: &App) -> Result<(User, Arc<Call>, Ra
     }
     let call = app
         .calls
-        .get(&start.call)
+        .get(start.call.as_deref().unwrap_or_default())
         .ok_or_else(|| refuse(close::NOT_FOUND, "no such live call"))?;
     let ticket = app
         .store
@@ -181,11 +214,21 @@ async fn admit(socket: &mut WebSocket, app: &App) -> Result<(User, Arc<Call>, Ra
     if ticket.agent.as_ref().map(|a| a.id) != Some(user.id) {
         return Err(refuse(close::FORBIDDEN, "claim the call's ticket first"));
     }
-    Ok((user, call, rate))
+    Ok((user, call))
 }
 
-async fn run(mut socket: WebSocket, app: App, ctx: Context) {
-    let (user, call, rate) = match admit(&mut socket, &app).await {
+async fn run(mut socket: WebSocket, app: App, ctx: Context, origin: RequestOrigin) {
+    let (start, rate) = match start_frame(&mut socket, &app).await {
+        Ok(v) => v,
+        Err(r) => {
+            close_with(&mut socket, r.code, r.reason).await;
+            return;
+        }
+    };
+    if start.leg == Leg::Customer {
+        return super::browser::run(socket, app, ctx, origin, start, rate).await;
+    }
+    let (user, call) = match admit(&app, &start, &origin).await {
         Ok(v) => v,
         Err(r) => {
             close_with(&mut socket, r.code, r.reason).await;

@@ -351,10 +351,9 @@ pub(super) async fn on_frame(conn: &mut Conn, inbound: Inbound) -> Flow {
             let answer = Answer::Reply(reference.map(str::to_owned));
             let ctx = conn.audit_ctx();
             in_background(conn, answer, me, move |app, me| async move {
-                app.stepup
-                    .request(&ctx, &me, ticket, &action)
-                    .await
-                    .map(|_| ())
+                app.stepup.request(&ctx, &me, ticket, &action).await?;
+                crate::voice::call::pause_for_verification(&app, &ctx, ticket, &action).await;
+                Ok(())
             })
             .await
         }
@@ -401,10 +400,9 @@ async fn auto_request(conn: &mut Conn, me: User, t: &crate::store::Ticket) -> Fl
     let answer = Answer::Automatic(action.clone());
     let ctx = conn.audit_ctx();
     in_background(conn, answer, me, move |app, me| async move {
-        app.stepup
-            .auto_request(&ctx, &me, ticket, &action)
-            .await
-            .map(|_| ())
+        app.stepup.auto_request(&ctx, &me, ticket, &action).await?;
+        crate::voice::call::pause_for_verification(&app, &ctx, ticket, &action).await;
+        Ok(())
     })
     .await
 }

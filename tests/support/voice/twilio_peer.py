@@ -8,7 +8,8 @@ audio before it has played), and counts what the gateway sends: `media` frames (
 frequency by zero crossings), `mark` and `clear`. At the end it sends `stop` and prints one
 JSON line with what it saw.
 
-The tone is computed here (sox is not needed); `--dialect telnyx` uses Telnyx's snake_case.
+The audio is `--audio FILE`, raw μ-law at 8 kHz (the tests make it with sox), or else a tone
+of `--hz` computed here; `--dialect telnyx` uses Telnyx's snake_case.
 """
 
 import argparse
@@ -64,6 +65,7 @@ async def main():
     p.add_argument("--token", default="", help="put in the custom parameters; empty: none")
     p.add_argument("--call", required=True)
     p.add_argument("--hz", type=float, default=440.0)
+    p.add_argument("--audio", default="", help="raw μ-law 8 kHz to send instead of the tone (looped)")
     p.add_argument("--seconds", type=float, default=3.0)
     p.add_argument("--dtmf", default="", help="digit@seconds,digit@seconds")
     p.add_argument("--dialect", default="twilio", choices=["twilio", "telnyx"])
@@ -135,13 +137,21 @@ async def main():
 
         task = asyncio.create_task(reader())
         frames = int(a.seconds * 50)
+        audio = open(a.audio, "rb").read() if a.audio else b""
+        if a.audio and len(audio) < 160:
+            sys.exit(f"{a.audio}: less than 20 ms of audio")
         t0 = time.monotonic()
         for i in range(frames):
             at = i * 0.02
             while keys and keys[0][0] <= at:
                 _, digit = keys.pop(0)
                 await ws.send(event("dtmf", dtmf={"track": "inbound_track", "digit": digit}))
-            payload = base64.b64encode(tone_frame(a.hz, i)).decode()
+            if audio:
+                at_byte = (i * 160) % (len(audio) - len(audio) % 160)
+                chunk = audio[at_byte : at_byte + 160]
+            else:
+                chunk = tone_frame(a.hz, i)
+            payload = base64.b64encode(chunk).decode()
             media = {"track": "inbound", "chunk": str(i + 1), "timestamp": str(i * 20), "payload": payload}
             await ws.send(event("media", media=media))
             delay = t0 + (i + 1) * 0.02 - time.monotonic()

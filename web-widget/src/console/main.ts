@@ -8,6 +8,7 @@ import { DeskSocket, clientId, wsUrl, type Frame, type ConnState } from "../lib/
 import { login, logout, api, type Session, type User } from "../lib/staff";
 import { VerificationSection, type TicketVerification } from "./verification";
 import { ContactSection } from "./contact";
+import { CallSection } from "./call";
 import { ACCEPT, openFile, size, upload, type Att } from "../lib/files";
 
 interface Ticket {
@@ -23,6 +24,7 @@ interface Ticket {
   last_seq: number;
   customer_read_seq: number;
   agent_read_seq: number;
+  kind?: "chat" | "call";
 }
 interface Msg {
   seq?: number;
@@ -54,6 +56,8 @@ interface Chat {
   verify: VerificationSection;
   /** Masked email and phone, with Reveal for roles that may. */
   contact: ContactSection;
+  /** The call going on in the ticket, if any. */
+  call: CallSection;
 }
 interface ChatView {
   panel: HTMLElement;
@@ -176,8 +180,10 @@ function run(s: Session): void {
     if (!c) {
       const verify = new VerificationSection(t.id, () => chats.get(t.id)?.ticket.customer.verified ?? false, (f) => sock.request(f));
       const contact = new ContactSection(t.customer.id, me.role, String(t.id));
-      c = { ticket: t, messages: new Map(), pending: new Map(), notes: [], customerTyping: false, customerRead: t.customer_read_seq, history: null, view: null, unread: 0, verify, contact };
+      const call = new CallSection(t.id, () => s.token);
+      c = { ticket: t, messages: new Map(), pending: new Map(), notes: [], customerTyping: false, customerRead: t.customer_read_seq, history: null, view: null, unread: 0, verify, contact, call };
       chats.set(t.id, c);
+      if (t.kind === "call") void call.check();
       contact.load();
       if (flags.has(t.id)) verify.setFlag(flags.get(t.id)!);
       loadVerification(c);
@@ -186,7 +192,10 @@ function run(s: Session): void {
       sock.lastSeq.set(t.conversation, sock.lastSeq.get(t.conversation) ?? 0);
       loadNotes(c);
       loadHistory(c);
-    } else c.ticket = t;
+    } else {
+      if (t.kind === "call") void c.call.check();
+      c.ticket = t;
+    }
     return c;
   }
 
@@ -342,6 +351,7 @@ function run(s: Session): void {
         "div",
         { class: "thread" },
         h("div", { class: "chat-head" }, h("h2", {}, `#${t.id} ${t.subject}`), c.verify.badges, h("div", { class: "actions" }, target, transfer, exportBtn, resolve)),
+        c.call.el,
         recorded,
         log,
         typing,
@@ -540,6 +550,7 @@ function run(s: Session): void {
   function drop(id: number): void {
     const c = chats.get(id);
     if (!c) return;
+    c.call.leg?.hangup();
     c.view?.panel.remove();
     chats.delete(id);
     if (current === id) {

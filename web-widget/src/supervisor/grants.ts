@@ -1,5 +1,5 @@
-// Access to closed transcripts: a supervisor asks for a ticket's transcript with a reason and a
-// duration and follows the request's state; an approver reviews other people's requests
+// Access to closed transcripts and call recordings: a supervisor asks for a ticket's transcript,
+// or the recording of its call, with a reason and a duration and follows the request's state; an approver reviews other people's requests
 // (approving asks for a fresh authenticator code, which the gateway checks); approvers and
 // admins end active grants. The list is polled every few seconds, so a decision made in
 // another browser shows up here without a reload.
@@ -9,6 +9,7 @@ import { api, call, explain, ApiError } from "./http";
 import { can } from "./perms";
 import { serverNow, syncServerClock, when, minutes } from "./clock";
 import type { Viewer } from "./viewer";
+import type { Player } from "./player";
 
 export interface Grant {
   id: number;
@@ -64,7 +65,18 @@ export interface Access {
   panel: HTMLElement;
 }
 
-export function access(me: User, viewer: Viewer): Access {
+interface RecordingInfo {
+  id: number;
+  state: string;
+  duration_ms: number;
+}
+
+/** What a grant opens, as the lists name it. */
+export function objectName(g: Pick<Grant, "kind" | "object">): string {
+  return g.kind === "recording" ? `Recording ${g.object}` : `Ticket ${g.object}`;
+}
+
+export function access(me: User, viewer: Viewer, player: Player): Access {
   const role = me.role;
   const requests = can(role, "request_grant");
   const reviews = can(role, "review_grant");
@@ -80,6 +92,12 @@ export function access(me: User, viewer: Viewer): Access {
   let ownHidden = 0;
 
   // --- The request form (supervisors) -------------------------------------------------------
+  const reqKind = h(
+    "select",
+    { id: "req-kind", name: "kind" },
+    h("option", { value: "transcript" }, "The transcript"),
+    h("option", { value: "recording" }, "The call recording"),
+  );
   const reqTicket = h("input", { id: "req-ticket", name: "ticket", type: "number", min: "1", step: "1", inputmode: "numeric", list: "req-closed", required: true, "aria-describedby": "req-ticket-help" });
   const closedList = h("datalist", { id: "req-closed" });
   const reqReason = h("textarea", { id: "req-reason", name: "reason", rows: 3, required: true, "aria-describedby": "req-reason-help" });
@@ -91,10 +109,12 @@ export function access(me: User, viewer: Viewer): Access {
   const reqForm = h(
     "form",
     { class: "stack", id: "req-form", novalidate: true },
+    h("label", { for: "req-kind" }, "Access to"),
+    reqKind,
     h("label", { for: "req-ticket" }, "Closed ticket number"),
     reqTicket,
     closedList,
-    h("p", { id: "req-ticket-help", class: "hint" }, "Only closed tickets need a grant; recently closed ones are suggested."),
+    h("p", { id: "req-ticket-help", class: "hint" }, "Only closed tickets need a grant for their transcript; recently closed ones are suggested. A call's recording needs one once the call has ended."),
     h("label", { for: "req-reason" }, "Reason"),
     reqReason,
     h("p", { id: "req-reason-help", class: "hint" }, "Why you need it, 10–500 characters. The approver reads it and the audit log keeps it. ", reasonCount, " characters."),
@@ -133,8 +153,21 @@ export function access(me: User, viewer: Viewer): Access {
     }
     for (const f of [reqTicket, reqReason, reqDuration]) f.removeAttribute("aria-invalid");
     try {
-      const g = await api<Grant>("POST", "/api/grants", { kind: "transcript", object: ticket, reason, duration_minutes: mins });
-      reqDone.textContent = `Request #${g.id} for ticket ${g.object} sent; it waits for an approver.`;
+      let object = ticket;
+      if (reqKind.value === "recording") {
+        // A ticket's calls are recorded one recording each: the latest that has ended.
+        const recs = await api<RecordingInfo[]>("GET", `/api/tickets/${ticket}/recordings`);
+        const done = recs.filter((r) => r.state !== "recording");
+        if (!done.length) {
+          reqError.textContent = recs.length ? `The call of ticket ${ticket} is still going on; ask once it has ended.` : `Ticket ${ticket} has no call recording.`;
+          reqTicket.setAttribute("aria-invalid", "true");
+          reqTicket.focus();
+          return;
+        }
+        object = done[done.length - 1].id;
+      }
+      const g = await api<Grant>("POST", "/api/grants", { kind: reqKind.value, object, reason, duration_minutes: mins });
+      reqDone.textContent = g.kind === "recording" ? `Request #${g.id} for recording ${g.object} of ticket ${ticket} sent; it waits for an approver.` : `Request #${g.id} for ticket ${g.object} sent; it waits for an approver.`;
       reqReason.value = "";
       reasonCount.textContent = "0";
       reqTicket.value = "";
@@ -156,12 +189,12 @@ export function access(me: User, viewer: Viewer): Access {
 
   if (requests) {
     panel.append(
-      card("req-h", "Request access to a transcript", h("p", { class: "muted" }, "A closed ticket's transcript opens only through a request that someone with the approver role approves; every read is audited."), reqForm),
+      card("req-h", "Request access", h("p", { class: "muted" }, "A closed ticket's transcript, or a call's recording, opens only through a request that someone with the approver role approves; every read and every play is audited."), reqForm),
       card("mine-h", "My requests", mine),
     );
   }
   // Only requesters read through a grant, so only they get the viewer.
-  if (requests) panel.append(viewer.panel);
+  if (requests) panel.append(viewer.panel, player.panel);
   if (reviews || seesAll) {
     panel.append(
       h("section", { class: "card wide", "aria-labelledby": "review-h" }, h("h2", { id: "review-h" }, reviews ? "Review: requests waiting for you" : "Requests waiting for review"), pending, ownNote),
@@ -170,7 +203,7 @@ export function access(me: User, viewer: Viewer): Access {
     );
   }
   if (!requests && !reviews && !seesAll) {
-    panel.append(card("none-h", "Access requests", h("p", { class: "muted" }, "Your role neither requests nor reviews access to transcripts.")));
+    panel.append(card("none-h", "Access requests", h("p", { class: "muted" }, "Your role neither requests nor reviews access to transcripts and recordings.")));
   }
 
   const table = (caption: string, head: string[], rows: HTMLElement[], empty: string) =>
@@ -188,7 +221,7 @@ export function access(me: User, viewer: Viewer): Access {
         "tr",
         { "data-grant": String(g.id) },
         h("td", {}, `#${g.id}`),
-        h("td", {}, `Ticket ${g.object}`),
+        h("td", {}, objectName(g)),
         h("td", { class: "reason" }, g.reason),
         h("td", {}, minutes(g.duration_minutes)),
         h("td", {}, stateBadge(g.status), g.review_note ? h("span", { class: "note" }, `“${g.review_note}”`) : null),
@@ -197,7 +230,15 @@ export function access(me: User, viewer: Viewer): Access {
           {},
           g.status === "pending" ? h("span", {}, "asked ", ticking("age", g.requested_at), " ago") : g.status === "approved" ? h("span", {}, "ends in ", ticking("left", g.expires_at)) : when(g.ended_at ?? g.reviewed_at ?? g.review_by),
         ),
-        h("td", {}, g.status === "approved" ? button(`open-${g.id}`, "Open transcript", "primary small", () => viewer.open(g), `Open transcript of ticket ${g.object}`) : null),
+        h(
+          "td",
+          {},
+          g.status !== "approved"
+            ? null
+            : g.kind === "recording"
+              ? button(`open-${g.id}`, "Play recording", "primary small", () => player.open(g), `Play recording ${g.object}`)
+              : button(`open-${g.id}`, "Open transcript", "primary small", () => viewer.open(g), `Open transcript of ticket ${g.object}`),
+        ),
       ),
     );
     clear(mine);
@@ -216,7 +257,7 @@ export function access(me: User, viewer: Viewer): Access {
         { "data-grant": String(g.id) },
         h("td", {}, `#${g.id}`),
         h("td", {}, name(g.requester)),
-        h("td", {}, `Ticket ${g.object}`),
+        h("td", {}, objectName(g)),
         h("td", { class: "reason" }, g.reason),
         h("td", {}, minutes(g.duration_minutes)),
         h("td", {}, ticking("age", g.requested_at)),
@@ -239,7 +280,7 @@ export function access(me: User, viewer: Viewer): Access {
         { "data-grant": String(g.id) },
         h("td", {}, `#${g.id}`),
         h("td", {}, name(g.requester)),
-        h("td", {}, `Ticket ${g.object}`),
+        h("td", {}, objectName(g)),
         h("td", {}, name(g.reviewer)),
         h("td", {}, ticking("left", g.expires_at)),
         h("td", {}, revokes && button(`revoke-${g.id}`, "Revoke", "secondary small", () => dialog.open("revoke", g), `Revoke grant ${g.id} of ${name(g.requester)}`)),
@@ -255,7 +296,7 @@ export function access(me: User, viewer: Viewer): Access {
         { "data-grant": String(g.id) },
         h("td", {}, `#${g.id}`),
         h("td", {}, name(g.requester)),
-        h("td", {}, `Ticket ${g.object}`),
+        h("td", {}, objectName(g)),
         h("td", {}, stateBadge(g.status)),
         h("td", {}, g.ended_by !== null ? name(g.ended_by) : g.reviewer !== null ? name(g.reviewer) : "the gateway"),
         h("td", {}, when(g.ended_at ?? g.reviewed_at ?? g.review_by)),
@@ -293,6 +334,7 @@ export function access(me: User, viewer: Viewer): Access {
       if (unknown) for (const u of await api<User[]>("GET", "/api/users")) users.set(u.id, u);
       grants = list;
       viewer.update(list);
+      player.update(list);
       const sig = JSON.stringify(list.map(({ now: _now, ...g }) => g));
       if (sig !== signature) {
         signature = sig;
@@ -375,7 +417,7 @@ function reviewDialog(me: User, name: (id: number | null) => string, done: () =>
     submit.textContent = words[0];
     clear(facts);
     const fact = (k: string, val: string) => [h("dt", {}, k), h("dd", {}, val)];
-    facts.append(...fact("Requester", name(g.requester)), ...fact("Object", `transcript of ticket ${g.object}`), ...fact("Reason", g.reason), ...fact("Duration", minutes(g.duration_minutes)));
+    facts.append(...fact("Requester", name(g.requester)), ...fact("Object", g.kind === "recording" ? `recording ${g.object}` : `transcript of ticket ${g.object}`), ...fact("Reason", g.reason), ...fact("Duration", minutes(g.duration_minutes)));
     otpBox.hidden = v !== "approve" || enrolled === false;
     otpHelp.textContent = "Each approval needs the current six-digit code; the gateway checks it and a code works only once.";
     otp.value = "";

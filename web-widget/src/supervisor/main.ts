@@ -8,6 +8,7 @@ import { can } from "./perms";
 import { dashboard } from "./dashboard";
 import { access } from "./grants";
 import { viewer } from "./viewer";
+import { player } from "./player";
 import { auditLog } from "./audit";
 import { alerts, type AlertFrame } from "./alerts";
 
@@ -67,7 +68,7 @@ function run(s: Session): void {
   const list: Tab[] = [{ id: "dashboard", label: "Dashboard", panel: dash.panel }];
   if (can(role, "request_grant") || can(role, "review_grant") || can(role, "view_all_grants")) {
     const label = can(role, "review_grant") ? "Review" : can(role, "request_grant") ? "Access requests" : "Access";
-    list.push({ id: "access", label, panel: access(s.user, viewer()).panel });
+    list.push({ id: "access", label, panel: access(s.user, viewer(), player()).panel });
   }
   if (can(role, "read_audit")) {
     const audit = auditLog();

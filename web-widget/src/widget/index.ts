@@ -13,6 +13,7 @@ import { OutgoingScreen } from "./outgoing";
 import { CSS } from "./styles";
 import { verifyPanel } from "./verify";
 import { ACCEPT, openFile, size, upload, type Att } from "../lib/files";
+import { Leg, LegError } from "../voice/leg";
 
 interface Msg {
   seq?: number;
@@ -79,6 +80,11 @@ function boot(): void {
   );
   const closeBtn = h("button", { class: "x", type: "button", "aria-label": t.close }, "×");
   const title = h("h2", { id: "dg-title" }, t.title);
+  // A call from the browser: the button places it on this conversation; the bar shows it.
+  const callBtn = h("button", { class: "callbtn", type: "button", hidden: true }, t.call);
+  const callState = h("span", { class: "cstate", role: "status", "aria-live": "polite" });
+  const hangupBtn = h("button", { class: "hangup", type: "button" }, t.hangup);
+  const callBar = h("div", { class: "callbar", hidden: true }, callState, hangupBtn);
   // Step-up verification's code-entry panel sits beside `alert`, outside the message log and
   // the compose form, so that a code typed there never becomes a chat message.
   const verify = verifyPanel(
@@ -95,8 +101,9 @@ function boot(): void {
   const panel = h(
     "section",
     { class: "panel", id: "dg-panel", role: "dialog", "aria-labelledby": "dg-title", hidden: true },
-    h("header", {}, title, closeBtn),
+    h("header", {}, title, callBtn, closeBtn),
     state,
+    callBar,
     notice,
     prechat,
     log,
@@ -203,6 +210,7 @@ function boot(): void {
     };
     state.textContent = text[s];
     state.className = s === "online" ? "state" : "state warn";
+    callBtn.hidden = s !== "online" || !!leg;
     root.dataset.state = s;
   }
 
@@ -429,6 +437,47 @@ function boot(): void {
     return true;
   }
 
+  // --- calls ------------------------------------------------------------------------------
+  let leg: Leg | null = null;
+  let callTimer: number | undefined;
+  async function placeCall(): Promise<void> {
+    if (leg) return;
+    callBtn.hidden = true;
+    callBar.hidden = false;
+    hangupBtn.hidden = false;
+    callState.textContent = t.calling;
+    try {
+      token ??= await visitor();
+      leg = await Leg.open(base, { leg: "customer", token }, {
+        started: () => {
+          const since = Date.now();
+          const tick = () => {
+            const s = Math.floor((Date.now() - since) / 1000);
+            callState.textContent = t.onCall(`${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`);
+          };
+          tick();
+          callTimer = setInterval(tick, 1000) as unknown as number;
+          root.dataset.call = "live";
+        },
+        event: () => {},
+        ended: (reason) => endCall(reason ? t.callFailed : t.callEnded),
+      });
+    } catch (e) {
+      const kind = e instanceof LegError ? e.kind : "network";
+      endCall(kind === "microphone" ? t.noMic : kind === "unsupported" ? t.noCalls : t.callFailed);
+    }
+  }
+  function endCall(say: string): void {
+    clearInterval(callTimer);
+    leg = null;
+    root.dataset.call = "ended";
+    callState.textContent = say;
+    hangupBtn.hidden = true;
+    callBtn.hidden = false;
+  }
+  callBtn.addEventListener("click", () => void placeCall());
+  hangupBtn.addEventListener("click", () => leg?.hangup());
+
   // --- interaction --------------------------------------------------------------------------
   async function setOpen(v: boolean): Promise<void> {
     open = v;
@@ -518,6 +567,8 @@ function boot(): void {
   (window as any).DeskgateWidget = Object.freeze({
     open: () => setOpen(true),
     close: () => setOpen(false),
+    // The live call's audio counters (frames sent and played, jitter buffer), or null.
+    callStats: () => leg?.stats ?? null,
     version: "1",
   });
 }

@@ -18,6 +18,10 @@ button,input,textarea{font:inherit;color:inherit}
 header{background:#1f4fd1;color:#fff;padding:12px 16px;display:flex;align-items:center;gap:8px}
 header h2{font-size:16px;margin:0;flex:1}
 .x{background:transparent;border:0;color:#fff;font-size:22px;line-height:1;cursor:pointer;padding:4px 8px;border-radius:6px}
+.callbtn{border:1px solid #fff;border-radius:8px;background:transparent;color:#fff;padding:4px 10px;font-weight:600;cursor:pointer}
+.callbar{display:flex;align-items:center;gap:8px;padding:6px 16px;background:#e6f4ea;color:#1e4620;font-size:13px;flex-shrink:0}
+.cstate{flex:1;font-variant-numeric:tabular-nums}
+.hangup{border:0;border-radius:8px;background:#b3261e;color:#fff;padding:4px 12px;font-weight:600;cursor:pointer}
 .state{font-size:13px;padding:6px 16px;background:#eef1f6;color:#33405a}
 .state.warn{background:#fff4d6;color:#5c4300}
 .notice{font-size:13px;padding:8px 16px;background:#e8f0fe;color:#1d2330}

@@ -54,6 +54,14 @@ const TRANSCRIPT_CANDIDATES: &str = "SELECT t.id, t.closed_at AS ended_at, c.leg
      WHERE t.status = 'closed' AND t.closed_at < ?1 AND c.shredded_at IS NULL \
      ORDER BY c.legal_hold, t.closed_at LIMIT ?2";
 
+/// Finished (or failed) recordings that still have their key, ended before `?1`; held while
+/// their ticket's conversation is.
+const RECORDING_CANDIDATES: &str = "SELECT r.id, r.ended_at AS ended_at, c.legal_hold AS held \
+     FROM recordings r JOIN conversations c ON c.ticket_id = r.ticket_id \
+     WHERE r.ended_at IS NOT NULL AND r.ended_at < ?1 \
+     AND EXISTS (SELECT 1 FROM data_keys dk WHERE dk.owner = 'recording:' || r.id) \
+     ORDER BY c.legal_hold, r.ended_at LIMIT ?2";
+
 /// When a customer was last active: created, a ticket of theirs opened or closed, a widget
 /// session (visitor token) of theirs started. A customer with a ticket not yet closed is
 /// active whatever the dates.
@@ -146,6 +154,40 @@ async fn shred_customer(
     Ok(Some(Shredded {
         kind: Retained::Customer,
         id: customer,
+        conversation: None,
+        customer: CustomerId(customer),
+    }))
+}
+
+/// Destroys a recording's data key, if it is still due (ended before `ended_before`, its
+/// conversation not held). The sealed file is deleted by the caller once this commits.
+async fn shred_recording(
+    conn: &mut SqliteConnection,
+    recording: i64,
+    ended_before: Timestamp,
+) -> StoreResult<Option<Shredded>> {
+    let customer: Option<i64> = sqlx::query_scalar(
+        "SELECT t.customer_id FROM recordings r JOIN tickets t ON t.id = r.ticket_id \
+         JOIN conversations c ON c.ticket_id = t.id \
+         WHERE r.id = ?1 AND r.ended_at IS NOT NULL AND r.ended_at < ?2 AND c.legal_hold = 0",
+    )
+    .bind(recording)
+    .bind(ended_before.0)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(customer) = customer else {
+        return Ok(None);
+    };
+    let done = sqlx::query("DELETE FROM data_keys WHERE owner = ?")
+        .bind(KeyOwner::recording(recording).as_str())
+        .execute(&mut *conn)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Ok(None);
+    }
+    Ok(Some(Shredded {
+        kind: Retained::Recording,
+        id: recording,
         conversation: None,
         customer: CustomerId(customer),
     }))
@@ -245,6 +287,7 @@ impl SqliteStore {
         let sql = match kind {
             Retained::Transcript => TRANSCRIPT_CANDIDATES,
             Retained::Customer => CUSTOMER_CANDIDATES.as_str(),
+            Retained::Recording => RECORDING_CANDIDATES,
         };
         let rows = sqlx::query(sql)
             .bind(ended_before.0)
@@ -281,6 +324,7 @@ impl SqliteStore {
             let shredded = match kind {
                 Retained::Transcript => shred_transcript(&mut tx, *id, ended_before, now).await?,
                 Retained::Customer => shred_customer(&mut tx, *id, ended_before).await?,
+                Retained::Recording => shred_recording(&mut tx, *id, ended_before).await?,
             };
             out.extend(shredded);
         }
@@ -293,6 +337,7 @@ impl SqliteStore {
                     }
                 }
                 Retained::Customer => self.vault.forget(&KeyOwner::customer(s.customer.0)),
+                Retained::Recording => self.vault.forget(&KeyOwner::recording(s.id)),
             }
         }
         Ok(out)
