@@ -616,3 +616,43 @@ async fn a_call_from_the_widget_to_the_console_is_heard_both_ways_and_recorded()
         "{l_windows} {r_windows}"
     );
 }
+
+/// The supervisor console's recording player (test/player.mjs): a 2 s call from the browser,
+/// paused in the middle through the API, asked for with the request form, approved, and played
+/// with its waveform. Every play is audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_recording_is_asked_for_approved_and_played_with_its_waveform() {
+    let app = TestApp::start().await;
+    app.staff("sam", "supervisor", 5).await;
+    app.staff("april", "approver", 5).await;
+    let (ticket, recording) = crate::voice::browser_call_with_a_pause(&app).await;
+    let (_, rec) = app
+        .get(
+            &format!("/api/recordings/{recording}"),
+            Some(&app.admin().await.token),
+        )
+        .await;
+    let pause = &rec["pauses"][0];
+    let env = [
+        ("DESKGATE_CALL_TICKET", ticket.to_string()),
+        (
+            "DESKGATE_PAUSE_MS",
+            format!("{},{}", pause["start_ms"], pause["end_ms"]),
+        ),
+    ];
+    let out = flow_with(&app, "test/player.mjs", &env).await;
+    for step in [
+        "the request form asks for the ticket's call recording",
+        "the player opens the recording through the grant",
+        "the customer's lane shows the call's sound",
+        "the pause is shaded and silent",
+        "playing moves the playhead",
+    ] {
+        assert!(out.contains(step), "{step}: {out}");
+    }
+    let played = app.audit("action=grant_used&outcome=allowed").await;
+    assert!(
+        played.iter().any(|e| e["object_kind"] == "recording"),
+        "{played:?}"
+    );
+}

@@ -1238,3 +1238,54 @@ async fn a_recording_past_its_retention_is_shredded_unless_its_ticket_is_held() 
         assert!(g.to_string().contains("shredded"), "{s} {g}");
     }
 }
+
+/// A 2 s call from the browser of a new customer (440 Hz), its recording paused through the
+/// API from 0.6 s to 1.2 s, hung up: its ticket and recording once the recording is finished.
+pub(crate) async fn browser_call_with_a_pause(app: &TestApp) -> (i64, i64) {
+    let visitor = app.visitor().await;
+    let start = json!({"type": "start", "leg": "customer", "token": visitor.token, "codec": "pcm16", "rate": 16000});
+    let mut leg = pcm_leg(app, start, None).await;
+    let started = first_text(&mut leg).await;
+    let ticket = started["ticket"].as_i64().unwrap();
+    let call = started["call"].as_str().unwrap().to_string();
+    let admin = app.admin().await;
+    let t0 = tokio::time::Instant::now();
+    for i in 0..100usize {
+        if i == 30 || i == 60 {
+            let verb = if i == 30 { "pause" } else { "resume" };
+            let (s, b) = app
+                .post(
+                    &format!("/api/calls/{call}/{verb}"),
+                    Some(&admin.token),
+                    json!({"reason": "card details"}),
+                )
+                .await;
+            assert_eq!(s, 200, "{verb}: {b}");
+        }
+        leg.send(Message::Binary(tone16(440.0, i).into()))
+            .await
+            .unwrap();
+        tokio::time::sleep_until(t0 + Duration::from_millis(20 * (i as u64 + 1))).await;
+    }
+    leg.send(Message::Text(json!({"type": "hangup"}).to_string().into()))
+        .await
+        .unwrap();
+    assert_eq!(closed_with(&mut leg).await.0, 1000);
+    let (_, c) = app
+        .get(
+            &format!("/api/tickets/{ticket}/recordings"),
+            Some(&admin.token),
+        )
+        .await;
+    let recording = c[0]["id"].as_i64().unwrap_or_else(|| panic!("{c}"));
+    for _ in 0..100 {
+        let (_, r) = app
+            .get(&format!("/api/recordings/{recording}"), Some(&admin.token))
+            .await;
+        if r["state"] == "finished" {
+            return (ticket, recording);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("recording {recording} did not finish");
+}

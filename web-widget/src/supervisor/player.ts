@@ -101,6 +101,10 @@ export function player(): Player {
       const mid = lane * LANE + LANE / 2;
       g.fillStyle = lane === 0 ? "#1f4fd1" : "#1e6b3a";
       const per = Math.max(1, Math.floor(total / WIDTH));
+      // Each lane scaled to its loudest moment, so a quiet line still shows its shape.
+      let peak = 0.05;
+      for (let i = 0; i < total; i++) peak = Math.max(peak, Math.abs(ch[i]));
+      const scale = (LANE / 2 - 2) / peak;
       for (let x = 0; x < WIDTH; x++) {
         let lo = 0, hi = 0;
         const from = Math.floor((x / WIDTH) * total);
@@ -108,7 +112,7 @@ export function player(): Player {
           lo = Math.min(lo, ch[i]);
           hi = Math.max(hi, ch[i]);
         }
-        g.fillRect(x, mid - hi * (LANE / 2 - 2), 1, Math.max(1, (hi - lo) * (LANE / 2 - 2)));
+        g.fillRect(x, mid - hi * scale, 1, Math.max(1, (hi - lo) * scale));
       }
     });
     g.fillStyle = "#33405a";
@@ -206,6 +210,7 @@ export function player(): Player {
         if (grantId !== g.id) return;
         wav = audio;
         rec = info;
+        panel.dataset.durationMs = String(info.duration_ms);
         heading.textContent = `Recording ${info.id} of ticket ${info.ticket}`;
         const paused = info.pauses.length ? `, paused ${info.pauses.length === 1 ? "once" : `${info.pauses.length} times`}` : "";
         status.textContent = `Played through grant #${g.id}; this play is in the audit log. ${mmss(seconds())} at ${audio.rate / 1000} kHz${paused}.`;
