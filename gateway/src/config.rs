@@ -250,6 +250,13 @@ pub struct SiteConfig {
     /// (`en`, `ru`, `zh`, `fa`); the global `email_language` otherwise.
     #[serde(default)]
     pub language: Option<String>,
+    /// The Twilio account's auth token: phone streams to `/media/twilio?site=<key>` that carry
+    /// a valid `X-Twilio-Signature` are admitted without a media token. Prefer
+    /// `twilio_auth_token_file`.
+    #[serde(default)]
+    pub twilio_auth_token: Option<SecretString>,
+    #[serde(default)]
+    pub twilio_auth_token_file: Option<PathBuf>,
 }
 
 /// The config file. Every field is optional; absent ones keep their default.

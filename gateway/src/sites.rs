@@ -18,6 +18,9 @@ pub struct Site {
     pub allowed_origins: Vec<Origin>,
     /// The widget asks for a name and an optional email before the first message.
     pub prechat: bool,
+    /// Admits phone streams signed by Twilio (`X-Twilio-Signature`), see
+    /// [`crate::voice::signature`].
+    pub twilio_auth_token: Option<SecretString>,
 }
 
 pub struct Sites {
@@ -40,6 +43,8 @@ impl Sites {
                 allowed_origins: Vec::new(),
                 prechat: false,
                 language: None,
+                twilio_auth_token: None,
+                twilio_auth_token_file: None,
             }]
         } else {
             config.sites.clone()
@@ -56,6 +61,11 @@ impl Sites {
                 (None, Some(path)) => Some(read_secret(path)?),
                 (None, None) => None,
             };
+            let twilio = match (&s.twilio_auth_token, &s.twilio_auth_token_file) {
+                (Some(v), _) => Some(v.clone()),
+                (None, Some(path)) => Some(read_secret(path)?),
+                (None, None) => None,
+            };
             by_key.insert(
                 s.key.clone(),
                 Site {
@@ -64,6 +74,7 @@ impl Sites {
                     identity_secret: secret,
                     allowed_origins,
                     prechat: s.prechat,
+                    twilio_auth_token: twilio,
                 },
             );
         }

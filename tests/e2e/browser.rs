@@ -277,6 +277,8 @@ async fn the_widget_on_the_sites_own_domain_with_nobody_online_and_the_reply_by_
                 allowed_origins: vec![SHOP.into()],
                 prechat: true,
                 language: None,
+                twilio_auth_token: None,
+                twilio_auth_token_file: None,
             }]
         })
         .start()

@@ -19,6 +19,8 @@ fn site(key: &str, origins: &[&str]) -> SiteConfig {
         allowed_origins: origins.iter().map(|o| o.to_string()).collect(),
         prechat: false,
         language: None,
+        twilio_auth_token: None,
+        twilio_auth_token_file: None,
     }
 }
 

@@ -923,6 +923,8 @@ fn with_cn_site(b: TestAppBuilder) -> TestAppBuilder {
                 allowed_origins: Vec::new(),
                 prechat: false,
                 language: None,
+                twilio_auth_token: None,
+                twilio_auth_token_file: None,
             },
             deskgate::config::SiteConfig {
                 key: "cn".into(),
@@ -932,6 +934,8 @@ fn with_cn_site(b: TestAppBuilder) -> TestAppBuilder {
                 allowed_origins: Vec::new(),
                 prechat: false,
                 language: Some("zh".into()),
+                twilio_auth_token: None,
+                twilio_auth_token_file: None,
             },
         ];
         c.verification.language = verify::template::Language::Ru;

@@ -1289,3 +1289,92 @@ pub(crate) async fn browser_call_with_a_pause(app: &TestApp) -> (i64, i64) {
     }
     panic!("recording {recording} did not finish");
 }
+
+/// A site that knows its Twilio auth token admits a stream by Twilio's `X-Twilio-Signature`
+/// on the upgrade (computed by the Python peer as Twilio does), with no media token. A
+/// signature that does not verify (a wrong token, another site's URL, a site without a token)
+/// is refused before the upgrade, and a stream with neither is refused at `start`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_signed_by_twilio_is_admitted_without_a_media_token() {
+    use deskgate::config::SiteConfig;
+    let site = |key: &str, twilio: Option<&str>| SiteConfig {
+        key: key.into(),
+        name: None,
+        identity_secret: Some("an identity secret of this site".to_string().into()),
+        identity_secret_file: None,
+        allowed_origins: Vec::new(),
+        prechat: false,
+        language: None,
+        twilio_auth_token: twilio.map(|t| t.to_string().into()),
+        twilio_auth_token_file: None,
+    };
+    let sites = vec![
+        site("shop", Some("shop-twilio-auth-token")),
+        site("plain", None),
+    ];
+    let app = TestApp::builder()
+        .config(move |c| c.sites = sites.clone())
+        .start()
+        .await;
+    let agent = app.agent("grace").await;
+    let url = format!("{}?site=shop", ws_url(&app, "/media/twilio"));
+    let call = "CAsigned0123456789";
+    let mut peer = tokio::process::Command::new(python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("support/voice/twilio_peer.py"))
+        .args(["--url", &url, "--auth-token", "shop-twilio-auth-token"])
+        .args(["--call", call, "--hz", "440", "--seconds", "0.6"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the Twilio peer");
+    let mut out = BufReader::new(peer.stdout.take().unwrap()).lines();
+    let mut stdin = peer.stdin.take().unwrap();
+    assert_eq!(out.next_line().await.unwrap().as_deref(), Some("started"));
+    let t = call_ticket(&app, &agent, call).await;
+    assert_eq!(t["kind"], "call", "{t}");
+    stdin.write_all(b"go\n").await.unwrap();
+    let _ = out.next_line().await;
+    let _ = peer.wait().await;
+    // The caller is the signed site's.
+    let (_, c) = app
+        .get(
+            &format!("/api/customers/{}", t["customer"]["id"]),
+            Some(&app.admin().await.token),
+        )
+        .await;
+    assert_eq!(c["site"], "shop", "{c}");
+
+    // Signatures that do not verify: refused with 403 before the upgrade.
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let sign = |token: &str, url: &str| deskgate::voice::signature::sign(token.as_bytes(), url);
+    let attempt = |url: String, sig: String| async move {
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut()
+            .insert("x-twilio-signature", sig.parse().unwrap());
+        match tokio_tungstenite::connect_async(req).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => r.status().as_u16(),
+            Ok(_) => 101,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let plain = format!("{}?site=plain", ws_url(&app, "/media/twilio"));
+    for (u, sig) in [
+        (url.clone(), sign("a wrong auth token", &url)),
+        (url.clone(), sign("shop-twilio-auth-token", &plain)),
+        (plain.clone(), sign("shop-twilio-auth-token", &plain)),
+        (url.clone(), "not base64!".to_string()),
+    ] {
+        assert_eq!(attempt(u.clone(), sig.clone()).await, 403, "{u} {sig}");
+    }
+    // Neither a signature nor a token: refused at start, naming both.
+    let bare = json!({"event": "start", "sequenceNumber": "1", "streamSid": "MZ9",
+        "start": {"streamSid": "MZ9", "callSid": "CAnone", "customParameters": {},
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}});
+    let (c, r) = twilio_session(&app, &[bare.to_string()]).await;
+    assert_eq!(c, 1008);
+    assert_eq!(
+        r,
+        "no media token (customParameters.token or ?token=) and no X-Twilio-Signature"
+    );
+}

@@ -3,6 +3,7 @@
 //!
 //! - [`media`]: the one internal format (PCM16, 20 ms frames) and G.711 μ-law, 8 ↔ 16 kHz.
 //! - [`token`]: the signed media token a site's backend hands its telephony provider.
+//! - [`signature`]: Twilio's own request signature, the other admission of a phone stream.
 //! - [`twilio`]: `/media/twilio`, the Twilio Media Streams protocol (and Telnyx's variant):
 //!   the customer's phone leg.
 //! - [`pcm`]: `/media/pcm`, a JSON start frame then binary PCM16: the agent's leg, or a
@@ -19,6 +20,7 @@ pub mod call;
 pub mod media;
 pub mod pcm;
 pub mod recording;
+pub mod signature;
 pub mod token;
 pub mod twilio;
 

@@ -7,8 +7,10 @@
 //! `custom_parameters`, `media_format`, `PCMU`); the reply uses the peer's spelling.
 //!
 //! The stream is admitted by a media token ([`super::token`]) in the `start` event's custom
-//! parameters (`token`) or the upgrade URL (`?token=`), bound to the call id the `start` names.
-//! Anything else before a valid `start` closes the socket (1008).
+//! parameters (`token`) or the upgrade URL (`?token=`), bound to the call id the `start` names;
+//! or, for a site that knows its Twilio auth token, by Twilio's `X-Twilio-Signature` on the
+//! upgrade to `?site=<key>` ([`super::signature`]). Anything else before a valid `start`
+//! closes the socket (1008).
 //!
 //! A refusal's reason is one of a fixed set of short strings: it goes into the close frame
 //! (at most 123 bytes) and the log, and never quotes what the peer sent.
@@ -23,8 +25,9 @@ use crate::protocol::{ClientId, MessageText};
 use crate::store::NewCustomer;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -267,11 +270,30 @@ fn with_stream(dialect: Dialect, stream: &str, mut v: Value) -> Value {
 pub async fn handler(
     ws: WebSocketUpgrade,
     Query(q): Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
     ctx: Context,
     State(app): State<App>,
 ) -> Response {
     let tracker = app.tracker.clone();
     let url_token = q.get("token").cloned();
+    // A stream Twilio signed for a site that knows the account's auth token needs no media
+    // token; a signature that does not verify is refused before the upgrade.
+    let signed = match headers.get(super::signature::HEADER) {
+        None => None,
+        Some(sig) => match signed_site(&app, &q, &headers, &uri, sig.to_str().unwrap_or("")) {
+            Some(site) => Some(site),
+            None => {
+                tracing::warn!(target: "deskgate::security", "phone media stream refused: X-Twilio-Signature does not verify");
+                return (
+                    axum::http::StatusCode::FORBIDDEN,
+                    "X-Twilio-Signature does not verify for this URL and site",
+                )
+                    .into_response();
+            }
+        },
+    };
+    let url_token = Admission { url_token, signed };
     ws.read_buffer_size(4 * 1024)
         .write_buffer_size(0)
         // Past our own limit, a frame is still read whole so the refusal can say why.
@@ -280,7 +302,33 @@ pub async fn handler(
         .on_upgrade(move |socket| tracker.track_future(run(socket, app, url_token, ctx)))
 }
 
-async fn run(mut socket: WebSocket, app: App, url_token: Option<String>, ctx: Context) {
+/// How a stream may be admitted, from its upgrade request: a media token in the URL, and the
+/// site whose Twilio auth token verified the request's signature.
+struct Admission {
+    url_token: Option<String>,
+    signed: Option<String>,
+}
+
+/// The site of `?site=` if the request's `X-Twilio-Signature` verifies with its auth token.
+fn signed_site(
+    app: &App,
+    q: &HashMap<String, String>,
+    headers: &axum::http::HeaderMap,
+    uri: &axum::http::Uri,
+    signature: &str,
+) -> Option<String> {
+    let site = app.sites.get(q.get("site")?)?;
+    let auth_token = site.twilio_auth_token.as_ref()?;
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let url = super::signature::requested_url(&app.config, host, path)?;
+    super::signature::verify(auth_token.expose_secret().as_bytes(), &url, signature)
+        .then(|| site.key.clone())
+}
+
+async fn run(mut socket: WebSocket, app: App, url_token: Admission, ctx: Context) {
     let (call, mut out, dialect, stream) = match admit(&mut socket, &app, url_token, &ctx).await {
         Ok(v) => v,
         Err(r) => {
@@ -372,9 +420,10 @@ type Admitted = (
 async fn admit(
     socket: &mut WebSocket,
     app: &App,
-    url_token: Option<String>,
+    admission: Admission,
     ctx: &Context,
 ) -> Result<Admitted, Refusal> {
+    let url_token = admission.url_token;
     let deadline = tokio::time::Instant::now() + app.config.voice.start_timeout;
     let (stream, start, dialect) = loop {
         let m = tokio::time::timeout_at(deadline, socket.recv())
@@ -405,17 +454,24 @@ async fn admit(
             _ => return Err(policy("media before start")),
         }
     };
-    let token = start
-        .custom
-        .get("token")
-        .cloned()
-        .or(url_token)
-        .ok_or_else(|| policy("no media token (customParameters.token or ?token=)"))?;
-    let admitted =
-        super::token::verify(&app.sites, &token, &start.call, app.clock.now()).map_err(|e| {
-            tracing::warn!(target: "deskgate::security", error = %e, "phone media stream refused");
-            policy("media token refused")
-        })?;
+    let token = start.custom.get("token").cloned().or(url_token);
+    let site = match (token, admission.signed) {
+        (Some(token), _) => {
+            super::token::verify(&app.sites, &token, &start.call, app.clock.now())
+                .map_err(|e| {
+                    tracing::warn!(target: "deskgate::security", error = %e, "phone media stream refused");
+                    policy("media token refused")
+                })?
+                .site
+        }
+        // Twilio signed the upgrade for this site: the stream is Twilio's, for any call.
+        (None, Some(site)) => site,
+        (None, None) => {
+            return Err(policy(
+                "no media token (customParameters.token or ?token=) and no X-Twilio-Signature",
+            ))
+        }
+    };
     let internal = |e: &dyn std::fmt::Display| {
         tracing::error!(error = %e, "cannot start the call");
         Refusal {
@@ -442,7 +498,7 @@ async fn admit(
         .store
         .upsert_customer(
             NewCustomer {
-                site: admitted.site.clone(),
+                site: site.clone(),
                 external_id: None,
                 name: "Phone caller".into(),
                 email: None,

@@ -15,6 +15,8 @@ of `--hz` computed here; `--dialect telnyx` uses Telnyx's snake_case.
 import argparse
 import asyncio
 import base64
+import hashlib
+import hmac
 import json
 import math
 import sys
@@ -69,6 +71,7 @@ async def main():
     p.add_argument("--seconds", type=float, default=3.0)
     p.add_argument("--dtmf", default="", help="digit@seconds,digit@seconds")
     p.add_argument("--dialect", default="twilio", choices=["twilio", "telnyx"])
+    p.add_argument("--auth-token", default="", help="sign the upgrade with X-Twilio-Signature as Twilio does")
     a = p.parse_args()
     tw = a.dialect == "twilio"
     seq_key = "sequenceNumber" if tw else "sequence_number"
@@ -90,7 +93,12 @@ async def main():
     keys.sort()
 
     seen = {"media": 0, "marks": [], "clears": 0, "samples": [], "closed": None}
-    async with connect(a.url, max_size=2**20) as ws:
+    headers = {}
+    if a.auth_token:
+        # Twilio's request signature: base64 HMAC-SHA1 of the URL (a WebSocket has no POST body).
+        mac = hmac.new(a.auth_token.encode(), a.url.encode(), hashlib.sha1).digest()
+        headers["X-Twilio-Signature"] = base64.b64encode(mac).decode()
+    async with connect(a.url, max_size=2**20, additional_headers=headers) as ws:
         await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
         if tw:
             start = {
