@@ -1742,3 +1742,41 @@ async fn the_customer_is_told_when_the_code_email_cannot_be_sent() {
         "approved"
     );
 }
+
+/// The flags of many tickets are read in one go (the queue snapshot a console gets after
+/// falling behind): the flagged ones with their phrase, the others absent, as one by one.
+#[tokio::test]
+async fn the_flags_of_many_tickets_are_read_at_once_as_one_by_one() {
+    use deskgate::ids::TicketId;
+    let app = TestApp::start().await;
+    let agent = app.agent("grace").await;
+    let (mut agent_ws, _) = app.agent_ws(&agent).await;
+    let risky = app
+        .customer_with_ticket("Hi, I need to reset my password, I lost access")
+        .await;
+    agent_ws.recv_type("step_up_flag").await;
+    let plain = app.customer_with_ticket("Where is my parcel?").await;
+    let also = app
+        .customer_with_ticket("Please change my email address to a new one")
+        .await;
+    agent_ws.recv_type("step_up_flag").await;
+    let ids = [
+        TicketId(plain.ticket),
+        TicketId(also.ticket),
+        TicketId(risky.ticket),
+        TicketId(999_999),
+    ];
+    let store = &app.app.store;
+    let mut many = store.step_up_flags(&ids).await.unwrap();
+    many.sort_by_key(|(t, _)| t.0);
+    let mut one_by_one = Vec::new();
+    for t in ids {
+        if let Some(p) = store.step_up_flag(t).await.unwrap() {
+            one_by_one.push((t, p));
+        }
+    }
+    one_by_one.sort_by_key(|(t, _)| t.0);
+    assert_eq!(many.len(), 2, "{many:?}");
+    assert_eq!(many, one_by_one);
+    assert!(store.step_up_flags(&[]).await.unwrap().is_empty());
+}

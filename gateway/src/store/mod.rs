@@ -273,6 +273,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// The risk phrase a ticket was flagged for, if any.
     async fn step_up_flag(&self, ticket: TicketId) -> StoreResult<Option<String>>;
+    /// The flagged ones of these tickets, with their phrase, in one read.
+    async fn step_up_flags(&self, tickets: &[TicketId]) -> StoreResult<Vec<(TicketId, String)>>;
     /// A session that opens only the second-factor enrolment endpoints (a user whose role
     /// requires a second factor and who has none yet); `session_user` never accepts it.
     async fn create_enrolment_session(

@@ -109,21 +109,19 @@ pub(super) async fn resend_queue(conn: &mut Conn) -> Flow {
         .queue(WELCOME_QUEUE)
         .await
         .map_err(unavailable)?;
-    let mut flags = Vec::new();
-    for t in &tickets {
-        if let Some(phrase) = conn
-            .app
-            .store
-            .step_up_flag(t.id)
-            .await
-            .map_err(unavailable)?
-        {
-            flags.push(QueueFlag {
-                ticket: t.id,
-                phrase,
-            });
-        }
-    }
+    // One read for every ticket's flag: this runs when the store is busiest (a burst).
+    let ids: Vec<TicketId> = tickets.iter().map(|t| t.id).collect();
+    let mut flags: Vec<QueueFlag> = conn
+        .app
+        .store
+        .step_up_flags(&ids)
+        .await
+        .map_err(unavailable)?
+        .into_iter()
+        .map(|(ticket, phrase)| QueueFlag { ticket, phrase })
+        .collect();
+    // In the queue's order, as the tickets are.
+    flags.sort_by_key(|f| ids.iter().position(|t| *t == f.ticket));
     let ev = crate::api::tickets::listed("queue resent", &tickets);
     let _ = conn.app.audit(&conn.audit_ctx(), ev).await;
     let frame = ServerFrame::QueueSnapshot {

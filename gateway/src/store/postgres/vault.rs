@@ -62,6 +62,12 @@ const RECORDING_CANDIDATES: &str = "SELECT r.id, r.ended_at AS ended_at, c.legal
      AND EXISTS (SELECT 1 FROM data_keys dk WHERE dk.owner = 'recording:' || r.id) \
      ORDER BY c.legal_hold, r.ended_at LIMIT $2";
 
+/// A step-up flag with what opens it: the conversation's data key.
+const FLAG_SELECT: &str = "SELECT f.ticket_id, f.phrase, c.id AS conversation, \
+     dk.key_version AS conv_key_version, dk.wrapped AS conv_key FROM verification_flags f \
+     JOIN conversations c ON c.ticket_id = f.ticket_id \
+     LEFT JOIN data_keys dk ON dk.owner = 'conversation:' || c.id";
+
 /// When a customer was last active: created, a ticket of theirs opened or closed, a widget
 /// session (visitor token) of theirs started. A customer with a ticket not yet closed is
 /// active whatever the dates.
@@ -418,19 +424,35 @@ impl PgStore {
     /// The risk phrase a ticket was flagged for; the placeholder once its transcript was
     /// shredded.
     pub(super) async fn open_step_up_flag(&self, ticket: TicketId) -> StoreResult<Option<String>> {
-        let row = sqlx::query(
-            "SELECT f.phrase, c.id AS conversation, dk.key_version AS conv_key_version, \
-             dk.wrapped AS conv_key FROM verification_flags f \
-             JOIN conversations c ON c.ticket_id = f.ticket_id \
-             LEFT JOIN data_keys dk ON dk.owner = 'conversation:' || c.id \
-             WHERE f.ticket_id = $1",
-        )
-        .bind(ticket.0)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(r) = row else { return Ok(None) };
+        let row = sqlx::query(&format!("{FLAG_SELECT} WHERE f.ticket_id = $1"))
+            .bind(ticket.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| self.open_flag_row(&r)).transpose()
+    }
+
+    /// [`Self::open_step_up_flag`] of many tickets in one query: the flagged ones, with their
+    /// phrase.
+    pub(super) async fn open_step_up_flags(
+        &self,
+        tickets: &[TicketId],
+    ) -> StoreResult<Vec<(TicketId, String)>> {
+        if tickets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = tickets.iter().map(|t| t.0).collect();
+        let rows = sqlx::query(&format!("{FLAG_SELECT} WHERE f.ticket_id = ANY($1)"))
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((TicketId(r.try_get("ticket_id")?), self.open_flag_row(r)?)))
+            .collect()
+    }
+
+    fn open_flag_row(&self, r: &sqlx::postgres::PgRow) -> StoreResult<String> {
         let owner = KeyOwner::conversation(r.try_get::<i64, _>("conversation")?);
-        let key = super::row_key(&self.vault, &r, &owner, "conv")?;
+        let key = super::row_key(&self.vault, r, &owner, "conv")?;
         let sealed: Vec<u8> = r.try_get("phrase")?;
         super::open_col(
             &self.vault,
@@ -440,7 +462,6 @@ impl PgStore {
             crate::vault::STEP_UP_FLAG,
             &sealed,
         )
-        .map(Some)
     }
 
     /// Puts a ticket's transcript on legal hold (kept past its retention) or releases it.

@@ -1340,6 +1340,9 @@ impl Store for SqliteStore {
     async fn step_up_flag(&self, ticket: TicketId) -> StoreResult<Option<String>> {
         self.open_step_up_flag(ticket).await
     }
+    async fn step_up_flags(&self, tickets: &[TicketId]) -> StoreResult<Vec<(TicketId, String)>> {
+        self.open_step_up_flags(tickets).await
+    }
 
     async fn create_enrolment_session(
         &self,
