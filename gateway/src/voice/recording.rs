@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 /// Plaintext bytes per sealed segment: 2 s of 8 kHz stereo, 1 s at 16 kHz.
 pub const SEGMENT: usize = 32 * 1024;
@@ -139,7 +139,7 @@ impl Writer {
         Ok(Writer {
             file,
             sealer: Some(sealer),
-            plain: Zeroizing::new(Vec::with_capacity(SEGMENT)),
+            plain: Zeroizing::new(Vec::with_capacity(SEGMENT + recorder::stream::TAG_LEN)),
             file_hash,
             frame_samples: rate.frame_samples(),
             pcm_bytes: 0,
@@ -158,28 +158,33 @@ impl Writer {
 
     /// Appends one stereo frame; a missing or short channel is filled with silence. Returns
     /// true when a segment was sealed and written (the manifest changed).
+    ///
+    /// The clear buffer never grows past one segment and its tag, so it is never reallocated:
+    /// a reallocation would free a copy of clear audio that nothing wipes. A full segment is
+    /// sealed in place (its clear bytes become ciphertext) only once more audio follows it, since
+    /// the last segment of the stream must be sealed as last and may be exactly full.
     pub fn push(
         &mut self,
         customer: Option<&[i16]>,
         agent: Option<&[i16]>,
     ) -> Result<bool, RecordingError> {
         let at = |c: Option<&[i16]>, i: usize| c.and_then(|c| c.get(i)).copied().unwrap_or(0);
+        let mut sealed_one = false;
         for i in 0..self.frame_samples {
+            if self.plain.len() == SEGMENT {
+                let mut seg = std::mem::take(&mut self.plain);
+                self.seal_segment(&mut seg, false)?;
+                // Ciphertext now, wiped anyway; the allocation is kept for the next segment.
+                seg.zeroize();
+                seg.clear();
+                self.plain = seg;
+                sealed_one = true;
+            }
             self.plain.extend_from_slice(&at(customer, i).to_le_bytes());
             self.plain.extend_from_slice(&at(agent, i).to_le_bytes());
         }
         self.frames += 1;
         self.pcm_bytes += (self.frame_samples * 4) as u64;
-        let mut sealed_one = false;
-        while self.plain.len() > SEGMENT {
-            // A full segment is sealed only once more audio follows it: the last segment of
-            // the stream must be sealed as last, and it may be exactly full.
-            let rest = Zeroizing::new(self.plain[SEGMENT..].to_vec());
-            self.plain.truncate(SEGMENT);
-            let mut seg = std::mem::replace(&mut self.plain, rest);
-            self.seal_segment(&mut seg, false)?;
-            sealed_one = true;
-        }
         Ok(sealed_one)
     }
 
@@ -394,6 +399,32 @@ mod tests {
             true
         })?;
         Ok(wav)
+    }
+
+    /// The clear buffer keeps the one allocation it was made with, at both rates: a
+    /// reallocation would leave a copy of clear audio behind in freed memory.
+    #[test]
+    fn the_clear_buffer_is_never_reallocated() {
+        for (rate, samples) in [(Rate::Hz8000, 160), (Rate::Hz16000, 320)] {
+            let dir = tempfile::tempdir().unwrap();
+            let key = DataKey::generate();
+            let mut w = Writer::create(dir.path(), 1, rate, &key).unwrap();
+            let at = w.plain.as_ptr();
+            let capacity = w.plain.capacity();
+            let mut sealed = 0;
+            for _ in 0..500 {
+                let f = frame(1234, samples);
+                sealed += usize::from(w.push(Some(&f), Some(&f)).unwrap());
+                assert!(w.plain.len() <= SEGMENT);
+                assert_eq!((w.plain.as_ptr(), w.plain.capacity()), (at, capacity));
+            }
+            assert!(sealed >= 500 * samples * 4 / SEGMENT - 1, "{sealed}");
+            let m = w.finish().unwrap();
+            assert_eq!(
+                m.final_entry.unwrap().segments as usize,
+                (500 * samples * 4).div_ceil(SEGMENT)
+            );
+        }
     }
 
     #[test]
