@@ -1,5 +1,7 @@
-//! The two REST calls a load client makes before it can open a WebSocket: a visitor token for
-//! a customer (`POST /api/visitor`) and a session token for an agent (`POST /api/session`).
+//! The REST calls of a load client: a visitor token for a customer (`POST /api/visitor`) and a
+//! session token for staff (`POST /api/session`) before a WebSocket opens; and, for `calls`, a
+//! live call's ticket (`GET /api/calls/{call}`) and a recording's state
+//! (`GET /api/recordings/{id}`), read with a lead's session since the ticket is an agent's.
 
 use std::fmt;
 
@@ -52,4 +54,37 @@ pub async fn agent_session(
         )
         .await?;
     Ok(session.token)
+}
+
+/// What `GET /api/calls/{call}` says of a live call that the generator uses.
+#[derive(Debug, Deserialize)]
+pub struct LiveCall {
+    pub ticket: crate::frames::Id,
+    pub recording: i64,
+}
+
+pub async fn live_call(
+    http: &mut HttpClient,
+    session: &Token,
+    call: &str,
+) -> Result<LiveCall, HttpError> {
+    http.get_json(&format!("/api/calls/{call}"), session.expose())
+        .await
+}
+
+/// What `GET /api/recordings/{id}` says of a recording that the generator checks.
+#[derive(Debug, Deserialize)]
+pub struct Recording {
+    /// `recording`, `finished` or `failed`.
+    pub state: String,
+    pub duration_ms: u64,
+}
+
+pub async fn recording(
+    http: &mut HttpClient,
+    session: &Token,
+    id: i64,
+) -> Result<Recording, HttpError> {
+    http.get_json(&format!("/api/recordings/{id}"), session.expose())
+        .await
 }

@@ -1,6 +1,7 @@
-//! A small HTTP/1.1 client for the generator's REST calls (visitor tokens, agent logins): JSON
-//! in, JSON out, one keep-alive connection per client, bound to a loopback source address like
-//! the WebSocket sockets. Small on purpose: two endpoints do not need a full HTTP stack.
+//! A small HTTP/1.1 client for the generator's REST calls (visitor tokens, agent logins, and
+//! for `calls` a call's ticket and its recording's state): JSON in, JSON out, one keep-alive
+//! connection per client, bound to a loopback source address like the WebSocket sockets. Small
+//! on purpose: a few endpoints do not need a full HTTP stack.
 
 use std::fmt;
 use std::io;
@@ -72,6 +73,14 @@ pub struct HttpClient {
     conn: Option<Conn>,
 }
 
+/// One request: the REST calls are POSTs of JSON, or GETs with a staff session.
+struct Request<'a> {
+    method: &'static str,
+    path: &'a str,
+    bearer: Option<&'a str>,
+    body: &'a [u8],
+}
+
 /// An open connection and the bytes read from it that are not consumed yet.
 struct Conn {
     stream: TcpStream,
@@ -110,8 +119,31 @@ impl HttpClient {
         R: DeserializeOwned,
     {
         let body = serde_json::to_vec(body).map_err(HttpError::Json)?;
-        let response = match tokio::time::timeout(REQUEST_TIMEOUT, self.request(path, &body)).await
-        {
+        self.json(Request {
+            method: "POST",
+            path,
+            bearer: None,
+            body: &body,
+        })
+        .await
+    }
+
+    /// GETs `path` with a staff session's bearer token and decodes a 2xx JSON answer.
+    pub async fn get_json<R>(&mut self, path: &str, bearer: &str) -> Result<R, HttpError>
+    where
+        R: DeserializeOwned,
+    {
+        self.json(Request {
+            method: "GET",
+            path,
+            bearer: Some(bearer),
+            body: &[],
+        })
+        .await
+    }
+
+    async fn json<R: DeserializeOwned>(&mut self, req: Request<'_>) -> Result<R, HttpError> {
+        let response = match tokio::time::timeout(REQUEST_TIMEOUT, self.request(&req)).await {
             Ok(response) => response,
             Err(_) => {
                 self.conn = None;
@@ -129,12 +161,12 @@ impl HttpClient {
         serde_json::from_slice(&body).map_err(HttpError::Json)
     }
 
-    async fn request(&mut self, path: &str, body: &[u8]) -> Result<(u16, Vec<u8>), HttpError> {
+    async fn request(&mut self, req: &Request<'_>) -> Result<(u16, Vec<u8>), HttpError> {
         let reused = self.conn.is_some();
-        let result = match self.exchange(path, body).await {
+        let result = match self.exchange(req).await {
             Err(HttpError::Closed) if reused => {
                 self.conn = None;
-                self.exchange(path, body).await
+                self.exchange(req).await
             }
             other => other,
         };
@@ -144,7 +176,7 @@ impl HttpClient {
         result
     }
 
-    async fn exchange(&mut self, path: &str, body: &[u8]) -> Result<(u16, Vec<u8>), HttpError> {
+    async fn exchange(&mut self, req: &Request<'_>) -> Result<(u16, Vec<u8>), HttpError> {
         let conn = match &mut self.conn {
             Some(conn) => conn,
             None => {
@@ -155,14 +187,20 @@ impl HttpClient {
                 })
             }
         };
+        let authorization = req
+            .bearer
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
         let mut request = format!(
-            "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
-             Accept: application/json\r\nContent-Length: {len}\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+             Accept: application/json\r\n{authorization}Content-Length: {len}\r\n\r\n",
+            method = req.method,
+            path = req.path,
             host = self.target,
-            len = body.len(),
+            len = req.body.len(),
         )
         .into_bytes();
-        request.extend_from_slice(body);
+        request.extend_from_slice(req.body);
         conn.stream.write_all(&request).await?;
 
         let head = loop {

@@ -12,7 +12,8 @@
 //! - `procfs`   RSS and CPU of a process from /proc
 //! - `sys`      the open-files limit and the clock-tick rate
 //! - `report`   results: the table, JSON, and the median of several runs
-//! - `scenario` one file per scenario (`idle`, `churn`, `chat`) and what they share
+//! - `voice`    a call's two legs on the wire, the media token, the stamp in every audio frame
+//! - `scenario` one file per scenario (`idle`, `churn`, `chat`, `calls`) and what they share
 //! - `relay`    a bare in-memory relay speaking the same frames: the baseline to compare with
 
 mod api;
@@ -26,6 +27,7 @@ mod scenario;
 mod seq;
 mod sys;
 mod target;
+mod voice;
 mod ws;
 
 use std::fs;
@@ -40,6 +42,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::procfs::Proc;
 use crate::report::Report;
+use crate::scenario::calls::CallsArgs;
 use crate::scenario::chat::ChatArgs;
 use crate::scenario::churn::ChurnArgs;
 use crate::scenario::idle::IdleArgs;
@@ -87,6 +90,15 @@ enum Command {
         common: Common,
         #[command(flatten)]
         args: ChatArgs,
+    },
+    /// Concurrent recorded calls, a phone leg (Twilio Media Streams) and an agent leg (PCM16)
+    /// each, both sending 20 ms of audio every 20 ms; measure frame relay latency both ways and
+    /// count lost frames and finished recordings.
+    Calls {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        args: CallsArgs,
     },
     /// Serve a bare in-memory relay of the same frames (no store, screen or encryption), to
     /// measure the generator and the transport alone.
@@ -184,6 +196,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map_or(0, |m| m.lost + m.duplicates + m.out_of_order);
             if args.strict && faults > 0 {
                 eprintln!("deskgate-load: {faults} messages lost, duplicated or out of order");
+                return Ok(ExitCode::FAILURE);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Calls { common, args } => {
+            let (ctx, runtime) = setup(&common)?;
+            let bound = args.bound(&ctx);
+            let report = runtime.block_on(bounded(bound, scenario::calls::run(ctx, &args)))?;
+            output(&common, &report)?;
+            let faults = report.calls.as_ref().map_or(0, |c| {
+                c.failed
+                    + c.dropped
+                    + c.to_agent.lost
+                    + c.to_phone.lost
+                    + (c.established - c.recordings.finished)
+            });
+            if args.strict && faults > 0 {
+                eprintln!(
+                    "deskgate-load: {faults} calls failed or dropped, frames lost, or recordings \
+                     not finished"
+                );
                 return Ok(ExitCode::FAILURE);
             }
             Ok(ExitCode::SUCCESS)

@@ -17,9 +17,13 @@ pub struct Report {
     pub connections: Connections,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messages: Option<Messages>,
-    /// Customer → agent relay latency of the timed messages.
+    /// Relay latency: customer → agent of the timed messages (`chat`); every audio frame,
+    /// both ways (`calls`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<Latency>,
+    /// Calls held and the audio relayed between their legs (`calls`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls: Option<Calls>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<GatewayUsage>,
     pub generator: GeneratorUsage,
@@ -69,6 +73,66 @@ pub struct Messages {
     /// up and the rate was lower than asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_lag_ms: Option<Latency>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Calls {
+    pub attempted: u64,
+    /// Both legs up: the phone leg started, the agent leg answered `started`.
+    pub established: u64,
+    /// Never established; the reasons are under `errors`.
+    pub failed: u64,
+    /// Established, then a leg closed or broke before the call was ended.
+    pub dropped: u64,
+    /// Established calls per second over the ramp.
+    pub established_per_sec: f64,
+    /// From the phone leg's TCP connect to the agent leg's `started`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup_ms: Option<Latency>,
+    pub window_secs: f64,
+    /// The caller's audio: phone leg → gateway → agent leg.
+    pub to_agent: Frames,
+    /// The agent's audio: agent leg → gateway → phone leg.
+    pub to_phone: Frames,
+    /// How late frames left against their 20 ms schedule: if this grows, the generator did
+    /// not keep up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_lag_ms: Option<Latency>,
+    pub recordings: Recordings,
+    /// (gateway RSS loaded − before) / established calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_per_call: Option<f64>,
+}
+
+/// One direction of the relay over every call.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Frames {
+    pub sent: u64,
+    /// Distinct frames that reached the far leg.
+    pub received: u64,
+    /// Sent and never received (the gateway drops what does not fit a leg's 200 ms queue).
+    pub lost: u64,
+    pub duplicates: u64,
+    pub out_of_order: u64,
+    /// Frames stamped with another call's index.
+    pub misrouted: u64,
+    /// Frames whose stamp did not read back: the audio was changed on the way.
+    pub unreadable: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<Latency>,
+}
+
+/// The state of each established call's recording once the call has ended.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Recordings {
+    pub finished: u64,
+    pub failed: u64,
+    /// Still `recording` when the generator stopped asking.
+    pub unfinished: u64,
+    /// Not asked: the API did not answer, or the call never got its recording id.
+    pub unchecked: u64,
+    /// Audio recorded over the finished recordings, in seconds.
+    pub recorded_secs: f64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -204,6 +268,9 @@ impl Report {
         if let Some(l) = self.messages.as_ref().and_then(|m| m.send_lag_ms.as_ref()) {
             let _ = writeln!(out, "  send lag (ms) {}", latency_line(l));
         }
+        if let Some(c) = &self.calls {
+            render_calls(c, &mut out);
+        }
         if let Some(g) = &self.gateway {
             let _ = writeln!(
                 out,
@@ -245,6 +312,43 @@ impl Report {
             let _ = writeln!(out, "  note: {note}");
         }
         out
+    }
+}
+
+fn render_calls(c: &Calls, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "  calls         attempted {}  established {} ({:.0}/s)  failed {}  dropped {}",
+        c.attempted, c.established, c.established_per_sec, c.failed, c.dropped
+    );
+    if let Some(l) = &c.setup_ms {
+        let _ = writeln!(out, "  setup (ms)    {}", latency_line(l));
+    }
+    for (name, f) in [
+        ("phone → agent", &c.to_agent),
+        ("agent → phone", &c.to_phone),
+    ] {
+        let _ = writeln!(
+            out,
+            "  {name} sent {}  received {}  lost {}  duplicates {}  out of order {}  \
+             misrouted {}  unreadable {}",
+            f.sent, f.received, f.lost, f.duplicates, f.out_of_order, f.misrouted, f.unreadable
+        );
+        if let Some(l) = &f.latency_ms {
+            let _ = writeln!(out, "    relay (ms)  {}", latency_line(l));
+        }
+    }
+    if let Some(l) = &c.send_lag_ms {
+        let _ = writeln!(out, "  send lag (ms) {}", latency_line(l));
+    }
+    let r = &c.recordings;
+    let _ = writeln!(
+        out,
+        "  recordings    finished {}  failed {}  unfinished {}  unchecked {}  ({:.0} s of audio)",
+        r.finished, r.failed, r.unfinished, r.unchecked, r.recorded_secs
+    );
+    if let Some(b) = c.bytes_per_call {
+        let _ = writeln!(out, "                gateway RSS per call {}", bytes(b));
     }
 }
 

@@ -6,6 +6,7 @@
 #
 #   tests/load/run.sh                      # idle + chat, 3 runs each
 #   RUNS=1 SCENARIOS=chat CHAT_RATE=1000 tests/load/run.sh
+#   SCENARIOS=calls CALLS="100 250 500 1000" tests/load/run.sh   # concurrent recorded calls
 #
 # Knobs (environment):
 #   RUNS=3  SCENARIOS="idle chat"  PORT=18080  AGENTS=4  OUT=target/load/<utc time>
@@ -16,6 +17,11 @@
 #                     of latency percentiles against rate, tests/load/plot.py)
 #   STALLED_TABS=1 (scenario `stalled`: chat with this percent of never-reading tabs)
 #   CHURN_DURATION=20  CHURN_CONCURRENCY=64  CHURN_FRESH=0 (1: a new visitor token per connection)
+#   CALLS=1000  CALLS_RAMP=50  CALLS_DURATION=30  CALLS_DRAIN=30 (scenario `calls`: concurrent
+#                     recorded calls, each a phone leg on /media/twilio and an 8 kHz agent leg on
+#                     /media/pcm, 20 ms frames both ways; a lead `load-lead` is created to read
+#                     each call's ticket and recording. CALLS may be a list, "100 250 500 1000":
+#                     one scenario `calls@N` per count)
 #   LOAD_THREADS=1 (generator worker threads)  GATEWAY_FLAGS="" (added to `deskgate serve`)
 #   BASELINE=1 also runs the same scenarios against the bare relay (`deskgate-load relay`)
 #   NODES=0 (n >= 1: a cluster of n gateway nodes on ports PORT, PORT+1, … sharing a fresh
@@ -24,6 +30,8 @@
 #            nodes together is printed after each run)
 #   GATEWAY_BIN=path  measure this deskgate binary (e.g. one built from another commit) instead
 #                     of building the checkout's
+#   LOAD_BIN=path     drive it with this deskgate-load binary instead of building the checkout's
+#                     (with GATEWAY_BIN too, run.sh builds nothing)
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -45,21 +53,24 @@ STALLED_TABS=${STALLED_TABS:-1}
 CHURN_DURATION=${CHURN_DURATION:-20}
 CHURN_CONCURRENCY=${CHURN_CONCURRENCY:-64}
 CHURN_FRESH=${CHURN_FRESH:-0}
+CALLS=${CALLS:-1000}
+CALLS_RAMP=${CALLS_RAMP:-50}
+CALLS_DURATION=${CALLS_DURATION:-30}
+CALLS_DRAIN=${CALLS_DRAIN:-30}
 LOAD_THREADS=${LOAD_THREADS:-1}
 GATEWAY_FLAGS=${GATEWAY_FLAGS:-}
 BASELINE=${BASELINE:-0}
 GATEWAY_BIN=${GATEWAY_BIN:-}
+LOAD_BIN=${LOAD_BIN:-}
 NODES=${NODES:-0}
 OUT=${OUT:-$ROOT/target/load/$(date -u +%Y%m%dT%H%M%SZ)}
 
-if [ -n "$GATEWAY_BIN" ]; then
-    cargo build --release -p deskgate-load
-    GATEWAY=$(realpath "$GATEWAY_BIN")
-else
-    cargo build --release -p deskgate -p deskgate-load
-    GATEWAY=$ROOT/target/release/deskgate
-fi
-LOAD=$ROOT/target/release/deskgate-load
+BUILD=()
+if [ -z "$GATEWAY_BIN" ]; then BUILD+=(-p deskgate); fi
+if [ -z "$LOAD_BIN" ]; then BUILD+=(-p deskgate-load); fi
+if [ ${#BUILD[@]} -gt 0 ]; then cargo build --release "${BUILD[@]}"; fi
+if [ -n "$GATEWAY_BIN" ]; then GATEWAY=$(realpath "$GATEWAY_BIN"); else GATEWAY=$ROOT/target/release/deskgate; fi
+if [ -n "$LOAD_BIN" ]; then LOAD=$(realpath "$LOAD_BIN"); else LOAD=$ROOT/target/release/deskgate-load; fi
 mkdir -p "$OUT"
 
 # Every connection is a file descriptor on both sides; the gateway and the generator inherit this.
@@ -94,6 +105,8 @@ PASSWORD=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
 export DESKGATE_LOAD_AGENT_PASSWORD=$PASSWORD
 SERVER_PID=
 DATA=
+# The scenario the next gateway is started for.
+SCENARIO=
 # The cluster's other processes (NODES >= 1): every node, the redis-server, the database.
 NODE_PIDS=()
 REDIS_PID=
@@ -156,6 +169,10 @@ start_cluster() {
         printf '%s' "$PASSWORD" | DESKGATE_DATABASE_URL=$url "$GATEWAY" user add --data "$DATA" \
             --username "load-agent-$i" --role agent --capacity 5000 --password-stdin >/dev/null
     done
+    if [[ $SCENARIO == calls* ]]; then
+        printf '%s' "$PASSWORD" | DESKGATE_DATABASE_URL=$url "$GATEWAY" user add --data "$DATA" \
+            --username load-lead --role lead --capacity 1 --password-stdin >/dev/null
+    fi
     TARGETS=
     for n in $(seq 0 $((NODES - 1))); do
         # shellcheck disable=SC2086  # GATEWAY_FLAGS is a list of flags
@@ -186,6 +203,11 @@ start_gateway() {
         printf '%s' "$PASSWORD" | "$GATEWAY" user add --data "$DATA" --username "load-agent-$i" \
             --role agent --capacity 5000 --password-stdin >/dev/null
     done
+    # The calls scenario reads each call's ticket, which is an agent's, as a lead.
+    if [[ $SCENARIO == calls* ]]; then
+        printf '%s' "$PASSWORD" | "$GATEWAY" user add --data "$DATA" --username load-lead \
+            --role lead --capacity 1 --password-stdin >/dev/null
+    fi
     # shellcheck disable=SC2086  # GATEWAY_FLAGS is a list of flags
     "$GATEWAY" serve --data "$DATA" --listen "127.0.0.1:$PORT" --auto-assign \
         --rate-per-sec 1000 --rate-burst 1000 --rate-limits false --log warn $GATEWAY_FLAGS >"$DATA/server.log" 2>&1 &
@@ -209,6 +231,8 @@ run_scenario() { # server scenario run
     if [ ${#NODE_PIDS[@]} -gt 0 ]; then ticks_before=$(cluster_ticks); fi
     echo
     echo "# $name"
+    # Other work on the machine shows here first; docs/performance.md notes it with the figures.
+    echo "load before the run: $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$OUT/$name.load"
     case $scenario in
         idle)
             "$LOAD" idle "${common[@]}" --customers "$IDLE_CUSTOMERS" --ramp "$IDLE_RAMP" \
@@ -229,6 +253,11 @@ run_scenario() { # server scenario run
             "$LOAD" chat "${common[@]}" --conversations "$CHAT_CONVERSATIONS" --agents "$AGENTS" \
                 --rate "$CHAT_RATE" --size "$CHAT_SIZE" --duration "$CHAT_DURATION" \
                 --drain "$CHAT_DRAIN" --stalled-tabs "$STALLED_TABS" | tee "$OUT/$name.txt"
+            ;;
+        calls@*)
+            "$LOAD" calls "${common[@]}" --calls "${scenario#calls@}" --agents "$AGENTS" \
+                --media-secret-file "$DATA/sites/demo.identity-secret" --ramp "$CALLS_RAMP" \
+                --duration "$CALLS_DURATION" --drain "$CALLS_DRAIN" | tee "$OUT/$name.txt"
             ;;
         sweep@*)
             "$LOAD" chat "${common[@]}" --conversations "$CHAT_CONVERSATIONS" --agents "$AGENTS" \
@@ -255,6 +284,8 @@ EXPANDED=""
 for scenario in $SCENARIOS; do
     if [ "$scenario" = sweep ]; then
         for rate in $SWEEP_RATES; do EXPANDED="$EXPANDED sweep@$rate"; done
+    elif [ "$scenario" = calls ]; then
+        for n in $CALLS; do EXPANDED="$EXPANDED calls@$n"; done
     else
         EXPANDED="$EXPANDED $scenario"
     fi
@@ -263,6 +294,9 @@ SCENARIOS=$EXPANDED
 for run in $(seq 1 "$RUNS"); do
     for scenario in $SCENARIOS; do
         for server in $SERVERS; do
+            SCENARIO=$scenario
+            # The bare relay has no media endpoints.
+            if [ "$server" = relay ] && [[ $scenario == calls@* ]]; then continue; fi
             if [ "$server" = relay ]; then start_relay; else start_gateway; fi
             run_scenario "$server" "$scenario" "$run"
             stop_server
@@ -273,6 +307,7 @@ done
 echo
 for server in $SERVERS; do
     for scenario in $SCENARIOS; do
+        if [ "$server" = relay ] && [[ $scenario == calls@* ]]; then continue; fi
         echo "# $server $scenario: median, min and max over $RUNS runs"
         "$LOAD" summarize "$OUT"/"$server-$scenario"-*.json | tee "$OUT/$server-$scenario-summary.txt"
         echo

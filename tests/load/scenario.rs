@@ -1,7 +1,8 @@
-//! What every scenario shares: the run context, error counting, visitor tokens, the paced
-//! ramp of customer connections, and sampling of the gateway while load is held. Each
+//! What every scenario shares: the run context, error counting, visitor tokens, agent logins,
+//! the paced ramp of customer connections, and sampling of the gateway while load is held. Each
 //! scenario is one file that owns its flags and returns a [`Report`].
 
+pub mod calls;
 pub mod chat;
 pub mod churn;
 pub mod idle;
@@ -12,12 +13,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::api::{self, Token};
+use crate::frames::{Id, Welcome};
 use crate::http::HttpClient;
 use crate::procfs::{self, Proc, Sample};
 use crate::report::{self, GatewayUsage, GeneratorUsage, Latency, Report};
@@ -284,6 +287,27 @@ pub async fn connect_customer(ctx: &Ctx, token: &Token, stats: &ConnectStats) ->
             None
         }
     }
+}
+
+/// Logs a staff member in and opens their `/ws/agent` session: the socket, their user id, the
+/// `welcome`, and the session token (which also opens a call's agent leg).
+pub async fn connect_agent(
+    ctx: &Ctx,
+    username: &str,
+    password: &str,
+) -> anyhow::Result<(Ws, Id, Welcome, Token)> {
+    let mut http = HttpClient::new(ctx.targets.next(), ctx.sources.next());
+    let token = api::agent_session(&mut http, username, password)
+        .await
+        .context("log in (POST /api/session)")?;
+    let mut socket = ws::open(ctx.targets.next(), &ctx.sources, Role::Agent).await?;
+    let welcome = ws::hello(&mut socket, token.expose(), ctx.hello_timeout).await?;
+    let me = welcome
+        .user
+        .as_ref()
+        .and_then(|u| u.id.clone())
+        .context("the agent's welcome has no user.id")?;
+    Ok((socket, me, welcome, token))
 }
 
 /// When the i-th of a paced series should start.

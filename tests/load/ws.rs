@@ -1,6 +1,7 @@
 //! Opening a `deskgate.v1` WebSocket session: TCP from a chosen source address, the upgrade
-//! with the subprotocol, `hello` with the token, and the wait for `welcome`. Failures carry the
-//! stage they happened in, so the report can say where connections were lost.
+//! with the subprotocol, `hello` with the token, and the wait for `welcome`; and the plain
+//! upgrade of a call's media sockets. Failures carry the stage they happened in, so the report
+//! can say where connections were lost.
 
 use std::fmt;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
+use tokio_tungstenite::tungstenite::http::header::{ORIGIN, SEC_WEBSOCKET_PROTOCOL};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -120,6 +121,30 @@ pub async fn open_with(
             format!("gateway chose subprotocol {chosen:?}"),
         ));
     }
+    Ok(ws)
+}
+
+/// TCP connect and a plain WebSocket upgrade to a media path (`/media/twilio`, `/media/pcm`):
+/// no subprotocol, and the `Origin` of the gateway's own pages, as the agent console sends.
+pub async fn open_media(target: Target, sources: &Sources, path: &str) -> Result<Ws, ConnectError> {
+    let tcp = target::connect(target, sources.next())
+        .await
+        .map_err(|e| ConnectError::new("tcp", e.kind()))?;
+    let mut request = format!("ws://{target}{path}")
+        .into_client_request()
+        .map_err(|e| ConnectError::new("upgrade", e))?;
+    let origin = HeaderValue::from_str(&format!("http://{target}"))
+        .map_err(|e| ConnectError::new("upgrade", e))?;
+    request.headers_mut().insert(ORIGIN, origin);
+    // A 20 ms frame is 320 bytes of PCM16 or about 300 bytes of JSON; a few of them at a time.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(Some(64 * 1024))
+        .max_frame_size(Some(64 * 1024));
+    let (ws, _) = tokio_tungstenite::client_async_with_config(request, tcp, Some(config))
+        .await
+        .map_err(|e| ConnectError::new("upgrade", upgrade_error(&e)))?;
     Ok(ws)
 }
 

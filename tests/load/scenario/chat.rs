@@ -23,13 +23,12 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::{stalled, ConnectStats, Ctx, Window};
-use crate::api::{self, Token};
+use crate::api::Token;
 use crate::frames::{Ack, Id, In, MessageFrame, Out, Ticket, Welcome};
-use crate::http::HttpClient;
 use crate::payload::{self, Stamp};
 use crate::report::{self, Latency, Messages, Report};
 use crate::seq::{Seen, SeqTracker};
-use crate::ws::{self, Role, Ws};
+use crate::ws::{self, Ws};
 
 /// The `ref` of each customer's first message.
 const OPEN_REF: &str = "open";
@@ -323,7 +322,7 @@ impl Shared {
 
 /// A fixed fraction in [0, 1) per conversation, so sends are spread over the period the same
 /// way in every run.
-fn phase(idx: u32) -> f64 {
+pub(super) fn phase(idx: u32) -> f64 {
     let mut z = u64::from(idx).wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -471,9 +470,10 @@ async fn start_agents(
     let mut agents = JoinSet::new();
     for index in 0..args.agents {
         let username = format!("{}{}", args.agent_prefix, index + 1);
-        let (socket, me, welcome) = connect_agent(&shared.ctx, &username, &args.agent_password)
-            .await
-            .with_context(|| format!("agent {username}"))?;
+        let (socket, me, welcome, _) =
+            super::connect_agent(&shared.ctx, &username, &args.agent_password)
+                .await
+                .with_context(|| format!("agent {username}"))?;
         let agent = Agent {
             shared: shared.clone(),
             me,
@@ -652,25 +652,6 @@ fn tally(
         ));
     }
     m
-}
-
-async fn connect_agent(
-    ctx: &Ctx,
-    username: &str,
-    password: &str,
-) -> anyhow::Result<(Ws, Id, Welcome)> {
-    let mut http = HttpClient::new(ctx.targets.next(), ctx.sources.next());
-    let token = api::agent_session(&mut http, username, password)
-        .await
-        .context("log in (POST /api/session)")?;
-    let mut socket = ws::open(ctx.targets.next(), &ctx.sources, Role::Agent).await?;
-    let welcome = ws::hello(&mut socket, token.expose(), ctx.hello_timeout).await?;
-    let me = welcome
-        .user
-        .as_ref()
-        .and_then(|u| u.id.clone())
-        .context("the agent's welcome has no user.id")?;
-    Ok((socket, me, welcome))
 }
 
 struct Customer {
