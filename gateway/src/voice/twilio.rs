@@ -522,9 +522,6 @@ async fn admit(
         .mark_call(ticket)
         .await
         .map_err(|e| internal(&e))?;
-    if let Ok(t) = app.store.ticket(ticket).await {
-        app.desk.publish_ticket(&t).await;
-    }
     let _ = ctx;
     let (call, out) = Call::start(app, start.call.clone(), ticket, customer.id, Rate::Hz8000)
         .await
@@ -535,6 +532,10 @@ async fn admit(
                 internal(&e)
             }
         })?;
+    // Told once the call is live: a console that asks for it on this frame finds it.
+    if let Ok(t) = app.store.ticket(ticket).await {
+        app.desk.publish_ticket(&t).await;
+    }
     tracing::info!(call = %call.id, ticket = ticket.0, recording = call.recording, "call started");
     Ok((call, out, dialect, stream))
 }
