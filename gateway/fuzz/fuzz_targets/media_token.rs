@@ -30,6 +30,8 @@ fn sites() -> &'static Sites {
                 allowed_origins: Vec::new(),
                 prechat: false,
                 language: None,
+                twilio_auth_token: None,
+                twilio_auth_token_file: None,
             }],
             ..Default::default()
         };
