@@ -101,17 +101,9 @@ async fn admit(
         .await
         .map_err(|e| internal(&e))?;
     let ticket = sent.appended.ticket;
-    app.store
-        .mark_call(ticket)
-        .await
-        .map_err(|e| internal(&e))?;
     let (call, out) = Call::start(app, id, ticket, customer.id, CALL_RATE)
         .await
         .map_err(|e| internal(&e))?;
-    // Told once the call is live: a console that asks for it on this frame finds it.
-    if let Ok(t) = app.store.ticket(ticket).await {
-        app.desk.publish_ticket(&t).await;
-    }
     tracing::info!(call = %call.id, ticket = ticket.0, recording = call.recording, "browser call started");
     Ok((customer, call, out))
 }

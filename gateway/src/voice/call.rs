@@ -139,8 +139,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Call {
-    /// Opens the recording and starts the recorder task; the call is registered until the
-    /// phone leg ends it. Returns the call and the phone leg's outbound queue.
+    /// Marks the ticket as a call, opens the recording and starts the recorder task; the call
+    /// is registered until the customer's leg ends it. The ticket's staff are told once the
+    /// call is registered, so a console that asks for the call on that frame finds it. Returns
+    /// the call and the customer's leg's outbound queue.
     pub async fn start(
         app: &App,
         id: String,
@@ -148,6 +150,7 @@ impl Call {
         customer: CustomerId,
         rate: Rate,
     ) -> anyhow::Result<(Arc<Call>, mpsc::Receiver<CustomerOut>)> {
+        app.store.mark_call(ticket).await?;
         let now = app.clock.now();
         let (recording, key) = app
             .store
@@ -183,6 +186,9 @@ impl Call {
             paused_at: None,
         };
         app.tracker.spawn(rec.run(cmd_rx));
+        if let Ok(t) = app.store.ticket(ticket).await {
+            app.desk.publish_ticket(&t).await;
+        }
         Ok((call, customer_rx))
     }
 

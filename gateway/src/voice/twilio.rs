@@ -518,10 +518,6 @@ async fn admit(
         .await
         .map_err(|e| internal(&e))?;
     let ticket = sent.appended.ticket;
-    app.store
-        .mark_call(ticket)
-        .await
-        .map_err(|e| internal(&e))?;
     let _ = ctx;
     let (call, out) = Call::start(app, start.call.clone(), ticket, customer.id, Rate::Hz8000)
         .await
@@ -532,10 +528,6 @@ async fn admit(
                 internal(&e)
             }
         })?;
-    // Told once the call is live: a console that asks for it on this frame finds it.
-    if let Ok(t) = app.store.ticket(ticket).await {
-        app.desk.publish_ticket(&t).await;
-    }
     tracing::info!(call = %call.id, ticket = ticket.0, recording = call.recording, "call started");
     Ok((call, out, dialect, stream))
 }
