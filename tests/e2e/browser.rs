@@ -627,7 +627,7 @@ async fn a_call_recording_is_asked_for_approved_and_played_with_its_waveform() {
     let app = TestApp::start().await;
     app.staff("sam", "supervisor", 5).await;
     app.staff("april", "approver", 5).await;
-    let (ticket, recording) = crate::voice::browser_call_with_a_pause(&app).await;
+    let (ticket, recording) = crate::voice::browser_call(&app, 100, Some((30, 60))).await;
     let (_, rec) = app
         .get(
             &format!("/api/recordings/{recording}"),

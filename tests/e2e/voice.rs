@@ -281,18 +281,7 @@ async fn a_phone_call_is_relayed_recorded_paused_and_played_through_a_grant() {
     assert_eq!(kinds.iter().filter(|k| **k == "resumed").count(), 2);
 
     // The recording: finished, its pauses as they happened.
-    let mut rec = Value::Null;
-    for _ in 0..100 {
-        let (_, r) = app
-            .get(&format!("/api/recordings/{recording}"), Some(&agent.token))
-            .await;
-        if r["state"] == "finished" {
-            rec = r;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(rec["state"], "finished", "{rec}");
+    let rec = finished_recording(&app, &agent, recording).await;
     assert_eq!(rec["rate"], 8000);
     assert_eq!(rec["channels"], json!(["customer", "agent"]));
     let pauses = rec["pauses"].as_array().unwrap().clone();
@@ -973,18 +962,7 @@ pub(crate) async fn played_through_grant(
 ) -> (Value, Vec<f64>, Vec<f64>) {
     let sam = app.staff("sam", "supervisor", 5).await;
     let april = app.staff("april", "approver", 5).await;
-    let mut rec = Value::Null;
-    for _ in 0..100 {
-        let (_, r) = app
-            .get(&format!("/api/recordings/{recording}"), Some(&sam.token))
-            .await;
-        if r["state"] == "finished" {
-            rec = r;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(rec["state"], "finished", "{rec}");
+    let rec = finished_recording(app, &sam, recording).await;
     let (s, g) = app
         .post(
             "/api/grants",
@@ -1116,40 +1094,6 @@ async fn a_browser_leg_is_refused_a_bad_token_a_foreign_page_and_a_call_id() {
     panic!("the call is still live");
 }
 
-/// A call from the browser of a new customer, 1 s of 440 Hz, hung up: its ticket and
-/// recording ids once the recording is finished.
-async fn short_browser_call(app: &TestApp) -> (i64, i64) {
-    let visitor = app.visitor().await;
-    let start = json!({"type": "start", "leg": "customer", "token": visitor.token, "codec": "pcm16", "rate": 16000});
-    let mut leg = pcm_leg(app, start, None).await;
-    let started = first_text(&mut leg).await;
-    let ticket = started["ticket"].as_i64().unwrap();
-    let admin = app.admin().await;
-    let (_, c) = app
-        .get(&format!("/api/tickets/{ticket}/call"), Some(&admin.token))
-        .await;
-    let recording = c["recording"].as_i64().unwrap();
-    for i in 0..50 {
-        leg.send(Message::Binary(tone16(440.0, i).into()))
-            .await
-            .unwrap();
-    }
-    leg.send(Message::Text(json!({"type": "hangup"}).to_string().into()))
-        .await
-        .unwrap();
-    assert_eq!(closed_with(&mut leg).await.0, 1000);
-    for _ in 0..100 {
-        let (_, r) = app
-            .get(&format!("/api/recordings/{recording}"), Some(&admin.token))
-            .await;
-        if r["state"] == "finished" {
-            return (ticket, recording);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("recording {recording} did not finish");
-}
-
 /// Past its retention a recording is crypto-shredded: its data key destroyed, its file
 /// deleted, the shredding audited, and it no longer plays through any grant. A recording whose
 /// ticket is on legal hold is kept, and still plays.
@@ -1161,8 +1105,8 @@ async fn a_recording_past_its_retention_is_shredded_unless_its_ticket_is_held() 
         .config(move |c| c.retention = Retention::none().with(RECORDING, day))
         .start()
         .await;
-    let (_, gone) = short_browser_call(&app).await;
-    let (held_ticket, held) = short_browser_call(&app).await;
+    let (_, gone) = browser_call(&app, 50, None).await;
+    let (held_ticket, held) = browser_call(&app, 50, None).await;
     let admin = app.admin().await;
     let (s, b) = app
         .put(
@@ -1239,9 +1183,14 @@ async fn a_recording_past_its_retention_is_shredded_unless_its_ticket_is_held() 
     }
 }
 
-/// A 2 s call from the browser of a new customer (440 Hz), its recording paused through the
-/// API from 0.6 s to 1.2 s, hung up: its ticket and recording once the recording is finished.
-pub(crate) async fn browser_call_with_a_pause(app: &TestApp) -> (i64, i64) {
+/// A call from the browser of a new customer: `frames` of 440 Hz paced in real time, its
+/// recording paused through the API over the frames `pause` names, hung up. Its ticket and
+/// recording once the recording is finished.
+pub(crate) async fn browser_call(
+    app: &TestApp,
+    frames: usize,
+    pause: Option<(usize, usize)>,
+) -> (i64, i64) {
     let visitor = app.visitor().await;
     let start = json!({"type": "start", "leg": "customer", "token": visitor.token, "codec": "pcm16", "rate": 16000});
     let mut leg = pcm_leg(app, start, None).await;
@@ -1250,9 +1199,13 @@ pub(crate) async fn browser_call_with_a_pause(app: &TestApp) -> (i64, i64) {
     let call = started["call"].as_str().unwrap().to_string();
     let admin = app.admin().await;
     let t0 = tokio::time::Instant::now();
-    for i in 0..100usize {
-        if i == 30 || i == 60 {
-            let verb = if i == 30 { "pause" } else { "resume" };
+    for i in 0..frames {
+        let verb = match pause {
+            Some((from, _)) if i == from => Some("pause"),
+            Some((_, to)) if i == to => Some("resume"),
+            _ => None,
+        };
+        if let Some(verb) = verb {
             let (s, b) = app
                 .post(
                     &format!("/api/calls/{call}/{verb}"),
@@ -1278,12 +1231,18 @@ pub(crate) async fn browser_call_with_a_pause(app: &TestApp) -> (i64, i64) {
         )
         .await;
     let recording = c[0]["id"].as_i64().unwrap_or_else(|| panic!("{c}"));
+    finished_recording(app, &admin, recording).await;
+    (ticket, recording)
+}
+
+/// Waits for a recording to be finished; its view.
+async fn finished_recording(app: &TestApp, reader: &Staff, recording: i64) -> Value {
     for _ in 0..100 {
         let (_, r) = app
-            .get(&format!("/api/recordings/{recording}"), Some(&admin.token))
+            .get(&format!("/api/recordings/{recording}"), Some(&reader.token))
             .await;
         if r["state"] == "finished" {
-            return (ticket, recording);
+            return r;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
