@@ -42,6 +42,9 @@ impl fmt::Display for Id {
 pub enum Out<'a> {
     Hello {
         token: &'a str,
+        /// Where each conversation left off, after a lost connection.
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        resume: &'a [ResumeAt],
     },
     Send {
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
@@ -57,6 +60,13 @@ pub enum Out<'a> {
         reference: &'a str,
         ticket: &'a Id,
     },
+}
+
+/// One entry of `hello.resume`: the last `seq` held of a conversation.
+#[derive(Debug, Serialize)]
+pub struct ResumeAt {
+    pub conversation: Id,
+    pub after: u64,
 }
 
 impl Out<'_> {
@@ -91,6 +101,7 @@ pub enum In {
     },
     Error(ErrorFrame),
     Pong {},
+    /// The replay a `hello.resume` asked for is complete.
     Resumed {},
     Typing {},
     Read {},
@@ -195,8 +206,23 @@ mod tests {
     #[test]
     fn outgoing_frames_match_the_protocol() {
         assert_eq!(
-            Out::Hello { token: "vt_1" }.to_json(),
+            Out::Hello {
+                token: "vt_1",
+                resume: &[]
+            }
+            .to_json(),
             r#"{"type":"hello","token":"vt_1"}"#
+        );
+        assert_eq!(
+            Out::Hello {
+                token: "st_1",
+                resume: &[ResumeAt {
+                    conversation: Id::Num(4),
+                    after: 9
+                }]
+            }
+            .to_json(),
+            r#"{"type":"hello","token":"st_1","resume":[{"conversation":4,"after":9}]}"#
         );
         assert_eq!(
             Out::Send {

@@ -1,7 +1,7 @@
 //! `relay`: a bare in-memory server that speaks the part of `deskgate.v1` the generator uses:
-//! visitor tokens, agent sessions, hello → welcome, `send` → `ack` and a `message` to the
-//! agent holding the ticket and back to the sender, round-robin assignment or `claim` from
-//! the queue, `ping`.
+//! visitor tokens, agent sessions, hello → welcome (with `resume`), `send` → `ack` (once per
+//! `client_id`) and a `message` to the agent holding the ticket and back to the sender,
+//! round-robin assignment or `claim` from the queue, `ping`.
 //! No store, no screen, no encryption, no authentication worth the name: the generator run
 //! against it shows what transport and JSON alone cost, the baseline for the gateway's figures.
 //! It also lets the generator's own tests run end to end.
@@ -18,7 +18,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
@@ -59,15 +60,33 @@ pub async fn main(args: RelayArgs) -> anyhow::Result<()> {
 }
 
 pub async fn serve(listener: TcpListener, auto_assign: bool, outbound_queue: usize) {
-    let state = Arc::new(State {
+    serve_state(listener, new_state(auto_assign, outbound_queue)).await;
+}
+
+fn new_state(auto_assign: bool, outbound_queue: usize) -> Arc<State> {
+    Arc::new(State {
         auto_assign,
         outbound_queue: outbound_queue.max(1),
         next_id: AtomicU64::new(1),
         inner: Mutex::new(Inner::default()),
-    });
+        crashes: watch::channel(0).0,
+        down_until: Mutex::new(None),
+        muted: std::sync::atomic::AtomicBool::new(false),
+    })
+}
+
+async fn serve_state(listener: TcpListener, state: Arc<State>) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
+                let down = state
+                    .down_until
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .is_some_and(|until| Instant::now() < until);
+                if down {
+                    continue;
+                }
                 let _ = stream.set_nodelay(true);
                 tokio::spawn(connection(state.clone(), stream));
             }
@@ -85,6 +104,12 @@ struct State {
     outbound_queue: usize,
     next_id: AtomicU64,
     inner: Mutex<Inner>,
+    /// Bumped by [`Crash::now`]: every connection drops at once.
+    crashes: watch::Sender<u64>,
+    /// Until then, new connections are dropped as they come.
+    down_until: Mutex<Option<Instant>>,
+    /// Messages are stored but neither acknowledged nor delivered: a process about to die.
+    muted: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -101,6 +126,10 @@ struct Inner {
 struct Conv {
     seq: u64,
     agent: Option<u64>,
+    /// Every `message` frame, for resume.
+    log: Vec<Message>,
+    /// `client_id` → the `seq` it was stored under.
+    client_ids: HashMap<String, u64>,
 }
 
 impl State {
@@ -266,6 +295,14 @@ struct Incoming {
     client_id: Option<String>,
     text: Option<String>,
     ticket: Option<u64>,
+    #[serde(default)]
+    resume: Vec<ResumeFrom>,
+}
+
+#[derive(Deserialize)]
+struct ResumeFrom {
+    conversation: u64,
+    after: u64,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -323,7 +360,19 @@ async fn websocket(state: Arc<State>, stream: TcpStream, path: String) {
     });
 
     let mut me: Option<u64> = None;
-    while let Some(Ok(frame)) = frames.next().await {
+    let mut crashes = state.crashes.subscribe();
+    loop {
+        let frame = tokio::select! {
+            frame = frames.next() => frame,
+            _ = crashes.changed() => {
+                // Gone without a word, as a killed process is: what was queued is lost.
+                writer.abort();
+                break;
+            }
+        };
+        let Some(Ok(frame)) = frame else {
+            break;
+        };
         let frame = match frame {
             Message::Text(t) => t,
             Message::Close(_) => break,
@@ -379,6 +428,7 @@ fn hello(state: &State, side: Side, frame: &Incoming, tx: &mpsc::Sender<Message>
     let token = frame.token.as_deref()?;
     let prefix = if side == Side::Customer { "v" } else { "a" };
     let id: u64 = token.strip_prefix(prefix)?.parse().ok()?;
+    let mut inner = state.lock();
     if side == Side::Customer {
         push(
             tx,
@@ -386,24 +436,71 @@ fn hello(state: &State, side: Side, frame: &Incoming, tx: &mpsc::Sender<Message>
                 json!({"type": "welcome", "customer": {"id": id, "name": format!("Visitor {id}"), "verified": false}, "conversation": null}),
             ),
         );
+        replay(&inner, &frame.resume, |conversation| conversation == id, tx);
         return Some(id);
     }
-    let mut inner = state.lock();
     inner.agents.insert(id, tx.clone());
     inner.agent_order.push(id);
+    let held = |c: &Conv| c.agent == Some(id);
     let queue: Vec<Value> = inner
         .convs
         .iter()
         .filter(|(_, c)| c.agent.is_none())
         .map(|(&cid, _)| ticket(cid, "queued", None))
         .collect();
+    let assigned: Vec<Value> = inner
+        .convs
+        .iter()
+        .filter(|(_, c)| held(c))
+        .map(|(&cid, _)| ticket(cid, "assigned", Some(id)))
+        .collect();
     push(
         tx,
         text(
-            json!({"type": "welcome", "user": {"id": id, "username": format!("agent-{id}"), "name": format!("Agent {id}"), "role": "agent", "capacity": 5000}, "assigned": [], "queue": queue}),
+            json!({"type": "welcome", "user": {"id": id, "username": format!("agent-{id}"), "name": format!("Agent {id}"), "role": "agent", "capacity": 5000}, "assigned": assigned, "queue": queue}),
         ),
     );
+    let convs = &inner.convs;
+    replay(
+        &inner,
+        &frame.resume,
+        |conversation| convs.get(&conversation).is_some_and(held),
+        tx,
+    );
     Some(id)
+}
+
+/// Sends what each resume point asked for (of the conversations `may_read`), then `resumed`;
+/// under the state's lock, so no live message overtakes it.
+fn replay(
+    inner: &Inner,
+    resume: &[ResumeFrom],
+    may_read: impl Fn(u64) -> bool,
+    tx: &mpsc::Sender<Message>,
+) {
+    for r in resume {
+        let Some(conv) = inner
+            .convs
+            .get(&r.conversation)
+            .filter(|_| may_read(r.conversation))
+        else {
+            push(
+                tx,
+                text(
+                    json!({"type": "error", "code": "not_found", "message": "no such conversation"}),
+                ),
+            );
+            continue;
+        };
+        let after = usize::try_from(r.after).unwrap_or(usize::MAX);
+        for message in conv.log.iter().skip(after) {
+            push(tx, message.clone());
+        }
+        push(
+            tx,
+            text(json!({"type": "resumed", "conversation": r.conversation, "last_seq": conv.seq})),
+        );
+    }
 }
 
 fn customer_send(state: &State, customer: u64, frame: &Incoming, tx: &mpsc::Sender<Message>) {
@@ -422,15 +519,30 @@ fn customer_send(state: &State, customer: u64, frame: &Incoming, tx: &mpsc::Send
     let conv = inner.convs.entry(customer).or_insert(Conv {
         seq: 0,
         agent: None,
+        log: Vec::new(),
+        client_ids: HashMap::new(),
     });
+    if let Some(seq) = conv.client_ids.get(client_id) {
+        push(
+            tx,
+            text(
+                json!({"type": "ack", "ref": frame.reference, "client_id": client_id, "ticket": customer, "conversation": customer, "seq": seq, "duplicate": true}),
+            ),
+        );
+        return;
+    }
     conv.seq += 1;
     let seq = conv.seq;
-    push(
-        tx,
-        text(
-            json!({"type": "ack", "ref": frame.reference, "client_id": client_id, "ticket": customer, "conversation": customer, "seq": seq, "duplicate": false}),
-        ),
-    );
+    conv.client_ids.insert(client_id.clone(), seq);
+    let muted = state.muted.load(Ordering::Relaxed);
+    if !muted {
+        push(
+            tx,
+            text(
+                json!({"type": "ack", "ref": frame.reference, "client_id": client_id, "ticket": customer, "conversation": customer, "seq": seq, "duplicate": false}),
+            ),
+        );
+    }
     if is_new {
         if state.auto_assign && !inner.agent_order.is_empty() {
             let agent = inner.agent_order[inner.round_robin % inner.agent_order.len()];
@@ -464,6 +576,10 @@ fn customer_send(state: &State, customer: u64, frame: &Incoming, tx: &mpsc::Send
         "text": body,
         "client_id": client_id,
     }));
+    conv.log.push(message.clone());
+    if muted {
+        return;
+    }
     if let Some(agent_tx) = conv.agent.and_then(|a| inner.agents.get(&a)) {
         push(agent_tx, message.clone());
     }
@@ -505,8 +621,37 @@ fn claim(state: &State, agent: u64, frame: &Incoming, tx: &mpsc::Sender<Message>
 /// Starts a relay on an ephemeral loopback port, for tests.
 #[cfg(test)]
 pub async fn spawn(auto_assign: bool) -> std::net::SocketAddr {
+    spawn_crashable(auto_assign).await.0
+}
+
+/// Makes a test relay behave as a gateway killed and started again on a durable store.
+#[cfg(test)]
+#[derive(Clone)]
+pub struct Crash(Arc<State>);
+
+#[cfg(test)]
+impl Crash {
+    /// For `silence` the relay stores messages but neither acknowledges nor delivers them (a
+    /// process that committed and died before writing); then every connection drops at once
+    /// and none is accepted for `down_for`. What was stored stays.
+    pub async fn after(&self, silence: Duration, down_for: Duration) {
+        self.0.muted.store(true, Ordering::Relaxed);
+        tokio::time::sleep(silence).await;
+        *self
+            .0
+            .down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + down_for);
+        self.0.crashes.send_modify(|n| *n += 1);
+        self.0.muted.store(false, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+pub async fn spawn_crashable(auto_assign: bool) -> (std::net::SocketAddr, Crash) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve(listener, auto_assign, 256));
-    addr
+    let state = new_state(auto_assign, 256);
+    tokio::spawn(serve_state(listener, state.clone()));
+    (addr, Crash(state))
 }

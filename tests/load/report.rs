@@ -21,6 +21,10 @@ pub struct Report {
     /// both ways (`calls`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<Latency>,
+    /// How the clients came back after losing their connections (`chat --reconnect`, and
+    /// `--kill-after`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<Recovery>,
     /// Calls held and the audio relayed between their legs (`calls`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calls: Option<Calls>,
@@ -73,6 +77,37 @@ pub struct Messages {
     /// up and the rate was lower than asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_lag_ms: Option<Latency>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Recovery {
+    /// Seconds into the window at which the generator killed the gateway (SIGKILL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub killed_at_secs: Option<f64>,
+    /// Connections lost during the window, customers' and agents'.
+    pub connections_lost: u64,
+    pub customers_back: u64,
+    pub agents_back: u64,
+    /// From the first connection lost to the first client back in session (hello → welcome):
+    /// how long the gateway was away.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_back_ms: Option<f64>,
+    /// From the first connection lost to the last client back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_back_ms: Option<f64>,
+    /// Reconnection attempts that failed (refused, reset, no welcome) while it was away.
+    pub failed_attempts: u64,
+    /// Clients that did not get back within --reconnect-within; their unacknowledged
+    /// messages count as unacked.
+    pub gave_up: u64,
+    /// Messages sent again, under their client_id, after a reconnect: unacknowledged when the
+    /// connection was lost.
+    pub resent: u64,
+    /// Of those, answered `duplicate: true`: stored before the connection was lost, with the
+    /// ack lost on the way.
+    pub already_stored: u64,
+    /// `resumed` frames: replays finished after reconnecting.
+    pub resumed: u64,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -268,6 +303,9 @@ impl Report {
         if let Some(l) = self.messages.as_ref().and_then(|m| m.send_lag_ms.as_ref()) {
             let _ = writeln!(out, "  send lag (ms) {}", latency_line(l));
         }
+        if let Some(r) = &self.recovery {
+            render_recovery(r, &mut out);
+        }
         if let Some(c) = &self.calls {
             render_calls(c, &mut out);
         }
@@ -313,6 +351,32 @@ impl Report {
         }
         out
     }
+}
+
+fn render_recovery(r: &Recovery, out: &mut String) {
+    let killed = r
+        .killed_at_secs
+        .map(|s| format!("gateway killed {s:.1} s into the window; "))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "  recovery      {killed}{} connections lost, {} customers and {} agents back",
+        r.connections_lost, r.customers_back, r.agents_back
+    );
+    let ms = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| format!("{x:.0} ms"));
+    let _ = writeln!(
+        out,
+        "                first back after {}, all back after {}  failed attempts {}  gave up {}",
+        ms(r.first_back_ms),
+        ms(r.all_back_ms),
+        r.failed_attempts,
+        r.gave_up
+    );
+    let _ = writeln!(
+        out,
+        "                resent {} (already stored {})  resumed {}",
+        r.resent, r.already_stored, r.resumed
+    );
 }
 
 fn render_calls(c: &Calls, out: &mut String) {

@@ -17,6 +17,10 @@
 #                     of latency percentiles against rate, tests/load/plot.py)
 #   STALLED_TABS=1 (scenario `stalled`: chat with this percent of never-reading tabs)
 #   CHURN_DURATION=20  CHURN_CONCURRENCY=64  CHURN_FRESH=0 (1: a new visitor token per connection)
+#   KILL_AFTER=10  KILL_RATE=1000 (scenario `restart`: chat at KILL_RATE msg/s; KILL_AFTER s into
+#                     the window the generator kills the gateway with SIGKILL, and run.sh starts it
+#                     again on the same data dir and port, as systemd's Restart=on-failure would;
+#                     clients reconnect, resume and resend, and nothing may be lost or doubled)
 #   CALLS=1000  CALLS_RAMP=50  CALLS_DURATION=30  CALLS_DRAIN=30 (scenario `calls`: concurrent
 #                     recorded calls, each a phone leg on /media/twilio and an 8 kHz agent leg on
 #                     /media/pcm, 20 ms frames both ways; a lead `load-lead` is created to read
@@ -53,6 +57,8 @@ STALLED_TABS=${STALLED_TABS:-1}
 CHURN_DURATION=${CHURN_DURATION:-20}
 CHURN_CONCURRENCY=${CHURN_CONCURRENCY:-64}
 CHURN_FRESH=${CHURN_FRESH:-0}
+KILL_AFTER=${KILL_AFTER:-10}
+KILL_RATE=${KILL_RATE:-1000}
 CALLS=${CALLS:-1000}
 CALLS_RAMP=${CALLS_RAMP:-50}
 CALLS_DURATION=${CALLS_DURATION:-30}
@@ -125,6 +131,8 @@ stop_pid() {
 
 stop_server() {
     stop_pid "$SERVER_PID"
+    # The restart scenario's first gateway, if the generator never killed it.
+    if [ -n "$DATA" ] && [ -f "$DATA/gateway.pid" ]; then stop_pid "$(cat "$DATA/gateway.pid")"; fi
     for pid in "${NODE_PIDS[@]}"; do stop_pid "$pid"; done
     NODE_PIDS=()
     stop_pid "$REDIS_PID"
@@ -208,10 +216,26 @@ start_gateway() {
         printf '%s' "$PASSWORD" | "$GATEWAY" user add --data "$DATA" --username load-lead \
             --role lead --capacity 1 --password-stdin >/dev/null
     fi
-    # shellcheck disable=SC2086  # GATEWAY_FLAGS is a list of flags
-    "$GATEWAY" serve --data "$DATA" --listen "127.0.0.1:$PORT" --auto-assign \
-        --rate-per-sec 1000 --rate-burst 1000 --rate-limits false --log warn $GATEWAY_FLAGS >"$DATA/server.log" 2>&1 &
-    SERVER_PID=$!
+    # shellcheck disable=SC2206  # GATEWAY_FLAGS is a list of flags
+    local serve=(serve --data "$DATA" --listen "127.0.0.1:$PORT" --auto-assign
+        --rate-per-sec 1000 --rate-burst 1000 --rate-limits false --log warn $GATEWAY_FLAGS)
+    if [ "$SCENARIO" = restart ]; then
+        # The generator kills this gateway in the window; like systemd's Restart=on-failure,
+        # it is started again at once on the same data dir and port. After the restart the
+        # subshell is the gateway (exec), so SERVER_PID stops it.
+        (
+            "$GATEWAY" "${serve[@]}" >"$DATA/server.log" 2>&1 &
+            echo $! >"$DATA/gateway.pid"
+            wait $! && exit 0
+            echo "deskgate-load run.sh: the gateway exited with status $?; starting it again" \
+                >>"$DATA/server.log"
+            exec "$GATEWAY" "${serve[@]}" >>"$DATA/server.log" 2>&1
+        ) &
+        SERVER_PID=$!
+    else
+        "$GATEWAY" "${serve[@]}" >"$DATA/server.log" 2>&1 &
+        SERVER_PID=$!
+    fi
     wait_listening
 }
 
@@ -226,7 +250,11 @@ run_scenario() { # server scenario run
     local server=$1 scenario=$2 run=$3
     local name="$server-$scenario-$run"
     local common=(--target "$TARGETS" --threads "$LOAD_THREADS" --json-out "$OUT/$name.json")
-    if [ -n "$SERVER_PID" ]; then common+=(--gateway-pid "$SERVER_PID"); fi
+    if [ -f "$DATA/gateway.pid" ]; then
+        common+=(--gateway-pid "$(cat "$DATA/gateway.pid")")
+    elif [ -n "$SERVER_PID" ]; then
+        common+=(--gateway-pid "$SERVER_PID")
+    fi
     local ticks_before=0 started=$SECONDS
     if [ ${#NODE_PIDS[@]} -gt 0 ]; then ticks_before=$(cluster_ticks); fi
     echo
@@ -254,6 +282,11 @@ run_scenario() { # server scenario run
                 --rate "$CHAT_RATE" --size "$CHAT_SIZE" --duration "$CHAT_DURATION" \
                 --drain "$CHAT_DRAIN" --stalled-tabs "$STALLED_TABS" | tee "$OUT/$name.txt"
             ;;
+        restart)
+            "$LOAD" chat "${common[@]}" --conversations "$CHAT_CONVERSATIONS" --agents "$AGENTS" \
+                --rate "$KILL_RATE" --size "$CHAT_SIZE" --duration "$CHAT_DURATION" \
+                --drain "$CHAT_DRAIN" --kill-after "$KILL_AFTER" | tee "$OUT/$name.txt"
+            ;;
         calls@*)
             "$LOAD" calls "${common[@]}" --calls "${scenario#calls@}" --agents "$AGENTS" \
                 --media-secret-file "$DATA/sites/demo.identity-secret" --ramp "$CALLS_RAMP" \
@@ -276,6 +309,11 @@ run_scenario() { # server scenario run
     fi
 }
 
+if [ "$NODES" -gt 0 ] && [[ " $SCENARIOS " == *" restart "* ]]; then
+    echo "the restart scenario runs one node (NODES=0); a node killed in a cluster is covered by" >&2
+    echo "the suite's cluster tests" >&2
+    exit 1
+fi
 SERVERS=gateway
 if [ "$BASELINE" = 1 ]; then SERVERS="gateway relay"; fi
 if [ "$NODES" -gt 0 ]; then SERVERS=cluster$NODES; fi
@@ -295,8 +333,8 @@ for run in $(seq 1 "$RUNS"); do
     for scenario in $SCENARIOS; do
         for server in $SERVERS; do
             SCENARIO=$scenario
-            # The bare relay has no media endpoints.
-            if [ "$server" = relay ] && [[ $scenario == calls@* ]]; then continue; fi
+            # The bare relay has no media endpoints, and keeps nothing to restart with.
+            if [ "$server" = relay ] && [[ $scenario == calls@* || $scenario == restart ]]; then continue; fi
             if [ "$server" = relay ]; then start_relay; else start_gateway; fi
             run_scenario "$server" "$scenario" "$run"
             stop_server
@@ -307,7 +345,7 @@ done
 echo
 for server in $SERVERS; do
     for scenario in $SCENARIOS; do
-        if [ "$server" = relay ] && [[ $scenario == calls@* ]]; then continue; fi
+        if [ "$server" = relay ] && [[ $scenario == calls@* || $scenario == restart ]]; then continue; fi
         echo "# $server $scenario: median, min and max over $RUNS runs"
         "$LOAD" summarize "$OUT"/"$server-$scenario"-*.json | tee "$OUT/$server-$scenario-summary.txt"
         echo

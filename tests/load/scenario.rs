@@ -6,6 +6,7 @@ pub mod calls;
 pub mod chat;
 pub mod churn;
 pub mod idle;
+pub mod reconnect;
 pub mod stalled;
 
 use std::collections::BTreeMap;
@@ -343,6 +344,26 @@ impl Window {
             }
             if Instant::now() >= end {
                 return Ok(window);
+            }
+        }
+    }
+
+    /// [`Window::measure`] of the generator alone, for a window in which the gateway dies.
+    pub async fn measure_generator(length: Duration) -> Self {
+        let me = Proc::current();
+        let end = Instant::now() + length;
+        let mut window = Window {
+            gateway: Vec::new(),
+            generator: Vec::new(),
+        };
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            if let Ok(s) = me.sample() {
+                window.generator.push(s);
+            }
+            if Instant::now() >= end {
+                return window;
             }
         }
     }

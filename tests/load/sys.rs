@@ -1,5 +1,6 @@
-//! The two operating-system calls the generator needs beyond std and tokio: raising its own
-//! open-files limit, and the clock-tick rate that /proc CPU times are counted in.
+//! The operating-system calls the generator needs beyond std and tokio: raising its own
+//! open-files limit, the clock-tick rate that /proc CPU times are counted in, and killing the
+//! gateway for the crash test.
 
 use std::io;
 use std::sync::OnceLock;
@@ -48,6 +49,20 @@ pub fn clock_ticks_per_sec() -> u64 {
     })
 }
 
+/// Sends SIGKILL to `pid`: the gateway dies at once, with no drain and no flush.
+#[allow(unsafe_code)]
+pub fn kill(pid: u32) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(pid)
+        .ok()
+        .filter(|&p| p > 0)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a process id"))?;
+    // SAFETY: kill takes no pointers; a wrong pid is an error it reports, not undefined behaviour.
+    if unsafe { libc::kill(pid, libc::SIGKILL) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,6 +72,13 @@ mod tests {
         let nofile = raise_nofile().unwrap();
         assert_eq!(nofile.now, nofile.hard);
         assert!(nofile.before <= nofile.now);
+    }
+
+    #[test]
+    fn kill_refuses_what_is_not_a_process() {
+        assert_eq!(kill(0).unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        // Far above any pid_max: the kernel's answer is "no such process".
+        assert!(kill(i32::MAX as u32).is_err());
     }
 
     #[test]

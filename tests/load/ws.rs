@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::frames::{In, Out, Welcome};
+use crate::frames::{In, Out, ResumeAt, Welcome};
 use crate::target::{self, Sources, Target};
 
 pub const SUBPROTOCOL: &str = "deskgate.v1";
@@ -159,7 +159,18 @@ fn upgrade_error(e: &tungstenite::Error) -> String {
 /// Sends `hello` and waits for `welcome`. Anything else first (an error, a close, another
 /// frame) is a failure: the protocol serves nothing before `welcome`.
 pub async fn hello(ws: &mut Ws, token: &str, timeout: Duration) -> Result<Welcome, ConnectError> {
-    ws.send(Message::text(Out::Hello { token }.to_json()))
+    hello_resuming(ws, token, &[], timeout).await
+}
+
+/// [`hello`] after a lost connection, asking for what came after `resume` (the replay and
+/// `resumed` follow the `welcome`).
+pub async fn hello_resuming(
+    ws: &mut Ws,
+    token: &str,
+    resume: &[ResumeAt],
+    timeout: Duration,
+) -> Result<Welcome, ConnectError> {
+    ws.send(Message::text(Out::Hello { token, resume }.to_json()))
         .await
         .map_err(|e| ConnectError::new("hello", e))?;
     let reply = tokio::time::timeout(timeout, next_text(ws))

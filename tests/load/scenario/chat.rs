@@ -6,8 +6,13 @@
 //! Phases: agents log in and connect → customers connect and each opens a conversation with an
 //! untimed first message → every ticket reaches an agent (the gateway's `--auto-assign`, or
 //! agents `claim` from the queue) → the measured window → a drain for messages in flight.
+//!
+//! With `--reconnect` a client that loses its connection opens it again as a real one would:
+//! with backoff, resuming from the last `seq` it holds, and sending again, under the same
+//! `client_id`, what was never acknowledged. `--kill-after` kills the gateway in the window to
+//! show that a crash loses and doubles nothing.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -19,16 +24,17 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
-use tokio::time::Instant;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::{self, Message};
 
+use super::reconnect::{Recovery, Side};
 use super::{stalled, ConnectStats, Ctx, Window};
 use crate::api::Token;
-use crate::frames::{Ack, Id, In, MessageFrame, Out, Ticket, Welcome};
+use crate::frames::{Ack, Id, In, MessageFrame, Out, ResumeAt, Ticket, Welcome};
 use crate::payload::{self, Stamp};
 use crate::report::{self, Latency, Messages, Report};
 use crate::seq::{Seen, SeqTracker};
-use crate::ws::{self, Ws};
+use crate::ws::{self, Role, Ws};
 
 /// The `ref` of each customer's first message.
 const OPEN_REF: &str = "open";
@@ -91,12 +97,35 @@ pub struct ChatArgs {
     /// it (close 4009) without slowing anyone else or growing its memory.
     #[arg(long, default_value_t = 0.0)]
     pub stalled_tabs: f64,
+    /// A client that loses its connection reconnects (with backoff), resumes from the last
+    /// `seq` it holds, and sends again what was not acknowledged; every message must still
+    /// arrive exactly once.
+    #[arg(long)]
+    pub reconnect: bool,
+    /// Kill the gateway (SIGKILL to --gateway-pid) this many seconds into the window; implies
+    /// --reconnect. Something else must start it again: systemd's `Restart=`, or the `restart`
+    /// scenario of tests/load/run.sh.
+    #[arg(long)]
+    pub kill_after: Option<u64>,
+    /// Seconds a client keeps trying to reconnect before it gives up.
+    #[arg(long, default_value_t = 60)]
+    pub reconnect_within: u64,
 }
 
 impl ChatArgs {
     /// The longest this scenario can take, every phase at its own limit.
     pub fn bound(&self, ctx: &Ctx) -> Duration {
-        ctx.setup_timeout * 3 + Duration::from_secs(self.duration + 2 * self.drain + 90)
+        let reconnecting = if self.reconnects() {
+            self.reconnect_within
+        } else {
+            0
+        };
+        ctx.setup_timeout * 3
+            + Duration::from_secs(self.duration + 2 * self.drain + reconnecting + 90)
+    }
+
+    fn reconnects(&self) -> bool {
+        self.reconnect || self.kill_after.is_some()
     }
 }
 
@@ -135,7 +164,18 @@ struct Conv {
     /// The generator's own message numbers as the agent received them: a message stored
     /// twice under two sequence numbers shows up here.
     by_n: SeqTracker,
+    /// The gateway's sequence numbers as the customer received them: every message of the
+    /// conversation comes back to it, its own too.
+    by_seq_customer: SeqTracker,
+    /// With reconnection: timed messages sent and not acknowledged yet, by the generator's
+    /// number, to send again after a reconnect.
+    pending: BTreeMap<u64, Pending>,
     misrouted: u64,
+}
+
+struct Pending {
+    text: String,
+    resent: bool,
 }
 
 struct Shared {
@@ -157,6 +197,8 @@ struct Shared {
     /// How late each send was against its schedule: shows whether the generator kept up.
     lag: Mutex<Histogram<u64>>,
     shown_unparsed: Mutex<HashSet<String>>,
+    /// Set when clients reconnect after losing their connection.
+    recovery: Option<Recovery>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -164,8 +206,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Shared {
-    fn new(ctx: Arc<Ctx>, conversations: u32, size: usize) -> Self {
+    fn new(ctx: Arc<Ctx>, conversations: u32, size: usize, recovery: Option<Recovery>) -> Self {
         Self {
+            recovery,
             ctx,
             run_id: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -214,9 +257,13 @@ impl Shared {
         }
     }
 
+    /// A connection lost: an error, unless clients reconnect, when it is part of the recovery.
     fn lost_connection(&self, side: &str, why: String) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
-        self.ctx.errors.add(format!("{side}: {why}"));
+        match &self.recovery {
+            Some(recovery) => recovery.lost(),
+            None => self.ctx.errors.add(format!("{side}: {why}")),
+        }
     }
 
     /// Handles a frame on a customer socket after setup; false when the socket is gone.
@@ -245,6 +292,13 @@ impl Shared {
     fn customer_text(&self, idx: u32, text: &str) {
         match In::parse(text) {
             Ok(In::Ack(ack)) => self.on_ack(idx, ack),
+            Ok(In::Message(m)) => {
+                let mut conv = self.conv(idx);
+                if conv.conversation.as_ref() == Some(&m.conversation) {
+                    conv.by_seq_customer.observe(m.seq);
+                }
+            }
+            Ok(In::Resumed {}) => self.resumed(),
             Ok(In::Error(e)) => {
                 self.send_errors.fetch_add(1, Ordering::Relaxed);
                 self.ctx.errors.add(format!("customer: error {}", e.code));
@@ -266,13 +320,32 @@ impl Shared {
             .sum()
     }
 
-    fn on_ack(&self, idx: u32, ack: Ack) {
-        if ack.duplicate {
-            self.ctx
-                .errors
-                .add("customer: ack with duplicate=true for a new client_id");
+    fn resumed(&self) {
+        if let Some(recovery) = &self.recovery {
+            recovery.resumed.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    fn on_ack(&self, idx: u32, ack: Ack) {
         let mut conv = self.conv(idx);
+        let n = ack
+            .client_id
+            .rsplit('-')
+            .next()
+            .and_then(|n| n.parse().ok());
+        let resent = n
+            .and_then(|n| conv.pending.remove(&n))
+            .is_some_and(|p| p.resent);
+        match (ack.duplicate, resent, &self.recovery) {
+            (true, true, Some(recovery)) => {
+                recovery.already_stored.fetch_add(1, Ordering::Relaxed);
+            }
+            (true, _, _) => self
+                .ctx
+                .errors
+                .add("customer: ack with duplicate=true for a new client_id"),
+            (false, _, _) => {}
+        }
         if conv.conversation.as_ref() != Some(&ack.conversation) {
             self.ctx
                 .errors
@@ -330,14 +403,36 @@ pub(super) fn phase(idx: u32) -> f64 {
     (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// What `--kill-after` does to the gateway; a description of what was killed.
+type Kill = Box<dyn FnOnce() -> std::io::Result<String> + Send>;
+
 pub async fn run(ctx: Arc<Ctx>, args: &ChatArgs) -> anyhow::Result<Report> {
+    let pid = ctx.gateway.as_ref().and_then(|g| g.pid);
+    let kill: Kill = match (args.kill_after, pid) {
+        (Some(_), None) => {
+            anyhow::bail!("--kill-after needs --gateway-pid: the generator kills that process")
+        }
+        (_, pid) => Box::new(move || {
+            let pid = pid.unwrap_or_default();
+            crate::sys::kill(pid).map(|()| format!("the gateway (pid {pid})"))
+        }),
+    };
+    run_killing(ctx, args, kill).await
+}
+
+/// [`run`], with `kill` for `--kill-after`.
+async fn run_killing(ctx: Arc<Ctx>, args: &ChatArgs, kill: Kill) -> anyhow::Result<Report> {
     let conversations = validate(args)?;
     let mut report = ctx.new_report("chat", args);
     ctx.check_open_files(
         args.conversations + u64::from(args.agents) + 64,
         &mut report.notes,
     );
-    let shared = Arc::new(Shared::new(ctx.clone(), conversations, args.size));
+    let recovery = args.reconnects().then(|| {
+        let attempt = ctx.hello_timeout + Duration::from_secs(5);
+        Recovery::new(Duration::from_secs(args.reconnect_within), attempt)
+    });
+    let shared = Arc::new(Shared::new(ctx.clone(), conversations, args.size, recovery));
     // Customers stop first; agents get a last moment for messages already acknowledged.
     let (stop_customers, customers_stop) = watch::channel(false);
     let (stop_agents, agents_stop) = watch::channel(false);
@@ -388,7 +483,15 @@ pub async fn run(ctx: Arc<Ctx>, args: &ChatArgs) -> anyhow::Result<Report> {
             )
         }
     });
-    let window = Window::measure(&ctx, Duration::from_secs(args.duration)).await?;
+    let killer = args
+        .kill_after
+        .map(|after| kill_at(&shared, plan.start, after, kill));
+    let window = if killer.is_some() {
+        // The gateway's pid dies with it: only the generator is sampled.
+        Window::measure_generator(Duration::from_secs(args.duration)).await
+    } else {
+        Window::measure(&ctx, Duration::from_secs(args.duration)).await?
+    };
     // What the gateway kept up with inside the window, whatever the drain adds later.
     let in_window = (
         shared.acked.load(Ordering::Relaxed),
@@ -431,6 +534,14 @@ pub async fn run(ctx: Arc<Ctx>, args: &ChatArgs) -> anyhow::Result<Report> {
     }
 
     report.messages = Some(tally(&shared, args, in_window, &mut report.notes));
+    report.recovery = shared.recovery.as_ref().map(|r| r.figures(plan.start));
+    if killer.is_some() {
+        report.notes.push(
+            "the gateway was killed in the window: the latency figures include the messages held \
+             up by the outage, and the gateway's CPU and memory were not sampled"
+                .into(),
+        );
+    }
     report.latency_ms = Latency::from_micros(&latency);
     report.connections.dropped = shared.dropped.load(Ordering::Relaxed);
     let held = report.connections.established + u64::from(args.agents);
@@ -457,7 +568,36 @@ fn validate(args: &ChatArgs) -> anyhow::Result<u32> {
         (0.0..=100.0).contains(&args.stalled_tabs),
         "--stalled-tabs is a percentage (0 to 100)"
     );
+    if let Some(after) = args.kill_after {
+        ensure!(
+            after < args.duration,
+            "--kill-after must fall inside the window (--duration {} s)",
+            args.duration
+        );
+    }
     u32::try_from(args.conversations).context("--conversations too large")
+}
+
+/// Kills the gateway `after` seconds past `start`.
+fn kill_at(
+    shared: &Arc<Shared>,
+    start: Instant,
+    after: u64,
+    kill: Kill,
+) -> tokio::task::JoinHandle<()> {
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep_until(start + Duration::from_secs(after)).await;
+        match kill() {
+            Ok(what) => {
+                if let Some(recovery) = &shared.recovery {
+                    recovery.killed();
+                }
+                eprintln!("chat: killed {what} {after} s into the window");
+            }
+            Err(e) => shared.ctx.errors.add(format!("kill: {e}")),
+        }
+    })
 }
 
 /// Logs the agents in and connects them; each serves its socket until told to stop and
@@ -470,13 +610,15 @@ async fn start_agents(
     let mut agents = JoinSet::new();
     for index in 0..args.agents {
         let username = format!("{}{}", args.agent_prefix, index + 1);
-        let (socket, me, welcome, _) =
+        let (socket, me, welcome, token) =
             super::connect_agent(&shared.ctx, &username, &args.agent_password)
                 .await
                 .with_context(|| format!("agent {username}"))?;
         let agent = Agent {
             shared: shared.clone(),
             me,
+            token,
+            held: HashSet::new(),
             index,
             agents: args.agents,
             assign: args.assign,
@@ -627,8 +769,9 @@ fn tally(
                 ));
             }
         }
-        m.duplicates += conv.by_seq.duplicates + conv.by_n.duplicates;
-        m.out_of_order += conv.by_seq.out_of_order;
+        m.duplicates +=
+            conv.by_seq.duplicates + conv.by_n.duplicates + conv.by_seq_customer.duplicates;
+        m.out_of_order += conv.by_seq.out_of_order + conv.by_seq_customer.out_of_order;
         misrouted += conv.misrouted;
         jumped += conv.by_seq.jumped;
     }
@@ -666,7 +809,7 @@ impl Customer {
         stats: Arc<ConnectStats>,
         permit: OwnedSemaphorePermit,
         mut plan: watch::Receiver<Option<Plan>>,
-        mut stop: watch::Receiver<bool>,
+        stop: watch::Receiver<bool>,
     ) {
         let shared = &self.shared;
         let ctx = &shared.ctx;
@@ -714,19 +857,8 @@ impl Customer {
                 },
             }
         };
-        if let Some(plan) = plan.filter(|p| order < p.participants) {
-            if !self.send_until(&mut socket, plan).await {
-                return;
-            }
-        }
-        // Acks of the last messages, until the run is over.
-        loop {
-            tokio::select! {
-                frame = socket.next() => if !shared.customer_frame(self.idx, frame) { return },
-                _ = super::stopped(&mut stop) => break,
-            }
-        }
-        self.close(socket).await;
+        let plan = plan.filter(|p| order < p.participants);
+        self.serve(socket, &token, plan, stop).await;
     }
 
     /// Closes the socket, still counting the acks that arrive before the gateway's close.
@@ -775,6 +907,7 @@ impl Customer {
                     conv.conversation = Some(ack.conversation.clone());
                     conv.by_seq = SeqTracker::after(ack.seq);
                     conv.by_n = SeqTracker::after(0);
+                    conv.by_seq_customer = SeqTracker::after(ack.seq);
                     drop(conv);
                     lock(&shared.by_conversation).insert(ack.conversation.clone(), self.idx);
                     return Ok(ack.conversation);
@@ -786,19 +919,34 @@ impl Customer {
         }
     }
 
-    /// Sends on this conversation's schedule until the plan ends; false if the socket is gone.
-    async fn send_until(&self, socket: &mut Ws, plan: Plan) -> bool {
+    fn client_id(&self, n: u64) -> String {
+        format!("{}-{}-{n}", self.shared.run_id, self.idx)
+    }
+
+    /// Sends on this conversation's schedule (if it is one of the plan's) and reads acks until
+    /// the run stops. A lost connection ends it, or, with reconnection, is opened again.
+    async fn serve(
+        &self,
+        mut socket: Ws,
+        token: &Token,
+        plan: Option<Plan>,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let shared = &self.shared;
-        let first = plan.start + plan.period.mul_f64(phase(self.idx));
-        let mut ticker = tokio::time::interval_at(first, plan.period);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut ticker = plan.map(|plan| {
+            let first = plan.start + plan.period.mul_f64(phase(self.idx));
+            let mut ticker = tokio::time::interval_at(first, plan.period);
+            ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
+            (ticker, plan.end)
+        });
         let mut text = String::with_capacity(shared.size);
         let mut n = 0;
         loop {
-            tokio::select! {
-                scheduled = ticker.tick() => {
-                    if scheduled >= plan.end {
-                        return true;
+            let alive = tokio::select! {
+                (scheduled, end) = next_tick(&mut ticker) => {
+                    if scheduled >= end {
+                        ticker = None;
+                        continue;
                     }
                     n += 1;
                     let late = Instant::now().saturating_duration_since(scheduled);
@@ -806,42 +954,150 @@ impl Customer {
                         .saturating_record(u64::try_from(late.as_micros()).unwrap_or(u64::MAX));
                     let stamp = Stamp { sent_us: shared.ctx.clock.now_us(), conv: self.idx, n };
                     payload::encode(stamp, shared.size, &mut text);
-                    let client_id = format!("{}-{}-{n}", shared.run_id, self.idx);
-                    let frame = Out::Send { reference: None, ticket: None, client_id: &client_id, text: &text };
-                    shared.sent.fetch_add(1, Ordering::Relaxed);
-                    if let Err(e) = socket.send(Message::text(frame.to_json())).await {
-                        shared.lost_connection("customer send", e.to_string());
-                        return false;
+                    if shared.recovery.is_some() {
+                        let pending = Pending { text: text.clone(), resent: false };
+                        shared.conv(self.idx).pending.insert(n, pending);
                     }
+                    shared.sent.fetch_add(1, Ordering::Relaxed);
+                    self.send(&mut socket, n, &text).await
                 }
-                frame = socket.next() => if !shared.customer_frame(self.idx, frame) { return false },
+                frame = socket.next() => shared.customer_frame(self.idx, frame),
+                _ = super::stopped(&mut stop) => break,
+            };
+            if alive {
+                continue;
+            }
+            match self.come_back(token).await {
+                Some(fresh) => socket = fresh,
+                None => return,
             }
         }
+        self.close(socket).await;
+    }
+
+    /// Sends timed message `n`; false if the socket is gone.
+    async fn send(&self, socket: &mut Ws, n: u64, text: &str) -> bool {
+        let client_id = self.client_id(n);
+        let frame = Out::Send {
+            reference: None,
+            ticket: None,
+            client_id: &client_id,
+            text,
+        };
+        if let Err(e) = socket.send(Message::text(frame.to_json())).await {
+            self.shared.lost_connection("customer send", e.to_string());
+            return false;
+        }
+        true
+    }
+
+    /// Opens the session again (with reconnection on), resuming after the last `seq` this
+    /// customer holds, and sends again every message not acknowledged yet, under its own
+    /// `client_id`. `None` if reconnection is off or the gateway did not come back in time.
+    async fn come_back(&self, token: &Token) -> Option<Ws> {
+        let shared = &self.shared;
+        let recovery = shared.recovery.as_ref()?;
+        let ctx = &*shared.ctx;
+        'again: loop {
+            let resume: Vec<ResumeAt> = {
+                let conv = shared.conv(self.idx);
+                let after = conv.by_seq_customer.highest();
+                conv.conversation
+                    .iter()
+                    .map(|c| ResumeAt {
+                        conversation: c.clone(),
+                        after,
+                    })
+                    .collect()
+            };
+            let resume = &resume;
+            let mut socket = recovery
+                .reconnect(Side::Customer, self.idx, || async move {
+                    let mut socket =
+                        ws::open(ctx.targets.next(), &ctx.sources, Role::Customer).await?;
+                    ws::hello_resuming(&mut socket, token.expose(), resume, ctx.hello_timeout)
+                        .await?;
+                    Ok(socket)
+                })
+                .await?;
+            let unacked: Vec<(u64, String)> = shared
+                .conv(self.idx)
+                .pending
+                .iter_mut()
+                .map(|(&n, p)| {
+                    p.resent = true;
+                    (n, p.text.clone())
+                })
+                .collect();
+            for (n, text) in unacked {
+                recovery.resent.fetch_add(1, Ordering::Relaxed);
+                if !self.send(&mut socket, n, &text).await {
+                    continue 'again;
+                }
+            }
+            return Some(socket);
+        }
+    }
+}
+
+/// The next tick of a customer's schedule and the schedule's end; never, once it is over.
+async fn next_tick(ticker: &mut Option<(Interval, Instant)>) -> (Instant, Instant) {
+    match ticker {
+        Some((ticker, end)) => (ticker.tick().await, *end),
+        None => std::future::pending().await,
     }
 }
 
 struct Agent {
     shared: Arc<Shared>,
     me: Id,
+    /// The agent's session token, to reconnect with.
+    token: Token,
     index: u32,
     agents: u32,
     assign: Assign,
     /// Claims sent and not answered yet: `ref` → conversation.
     pending_claims: HashMap<String, Id>,
+    /// Conversations whose ticket this agent holds: resumed after a reconnect.
+    held: HashSet<Id>,
     latency: Histogram<u64>,
 }
 
 impl Agent {
-    /// Serves the agent socket until the run stops; returns the latencies it recorded.
+    /// Serves the agent socket until the run stops (reconnecting if it is lost and clients
+    /// reconnect); returns the latencies it recorded.
     async fn run(
         mut self,
         mut socket: Ws,
         welcome: Welcome,
         mut stop: watch::Receiver<bool>,
     ) -> Histogram<u64> {
+        let mut welcome = Some(welcome);
+        loop {
+            if let Some(welcome) = welcome.take() {
+                if self.serve(&mut socket, &welcome, &mut stop).await {
+                    ws::close(socket).await;
+                    return self.latency;
+                }
+            }
+            match self.come_back().await {
+                Some((fresh, again)) => (socket, welcome) = (fresh, Some(again)),
+                None => return self.latency,
+            }
+        }
+    }
+
+    /// Takes in the welcome's tickets and serves the socket; true once the run stops, false if
+    /// the connection was lost first.
+    async fn serve(
+        &mut self,
+        socket: &mut Ws,
+        welcome: &Welcome,
+        stop: &mut watch::Receiver<bool>,
+    ) -> bool {
         for ticket in welcome.assigned.iter().chain(&welcome.queue) {
-            if !self.on_ticket(&mut socket, ticket).await {
-                return self.latency;
+            if !self.on_ticket(socket, ticket).await {
+                return false;
             }
         }
         loop {
@@ -851,28 +1107,60 @@ impl Agent {
                         Some(Ok(Message::Text(text))) => text,
                         Some(Ok(Message::Close(frame))) => {
                             self.shared.lost_connection("agent", ws::close_label(frame.as_ref()));
-                            return self.latency;
+                            return false;
                         }
                         Some(Ok(_)) => continue,
                         Some(Err(e)) => {
                             self.shared.lost_connection("agent", e.to_string());
-                            return self.latency;
+                            return false;
                         }
                         None => {
                             self.shared.lost_connection("agent", "connection ended".into());
-                            return self.latency;
+                            return false;
                         }
                     };
-                    if !self.on_text(&mut socket, &text).await {
-                        return self.latency;
+                    if !self.on_text(socket, &text).await {
+                        return false;
                     }
                 }
-                _ = super::stopped(&mut stop) => {
-                    ws::close(socket).await;
-                    return self.latency;
-                }
+                _ = super::stopped(stop) => return true,
             }
         }
+    }
+
+    /// Opens the session again (with reconnection on) with the same token, resuming every
+    /// conversation it holds after the last `seq` it received. `None` if reconnection is off
+    /// or the gateway did not come back in time.
+    async fn come_back(&self) -> Option<(Ws, Welcome)> {
+        let shared = &self.shared;
+        let recovery = shared.recovery.as_ref()?;
+        let ctx = &*shared.ctx;
+        let held: Vec<(Id, u32)> = {
+            let by_conversation = lock(&shared.by_conversation);
+            self.held
+                .iter()
+                .filter_map(|c| Some((c.clone(), *by_conversation.get(c)?)))
+                .collect()
+        };
+        let resume: Vec<ResumeAt> = held
+            .into_iter()
+            .map(|(conversation, idx)| ResumeAt {
+                conversation,
+                after: shared.conv(idx).by_seq.highest(),
+            })
+            .collect();
+        let (resume, token) = (&resume, &self.token);
+        // Agents' keys sit apart from the customers' (their indexes), so their waits differ.
+        let key = self.index.wrapping_add(0x8000_0000);
+        recovery
+            .reconnect(Side::Agent, key, || async move {
+                let mut socket = ws::open(ctx.targets.next(), &ctx.sources, Role::Agent).await?;
+                let welcome =
+                    ws::hello_resuming(&mut socket, token.expose(), resume, ctx.hello_timeout)
+                        .await?;
+                Ok((socket, welcome))
+            })
+            .await
     }
 
     async fn on_text(&mut self, socket: &mut Ws, text: &str) -> bool {
@@ -880,6 +1168,7 @@ impl Agent {
         match In::parse(text) {
             Ok(In::Message(m)) => shared.on_message(m, &mut self.latency),
             Ok(In::Ticket { ticket }) => return self.on_ticket(socket, &ticket).await,
+            Ok(In::Resumed {}) => shared.resumed(),
             Ok(In::Queue {
                 op,
                 ticket,
@@ -919,6 +1208,7 @@ impl Agent {
     async fn on_ticket(&mut self, socket: &mut Ws, ticket: &Ticket) -> bool {
         if ticket.is_assigned_to(&self.me) {
             self.shared.mark_assigned(&ticket.conversation);
+            self.held.insert(ticket.conversation.clone());
             return true;
         }
         let mine = ticket.id.spread_key() % u64::from(self.agents) == u64::from(self.index);
@@ -963,6 +1253,9 @@ mod tests {
             assign,
             strict: true,
             stalled_tabs: 0.0,
+            reconnect: false,
+            kill_after: None,
+            reconnect_within: 20,
         }
     }
 
@@ -991,6 +1284,55 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_message_arrives_once_with_claims() {
         clean_run(false, Assign::Claim).await;
+    }
+
+    /// A second into the window the relay goes silent, then drops every connection and
+    /// refuses new ones for a while: customers and agents come back, resume, and resend what
+    /// was not acknowledged, and still every message arrives once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_crash_in_the_window_loses_and_doubles_nothing() {
+        let (addr, crash) = crate::relay::spawn_crashable(true).await;
+        let args = ChatArgs {
+            duration: 3,
+            kill_after: Some(1),
+            ..args(Assign::Auto)
+        };
+        let kill: Kill = Box::new(move || {
+            tokio::spawn(async move {
+                crash
+                    .after(Duration::from_millis(300), Duration::from_millis(700))
+                    .await
+            });
+            Ok("the relay".into())
+        });
+        let report = run_killing(super::super::test_ctx(addr), &args, kill)
+            .await
+            .unwrap();
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        let m = report.messages.unwrap();
+        assert!(m.sent >= 600, "{m:?}");
+        assert_eq!((m.acked, m.delivered), (m.sent, m.sent), "{m:?}");
+        assert_eq!(
+            (m.lost, m.duplicates, m.out_of_order, m.unacked),
+            (0, 0, 0, 0)
+        );
+        let r = report.recovery.unwrap();
+        assert!(r.killed_at_secs.unwrap() >= 1.0, "{r:?}");
+        assert_eq!((r.customers_back, r.agents_back, r.gave_up), (24, 3, 0));
+        assert_eq!(r.connections_lost, 27, "{r:?}");
+        // Each customer resumes its conversation, each agent the conversations it holds.
+        assert_eq!(r.resumed, 48, "{r:?}");
+        assert!(
+            r.failed_attempts > 0,
+            "the relay refused connections for 700 ms: {r:?}"
+        );
+        // What the relay stored in its last 300 ms and never acknowledged was sent again, and
+        // recognised as stored; what it never delivered came with the agents' resume.
+        assert!(
+            r.already_stored > 0 && r.already_stored <= r.resent,
+            "{r:?}"
+        );
+        assert!(r.first_back_ms.unwrap() >= 600.0, "{r:?}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1038,12 +1380,14 @@ mod tests {
     #[test]
     fn gaps_duplicates_and_double_stores_are_counted() {
         let ctx = super::super::test_ctx("127.0.0.1:9".parse().unwrap());
-        let shared = Shared::new(ctx, 1, 40);
+        let shared = Shared::new(ctx, 1, 40, None);
         *shared.conv(0) = Conv {
             conversation: Some(Id::Num(5)),
             acked: vec![2, 3, 4, 5],
             by_seq: SeqTracker::after(1),
             by_n: SeqTracker::after(0),
+            by_seq_customer: SeqTracker::after(1),
+            pending: BTreeMap::new(),
             misrouted: 0,
         };
         lock(&shared.by_conversation).insert(Id::Num(5), 0);
