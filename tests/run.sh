@@ -84,6 +84,11 @@ sqlite_only='test(a_canary_sent_through_the_chat_is_nowhere_on_disk)
 DESKGATE_TEST_DATABASE=postgres cargo nextest run -p deskgate-tests --no-fail-fast \
   -E "test(/^(chat|queue|desk|resume|stepup|vault|audit|attachments|voice)::/) - ($sqlite_only)"
 
+# Step-up once more with its challenges and daily counts in Redis (a redis-server of each
+# test's own, as several nodes would share one), on PostgreSQL.
+DESKGATE_TEST_DATABASE=postgres DESKGATE_TEST_REDIS=1 cargo nextest run -p deskgate-tests \
+  --no-fail-fast -E "test(/^stepup::/) - ($sqlite_only)"
+
 # schemathesis against /api/openapi.json of a running `deskgate serve`: no 5xx, every status,
 # content type and body as the document says (under a minute; tests/schemathesis.sh).
 bash tests/schemathesis.sh

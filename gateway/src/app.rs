@@ -121,9 +121,17 @@ impl App {
         });
         let hub = Hub::with_presence(registry, bus, presence.clone());
         let auditor = Arc::new(Auditor::configured(&config, store.clone(), clock.clone())?);
+        // With Redis, challenges and the daily counts of wrong codes are decided there.
+        let shared_verification = redis.clone().map(|conn| {
+            Arc::new(crate::stepup::redis::RedisVerification::new(
+                conn,
+                store.clone(),
+            )) as Arc<dyn verify::VerificationStore>
+        });
         let stepup = Arc::new(StepUp::new(
             &config,
             store.clone(),
+            shared_verification,
             hub.clone(),
             clock.clone(),
             auditor.clone(),

@@ -5,7 +5,7 @@
 use deskgate_tests::smtp::{
     body_of, code_in, free_port, subject_of, Options, SilentListener, SmtpServer, Tls,
 };
-use deskgate_tests::{Staff, TestApp, TestAppBuilder, WsClient};
+use deskgate_tests::{Closed, Staff, TestApp, TestAppBuilder, WsClient};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -104,6 +104,60 @@ impl Desk {
             .await;
         ws
     }
+}
+
+/// Wrong codes counted over every stored challenge: in the database, or in Redis when the
+/// gateway keeps its challenges there (`redis-cli`, as an operator would look).
+async fn stored_attempts(app: &TestApp) -> i64 {
+    let Some(redis) = &app.redis else {
+        return app
+            .db_i64(
+                "SELECT CAST(COALESCE(SUM(attempts), 0) AS BIGINT) FROM verification_challenges",
+            )
+            .await;
+    };
+    let port = redis.lock().unwrap().port.to_string();
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &port])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    cli(&["--scan", "--pattern", "deskgate:verify:c:*"])
+        .lines()
+        .map(|key| {
+            cli(&["HGET", key, "attempts"])
+                .trim()
+                .parse::<i64>()
+                .unwrap()
+        })
+        .sum()
+}
+
+/// Starts the gateway's Redis again, empty (no persistence), as a crash of it would leave it.
+/// Back on Redis, the gateway closes its sockets with 1012 so every client resumes; the desk's
+/// agent and customer come back, and the ticket's verification state can be read again.
+async fn restart_redis(d: &mut Desk) {
+    d.app.redis.as_ref().unwrap().lock().unwrap().restart();
+    assert_eq!(d.agent_ws.closed().await, Closed::Code(1012));
+    assert_eq!(d.customer.closed().await, Closed::Code(1012));
+    d.agent_ws = d.app.agent_ws(&d.agent).await.0;
+    d.customer = d
+        .app
+        .hello("/ws/customer", &d.customer_token, json!([]))
+        .await
+        .0;
+    let path = format!("/api/tickets/{}/verifications", d.ticket);
+    for _ in 0..100 {
+        let (status, _) = d.app.get(&path, Some(&d.agent.token)).await;
+        if status == 200 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the gateway never found its Redis again");
 }
 
 fn wrong(code: &str) -> String {
@@ -295,11 +349,11 @@ async fn concurrent_wrong_guesses_never_exceed_the_limit() {
     }
     assert_eq!((pending, ended, refused), (4, 1, 19));
 
-    let attempts = d
-        .app
-        .db_i64("SELECT attempts FROM verification_challenges")
-        .await;
-    assert_eq!(attempts, 5, "attempts are counted atomically");
+    assert_eq!(
+        stored_attempts(&d.app).await,
+        5,
+        "attempts are counted atomically"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1575,11 +1629,7 @@ async fn concurrent_wrong_codes_across_challenges_never_pass_the_daily_cap() {
         .db_i64("SELECT failures FROM verification_failures")
         .await;
     assert_eq!(failures, 10);
-    let attempts = d
-        .app
-        .db_i64("SELECT CAST(SUM(attempts) AS BIGINT) FROM verification_challenges")
-        .await;
-    assert_eq!(attempts, 10);
+    assert_eq!(stored_attempts(&d.app).await, 10);
     // One alert, from the check that reached the cap.
     sup_ws.recv_type("security_alert").await;
     sup_ws.expect_none("security_alert", QUIET).await;
@@ -1779,4 +1829,191 @@ async fn the_flags_of_many_tickets_are_read_at_once_as_one_by_one() {
     assert_eq!(many.len(), 2, "{many:?}");
     assert_eq!(many, one_by_one);
     assert!(store.step_up_flags(&[]).await.unwrap().is_empty());
+}
+
+/// With Redis, a challenge and its attempts are decided there, the durable store keeps the
+/// wrong codes' daily count and the approval, and the authorised action names the approval.
+#[tokio::test]
+async fn with_redis_a_challenge_is_decided_there_and_its_approval_kept_in_the_database() {
+    let smtp = SmtpServer::start().await;
+    let mut d = desk(TestApp::builder().smtp(&smtp).redis()).await;
+    let asked = d.request("change_address").await;
+    let challenge = asked["challenge"].as_i64().unwrap();
+    let code = code_in(&smtp.wait_for(1).await[0]);
+    let in_db = |sql: String| {
+        let app = &d.app;
+        async move { app.db_i64(&sql).await }
+    };
+    assert_eq!(
+        in_db("SELECT COUNT(*) FROM verification_challenges".into()).await,
+        0,
+        "a pending challenge is in Redis only"
+    );
+
+    let result = d.verify(&asked["challenge"], &wrong(&code)).await;
+    assert_eq!(
+        (result["state"].as_str(), result["attempts_left"].as_i64()),
+        (Some("pending"), Some(4)),
+        "{result}"
+    );
+    assert_eq!(stored_attempts(&d.app).await, 1);
+    assert_eq!(
+        d.app
+            .db_i64("SELECT failures FROM verification_failures")
+            .await,
+        1,
+        "the daily count is kept in the database too"
+    );
+
+    let result = d.verify(&asked["challenge"], &code).await;
+    assert_eq!(result["state"], "approved", "{result}");
+    let recorded = format!(
+        "SELECT COUNT(*) FROM verification_challenges WHERE id = {challenge} \
+         AND state = 'approved' AND attempts = 1 AND verified_until IS NOT NULL"
+    );
+    assert_eq!(d.app.db_i64(&recorded).await, 1, "the approval is recorded");
+    let (status, done) = d.perform("change_address").await;
+    assert_eq!(status, 201, "{done}");
+    assert_eq!(done["challenge"], challenge);
+    assert_eq!(
+        d.app
+            .db_i64("SELECT challenge_id FROM verification_actions")
+            .await,
+        challenge
+    );
+
+    // Redis restarts empty: the approval still holds, from the database.
+    restart_redis(&mut d).await;
+    let (status, done) = d.perform("change_address").await;
+    assert_eq!(status, 201, "{done}");
+    let status = d.status().await;
+    assert!(status.to_string().contains("approved"), "{status}");
+}
+
+/// Redis restarts empty: a pending code is gone (the customer is told so and asked again),
+/// but the wrong codes of the day still count, from the database, and a new challenge gets an
+/// id never seen before.
+#[tokio::test]
+async fn with_redis_a_restart_forgets_a_pending_code_but_not_the_daily_cap() {
+    let smtp = SmtpServer::start().await;
+    let builder = TestApp::builder()
+        .smtp(&smtp)
+        .redis()
+        .config(|c| c.verification.rules.daily_failure_cap = 3);
+    let mut d = desk(builder).await;
+    let first = d.request("change_address").await;
+    let code = code_in(&smtp.wait_for(1).await[0]);
+    for _ in 0..2 {
+        let r = d.verify(&first["challenge"], &wrong(&code)).await;
+        assert_eq!(r["state"], "pending", "{r}");
+    }
+
+    restart_redis(&mut d).await;
+    let gone = d.verify(&first["challenge"], &code).await;
+    assert_eq!(gone["type"], "error", "{gone}");
+    assert_eq!(gone["code"], "not_found", "{gone}");
+
+    // A second later, the agent asks again.
+    d.app.clock.advance(Duration::from_secs(1));
+    let second = d.request("change_address").await;
+    assert!(
+        second["challenge"].as_i64() > first["challenge"].as_i64(),
+        "{first} / {second}"
+    );
+    let code = code_in(&smtp.wait_for(2).await[1]);
+    // Two wrong codes before the restart and one now reach the cap of three...
+    let r = d.verify(&second["challenge"], &wrong(&code)).await;
+    assert_eq!(r["state"], "pending", "{r}");
+    // ...so even the right code is not looked at.
+    let locked = d.verify(&second["challenge"], &code).await;
+    assert_eq!(locked["type"], "error", "{locked}");
+    assert_eq!(locked["code"], "locked", "{locked}");
+}
+
+/// Redis unreachable: verification fails closed (no code checked, nothing approved) and
+/// works again once Redis is back.
+#[tokio::test]
+async fn with_redis_down_a_check_is_refused_and_nothing_is_approved() {
+    let smtp = SmtpServer::start().await;
+    let mut d = desk(TestApp::builder().smtp(&smtp).redis()).await;
+    let asked = d.request("change_address").await;
+    let code = code_in(&smtp.wait_for(1).await[0]);
+    d.app.redis.as_ref().unwrap().lock().unwrap().kill();
+    let refused = d.verify(&asked["challenge"], &code).await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["code"], "unavailable", "{refused}");
+    let (status, body) = d.perform("change_address").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        d.app
+            .db_i64("SELECT COUNT(*) FROM verification_challenges")
+            .await,
+        0
+    );
+
+    restart_redis(&mut d).await;
+    let asked = d.request("change_address").await;
+    let code = code_in(&smtp.wait_for(2).await[1]);
+    let result = d.verify(&asked["challenge"], &code).await;
+    assert_eq!(result["state"], "approved", "{result}");
+}
+
+/// Two nodes on one database and one Redis: the customer's two tabs, one on each node, guess
+/// at once. The challenge's five attempts hold over both nodes together, exactly one check
+/// ends it, and the right code sent to either node afterwards is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_redis_two_nodes_share_a_challenge_and_its_attempts() {
+    let smtp = SmtpServer::start().await;
+    let builder = TestApp::builder().smtp(&smtp).redis().on_postgres().await;
+    let mut d = desk(builder).await;
+    let b = TestApp::builder().smtp(&smtp).node_of(&d.app).start().await;
+    let asked = d.request("change_address").await;
+    let code = code_in(&smtp.wait_for(1).await[0]);
+
+    let mut tasks = Vec::new();
+    for (i, node) in [&d.app, &b, &d.app, &b].into_iter().enumerate() {
+        let (mut tab, _) = node
+            .hello("/ws/customer", &d.customer_token, json!([]))
+            .await;
+        let (challenge, guess) = (asked["challenge"].clone(), wrong(&code));
+        tasks.push(tokio::spawn(async move {
+            for j in 0..4 {
+                tab.send(json!({"type": "verify", "ref": format!("{i}-{j}"), "challenge": challenge, "code": guess}))
+                    .await;
+            }
+            let mut replies = Vec::new();
+            for _ in 0..4 {
+                replies.push(tab.recv_where("reply", |f| f.get("ref").is_some()).await);
+            }
+            (tab, replies)
+        }));
+    }
+    let (mut pending, mut ended, mut refused) = (0, 0, 0);
+    let mut tabs = Vec::new();
+    for t in tasks {
+        let (tab, replies) = t.await.unwrap();
+        tabs.push(tab);
+        for r in replies {
+            match (r["type"].as_str(), r["state"].as_str()) {
+                (Some("verification_result"), Some("pending")) => pending += 1,
+                (Some("verification_result"), Some("max_attempts")) => ended += 1,
+                (Some("error"), _) => refused += 1,
+                _ => panic!("unexpected reply {r}"),
+            }
+        }
+    }
+    assert_eq!((pending, ended, refused), (4, 1, 11), "over both nodes");
+    assert_eq!(stored_attempts(&d.app).await, 5);
+    assert_eq!(
+        d.app
+            .db_i64("SELECT failures FROM verification_failures")
+            .await,
+        5
+    );
+    for tab in &mut tabs[..2] {
+        let late = tab
+            .request(json!({"type": "verify", "challenge": asked["challenge"], "code": code}))
+            .await;
+        assert_eq!(late["type"], "error", "{late}");
+    }
 }

@@ -1,7 +1,9 @@
 //! Test harness for the end-to-end suite: [`TestApp`] starts the real gateway on
 //! 127.0.0.1:0 over a temporary SQLite data dir (or, with `DESKGATE_TEST_DATABASE=postgres`, a
-//! PostgreSQL database of its own: [`postgres`]), and [`WsClient`] is a real WebSocket client
-//! that checks every frame it receives against docs/protocol.schema.json.
+//! PostgreSQL database of its own: [`postgres`]; with `DESKGATE_TEST_REDIS=1`, a
+//! `redis-server` of its own as well, which takes the verification state, presence and rate
+//! limits), and [`WsClient`] is a real WebSocket client that checks every frame it receives
+//! against docs/protocol.schema.json.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -38,9 +40,36 @@ pub struct TestAppBuilder {
     database: Option<Arc<postgres::TestDatabase>>,
     clock: Option<Arc<ManualClock>>,
     real_time: bool,
+    redis: Option<Arc<std::sync::Mutex<cluster::Redis>>>,
+    with_redis: bool,
+}
+
+/// Whether this run's gateways use a Redis of their own (`DESKGATE_TEST_REDIS=1`).
+pub fn redis_selected() -> bool {
+    matches!(std::env::var("DESKGATE_TEST_REDIS").as_deref(), Ok("1"))
 }
 
 impl TestAppBuilder {
+    /// A `redis-server` of this gateway's own (as `DESKGATE_TEST_REDIS=1` gives every one).
+    pub fn redis(mut self) -> Self {
+        self.with_redis = true;
+        self
+    }
+    /// A PostgreSQL database of this gateway's own, whatever `DESKGATE_TEST_DATABASE` says
+    /// (what several nodes need to share one).
+    pub async fn on_postgres(mut self) -> Self {
+        self.database = Some(Arc::new(postgres::TestDatabase::create().await));
+        self
+    }
+    /// Another node of `other`'s cluster, in this process: the same data dir (keyring and
+    /// verification key, as nodes share them through secrets), database, Redis and clock.
+    pub fn node_of(mut self, other: &TestApp) -> Self {
+        self.data = Some(other.data.clone());
+        self.database = other.database.clone();
+        self.redis = other.redis.clone();
+        self.clock = Some(other.clock.clone());
+        self
+    }
     pub fn auto_assign(mut self) -> Self {
         self.config.desk.auto_assign = true;
         self
@@ -162,6 +191,17 @@ impl TestAppBuilder {
             config.database = deskgate::config::Database::parse(&db.url).expect("database url");
             postgres::register(data.path(), &db.url);
         }
+        let redis = match self.redis {
+            Some(r) => Some(r),
+            None if self.with_redis || redis_selected() => {
+                Some(Arc::new(std::sync::Mutex::new(cluster::Redis::start())))
+            }
+            None => None,
+        };
+        if let Some(r) = &redis {
+            let url = r.lock().unwrap_or_else(|p| p.into_inner()).url();
+            config.redis_url = Some(secrecy::SecretString::from(url));
+        }
         config.listen = "127.0.0.1:0".parse().expect("addr");
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -196,6 +236,7 @@ impl TestAppBuilder {
             config,
             data,
             database,
+            redis,
             clock,
             server: Some(server),
             bootstrap,
@@ -212,6 +253,8 @@ pub struct TestApp {
     pub data: Arc<tempfile::TempDir>,
     /// The PostgreSQL database, when the run uses one; dropped with the last holder.
     pub database: Option<Arc<postgres::TestDatabase>>,
+    /// The gateway's own `redis-server`, when it has one (a test may kill or restart it).
+    pub redis: Option<Arc<std::sync::Mutex<cluster::Redis>>>,
     pub clock: Arc<ManualClock>,
     server: Option<JoinHandle<std::io::Result<()>>>,
     bootstrap: Option<secrecy::SecretString>,
@@ -256,6 +299,8 @@ impl TestApp {
             database: None,
             clock: None,
             real_time: false,
+            redis: None,
+            with_redis: false,
         }
     }
 
@@ -318,6 +363,8 @@ impl TestApp {
             database: self.database.clone(),
             clock: Some(self.clock.clone()),
             real_time: false,
+            redis: self.redis.clone(),
+            with_redis: false,
         }
         .start()
         .await

@@ -1,7 +1,10 @@
 //! The verification state seam: challenges, failure counters and staff factors.
 //!
-//! The embedded implementation is the gateway's SQLite store; a networked one (Redis with
-//! atomic scripts) can replace it. Whatever holds the state must make each operation atomic:
+//! The durable implementations are the gateway's SQLite and PostgreSQL stores. With Redis, the
+//! live part (challenges and the daily failure counts) is decided there by atomic scripts and
+//! the rest stays durable; [`VerificationStore::record_challenge`] and
+//! [`VerificationStore::add_customer_failure`] are how the durable store keeps what must
+//! outlive Redis. Whatever holds the state must make each operation atomic:
 //! attempts are counted by one conditional update, an approval consumes a challenge exactly
 //! once, a TOTP step is accepted only if it is later than the last accepted one, a recovery
 //! code is used once. Identifiers are the gateway's, as plain integers.
@@ -134,6 +137,17 @@ pub trait VerificationStore: Send + Sync + 'static {
     /// The customer's wrong codes on `day` (days since the epoch, UTC); [`Self::check`] counts
     /// them.
     async fn customer_failures(&self, customer: i64, day: i64) -> VerifyStoreResult<u32>;
+    /// Adds one wrong code to the customer's count for `day`; the new count. (For a store that
+    /// decides checks elsewhere and keeps the count here too.)
+    async fn add_customer_failure(&self, customer: i64, day: i64) -> VerifyStoreResult<u32>;
+
+    // --- the durable record of challenges decided elsewhere --------------------------------
+    /// The highest challenge id given or recorded here (0 if none): a store that numbers
+    /// challenges elsewhere starts above it.
+    async fn max_challenge_id(&self) -> VerifyStoreResult<i64>;
+    /// Keeps a challenge decided elsewhere under its own id (an approval, so an authorised
+    /// action can name it and it outlasts the live copy); replaces an earlier record of it.
+    async fn record_challenge(&self, c: &Challenge, closed_at: i64) -> VerifyStoreResult<()>;
 
     // --- staff TOTP and recovery codes -----------------------------------------------------
     async fn totp_factor(&self, user: i64) -> VerifyStoreResult<Option<TotpFactor>>;

@@ -10,6 +10,7 @@
 pub mod config;
 pub mod keys;
 pub mod mfa;
+pub mod redis;
 pub mod seal;
 pub mod security;
 
@@ -242,6 +243,9 @@ impl Delivery {
 
 pub struct StepUp {
     store: Arc<dyn Store>,
+    /// Where challenges and the daily counts live when not in `store`: Redis, shared by the
+    /// nodes ([`redis::RedisVerification`]).
+    shared: Option<Arc<dyn VerificationStore>>,
     hub: Hub,
     clock: Arc<dyn Clock>,
     pub config: VerificationConfig,
@@ -274,10 +278,12 @@ impl StepUp {
 
     /// Loads the key and sets up mail delivery: SMTP when configured, else the outbox under
     /// the data dir with a loud log line. The sites give their customers' default email
-    /// language.
+    /// language. With `shared`, challenges and daily counts are decided there.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         gateway: &crate::config::Config,
         store: Arc<dyn Store>,
+        shared: Option<Arc<dyn VerificationStore>>,
         hub: Hub,
         clock: Arc<dyn Clock>,
         auditor: Arc<Auditor>,
@@ -322,6 +328,7 @@ impl StepUp {
         }
         Ok(StepUp {
             store,
+            shared,
             hub,
             clock,
             config,
@@ -340,7 +347,10 @@ impl StepUp {
     }
 
     fn vs(&self) -> &dyn VerificationStore {
-        self.store.verification()
+        match &self.shared {
+            Some(shared) => shared.as_ref(),
+            None => self.store.verification(),
+        }
     }
 
     fn now(&self) -> i64 {

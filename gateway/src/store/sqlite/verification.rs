@@ -358,6 +358,57 @@ impl VerificationStore for SqliteStore {
         Ok(u32::try_from(n.unwrap_or(0)).unwrap_or(u32::MAX))
     }
 
+    async fn add_customer_failure(&self, customer: i64, day: i64) -> VerifyStoreResult<u32> {
+        let n: i64 = sqlx::query_scalar(
+            "INSERT INTO verification_failures (customer_id, day, failures) \
+             VALUES (?, ?, 1) ON CONFLICT (customer_id, day) \
+             DO UPDATE SET failures = failures + 1 RETURNING failures",
+        )
+        .bind(customer)
+        .bind(day)
+        .fetch_one(&self.writer)
+        .await
+        .map_err(err)?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    async fn max_challenge_id(&self) -> VerifyStoreResult<i64> {
+        let n: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM verification_challenges")
+            .fetch_one(&self.writer)
+            .await
+            .map_err(err)?;
+        Ok(n.unwrap_or(0))
+    }
+
+    async fn record_challenge(&self, c: &Challenge, closed_at: i64) -> VerifyStoreResult<()> {
+        sqlx::query(
+            "INSERT INTO verification_challenges (id, ticket_id, customer_id, agent_id, action, state, attempts, resends, destination, salt, code_hash, created_at, sent_at, expires_at, verified_until, closed_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state, \
+             attempts = excluded.attempts, resends = excluded.resends, \
+             verified_until = excluded.verified_until, closed_at = excluded.closed_at",
+        )
+        .bind(c.id)
+        .bind(c.ticket)
+        .bind(c.customer)
+        .bind(c.agent)
+        .bind(&c.action)
+        .bind(c.state.as_str())
+        .bind(i64::from(c.attempts))
+        .bind(i64::from(c.resends))
+        .bind(&c.destination)
+        .bind(&c.salt)
+        .bind(&c.code_hash)
+        .bind(c.created_at)
+        .bind(c.sent_at)
+        .bind(c.expires_at)
+        .bind(c.verified_until)
+        .bind(closed_at)
+        .execute(&self.writer)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
     async fn totp_factor(&self, user: i64) -> VerifyStoreResult<Option<TotpFactor>> {
         let row = sqlx::query(
             "SELECT user_id, sealed_seed, confirmed, last_step, failures, last_failure_at \
