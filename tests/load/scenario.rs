@@ -327,6 +327,19 @@ pub struct Window {
 
 impl Window {
     pub async fn measure(ctx: &Ctx, length: Duration) -> anyhow::Result<Self> {
+        Self::sample(Some(ctx), length).await
+    }
+
+    /// [`Window::measure`] of the generator alone, for a window in which the gateway dies.
+    pub async fn measure_generator(length: Duration) -> Self {
+        // Without the gateway, no sample can fail.
+        Self::sample(None, length).await.unwrap_or(Window {
+            gateway: Vec::new(),
+            generator: Vec::new(),
+        })
+    }
+
+    async fn sample(gateway_of: Option<&Ctx>, length: Duration) -> anyhow::Result<Self> {
         let me = Proc::current();
         let end = Instant::now() + length;
         let mut window = Window {
@@ -336,7 +349,7 @@ impl Window {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
-            if let Some(s) = ctx.gateway_sample()? {
+            if let Some(s) = gateway_of.map(Ctx::gateway_sample).transpose()?.flatten() {
                 window.gateway.push(s);
             }
             if let Ok(s) = me.sample() {
@@ -344,26 +357,6 @@ impl Window {
             }
             if Instant::now() >= end {
                 return Ok(window);
-            }
-        }
-    }
-
-    /// [`Window::measure`] of the generator alone, for a window in which the gateway dies.
-    pub async fn measure_generator(length: Duration) -> Self {
-        let me = Proc::current();
-        let end = Instant::now() + length;
-        let mut window = Window {
-            gateway: Vec::new(),
-            generator: Vec::new(),
-        };
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tick.tick().await;
-            if let Ok(s) = me.sample() {
-                window.generator.push(s);
-            }
-            if Instant::now() >= end {
-                return window;
             }
         }
     }

@@ -102,6 +102,26 @@ async fn check_attempt(
     ))
 }
 
+/// Adds one wrong code to the customer's count for `day`, in a check's transaction or alone;
+/// the new count.
+async fn add_failure<'e>(
+    on: impl sqlx::Executor<'e, Database = sqlx::Sqlite>,
+    customer: i64,
+    day: i64,
+) -> VerifyStoreResult<u32> {
+    let n: i64 = sqlx::query_scalar(
+        "INSERT INTO verification_failures (customer_id, day, failures) \
+         VALUES (?, ?, 1) ON CONFLICT (customer_id, day) \
+         DO UPDATE SET failures = failures + 1 RETURNING failures",
+    )
+    .bind(customer)
+    .bind(day)
+    .fetch_one(on)
+    .await
+    .map_err(err)?;
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
 #[async_trait]
 impl VerificationStore for SqliteStore {
     async fn create_challenge(&self, n: NewChallenge) -> VerifyStoreResult<Created> {
@@ -247,17 +267,7 @@ impl VerificationStore for SqliteStore {
         let outcome = check_attempt(&mut tx, id, right, now, rules).await?;
         let failures_today = match outcome {
             CheckOutcome::Wrong { .. } | CheckOutcome::MaxAttempts => {
-                let n: i64 = sqlx::query_scalar(
-                    "INSERT INTO verification_failures (customer_id, day, failures) \
-                     VALUES (?, ?, 1) ON CONFLICT (customer_id, day) \
-                     DO UPDATE SET failures = failures + 1 RETURNING failures",
-                )
-                .bind(customer)
-                .bind(day)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(err)?;
-                u32::try_from(n).unwrap_or(u32::MAX)
+                add_failure(&mut *tx, customer, day).await?
             }
             _ => failures_today,
         };
@@ -359,17 +369,7 @@ impl VerificationStore for SqliteStore {
     }
 
     async fn add_customer_failure(&self, customer: i64, day: i64) -> VerifyStoreResult<u32> {
-        let n: i64 = sqlx::query_scalar(
-            "INSERT INTO verification_failures (customer_id, day, failures) \
-             VALUES (?, ?, 1) ON CONFLICT (customer_id, day) \
-             DO UPDATE SET failures = failures + 1 RETURNING failures",
-        )
-        .bind(customer)
-        .bind(day)
-        .fetch_one(&self.writer)
-        .await
-        .map_err(err)?;
-        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+        add_failure(&self.writer, customer, day).await
     }
 
     async fn max_challenge_id(&self) -> VerifyStoreResult<i64> {
