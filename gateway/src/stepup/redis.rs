@@ -3,9 +3,9 @@
 //! so that every limit holds over all the nodes at once and no check waits for the database's
 //! write lock. What must last stays in the durable store:
 //!
-//! - an **approved** challenge is recorded there under its own id (at approval, and again
-//!   before an action names it), so authorised actions point at a row and a verification
-//!   outlives Redis;
+//! - an **approved** challenge is recorded there under its own id (at approval, or, if that
+//!   write failed, before an action names it), so authorised actions point at a row and a
+//!   verification outlives Redis;
 //! - every **wrong code** is added to the durable daily count as well, and a count Redis has
 //!   lost (a restart without persistence) starts again from it, so the daily cap survives;
 //! - the customers' languages, staff TOTP factors and recovery codes are only there.
@@ -97,12 +97,18 @@ return 1
 ";
 
 /// One check of challenge KEYS[1] for the customer whose count of wrong codes today is
-/// KEYS[2] (started at ARGV[6], the durable count, if Redis has none). ARGV: right (1/0),
-/// now, verified until, max attempts, daily cap, durable count, ms to keep. Returns
-/// {outcome, failures today, attempts left, state}: `locked`, `approved`, `wrong`,
-/// `max_attempts`, `missing` or `not_pending` (with the state).
+/// KEYS[2]. ARGV: right (1/0), now, verified until, max attempts, daily cap, the durable
+/// count (empty if not read), ms to keep. Returns {outcome, failures today, attempts left,
+/// state}: `locked`, `approved`, `wrong`, `max_attempts`, `missing` or `not_pending` (with
+/// the state); or `seed` if Redis has no count for the day and ARGV[6] is empty: the caller
+/// reads the durable count and checks again with it, which starts Redis's count.
 const CHECK: &str = r"
-redis.call('SET', KEYS[2], ARGV[6], 'NX', 'PX', ARGV[7])
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  if ARGV[6] == '' then
+    return {'seed', '0', '0', ''}
+  end
+  redis.call('SET', KEYS[2], ARGV[6], 'NX', 'PX', ARGV[7])
+end
 local today = tonumber(redis.call('GET', KEYS[2]))
 if today >= tonumber(ARGV[5]) then
   return {'locked', tostring(today), '0', ''}
@@ -214,14 +220,18 @@ impl RedisVerification {
         Ok(now.max(*durable))
     }
 
-    async fn load(&self, id: i64) -> VerifyStoreResult<Option<Challenge>> {
+    /// The challenge's hash as Redis holds it (empty if gone).
+    async fn fields(&self, id: i64) -> VerifyStoreResult<HashMap<String, Vec<u8>>> {
         let mut conn = self.conn.clone();
-        let fields: HashMap<String, Vec<u8>> = redis::cmd("HGETALL")
+        redis::cmd("HGETALL")
             .arg(challenge_key(id))
             .query_async(&mut conn)
             .await
-            .map_err(unavailable)?;
-        challenge_from(fields)
+            .map_err(unavailable)
+    }
+
+    async fn load(&self, id: i64) -> VerifyStoreResult<Option<Challenge>> {
+        challenge_from(self.fields(id).await?)
     }
 
     /// The ticket's challenges still in Redis, newest first.
@@ -250,10 +260,42 @@ impl RedisVerification {
         Ok(out)
     }
 
-    /// Keeps an approved (or otherwise decided) challenge in the durable store.
-    async fn record(&self, id: i64, now: i64) -> VerifyStoreResult<()> {
-        let challenge = self.load(id).await?.ok_or(VerifyStoreError::NotFound)?;
-        self.durable().record_challenge(&challenge, now).await
+    /// Keeps a decided challenge in the durable store, closed when Redis says it was.
+    async fn record(&self, id: i64) -> VerifyStoreResult<()> {
+        let fields = self.fields(id).await?;
+        let closed_at = fields
+            .get("closed_at")
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+            .ok_or_else(|| corrupt("closed_at"))?;
+        let challenge = challenge_from(fields)?.ok_or(VerifyStoreError::NotFound)?;
+        self.durable().record_challenge(&challenge, closed_at).await
+    }
+
+    /// Runs [`CHECK`] with the durable count of the day, if it is given.
+    async fn run_check(
+        &self,
+        (id, customer, day): (i64, i64, i64),
+        right: bool,
+        now: i64,
+        rules: &Rules,
+        durable_today: Option<u32>,
+    ) -> VerifyStoreResult<(String, u32, u32, String)> {
+        let mut conn = self.conn.clone();
+        redis::cmd("EVAL")
+            .arg(CHECK)
+            .arg(2)
+            .arg(challenge_key(id))
+            .arg(failures_key(customer, day))
+            .arg(if right { 1 } else { 0 })
+            .arg(now)
+            .arg(now + millis(rules.verified_for))
+            .arg(i64::from(rules.max_attempts))
+            .arg(i64::from(rules.daily_failure_cap))
+            .arg(durable_today.map(|n| n.to_string()).unwrap_or_default())
+            .arg(KEEP_MS)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)
     }
 }
 
@@ -359,24 +401,17 @@ impl VerificationStore for RedisVerification {
         now: i64,
         rules: &Rules,
     ) -> VerifyStoreResult<Checked> {
-        let day = day_of(now);
-        let durable_today = self.durable().customer_failures(customer, day).await?;
-        let mut conn = self.conn.clone();
-        let (outcome, today, left, state): (String, u32, u32, String) = redis::cmd("EVAL")
-            .arg(CHECK)
-            .arg(2)
-            .arg(challenge_key(id))
-            .arg(failures_key(customer, day))
-            .arg(if right { 1 } else { 0 })
-            .arg(now)
-            .arg(now + millis(rules.verified_for))
-            .arg(i64::from(rules.max_attempts))
-            .arg(i64::from(rules.daily_failure_cap))
-            .arg(durable_today)
-            .arg(KEEP_MS)
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
+        let key = (id, customer, day_of(now));
+        let mut checked = self.run_check(key, right, now, rules, None).await?;
+        if checked.0 == "seed" {
+            // Redis has no count for the day (its first check, or Redis lost it): it starts
+            // from the durable one.
+            let durable = self.durable().customer_failures(customer, key.2).await?;
+            checked = self
+                .run_check(key, right, now, rules, Some(durable))
+                .await?;
+        }
+        let (outcome, today, left, state) = checked;
         let outcome = match outcome.as_str() {
             "locked" => CheckOutcome::Locked,
             "approved" => CheckOutcome::Approved {
@@ -396,12 +431,12 @@ impl VerificationStore for RedisVerification {
         match outcome {
             CheckOutcome::Wrong { .. } | CheckOutcome::MaxAttempts => {
                 // Redis has counted it already; the durable count is what survives Redis.
-                if let Err(e) = self.durable().add_customer_failure(customer, day).await {
+                if let Err(e) = self.durable().add_customer_failure(customer, key.2).await {
                     tracing::warn!(error = %e, "a wrong verification code was counted in Redis only");
                 }
             }
             CheckOutcome::Approved { .. } => {
-                if let Err(e) = self.record(id, now).await {
+                if let Err(e) = self.record(id).await {
                     tracing::warn!(error = %e, "an approval is in Redis only until the action records it");
                 }
             }
@@ -438,9 +473,14 @@ impl VerificationStore for RedisVerification {
         challenge: i64,
         now: i64,
     ) -> VerifyStoreResult<AuthorisedAction> {
-        // The action names the challenge: it must be in the durable record first.
-        match self.record(challenge, now).await {
-            Ok(()) | Err(VerifyStoreError::NotFound) => {}
+        // The action names the challenge: it must be in the durable record first (recorded at
+        // approval, unless that write failed).
+        match self.durable().challenge(challenge).await {
+            Ok(_) => {}
+            Err(VerifyStoreError::NotFound) => match self.record(challenge).await {
+                Ok(()) | Err(VerifyStoreError::NotFound) => {}
+                Err(e) => return Err(e),
+            },
             Err(e) => return Err(e),
         }
         self.durable()

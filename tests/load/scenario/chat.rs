@@ -877,7 +877,7 @@ impl Customer {
     /// Sends the untimed first message and waits for its `ack`; registers the conversation.
     async fn open_conversation(&self, socket: &mut Ws) -> Result<Id, String> {
         let shared = &self.shared;
-        let client_id = format!("{}-{}-0", shared.run_id, self.idx);
+        let client_id = self.client_id(0);
         let text = payload::opener(self.idx);
         let frame = Out::Send {
             reference: Some(OPEN_REF),

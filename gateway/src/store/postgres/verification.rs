@@ -374,12 +374,13 @@ impl VerificationStore for PgStore {
 
     async fn record_challenge(&self, c: &Challenge, closed_at: i64) -> VerifyStoreResult<()> {
         let mut tx = begin_write(&self.pool).await.map_err(err)?;
-        sqlx::query(
-            "INSERT INTO verification_challenges (id, ticket_id, customer_id, agent_id, action, state, attempts, resends, destination, salt, code_hash, created_at, sent_at, expires_at, verified_until, closed_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (id) DO UPDATE SET state = excluded.state, \
+        sqlx::query(&format!(
+            "INSERT INTO verification_challenges ({CHALLENGE_COLUMNS}, closed_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+             ON CONFLICT (id) DO UPDATE SET state = excluded.state, \
              attempts = excluded.attempts, resends = excluded.resends, \
-             verified_until = excluded.verified_until, closed_at = excluded.closed_at",
-        )
+             verified_until = excluded.verified_until, closed_at = excluded.closed_at"
+        ))
         .bind(c.id)
         .bind(c.ticket)
         .bind(c.customer)

@@ -381,12 +381,13 @@ impl VerificationStore for SqliteStore {
     }
 
     async fn record_challenge(&self, c: &Challenge, closed_at: i64) -> VerifyStoreResult<()> {
-        sqlx::query(
-            "INSERT INTO verification_challenges (id, ticket_id, customer_id, agent_id, action, state, attempts, resends, destination, salt, code_hash, created_at, sent_at, expires_at, verified_until, closed_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state, \
+        sqlx::query(&format!(
+            "INSERT INTO verification_challenges ({CHALLENGE_COLUMNS}, closed_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET state = excluded.state, \
              attempts = excluded.attempts, resends = excluded.resends, \
-             verified_until = excluded.verified_until, closed_at = excluded.closed_at",
-        )
+             verified_until = excluded.verified_until, closed_at = excluded.closed_at"
+        ))
         .bind(c.id)
         .bind(c.ticket)
         .bind(c.customer)
