@@ -29,6 +29,46 @@ fn python() -> PathBuf {
     venv
 }
 
+/// The Python peer acting as the provider (`tests/support/voice/twilio_peer.py`), started and
+/// past its `start` event.
+struct Peer {
+    child: tokio::process::Child,
+    out: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    stdin: tokio::process::ChildStdin,
+}
+
+impl Peer {
+    async fn start(args: &[&str]) -> Peer {
+        let mut child = tokio::process::Command::new(python())
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("support/voice/twilio_peer.py"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the provider's peer");
+        let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+        let stdin = child.stdin.take().unwrap();
+        assert_eq!(out.next_line().await.unwrap().as_deref(), Some("started"));
+        Peer { child, out, stdin }
+    }
+
+    /// A line on the peer's stdin: `go`, or `keys DIGITS`.
+    async fn say(&mut self, line: &str) {
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+
+    /// What the peer saw, once the call is over.
+    async fn seen(mut self) -> Value {
+        let line = self.out.next_line().await.unwrap().unwrap();
+        let _ = self.child.wait().await;
+        serde_json::from_str(&line).unwrap()
+    }
+}
+
 fn media_token(app: &TestApp, call: &str) -> String {
     let secret = std::fs::read_to_string(app.data_dir().join("sites/demo.identity-secret"))
         .expect("the demo site's secret");
@@ -123,19 +163,21 @@ async fn a_phone_call_is_relayed_recorded_paused_and_played_through_a_grant() {
     // The provider's side: seconds of 440 Hz made by sox as the phone network carries it
     // (μ-law at 8 kHz); DTMF 5 while recording, 9 while paused.
     let audio = sox_tone(&app, 440, 4.4);
-    let mut peer = tokio::process::Command::new(python())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("support/voice/twilio_peer.py"))
-        .args(["--url", &ws_url(&app, "/media/twilio"), "--token", &token])
-        .args(["--call", call, "--audio", &audio, "--seconds", "4.4"])
-        .args(["--dtmf", "5@0.4,9@1.3"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the Twilio peer");
-    let mut out = BufReader::new(peer.stdout.take().unwrap()).lines();
-    let mut stdin = peer.stdin.take().unwrap();
-    assert_eq!(out.next_line().await.unwrap().as_deref(), Some("started"));
+    let mut peer = Peer::start(&[
+        "--url",
+        &ws_url(&app, "/media/twilio"),
+        "--token",
+        &token,
+        "--call",
+        call,
+        "--audio",
+        &audio,
+        "--seconds",
+        "4.4",
+        "--dtmf",
+        "5@0.4,9@1.3",
+    ])
+    .await;
 
     // The call waits in the queue like a chat, as a ticket of kind "call".
     let t = call_ticket(&app, &agent, call).await;
@@ -170,7 +212,7 @@ async fn a_phone_call_is_relayed_recorded_paused_and_played_through_a_grant() {
         c["recording"].as_i64().unwrap()
     };
 
-    stdin.write_all(b"go\n").await.unwrap();
+    peer.say("go").await;
     let (mut tx, mut rx) = leg.split();
     let app_url = app.url("");
     let http = app.http.clone();
@@ -241,8 +283,7 @@ async fn a_phone_call_is_relayed_recorded_paused_and_played_through_a_grant() {
         }
     }
     let _tx = speaker.await.unwrap();
-    let seen: Value = serde_json::from_str(&out.next_line().await.unwrap().unwrap()).unwrap();
-    let _ = peer.wait().await;
+    let seen = peer.seen().await;
 
     // The provider got the agent's voice back as μ-law media, the mark, and the clear.
     assert!(seen["media"].as_u64().unwrap() > 150, "{seen}");
@@ -485,7 +526,16 @@ fn start_frame(call: &str, token: &str) -> String {
 async fn bad_media_frames_are_refused_with_a_reason() {
     let app = TestApp::start().await;
     let token = media_token(&app, "CA1");
+    // A caller's identity the site did not sign.
+    let forged = app.identity_token_signed_with("not the site's secret", "c-7", "a@b.c", json!({}));
+    let mut forged_start: Value = serde_json::from_str(&start_frame("CA1", &token)).unwrap();
+    forged_start["start"]["customParameters"]["identity"] = json!(forged);
     let cases: Vec<(Vec<String>, u16, &str)> = vec![
+        (
+            vec![forged_start.to_string()],
+            1008,
+            "identity token refused",
+        ),
         (vec!["{".into()], 1007, "frame is not JSON"),
         (vec![r#"{"event":"dance"}"#.into()], 1007, "unknown event"),
         // What the peer sent is never quoted back, however long: a close reason has room
@@ -605,6 +655,13 @@ async fn bad_media_frames_are_refused_with_a_reason() {
     let (mut desk, _) = app.agent_ws(&agent).await;
     desk.request(json!({"type": "claim", "ticket": t["id"]}))
         .await;
+    // A caller the site did not identify has no verified email: no code can reach them.
+    let r = desk
+        .request(
+            json!({"type": "request_verification", "ticket": t["id"], "action": "change_address"}),
+        )
+        .await;
+    assert_eq!(r["code"], "cannot_verify", "{r}");
     let mut ws = pcm(json!({"type": "start", "token": agent.token, "call": "CA5", "codec": "pcm16", "rate": 8000})).await;
     let first = ws.next().await.unwrap().unwrap();
     assert!(first.to_text().unwrap().contains("started"), "{first:?}");
@@ -635,18 +692,19 @@ async fn a_telnyx_stream_with_the_token_in_its_url_is_a_call_too() {
     let token = media_token(&app, call);
     // The token is only in the URL; the peer counts only replies spelled `stream_id`.
     let url = format!("{}?token={token}", ws_url(&app, "/media/twilio"));
-    let mut peer = tokio::process::Command::new(python())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("support/voice/twilio_peer.py"))
-        .args(["--url", &url, "--dialect", "telnyx"])
-        .args(["--call", call, "--hz", "440", "--seconds", "1.0"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the Telnyx peer");
-    let mut out = BufReader::new(peer.stdout.take().unwrap()).lines();
-    let mut stdin = peer.stdin.take().unwrap();
-    assert_eq!(out.next_line().await.unwrap().as_deref(), Some("started"));
+    let mut peer = Peer::start(&[
+        "--url",
+        &url,
+        "--dialect",
+        "telnyx",
+        "--call",
+        call,
+        "--hz",
+        "440",
+        "--seconds",
+        "1.0",
+    ])
+    .await;
     let t = call_ticket(&app, &agent, call).await;
     assert_eq!(t["kind"], "call");
     let (mut desk, _) = app.agent_ws(&agent).await;
@@ -667,7 +725,7 @@ async fn a_telnyx_stream_with_the_token_in_its_url_is_a_call_too() {
         .to_text()
         .unwrap()
         .contains("started"));
-    stdin.write_all(b"go\n").await.unwrap();
+    peer.say("go").await;
     // 8 kHz on the agent's leg: 320 bytes a frame, no resampling.
     let frame: Vec<u8> = (0..160)
         .flat_map(|i| {
@@ -691,8 +749,7 @@ async fn a_telnyx_stream_with_the_token_in_its_url_is_a_call_too() {
             heard += 1;
         }
     }
-    let seen: Value = serde_json::from_str(&out.next_line().await.unwrap().unwrap()).unwrap();
-    let _ = peer.wait().await;
+    let seen = peer.seen().await;
     assert!(heard > 10, "the agent heard {heard} frames");
     assert!(seen["media"].as_u64().unwrap() > 10, "{seen}");
     let (_, c) = app
@@ -1278,23 +1335,23 @@ async fn a_stream_signed_by_twilio_is_admitted_without_a_media_token() {
     let agent = app.agent("grace").await;
     let url = format!("{}?site=shop", ws_url(&app, "/media/twilio"));
     let call = "CAsigned0123456789";
-    let mut peer = tokio::process::Command::new(python())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("support/voice/twilio_peer.py"))
-        .args(["--url", &url, "--auth-token", "shop-twilio-auth-token"])
-        .args(["--call", call, "--hz", "440", "--seconds", "0.6"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the Twilio peer");
-    let mut out = BufReader::new(peer.stdout.take().unwrap()).lines();
-    let mut stdin = peer.stdin.take().unwrap();
-    assert_eq!(out.next_line().await.unwrap().as_deref(), Some("started"));
+    let mut peer = Peer::start(&[
+        "--url",
+        &url,
+        "--auth-token",
+        "shop-twilio-auth-token",
+        "--call",
+        call,
+        "--hz",
+        "440",
+        "--seconds",
+        "0.6",
+    ])
+    .await;
     let t = call_ticket(&app, &agent, call).await;
     assert_eq!(t["kind"], "call", "{t}");
-    stdin.write_all(b"go\n").await.unwrap();
-    let _ = out.next_line().await;
-    let _ = peer.wait().await;
+    peer.say("go").await;
+    peer.seen().await;
     // The caller is the signed site's.
     let (_, c) = app
         .get(
@@ -1336,4 +1393,217 @@ async fn a_stream_signed_by_twilio_is_admitted_without_a_media_token() {
         r,
         "no media token (customParameters.token or ?token=) and no X-Twilio-Signature"
     );
+}
+
+/// The longest run of silent frames of `frame` samples (all below 100) in `s` between its first
+/// and its last loud sample: a gap inside the audio, not the quiet before or after it.
+fn longest_gap(s: &[f64], frame: usize) -> usize {
+    let loud = |x: &f64| x.abs() > 1000.0;
+    let (Some(a), Some(b)) = (s.iter().position(loud), s.iter().rposition(loud)) else {
+        return 0;
+    };
+    let (mut best, mut run) = (0, 0);
+    for f in s[a..=b].chunks(frame) {
+        if f.iter().all(|x| x.abs() < 100.0) {
+            run += 1;
+            best = best.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    best
+}
+
+/// The next outcome of a code keyed in, among the agent's leg's control events.
+async fn keypad_result(events: &mut tokio::sync::mpsc::UnboundedReceiver<Value>) -> Value {
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .expect("an outcome of the keyed code")
+            .expect("the agent's leg is open");
+        if e["type"] == "keypad" && e.get("result").is_some() {
+            return e;
+        }
+    }
+}
+
+/// A phone caller the site identified (its signed identity in the stream's custom
+/// parameters) is verified like a widget customer: the agent asks, the code goes to the
+/// customer's email, and the caller keys it in on the phone. The keys never reach the agent,
+/// the log or the disk; the agent is told how many were pressed and the outcome, the caller
+/// hears a low tone for a wrong code and two beeps for the right one, and while the caller
+/// keys in, their audio reaches the agent and the recording as silence. `*` starts again.
+/// Then the agent may perform the action.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_caller_keys_in_the_emailed_code_and_the_agent_never_hears_it() {
+    let logs = deskgate_tests::LogCapture::install();
+    let smtp = deskgate_tests::smtp::SmtpServer::start().await;
+    let app = TestApp::builder().smtp(&smtp).start().await;
+    let agent = app.agent("grace").await;
+    let call = "CA5ec0de";
+    let token = media_token(&app, call);
+    let identity = app.sign_identity(
+        json!({"sub": "cust-7", "name": "Ada Lovelace", "email": "ada@example.com"}),
+    );
+    let audio = sox_tone(&app, 440, 9.0);
+    let mut peer = Peer::start(&[
+        "--url",
+        &ws_url(&app, "/media/twilio"),
+        "--token",
+        &token,
+        "--identity",
+        &identity,
+        "--call",
+        call,
+        "--audio",
+        &audio,
+        "--seconds",
+        "9",
+    ])
+    .await;
+
+    // The call's ticket is the identified customer's.
+    let t = call_ticket(&app, &agent, call).await;
+    let ticket = t["id"].as_i64().unwrap();
+    assert_eq!(t["customer"]["verified"], true, "{t}");
+    let (mut desk, _) = app.agent_ws(&agent).await;
+    let ok = desk
+        .request(json!({"type": "claim", "ticket": ticket}))
+        .await;
+    assert_eq!(ok["type"], "ok", "{ok}");
+    let mut leg = pcm_leg(
+        &app,
+        json!({"type": "start", "token": agent.token, "call": call, "codec": "pcm16", "rate": 8000}),
+        None,
+    )
+    .await;
+    assert_eq!(first_text(&mut leg).await["type"], "started");
+    let recording = {
+        let (_, c) = app
+            .get(&format!("/api/calls/{call}"), Some(&agent.token))
+            .await;
+        c["recording"].as_i64().unwrap()
+    };
+    // The agent listens (and says nothing, so all the caller hears is the gateway's tones);
+    // the control events come to the test as they arrive.
+    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let listener = tokio::spawn(async move {
+        let mut heard = Vec::new();
+        let mut all = Vec::new();
+        while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(15), leg.next()).await
+        {
+            match m {
+                Message::Binary(b) => heard.extend(samples(&b)),
+                Message::Text(t) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    let _ = events_tx.send(v.clone());
+                    all.push(v.clone());
+                    if v["type"] == "ended" {
+                        break;
+                    }
+                }
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+        (heard, all)
+    });
+    peer.say("go").await;
+
+    let asked = desk
+        .request(
+            json!({"type": "request_verification", "ticket": ticket, "action": "change_address"}),
+        )
+        .await;
+    assert_eq!(asked["type"], "ok", "{asked}");
+    let code = deskgate_tests::smtp::code_in(&smtp.wait_for(1).await[0]);
+    let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
+
+    // A wrong code: counted like one typed in the widget.
+    peer.say(&format!("keys {wrong}")).await;
+    let r = keypad_result(&mut events).await;
+    assert_eq!(r["result"], "wrong", "{r}");
+    assert_eq!(r["attempts_left"], 4, "{r}");
+    // `*` drops what was keyed; the right code verifies the customer.
+    peer.say("keys 4*").await;
+    assert_eq!(keypad_result(&mut events).await["result"], "cleared");
+    peer.say(&format!("keys {code}")).await;
+    assert_eq!(keypad_result(&mut events).await["result"], "approved");
+    let (s, done) = app
+        .post(
+            &format!("/api/tickets/{ticket}/actions"),
+            Some(&agent.token),
+            json!({"action": "change_address"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{done}");
+
+    let seen = peer.seen().await;
+    let (heard, all) = listener.await.unwrap();
+
+    // The agent was told how many keys, never which.
+    assert!(
+        !all.iter()
+            .any(|e| e["type"] == "dtmf" || e.get("digit").is_some()),
+        "{all:?}"
+    );
+    let counts: Vec<u64> = all
+        .iter()
+        .filter(|e| e["type"] == "keypad")
+        .filter_map(|e| e["keys"].as_u64())
+        .collect();
+    assert_eq!(
+        counts,
+        [1, 2, 3, 4, 5, 0, 1, 0, 1, 2, 3, 4, 5, 0],
+        "{all:?}"
+    );
+    // The caller heard a low tone for the wrong code, two beeps for the right one.
+    let tones: Vec<(f64, u64)> = seen["tones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["hz"].as_f64().unwrap(), t["samples"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(tones.len(), 2, "{seen}");
+    assert!((tones[0].0 - 400.0).abs() < 40.0, "{tones:?}");
+    assert!((tones[1].0 - 1400.0).abs() < 100.0, "{tones:?}");
+    // Each entry of six keys, 150 ms apart, is a second of silence for the agent.
+    assert!(
+        heard.iter().filter(|x| x.abs() > 1000.0).count() > 8000 * 3,
+        "the agent hears the caller outside the entries"
+    );
+    assert!(longest_gap(&heard, 160) >= 45, "the entries are muted");
+    let (_, left, _) = played_through_grant(&app, recording).await;
+    assert!(longest_gap(&left, 160) >= 45, "the recording is muted");
+
+    // Each check is audited as the customer's, and the digits are nowhere.
+    let trail = app.audit("object_kind=verification").await;
+    let steps: Vec<(&str, &str)> = trail
+        .iter()
+        .rev()
+        .map(|e| (e["action"].as_str().unwrap(), e["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("verification_sent", "agent"),
+            ("verification_failed", "customer"),
+            ("verification_passed", "customer"),
+            ("sensitive_action", "agent"),
+        ],
+        "{trail:?}"
+    );
+    let text = logs.text();
+    for c in [&code, &wrong] {
+        assert!(
+            !deskgate_tests::contains_number(text.as_bytes(), c),
+            "a keyed code in the log"
+        );
+        for (path, bytes) in files_under(app.data_dir()) {
+            assert!(
+                !deskgate_tests::contains_number(&bytes, c),
+                "a keyed code in {path:?}"
+            );
+        }
+    }
 }

@@ -53,16 +53,8 @@ pub struct VisitorCreated {
     pub customer: VisitorCustomer,
 }
 
-fn clean(field: &str, v: Option<String>, max: usize) -> ApiResult<Option<String>> {
-    match v.map(|s| s.trim().to_string()) {
-        Some(s) if s.is_empty() => Ok(None),
-        Some(s) if s.chars().count() > max || s.chars().any(char::is_control) => {
-            Err(ApiError::Invalid(format!(
-                "{field} must be at most {max} printable characters"
-            )))
-        }
-        other => Ok(other),
-    }
+fn clean(field: &'static str, v: Option<String>, max: usize) -> ApiResult<Option<String>> {
+    identity::clean(field, v, max).map_err(|e| ApiError::Invalid(e.to_string()))
 }
 
 /// Start a customer session.
@@ -113,21 +105,14 @@ pub async fn create(
                 tracing::info!(site = %site.key, error = %e, "identity token refused");
                 ApiError::Unauthenticated
             })?;
+            let (customer, locale) = id
+                .customer(&site.key)
+                .map_err(|e| ApiError::Invalid(e.to_string()))?;
             // What the site signed wins over what the widget guessed, if it has a text.
-            if let Some(l) = id
-                .locale
-                .filter(|l| verify::template::Language::parse(l).is_some())
-            {
-                language = Some(l);
+            if locale.is_some() {
+                language = locale;
             }
-            NewCustomer {
-                site: site.key.clone(),
-                external_id: Some(id.sub),
-                name: clean("name", id.name, 120)?.unwrap_or_else(|| "Customer".into()),
-                email: clean("email", id.email, 254)?,
-                phone: clean("phone", id.phone, 32)?,
-                verified: true,
-            }
+            customer
         }
         None => NewCustomer {
             site: site.key.clone(),

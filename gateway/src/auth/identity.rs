@@ -3,6 +3,7 @@
 //! An identity that is not signed, or whose signature does not check, is never "verified".
 
 use crate::clock::Timestamp;
+use crate::store::NewCustomer;
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -34,6 +35,49 @@ pub enum IdentityError {
     Expired,
     #[error("this site has no identity secret configured")]
     NoSecret,
+}
+
+/// A field the gateway does not take: too long, or with control characters in it.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{field} must be at most {max} printable characters")]
+pub struct FieldError {
+    pub field: &'static str,
+    pub max: usize,
+}
+
+/// A customer field trimmed, `None` when empty, refused when longer than `max` characters or
+/// holding control characters.
+pub fn clean(
+    field: &'static str,
+    v: Option<String>,
+    max: usize,
+) -> Result<Option<String>, FieldError> {
+    match v.map(|s| s.trim().to_string()) {
+        Some(s) if s.is_empty() => Ok(None),
+        Some(s) if s.chars().count() > max || s.chars().any(char::is_control) => {
+            Err(FieldError { field, max })
+        }
+        other => Ok(other),
+    }
+}
+
+impl Identity {
+    /// The verified customer this identity names on `site`, with what the site signed, and
+    /// the language they prefer if the code emails have a text in it.
+    pub fn customer(self, site: &str) -> Result<(NewCustomer, Option<String>), FieldError> {
+        let locale = self
+            .locale
+            .filter(|l| verify::template::Language::parse(l).is_some());
+        let customer = NewCustomer {
+            site: site.to_string(),
+            external_id: Some(self.sub),
+            name: clean("name", self.name, 120)?.unwrap_or_else(|| "Customer".into()),
+            email: clean("email", self.email, 254)?,
+            phone: clean("phone", self.phone, 32)?,
+            verified: true,
+        };
+        Ok((customer, locale))
+    }
 }
 
 /// Leeway for clocks that disagree between the site and the gateway.

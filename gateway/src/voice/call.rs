@@ -226,7 +226,7 @@ impl Call {
         }
     }
 
-    fn to_agent(&self, out: AgentOut) {
+    pub(super) fn to_agent(&self, out: AgentOut) {
         if let Some(leg) = lock(&self.agent).as_ref() {
             // A slow agent loses what does not fit rather than delaying the call.
             let _ = leg.out.try_send(out);
@@ -249,8 +249,9 @@ impl Call {
         let _ = self.to_customer.try_send(CustomerOut::Media(frame));
     }
 
-    /// A key the caller pressed. While the recording is paused (card details) it goes nowhere:
-    /// not to the agent, not to the log, not to the store.
+    /// A key the caller pressed that is not part of a code ([`super::keypad`]). While the
+    /// recording is paused (card details) it goes nowhere: not to the agent, not to the log,
+    /// not to the store.
     pub fn dtmf(&self, digit: &str) {
         if !self.is_paused() {
             self.to_agent(AgentOut::Event(

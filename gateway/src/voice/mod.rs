@@ -17,6 +17,7 @@
 
 pub mod browser;
 pub mod call;
+pub mod keypad;
 pub mod media;
 pub mod pcm;
 pub mod recording;

@@ -329,7 +329,12 @@ fn signed_site(
 }
 
 async fn run(mut socket: WebSocket, app: App, url_token: Admission, ctx: Context) {
-    let (call, mut out, dialect, stream) = match admit(&mut socket, &app, url_token, &ctx).await {
+    // What the caller does (a code keyed in) is the customer's, from the provider's address.
+    let ctx = Context {
+        role: Some("customer".into()),
+        ..ctx
+    };
+    let (call, mut out, dialect, stream) = match admit(&mut socket, &app, url_token).await {
         Ok(v) => v,
         Err(r) => {
             tracing::info!(
@@ -343,6 +348,7 @@ async fn run(mut socket: WebSocket, app: App, url_token: Admission, ctx: Context
     };
     let mut rest = Vec::new();
     let mut last_seq: Option<u64> = None;
+    let mut keypad = super::keypad::Keypad::default();
     let refusal = loop {
         tokio::select! {
             _ = app.shutdown.cancelled() => break None,
@@ -381,11 +387,11 @@ async fn run(mut socket: WebSocket, app: App, url_token: Admission, ctx: Context
                         }
                         match decode_payload(&media.payload, &mut rest) {
                             Err(r) => break Some(r),
-                            Ok(frames) => for f in frames { call.from_customer(f); },
+                            Ok(frames) => for f in frames { call.from_customer(keypad.screen(f)); },
                         }
                     }
                     Ok(Inbound::Dtmf { dtmf }) => match dtmf.checked() {
-                        Ok(d) => call.dtmf(d),
+                        Ok(d) => keypad.press(&app, &call, &ctx, d).await,
                         Err(r) => break Some(r),
                     },
                     Ok(Inbound::Mark { mark }) => call.mark_played(&mark.name),
@@ -409,6 +415,38 @@ async fn run(mut socket: WebSocket, app: App, url_token: Admission, ctx: Context
     }
 }
 
+/// Who is calling: the customer the site's signed identity in the custom parameters
+/// (`identity`, the same token the widget takes) names, verified as in the widget; else an
+/// unverified caller known by the number they call from. An identity that does not verify
+/// refuses the stream: the site meant to say who it is.
+fn caller(app: &App, site: &str, start: &Start) -> Result<(NewCustomer, Option<String>), Refusal> {
+    if let Some(token) = start.custom.get("identity") {
+        let secret = app.sites.get(site).and_then(|s| s.identity_secret.as_ref());
+        let id = crate::auth::identity::verify(token, secret, app.clock.now()).map_err(|e| {
+            tracing::warn!(target: "deskgate::security", site, error = %e, "phone caller's identity refused");
+            policy("identity token refused")
+        })?;
+        return id
+            .customer(site)
+            .map_err(|_| malformed("identity has a field too long or with control characters"));
+    }
+    let from = start
+        .custom
+        .get("from")
+        .cloned()
+        .or(start.from.clone())
+        .filter(|f| f.len() <= 32);
+    let new = NewCustomer {
+        site: site.to_string(),
+        external_id: None,
+        name: "Phone caller".into(),
+        email: None,
+        phone: from,
+        verified: false,
+    };
+    Ok((new, None))
+}
+
 type Admitted = (
     Arc<Call>,
     tokio::sync::mpsc::Receiver<CustomerOut>,
@@ -421,7 +459,6 @@ async fn admit(
     socket: &mut WebSocket,
     app: &App,
     admission: Admission,
-    ctx: &Context,
 ) -> Result<Admitted, Refusal> {
     let url_token = admission.url_token;
     let deadline = tokio::time::Instant::now() + app.config.voice.start_timeout;
@@ -488,27 +525,18 @@ async fn admit(
     if recorded || app.calls.get(&start.call).is_some() {
         return Err(policy("this call is live or recorded already"));
     }
-    let from = start
-        .custom
-        .get("from")
-        .cloned()
-        .or(start.from.clone())
-        .filter(|f| f.len() <= 32);
+    let (new, locale) = caller(app, &site, &start)?;
     let customer = app
         .store
-        .upsert_customer(
-            NewCustomer {
-                site: site.clone(),
-                external_id: None,
-                name: "Phone caller".into(),
-                email: None,
-                phone: from,
-                verified: false,
-            },
-            app.clock.now(),
-        )
+        .upsert_customer(new, app.clock.now())
         .await
         .map_err(|e| internal(&e))?;
+    if let Some(l) = &locale {
+        app.stepup
+            .remember_language(customer.id, l)
+            .await
+            .map_err(|e| internal(&e))?;
+    }
     let client_id = ClientId::parse(format!("call:{}", start.call))
         .map_err(|_| malformed("callSid must be 1-64 characters"))?;
     let text = MessageText::parse("Phone call".into()).map_err(|e| internal(&e))?;
@@ -518,7 +546,6 @@ async fn admit(
         .await
         .map_err(|e| internal(&e))?;
     let ticket = sent.appended.ticket;
-    let _ = ctx;
     let (call, out) = Call::start(app, start.call.clone(), ticket, customer.id, Rate::Hz8000)
         .await
         .map_err(|e| {

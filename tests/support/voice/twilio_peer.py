@@ -6,7 +6,11 @@ stdin. Then it streams a sine tone as base64 μ-law at 8 kHz in 20 ms frames, pa
 time, presses DTMF keys at given times, echoes every `mark` back (as Twilio does once the
 audio before it has played), and counts what the gateway sends: `media` frames (their
 frequency by zero crossings), `mark` and `clear`. At the end it sends `stop` and prints one
-JSON line with what it saw.
+JSON line with what it saw, with the sounds it got (`tones`: frequency and length; a run of
+loud 20 ms frames, or one longer media message) so the test can tell a beep from speech.
+
+While it streams, a line `keys DIGITS` on stdin presses those keys, 150 ms apart, from then
+on: the tests key in a code they read from an email only once the call is up.
 
 The audio is `--audio FILE`, raw μ-law at 8 kHz (the tests make it with sox), or else a tone
 of `--hz` computed here; `--dialect telnyx` uses Telnyx's snake_case.
@@ -20,6 +24,7 @@ import hmac
 import json
 import math
 import sys
+import threading
 import time
 
 from websockets.asyncio.client import connect
@@ -56,6 +61,20 @@ def tone_frame(hz, index, amplitude=8000, rate=8000, samples=160):
     )
 
 
+def without_gaps(samples, gap=40):
+    """The samples without the runs of `gap` or more zeros (the silence between beeps)."""
+    out, zeros = [], []
+    for x in samples:
+        if x == 0:
+            zeros.append(x)
+            continue
+        if len(zeros) < gap:
+            out.extend(zeros)
+        zeros = []
+        out.append(x)
+    return out
+
+
 def frequency(samples, rate=8000):
     ups = sum(1 for a, b in zip(samples, samples[1:]) if a < 0 <= b)
     return ups * rate / max(len(samples), 1)
@@ -72,6 +91,7 @@ async def main():
     p.add_argument("--dtmf", default="", help="digit@seconds,digit@seconds")
     p.add_argument("--dialect", default="twilio", choices=["twilio", "telnyx"])
     p.add_argument("--auth-token", default="", help="sign the upgrade with X-Twilio-Signature as Twilio does")
+    p.add_argument("--identity", default="", help="the caller's signed identity, put in the custom parameters")
     a = p.parse_args()
     tw = a.dialect == "twilio"
     seq_key = "sequenceNumber" if tw else "sequence_number"
@@ -113,8 +133,11 @@ async def main():
                 "custom_parameters": {},
                 "media_format": {"encoding": "PCMU", "sample_rate": 8000, "channels": 1},
             }
+        params = start["customParameters" if tw else "custom_parameters"]
         if a.token:
-            start["customParameters" if tw else "custom_parameters"]["token"] = a.token
+            params["token"] = a.token
+        if a.identity:
+            params["identity"] = a.identity
         await ws.send(event("start", start=start))
         print("started", flush=True)
         loop = asyncio.get_running_loop()
@@ -144,11 +167,25 @@ async def main():
                 seen["closed"] = str(ex)
 
         task = asyncio.create_task(reader())
+        t0 = time.monotonic()
+
+        def commands():
+            # A thread of its own that does not keep the peer alive once the call is over.
+            for line in sys.stdin:
+                verb, _, digits = line.strip().partition(" ")
+                if verb == "keys":
+                    loop.call_soon_threadsafe(press, digits)
+
+        def press(digits):
+            now = time.monotonic() - t0
+            keys.extend((now + 0.15 * i, d) for i, d in enumerate(digits))
+            keys.sort()
+
+        threading.Thread(target=commands, daemon=True).start()
         frames = int(a.seconds * 50)
         audio = open(a.audio, "rb").read() if a.audio else b""
         if a.audio and len(audio) < 160:
             sys.exit(f"{a.audio}: less than 20 ms of audio")
-        t0 = time.monotonic()
         for i in range(frames):
             at = i * 0.02
             while keys and keys[0][0] <= at:
@@ -173,7 +210,32 @@ async def main():
         except asyncio.TimeoutError:
             task.cancel()
     frames = seen.pop("samples")
-    loud = [f for f in frames if math.sqrt(sum(x * x for x in f) / max(len(f), 1)) > 1000]
+
+    def is_loud(f):
+        return math.sqrt(sum(x * x for x in f) / max(len(f), 1)) > 1000
+
+    loud = [f for f in frames if is_loud(f)]
+    tones, run = [], []
+
+
+    def close_run():
+        if run:
+            tone = without_gaps([x for g in run for x in g])
+            tones.append({"hz": round(frequency(tone)), "samples": sum(map(len, run))})
+            run.clear()
+
+    for f in frames:
+        if len(f) != 160:
+            # Longer than 20 ms: a sound played in one piece (the gateway's tones).
+            close_run()
+            run.append(f)
+            close_run()
+        elif is_loud(f):
+            run.append(f)
+        else:
+            close_run()
+    close_run()
+    seen["tones"] = tones
     seen["loud_frames"] = len(loud)
     seen["received_hz"] = frequency([x for f in loud for x in f]) if loud else 0.0
     print(json.dumps(seen), flush=True)

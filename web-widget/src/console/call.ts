@@ -96,6 +96,7 @@ export class CallSection {
           if (f.type === "paused") this.recording(false, f.by, f.reason);
           else if (f.type === "resumed") this.recording(true);
           else if (f.type === "dtmf") this.say.textContent = `On the call · the caller pressed ${f.digit}`;
+          else if (f.type === "keypad") this.say.textContent = `On the call · ${keypadText(f)}`;
           else if (f.type === "error") this.say.textContent = `On the call · ${f.message}`;
         },
         ended: (reason) => this.ended(reason),
@@ -117,5 +118,29 @@ export class CallSection {
     this.join.hidden = true;
     // The customer may still be on it (the agent left, or their socket dropped).
     void this.check();
+  }
+}
+
+/** What the caller's code entry on their keypad came to; the console never sees the digits. */
+export function keypadText(f: { keys?: number; result?: string; attempts_left?: number }): string {
+  switch (f.result) {
+    case undefined:
+      return `the caller is keying in the code ${"●".repeat(f.keys ?? 0)}`;
+    case "approved":
+      return "the code the caller keyed in verified them";
+    case "wrong":
+      return `the code the caller keyed in is wrong (${f.attempts_left ?? 0} attempts left)`;
+    case "max_attempts":
+      return "the caller keyed in too many wrong codes; ask for a new verification";
+    case "incomplete":
+      return "the caller pressed # before six digits; they key the code again";
+    case "cleared":
+      return "the caller pressed * and keys the code again";
+    case "not_pending":
+      return "the verification the caller answered has ended; ask for a new one";
+    case "locked":
+      return "verification is locked for this customer today";
+    default:
+      return "the keyed code could not be checked; the caller keys it again";
   }
 }

@@ -21,7 +21,7 @@ export interface LegStats {
 export interface LegHandlers {
   /** The gateway's `started` frame (the call id, ticket, rate, recording state). */
   started(f: Record<string, any>): void;
-  /** Any other control frame: `paused`, `resumed`, `dtmf`, `mark`, `clear`, `error`. */
+  /** Any other control frame: `paused`, `resumed`, `dtmf`, `keypad`, `mark`, `clear`, `error`. */
   event(f: Record<string, any>): void;
   /** The leg is over: the call ended, or the socket closed (with the gateway's reason). */
   ended(reason: string): void;
