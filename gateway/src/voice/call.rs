@@ -3,10 +3,11 @@
 //! The phone leg ([`super::twilio`]) starts a call: a ticket of kind `call` in the queue and a
 //! recording. The agent who claimed the ticket joins with [`super::pcm`]. Each leg hands its
 //! frames straight to the other leg's bounded queue (the live relay) and, unless the recording
-//! is paused, to the recorder task. The recorder ticks every 20 ms on tokio's monotonic clock
-//! and takes one frame per channel per tick, silence where a leg had none, so both channels
-//! stay on one timeline whatever each leg's jitter. While paused, no audio is handed to the
-//! recorder at all and it writes silence on both channels.
+//! is paused, to the call's lanes for the recorder task: a queue per channel behind a lock,
+//! which wakes no task. The recorder ticks every 20 ms on tokio's monotonic clock and takes
+//! one frame per channel per tick, silence where a leg had none, so both channels stay on one
+//! timeline whatever each leg's jitter. While paused, no audio is handed to the recorder at
+//! all and it writes silence on both channels.
 
 use super::media::Rate;
 use super::recording::{self, Manifest, Writer};
@@ -44,12 +45,30 @@ pub enum AgentOut {
     Ended,
 }
 
+/// What the recorder's channel carries: the rare events. Audio goes through [`Lanes`].
 enum Cmd {
-    Customer(Vec<i16>),
-    Agent(Vec<i16>),
     Pause(String),
     Resume(String),
     End,
+}
+
+/// The frames each leg handed to the recorder that it has not taken yet, at most
+/// [`super::LEG_QUEUE`] per channel (the oldest go first).
+#[derive(Default)]
+struct Lanes {
+    customer: VecDeque<Vec<i16>>,
+    agent: VecDeque<Vec<i16>>,
+}
+
+impl Lanes {
+    fn is_empty(&self) -> bool {
+        self.customer.is_empty() && self.agent.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.customer.clear();
+        self.agent.clear();
+    }
 }
 
 struct AgentLeg {
@@ -81,6 +100,7 @@ pub struct Call {
     /// The recording's (and the phone leg's) rate.
     pub rate: Rate,
     cmds: mpsc::Sender<Cmd>,
+    lanes: Mutex<Lanes>,
     to_customer: mpsc::Sender<CustomerOut>,
     agent: Mutex<Option<AgentLeg>>,
     legs: std::sync::atomic::AtomicU64,
@@ -157,7 +177,7 @@ impl Call {
             .create_recording(ticket, &id, rate.hz(), now)
             .await?;
         let writer = Writer::create(&super::recordings_dir(&app.config), recording, rate, &key)?;
-        let (cmds, cmd_rx) = mpsc::channel(4 * super::LEG_QUEUE + 16);
+        let (cmds, cmd_rx) = mpsc::channel(16);
         let (to_customer, customer_rx) = mpsc::channel(super::LEG_QUEUE);
         let call = Arc::new(Call {
             id,
@@ -166,6 +186,7 @@ impl Call {
             recording,
             rate,
             cmds,
+            lanes: Mutex::default(),
             to_customer,
             agent: Mutex::new(None),
             legs: Default::default(),
@@ -181,8 +202,6 @@ impl Call {
             call: call.clone(),
             writer,
             key,
-            customer: VecDeque::new(),
-            agent: VecDeque::new(),
             paused_at: None,
         };
         app.tracker.spawn(rec.run(cmd_rx));
@@ -236,7 +255,7 @@ impl Call {
     /// 20 ms of the caller at the call's rate.
     pub fn from_customer(&self, frame: Vec<i16>) {
         if !self.is_paused() {
-            let _ = self.cmds.try_send(Cmd::Customer(frame.clone()));
+            push_capped(&mut lock(&self.lanes).customer, frame.clone());
         }
         self.to_agent(AgentOut::Audio(frame));
     }
@@ -244,7 +263,7 @@ impl Call {
     /// 20 ms of the agent at the call's rate.
     pub fn from_agent(&self, frame: Vec<i16>) {
         if !self.is_paused() {
-            let _ = self.cmds.try_send(Cmd::Agent(frame.clone()));
+            push_capped(&mut lock(&self.lanes).agent, frame.clone());
         }
         let _ = self.to_customer.try_send(CustomerOut::Media(frame));
     }
@@ -396,8 +415,6 @@ struct Recorder {
     call: Arc<Call>,
     writer: Writer,
     key: Arc<DataKey>,
-    customer: VecDeque<Vec<i16>>,
-    agent: VecDeque<Vec<i16>>,
     /// The frame the current pause began at.
     paused_at: Option<u64>,
 }
@@ -430,11 +447,8 @@ impl Recorder {
                     }
                 }
                 cmd = cmds.recv() => match cmd {
-                    Some(Cmd::Customer(f)) => push_capped(&mut self.customer, f),
-                    Some(Cmd::Agent(f)) => push_capped(&mut self.agent, f),
                     Some(Cmd::Pause(by)) => {
-                        self.customer.clear();
-                        self.agent.clear();
+                        lock(&self.call.lanes).clear();
                         self.writer.pause(by);
                         self.paused_at = Some(self.writer.frames());
                     }
@@ -462,8 +476,10 @@ impl Recorder {
         // Silent from the moment the pause is asked for until the manifest says it ended, so
         // every frame inside a recorded pause interval is silence.
         let paused = self.call.is_paused() || self.paused_at.is_some();
-        let c = self.customer.pop_front();
-        let a = self.agent.pop_front();
+        let (c, a) = {
+            let mut lanes = lock(&self.call.lanes);
+            (lanes.customer.pop_front(), lanes.agent.pop_front())
+        };
         let (c, a) = if paused { (None, None) } else { (c, a) };
         if self.writer.push(c.as_deref(), a.as_deref())? {
             self.save(RecordingState::Recording, None).await?;
@@ -489,7 +505,7 @@ impl Recorder {
 
     async fn finish(&mut self) -> anyhow::Result<()> {
         // What the legs handed over before the end is written too.
-        while !self.customer.is_empty() || !self.agent.is_empty() {
+        while !lock(&self.call.lanes).is_empty() {
             self.tick().await?;
         }
         self.writer.finish()?;
