@@ -1433,19 +1433,24 @@ async fn keypad_result(events: &mut tokio::sync::mpsc::UnboundedReceiver<Value>)
 /// the log or the disk; the agent is told how many were pressed and the outcome, the caller
 /// hears a low tone for a wrong code and two beeps for the right one, and while the caller
 /// keys in, their audio reaches the agent and the recording as silence. `*` starts again.
-/// Then the agent may perform the action.
+/// Then the agent may perform the action. Codes keyed in count against the customer's rate
+/// limit as the widget's do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_phone_caller_keys_in_the_emailed_code_and_the_agent_never_hears_it() {
     let logs = deskgate_tests::LogCapture::install();
     let smtp = deskgate_tests::smtp::SmtpServer::start().await;
-    let app = TestApp::builder().smtp(&smtp).start().await;
+    let app = TestApp::builder()
+        .smtp(&smtp)
+        .limits(|l| l.rates.verify_per_visitor = deskgate::limits::Rate::new(2, 600))
+        .start()
+        .await;
     let agent = app.agent("grace").await;
     let call = "CA5ec0de";
     let token = media_token(&app, call);
     let identity = app.sign_identity(
         json!({"sub": "cust-7", "name": "Ada Lovelace", "email": "ada@example.com"}),
     );
-    let audio = sox_tone(&app, 440, 9.0);
+    let audio = sox_tone(&app, 440, 12.0);
     let mut peer = Peer::start(&[
         "--url",
         &ws_url(&app, "/media/twilio"),
@@ -1458,7 +1463,7 @@ async fn a_phone_caller_keys_in_the_emailed_code_and_the_agent_never_hears_it() 
         "--audio",
         &audio,
         "--seconds",
-        "9",
+        "12",
     ])
     .await;
 
@@ -1537,6 +1542,16 @@ async fn a_phone_caller_keys_in_the_emailed_code_and_the_agent_never_hears_it() 
         )
         .await;
     assert_eq!(s, 201, "{done}");
+    // A third code is past the customer's limit of two (as in the widget): not checked.
+    let asked = desk
+        .request(
+            json!({"type": "request_verification", "ticket": ticket, "action": "change_email"}),
+        )
+        .await;
+    assert_eq!(asked["type"], "ok", "{asked}");
+    let third = deskgate_tests::smtp::code_in(&smtp.wait_for(2).await[1]);
+    peer.say(&format!("keys {third}")).await;
+    assert_eq!(keypad_result(&mut events).await["result"], "rate_limited");
 
     let seen = peer.seen().await;
     let (heard, all) = listener.await.unwrap();
@@ -1554,19 +1569,21 @@ async fn a_phone_caller_keys_in_the_emailed_code_and_the_agent_never_hears_it() 
         .collect();
     assert_eq!(
         counts,
-        [1, 2, 3, 4, 5, 0, 1, 0, 1, 2, 3, 4, 5, 0],
+        [1, 2, 3, 4, 5, 0, 1, 0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5, 0],
         "{all:?}"
     );
-    // The caller heard a low tone for the wrong code, two beeps for the right one.
+    // The caller heard a low tone for the wrong code, two beeps for the right one, a low
+    // tone for the one past the limit.
     let tones: Vec<(f64, u64)> = seen["tones"]
         .as_array()
         .unwrap()
         .iter()
         .map(|t| (t["hz"].as_f64().unwrap(), t["samples"].as_u64().unwrap()))
         .collect();
-    assert_eq!(tones.len(), 2, "{seen}");
+    assert_eq!(tones.len(), 3, "{seen}");
     assert!((tones[0].0 - 400.0).abs() < 40.0, "{tones:?}");
     assert!((tones[1].0 - 1400.0).abs() < 100.0, "{tones:?}");
+    assert!((tones[2].0 - 400.0).abs() < 40.0, "{tones:?}");
     // Each entry of six keys, 150 ms apart, is a second of silence for the agent.
     assert!(
         heard.iter().filter(|x| x.abs() > 1000.0).count() > 8000 * 3,
@@ -1590,11 +1607,12 @@ async fn a_phone_caller_keys_in_the_emailed_code_and_the_agent_never_hears_it() 
             ("verification_failed", "customer"),
             ("verification_passed", "customer"),
             ("sensitive_action", "agent"),
+            ("verification_sent", "agent"),
         ],
         "{trail:?}"
     );
     let text = logs.text();
-    for c in [&code, &wrong] {
+    for c in [&code, &wrong, &third] {
         assert!(
             !deskgate_tests::contains_number(text.as_bytes(), c),
             "a keyed code in the log"

@@ -3,7 +3,7 @@
 //! phone's keypad are the code.
 //!
 //! Six digits are checked as the widget's `verify` frame would be (the same attempts, daily
-//! cap and audit); `#` checks what was keyed so far, `*` starts again, and a pause of more
+//! cap, rate limit per customer and audit); `#` checks what was keyed so far, `*` starts again, and a pause of more
 //! than [`KEY_GAP`] between keys drops what was keyed. The digits go nowhere but the check:
 //! not to the agent (who is told how many keys were pressed and the outcome), not to the log,
 //! not to the store. From the first key until the entry ends, the caller's audio reaches the
@@ -62,6 +62,8 @@ pub enum Outcome {
     Locked,
     /// The store could not be reached: nothing was checked, the caller keys the code again.
     Unavailable,
+    /// Past `verify_per_visitor`, the same limit as the widget's: nothing was checked.
+    RateLimited,
 }
 
 impl Outcome {
@@ -75,6 +77,7 @@ impl Outcome {
             Outcome::NotPending => "not_pending",
             Outcome::Locked => "locked",
             Outcome::Unavailable => "unavailable",
+            Outcome::RateLimited => "rate_limited",
         };
         let mut v = json!({"type": "keypad", "keys": 0, "result": result});
         if let Outcome::Wrong { attempts_left } = self {
@@ -177,6 +180,19 @@ impl Keypad {
         else {
             return Outcome::Unavailable;
         };
+        // Codes keyed in count against the customer's limit as the widget's do. The limit per
+        // address is not applied: the address is the provider's, shared by every call.
+        let rule = crate::limits::Rule::VerifyPerVisitor;
+        let key = customer.id.0.to_string();
+        if app
+            .limiter
+            .check(rule, &key, app.clock.now())
+            .await
+            .is_err()
+        {
+            tracing::info!(target: "deskgate::security", call = %call.id, rule = rule.as_str(), "rate limited");
+            return Outcome::RateLimited;
+        }
         let code = SecretString::from(self.digits.as_str());
         match app.stepup.check(ctx, &customer, challenge, &code).await {
             Ok(r) => match r.state {

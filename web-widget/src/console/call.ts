@@ -140,6 +140,8 @@ export function keypadText(f: { keys?: number; result?: string; attempts_left?: 
       return "the verification the caller answered has ended; ask for a new one";
     case "locked":
       return "verification is locked for this customer today";
+    case "rate_limited":
+      return "the caller keyed in too many codes in a short time; they try again later";
     default:
       return "the keyed code could not be checked; the caller keys it again";
   }
