@@ -1395,6 +1395,132 @@ async fn a_stream_signed_by_twilio_is_admitted_without_a_media_token() {
     );
 }
 
+/// A call from a caller the site identified (Ada, cust-7, ada@example.com), claimed and joined
+/// by `agent`, whose leg listens (and says nothing, so all the caller hears is the gateway's
+/// tones). The peer streams `seconds` of 440 Hz once told `go`.
+struct IdentifiedCall {
+    peer: Peer,
+    ticket: i64,
+    desk: deskgate_tests::WsClient,
+    recording: i64,
+    /// The agent leg's control events, as they arrive.
+    events: tokio::sync::mpsc::UnboundedReceiver<Value>,
+    /// At the end of the call: what the agent heard, and every control event.
+    listener: tokio::task::JoinHandle<(Vec<f64>, Vec<Value>)>,
+}
+
+async fn identified_call(app: &TestApp, agent: &Staff, call: &str, seconds: f64) -> IdentifiedCall {
+    let token = media_token(app, call);
+    let identity = app.sign_identity(
+        json!({"sub": "cust-7", "name": "Ada Lovelace", "email": "ada@example.com"}),
+    );
+    let audio = sox_tone(app, 440, seconds);
+    let seconds = seconds.to_string();
+    let peer = Peer::start(&[
+        "--url",
+        &ws_url(app, "/media/twilio"),
+        "--token",
+        &token,
+        "--identity",
+        &identity,
+        "--call",
+        call,
+        "--audio",
+        &audio,
+        "--seconds",
+        &seconds,
+    ])
+    .await;
+
+    // The call's ticket is the identified customer's.
+    let t = call_ticket(app, agent, call).await;
+    let ticket = t["id"].as_i64().unwrap();
+    assert_eq!(t["customer"]["verified"], true, "{t}");
+    let (mut desk, _) = app.agent_ws(agent).await;
+    let ok = desk
+        .request(json!({"type": "claim", "ticket": ticket}))
+        .await;
+    assert_eq!(ok["type"], "ok", "{ok}");
+    let mut leg = pcm_leg(
+        app,
+        json!({"type": "start", "token": agent.token, "call": call, "codec": "pcm16", "rate": 8000}),
+        None,
+    )
+    .await;
+    assert_eq!(first_text(&mut leg).await["type"], "started");
+    let (_, c) = app
+        .get(&format!("/api/calls/{call}"), Some(&agent.token))
+        .await;
+    let recording = c["recording"].as_i64().unwrap();
+    let (events_tx, events) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let listener = tokio::spawn(async move {
+        let mut heard = Vec::new();
+        let mut all = Vec::new();
+        while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(15), leg.next()).await
+        {
+            match m {
+                Message::Binary(b) => heard.extend(samples(&b)),
+                Message::Text(t) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    let _ = events_tx.send(v.clone());
+                    all.push(v.clone());
+                    if v["type"] == "ended" {
+                        break;
+                    }
+                }
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+        (heard, all)
+    });
+    IdentifiedCall {
+        peer,
+        ticket,
+        desk,
+        recording,
+        events,
+        listener,
+    }
+}
+
+/// With its verification store down (Redis, killed), the gateway cannot say whether a key is
+/// part of a code: each key goes nowhere, the agent is told `unavailable` and never the digit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_callers_keys_go_nowhere_while_the_verification_store_is_down() {
+    let smtp = deskgate_tests::smtp::SmtpServer::start().await;
+    let app = TestApp::builder().smtp(&smtp).redis().start().await;
+    let agent = app.agent("grace").await;
+    let IdentifiedCall {
+        mut peer,
+        ticket,
+        mut desk,
+        mut events,
+        listener,
+        ..
+    } = identified_call(&app, &agent, "CAdeadredis", 4.0).await;
+    peer.say("go").await;
+    let asked = desk
+        .request(
+            json!({"type": "request_verification", "ticket": ticket, "action": "change_address"}),
+        )
+        .await;
+    assert_eq!(asked["type"], "ok", "{asked}");
+    smtp.wait_for(1).await;
+    app.redis.as_ref().unwrap().lock().unwrap().kill();
+    peer.say("keys 73").await;
+    for _ in 0..2 {
+        assert_eq!(keypad_result(&mut events).await["result"], "unavailable");
+    }
+    peer.seen().await;
+    let (_, all) = listener.await.unwrap();
+    assert!(
+        !all.iter()
+            .any(|e| e["type"] == "dtmf" || e.get("digit").is_some()),
+        "{all:?}"
+    );
+}
+
 /// The longest run of silent frames of `frame` samples (all below 100) in `s` between its first
 /// and its last loud sample: a gap inside the audio, not the quiet before or after it.
 fn longest_gap(s: &[f64], frame: usize) -> usize {
@@ -1445,74 +1571,14 @@ async fn a_phone_caller_keys_in_the_emailed_code_and_the_agent_never_hears_it() 
         .start()
         .await;
     let agent = app.agent("grace").await;
-    let call = "CA5ec0de";
-    let token = media_token(&app, call);
-    let identity = app.sign_identity(
-        json!({"sub": "cust-7", "name": "Ada Lovelace", "email": "ada@example.com"}),
-    );
-    let audio = sox_tone(&app, 440, 12.0);
-    let mut peer = Peer::start(&[
-        "--url",
-        &ws_url(&app, "/media/twilio"),
-        "--token",
-        &token,
-        "--identity",
-        &identity,
-        "--call",
-        call,
-        "--audio",
-        &audio,
-        "--seconds",
-        "12",
-    ])
-    .await;
-
-    // The call's ticket is the identified customer's.
-    let t = call_ticket(&app, &agent, call).await;
-    let ticket = t["id"].as_i64().unwrap();
-    assert_eq!(t["customer"]["verified"], true, "{t}");
-    let (mut desk, _) = app.agent_ws(&agent).await;
-    let ok = desk
-        .request(json!({"type": "claim", "ticket": ticket}))
-        .await;
-    assert_eq!(ok["type"], "ok", "{ok}");
-    let mut leg = pcm_leg(
-        &app,
-        json!({"type": "start", "token": agent.token, "call": call, "codec": "pcm16", "rate": 8000}),
-        None,
-    )
-    .await;
-    assert_eq!(first_text(&mut leg).await["type"], "started");
-    let recording = {
-        let (_, c) = app
-            .get(&format!("/api/calls/{call}"), Some(&agent.token))
-            .await;
-        c["recording"].as_i64().unwrap()
-    };
-    // The agent listens (and says nothing, so all the caller hears is the gateway's tones);
-    // the control events come to the test as they arrive.
-    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel::<Value>();
-    let listener = tokio::spawn(async move {
-        let mut heard = Vec::new();
-        let mut all = Vec::new();
-        while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(15), leg.next()).await
-        {
-            match m {
-                Message::Binary(b) => heard.extend(samples(&b)),
-                Message::Text(t) => {
-                    let v: Value = serde_json::from_str(&t).unwrap();
-                    let _ = events_tx.send(v.clone());
-                    all.push(v.clone());
-                    if v["type"] == "ended" {
-                        break;
-                    }
-                }
-                Message::Close(_) => break,
-                _ => {}
-            }
-        }
-        (heard, all)
-    });
+    let IdentifiedCall {
+        mut peer,
+        ticket,
+        mut desk,
+        recording,
+        mut events,
+        listener,
+    } = identified_call(&app, &agent, "CA5ec0de", 12.0).await;
     peer.say("go").await;
 
     let asked = desk
