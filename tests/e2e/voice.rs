@@ -1484,6 +1484,22 @@ async fn identified_call(app: &TestApp, agent: &Staff, call: &str, seconds: f64)
     }
 }
 
+/// The agent asks for a verification of the ticket's customer for `action`; the code, read
+/// from the email that `smtp` receives.
+async fn emailed_code(
+    desk: &mut deskgate_tests::WsClient,
+    smtp: &deskgate_tests::smtp::SmtpServer,
+    ticket: i64,
+    action: &str,
+) -> String {
+    let sent = smtp.mails().len();
+    let asked = desk
+        .request(json!({"type": "request_verification", "ticket": ticket, "action": action}))
+        .await;
+    assert_eq!(asked["type"], "ok", "{asked}");
+    deskgate_tests::smtp::code_in(&smtp.wait_for(sent + 1).await[sent])
+}
+
 /// With its verification store down (Redis, killed), the gateway cannot say whether a key is
 /// part of a code: each key goes nowhere, the agent is told `unavailable` and never the digit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1500,13 +1516,7 @@ async fn a_phone_callers_keys_go_nowhere_while_the_verification_store_is_down() 
         ..
     } = identified_call(&app, &agent, "CAdeadredis", 4.0).await;
     peer.say("go").await;
-    let asked = desk
-        .request(
-            json!({"type": "request_verification", "ticket": ticket, "action": "change_address"}),
-        )
-        .await;
-    assert_eq!(asked["type"], "ok", "{asked}");
-    smtp.wait_for(1).await;
+    emailed_code(&mut desk, &smtp, ticket, "change_address").await;
     app.redis.as_ref().unwrap().lock().unwrap().kill();
     peer.say("keys 73").await;
     for _ in 0..2 {
@@ -1581,13 +1591,7 @@ async fn a_phone_caller_keys_in_the_emailed_code_and_the_agent_never_hears_it() 
     } = identified_call(&app, &agent, "CA5ec0de", 12.0).await;
     peer.say("go").await;
 
-    let asked = desk
-        .request(
-            json!({"type": "request_verification", "ticket": ticket, "action": "change_address"}),
-        )
-        .await;
-    assert_eq!(asked["type"], "ok", "{asked}");
-    let code = deskgate_tests::smtp::code_in(&smtp.wait_for(1).await[0]);
+    let code = emailed_code(&mut desk, &smtp, ticket, "change_address").await;
     let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
 
     // A wrong code: counted like one typed in the widget.
@@ -1609,13 +1613,7 @@ async fn a_phone_caller_keys_in_the_emailed_code_and_the_agent_never_hears_it() 
         .await;
     assert_eq!(s, 201, "{done}");
     // A third code is past the customer's limit of two (as in the widget): not checked.
-    let asked = desk
-        .request(
-            json!({"type": "request_verification", "ticket": ticket, "action": "change_email"}),
-        )
-        .await;
-    assert_eq!(asked["type"], "ok", "{asked}");
-    let third = deskgate_tests::smtp::code_in(&smtp.wait_for(2).await[1]);
+    let third = emailed_code(&mut desk, &smtp, ticket, "change_email").await;
     peer.say(&format!("keys {third}")).await;
     assert_eq!(keypad_result(&mut events).await["result"], "rate_limited");
 

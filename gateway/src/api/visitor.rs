@@ -53,8 +53,10 @@ pub struct VisitorCreated {
     pub customer: VisitorCustomer,
 }
 
-fn clean(field: &'static str, v: Option<String>, max: usize) -> ApiResult<Option<String>> {
-    identity::clean(field, v, max).map_err(|e| ApiError::Invalid(e.to_string()))
+impl From<identity::FieldError> for ApiError {
+    fn from(e: identity::FieldError) -> Self {
+        ApiError::Invalid(e.to_string())
+    }
 }
 
 /// Start a customer session.
@@ -89,7 +91,7 @@ pub async fn create(
     }
     let cors = cors_headers(&headers);
     let now = app.clock.now();
-    let lang = clean("lang", req.lang, 35)?;
+    let lang = identity::clean("lang", req.lang, 35)?;
     if lang
         .as_deref()
         .is_some_and(|l| !verify::template::is_language_tag(l))
@@ -105,9 +107,7 @@ pub async fn create(
                 tracing::info!(site = %site.key, error = %e, "identity token refused");
                 ApiError::Unauthenticated
             })?;
-            let (customer, locale) = id
-                .customer(&site.key)
-                .map_err(|e| ApiError::Invalid(e.to_string()))?;
+            let (customer, locale) = id.customer(&site.key)?;
             // What the site signed wins over what the widget guessed, if it has a text.
             if locale.is_some() {
                 language = locale;
@@ -117,8 +117,8 @@ pub async fn create(
         None => NewCustomer {
             site: site.key.clone(),
             external_id: None,
-            name: clean("name", req.name, 120)?.unwrap_or_else(|| "Visitor".into()),
-            email: clean("email", req.email, 254)?,
+            name: identity::clean("name", req.name, 120)?.unwrap_or_else(|| "Visitor".into()),
+            email: identity::clean("email", req.email, 254)?,
             phone: None,
             verified: false,
         },

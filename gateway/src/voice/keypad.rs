@@ -3,10 +3,10 @@
 //! phone's keypad are the code.
 //!
 //! Six digits are checked as the widget's `verify` frame would be (the same attempts, daily
-//! cap, rate limit per customer and audit); `#` checks what was keyed so far, `*` starts again, and a pause of more
-//! than [`KEY_GAP`] between keys drops what was keyed. The digits go nowhere but the check:
-//! not to the agent (who is told how many keys were pressed and the outcome), not to the log,
-//! not to the store. From the first key until the entry ends, the caller's audio reaches the
+//! cap, rate limit per customer and audit); `#` checks what was keyed so far, `*` starts
+//! again, and a pause of more than [`KEY_GAP`] between keys drops what was keyed. The digits
+//! go nowhere but the check: not to the agent (who is told how many keys were pressed and the
+//! outcome), not to the log, not to the store. From the first key until the entry ends, the caller's audio reaches the
 //! agent and the recording as silence, so the keys' tones are neither heard nor recorded.
 //! The caller hears two short high beeps for a code that verified them and one low tone for
 //! one that did not.

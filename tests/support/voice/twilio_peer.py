@@ -217,7 +217,6 @@ async def main():
     loud = [f for f in frames if is_loud(f)]
     tones, run = [], []
 
-
     def close_run():
         if run:
             tone = without_gaps([x for g in run for x in g])
