@@ -145,6 +145,7 @@ impl App {
             metrics.clone(),
             auditor.clone(),
         ));
+        let calls = Arc::new(crate::voice::Calls::new(redis.clone()));
         let limiter = Arc::new(match redis {
             Some(conn) => crate::limits::Limiter::with_redis(config.limits.clone(), conn),
             None => crate::limits::Limiter::new(config.limits.clone()),
@@ -165,7 +166,7 @@ impl App {
             auditor,
             vault,
             offline_replies: Default::default(),
-            calls: Default::default(),
+            calls,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             limiter,

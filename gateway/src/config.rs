@@ -29,6 +29,12 @@ pub struct ServeArgs {
     #[arg(long, env = "DESKGATE_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
 
+    /// URL the other nodes reach this one at, to relay a call's agent leg and call requests
+    /// to the node holding the call: `http://10.0.0.5:8080` (plain HTTP on the nodes' own
+    /// network) [default: http://<listen> when it names one address and TLS is off]
+    #[arg(long, env = "DESKGATE_NODE_URL", value_name = "URL")]
+    pub node_url: Option<String>,
+
     /// Log filter, in tracing's EnvFilter syntax [default: info]
     #[arg(long, env = "DESKGATE_LOG", value_name = "FILTER")]
     pub log: Option<String>,
@@ -266,6 +272,7 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     data: Option<PathBuf>,
     public_url: Option<String>,
+    node_url: Option<String>,
     log: Option<String>,
     log_format: Option<LogFormat>,
     max_frame_bytes: Option<usize>,
@@ -342,6 +349,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data: PathBuf,
     pub public_url: Option<String>,
+    /// Where the other nodes reach this one; `None`: from the listen address.
+    pub node_url: Option<String>,
     pub log: String,
     pub log_format: LogFormat,
     pub ws: WsConfig,
@@ -449,6 +458,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data: PathBuf::from("./deskgate-data"),
             public_url: None,
+            node_url: None,
             log: "info".into(),
             log_format: LogFormat::Text,
             ws: WsConfig {
@@ -629,6 +639,16 @@ impl Config {
             })?;
             c.trusted_proxies.push(net);
         }
+        c.node_url =
+            match args.node_url.clone().or(file.node_url) {
+                Some(url) => Some(node_url(&url, c.tls.is_some()).map_err(|message| {
+                    ConfigError::Invalid {
+                        key: "node_url",
+                        message,
+                    }
+                })?),
+                None => None,
+            };
         if let Some(rates) = file.limits {
             c.limits.rates =
                 rates
@@ -781,6 +801,19 @@ impl Config {
         Ok(())
     }
 
+    /// Where the other nodes reach this one, to relay calls: `node_url`, else the listen
+    /// address when it names one (not 0.0.0.0) and the node speaks plain HTTP; `None`: calls
+    /// held here are not offered to other nodes.
+    pub fn node_base(&self, bound: SocketAddr) -> Option<String> {
+        match &self.node_url {
+            Some(u) => Some(u.clone()),
+            None if self.tls.is_none() && !bound.ip().is_unspecified() => {
+                Some(format!("http://{bound}"))
+            }
+            None => None,
+        }
+    }
+
     /// The base URL printed for people: `public_url`, else derived from the listen address.
     pub fn base_url(&self, bound: SocketAddr) -> String {
         match &self.public_url {
@@ -788,6 +821,26 @@ impl Config {
             None => format!("http://{bound}"),
         }
     }
+}
+
+/// Checks `node_url`: plain HTTP to a host and port, without a path. Calls are relayed on the
+/// nodes' own network; a node that serves TLS itself has no plain listener to be reached at.
+fn node_url(url: &str, tls: bool) -> Result<String, String> {
+    if tls {
+        return Err(
+            "a node that serves TLS itself cannot be reached by the others in plain HTTP; \
+                    terminate TLS at the load balancer to relay calls between nodes"
+                .into(),
+        );
+    }
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("`{url}`: {e}"))?;
+    if parsed.scheme() != "http" || parsed.host().is_none() {
+        return Err(format!("`{url}` must be http://host:port"));
+    }
+    if parsed.path() != "/" || parsed.query().is_some() || !parsed.username().is_empty() {
+        return Err(format!("`{url}` must be http://host:port, without a path"));
+    }
+    Ok(url.trim_end_matches('/').to_string())
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -942,6 +995,42 @@ mod tests {
             ..Default::default()
         };
         assert!(Config::load(&args).is_err());
+    }
+
+    #[test]
+    fn a_node_url_is_plain_http_to_a_host() {
+        let load = |toml: &str| {
+            let f = write(toml);
+            let args = ServeArgs {
+                config: Some(f.path().into()),
+                ..Default::default()
+            };
+            Config::load(&args).map_err(|e| e.to_string())
+        };
+        let c = load("node_url = \"http://10.0.0.5:8080/\"\n").unwrap();
+        assert_eq!(c.node_url.as_deref(), Some("http://10.0.0.5:8080"));
+        let bound: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert_eq!(c.node_base(bound).as_deref(), Some("http://10.0.0.5:8080"));
+        // Without one: the listen address when it names one.
+        let c = load("").unwrap();
+        assert_eq!(c.node_base(bound), None);
+        let one: SocketAddr = "10.0.0.5:8080".parse().unwrap();
+        assert_eq!(c.node_base(one).as_deref(), Some("http://10.0.0.5:8080"));
+        for bad in [
+            "https://10.0.0.5",
+            "http://10.0.0.5/deskgate",
+            "ftp://x",
+            "nonsense",
+        ] {
+            let err = load(&format!("node_url = \"{bad}\"\n")).unwrap_err();
+            assert!(err.contains("node_url"), "{bad}: {err}");
+        }
+        let err = load(
+            "tls_cert = \"/etc/tls/c.pem\"\ntls_key = \"/etc/tls/k.pem\"\n\
+             node_url = \"http://10.0.0.5:8080\"\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("load balancer"), "{err}");
     }
 
     #[test]

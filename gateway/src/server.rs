@@ -124,6 +124,10 @@ pub fn router(app: App) -> Router {
         )
         .route("/api/calls/{id}/pause", post(api::calls::pause))
         .route("/api/calls/{id}/resume", post(api::calls::resume))
+        .route(
+            "/internal/calls/{id}/verification-pause",
+            post(crate::voice::relay::verification_pause),
+        )
         .route("/api/recordings/{id}", get(api::calls::recording))
         .route("/api/grants/{id}/recording", get(api::grants::recording))
         .merge(crate::web::routes())
@@ -204,6 +208,14 @@ pub async fn run(listener: TcpListener, app: App) -> std::io::Result<()> {
         None => None,
     };
     crate::desk::spawn_assigner(app.desk.clone(), app.shutdown.clone());
+    if let Some(url) = listener
+        .local_addr()
+        .ok()
+        .and_then(|bound| app.config.node_base(bound))
+    {
+        app.calls.directory.set_node(url);
+    }
+    crate::voice::directory::Directory::spawn_refresh(app.calls.clone(), app.shutdown.clone());
     spawn_sweeper(app.clone());
     let shutdown = app.shutdown.clone();
     let tracker = app.tracker.clone();
@@ -211,6 +223,7 @@ pub async fn run(listener: TcpListener, app: App) -> std::io::Result<()> {
     let deadline = app.config.drain_deadline;
     let limits = app.config.limits.clone();
     let proxies = std::sync::Arc::new(app.config.trusted_proxies.clone());
+    let vault = app.vault.clone();
     let service = router(app);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -236,11 +249,22 @@ pub async fn run(listener: TcpListener, app: App) -> std::io::Result<()> {
         let _ = stream.set_nodelay(true);
         let router = service.clone();
         let proxies = proxies.clone();
-        // The client's address is kept in audit entries and counted by per-IP limits.
+        let vault = vault.clone();
+        // The client's address is kept in audit entries and counted by per-IP limits. A
+        // request another node relayed (a call held here) names its client under a MAC.
         let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            let client = crate::proxy::client_ip(peer.ip(), req.headers(), &proxies);
+            let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            let relayed =
+                crate::voice::relay::check(&vault, req.headers(), req.method().as_str(), path);
+            let client = match relayed {
+                Some(r) => r.client,
+                None => crate::proxy::client_ip(peer.ip(), req.headers(), &proxies),
+            };
             req.extensions_mut().insert(ConnectInfo(peer));
             req.extensions_mut().insert(crate::proxy::ClientIp(client));
+            if let Some(r) = relayed {
+                req.extensions_mut().insert(r);
+            }
             router.clone().oneshot(req)
         });
         let builder = builder.clone();

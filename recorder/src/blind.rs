@@ -21,6 +21,22 @@ pub fn blind_index(ring: &Keyring, field: &str, normalised: &str) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// The HMAC by which one gateway node vouches for a request it relays to another: both hold
+/// the keyring, nobody else does. Keyed as the blind index is, under a label of its own, so
+/// neither value can stand for the other. The parts are joined with NUL, which none of them
+/// holds.
+pub fn node_mac(ring: &Keyring, parts: &[&str]) -> [u8; 32] {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(ring.index_key().expose()) else {
+        return [0u8; 32];
+    };
+    mac.update(b"deskgate/node-relay/v1");
+    for part in parts {
+        mac.update(b"\0");
+        mac.update(part.as_bytes());
+    }
+    mac.finalize().into_bytes().into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -36,6 +52,20 @@ mod tests {
             a,
             blind_index(&Keyring::generate(0), "email", "a@example.com")
         );
+    }
+
+    #[test]
+    fn a_node_mac_is_bound_to_each_part_and_to_its_label() {
+        let ring = Keyring::generate(0);
+        let m = node_mac(&ring, &["1700000000", "GET", "/media/pcm"]);
+        assert_eq!(m, node_mac(&ring, &["1700000000", "GET", "/media/pcm"]));
+        assert_ne!(m, node_mac(&ring, &["1700000001", "GET", "/media/pcm"]));
+        assert_ne!(m, node_mac(&ring, &["1700000000", "GET/media/pcm"]));
+        assert_ne!(
+            m,
+            node_mac(&Keyring::generate(0), &["1700000000", "GET", "/media/pcm"])
+        );
+        assert_ne!(m, blind_index(&ring, "1700000000", "GET"));
     }
 
     #[test]

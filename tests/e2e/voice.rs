@@ -1689,3 +1689,302 @@ async fn a_phone_caller_keys_in_the_emailed_code_and_the_agent_never_hears_it() 
         }
     }
 }
+
+/// A `/media/pcm` leg from `ip`, as a proxy the gateway trusts would say (`X-Forwarded-For`).
+async fn pcm_leg_from(
+    app: &TestApp,
+    start: Value,
+    ip: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = ws_url(app, "/media/pcm").into_client_request().unwrap();
+    req.headers_mut()
+        .insert("x-forwarded-for", ip.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    ws.send(Message::Text(start.to_string().into()))
+        .await
+        .unwrap();
+    ws
+}
+
+/// Calls across nodes. The customer's call is held by node A, where their leg landed; the
+/// agent works on node B, behind a proxy that node B trusts. Node B finds the call through
+/// the ticket, relays the agent's leg and the call API to node A, and a payment's verification
+/// asked on node B pauses the recording on node A. Each hears the other; what the agent did
+/// through node B is audited with the agent's own address, which node B vouched for; a
+/// request to node A that only claims to be relayed does nothing; the recording plays from
+/// node B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_held_by_one_node_is_joined_paused_and_played_from_another() {
+    let smtp = deskgate_tests::smtp::SmtpServer::start().await;
+    let a = TestApp::builder()
+        .smtp(&smtp)
+        .redis()
+        .on_postgres()
+        .await
+        .start()
+        .await;
+    // Staff first: a node that starts on a database without an admin makes a bootstrap
+    // secret of its own.
+    let agent = a.agent("grace").await;
+    let other = a.agent("hopper").await;
+    let b = TestApp::builder()
+        .smtp(&smtp)
+        .node_of(&a)
+        .config(|c| {
+            c.trusted_proxies = vec![deskgate::proxy::parse_cidr("127.0.0.1").unwrap()];
+        })
+        .start()
+        .await;
+    let visitor = a
+        .verified_visitor_with("cust-1", "ada@example.com", json!({}), json!({}))
+        .await;
+    let (mut chat, _) = a.customer_ws(&visitor).await;
+    let ack = chat.send_text(None, "m1", "Can I pay by phone?").await;
+    let ticket = ack["ticket"].as_i64().unwrap();
+    let (mut desk, _) = b.agent_ws(&agent).await;
+    let ok = desk
+        .request(json!({"type": "claim", "ticket": ticket}))
+        .await;
+    assert_eq!(ok["type"], "ok", "{ok}");
+
+    // The customer calls through node A.
+    let start = json!({"type": "start", "leg": "customer", "token": visitor.token, "codec": "pcm16", "rate": 16000});
+    let mut customer = pcm_leg(&a, start.clone(), None).await;
+    let started = first_text(&mut customer).await;
+    assert_eq!(started["ticket"], ticket, "{started}");
+    let call = started["call"].as_str().unwrap().to_string();
+    // The console on node B is told, and finds the call through node B.
+    let mut kinds = Vec::new();
+    while kinds.last() != Some(&json!("call")) && kinds.len() < 3 {
+        kinds.push(desk.recv_type("ticket").await["ticket"]["kind"].clone());
+    }
+    assert_eq!(kinds.last(), Some(&json!("call")), "{kinds:?}");
+    let (s, c) = b
+        .get(&format!("/api/tickets/{ticket}/call"), Some(&agent.token))
+        .await;
+    assert_eq!(s, 200, "{c}");
+    assert_eq!(
+        (c["call"].as_str(), c["rate"].as_u64(), c["agent"].as_i64()),
+        (Some(call.as_str()), Some(16000), None)
+    );
+    let recording = c["recording"].as_i64().unwrap();
+    // Node B checks who asks before it relays, and node A again after.
+    let (s, _) = b
+        .get(&format!("/api/calls/{call}"), Some(&other.token))
+        .await;
+    assert_eq!(s, 403);
+    // The customer cannot place a second call through node B either.
+    let mut second = pcm_leg(&b, start, None).await;
+    assert_eq!(
+        closed_with(&mut second).await,
+        (1008, "a call of yours is live already".into())
+    );
+    // Another agent's leg through node B is refused, as on node A.
+    let theirs = json!({"type": "start", "token": other.token, "call": call, "codec": "pcm16", "rate": 16000});
+    let mut refused = pcm_leg(&b, theirs, None).await;
+    assert_eq!(
+        closed_with(&mut refused).await,
+        (4403, "claim the call's ticket first".into())
+    );
+
+    // The agent joins through node B, from 203.0.113.7.
+    let ip = "203.0.113.7";
+    let start = json!({"type": "start", "token": agent.token, "call": call, "codec": "pcm16", "rate": 16000});
+    let mut leg = pcm_leg_from(&b, start, ip).await;
+    let joined = first_text(&mut leg).await;
+    assert_eq!(
+        (
+            joined["type"].as_str(),
+            joined["call"].as_str(),
+            joined["recording"].as_str()
+        ),
+        (Some("started"), Some(call.as_str()), Some("on")),
+        "{joined}"
+    );
+    let (_, c) = b
+        .get(&format!("/api/calls/{call}"), Some(&agent.token))
+        .await;
+    assert_eq!(c["agent"], agent.id, "node A holds the agent's leg: {c}");
+    // A request that only claims to come from a node pauses nothing, and is not found.
+    let pause = format!("/internal/calls/{call}/verification-pause?action=take_payment");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for forged in [
+        None,
+        Some(format!("v1 {now} 127.0.0.1 {}", "00".repeat(32))),
+    ] {
+        let mut req = a.http.post(a.url(&pause));
+        if let Some(h) = forged {
+            req = req.header("x-deskgate-relay", h);
+        }
+        assert_eq!(req.send().await.unwrap().status(), 404);
+    }
+
+    // Both talk for 3 s. At 1.0 s the agent asks, on node B, for a payment's verification,
+    // which pauses the recording on node A; at 1.6 s node B's call API resumes it; at 2.2 s the
+    // agent pauses it from the leg and at 2.6 s resumes it; at 3.0 s the customer hangs up.
+    let (mut ctx_, mut crx) = customer.split();
+    let (mut atx, mut arx) = leg.split();
+    let talker = tokio::spawn(async move {
+        let t0 = tokio::time::Instant::now();
+        for i in 0..150usize {
+            let at = i * 20;
+            let control = match at {
+                2200 => Some(json!({"type": "pause", "reason": "card details"})),
+                2600 => Some(json!({"type": "resume"})),
+                _ => None,
+            };
+            if let Some(c) = control {
+                atx.send(Message::Text(c.to_string().into())).await.unwrap();
+            }
+            let _ = ctx_.send(Message::Binary(tone16(440.0, i).into())).await;
+            let _ = atx.send(Message::Binary(tone16(1000.0, i).into())).await;
+            tokio::time::sleep_until(t0 + Duration::from_millis((at + 20) as u64)).await;
+        }
+        let _ = ctx_
+            .send(Message::Text(json!({"type": "hangup"}).to_string().into()))
+            .await;
+        (ctx_, atx)
+    });
+    let customer_hears = tokio::spawn(async move {
+        let mut heard = Vec::new();
+        while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(10), crx.next()).await
+        {
+            match m {
+                Message::Binary(b) => heard.extend(samples(&b)),
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+        heard
+    });
+    let agent_hears = tokio::spawn(async move {
+        let mut heard = Vec::new();
+        let mut events = Vec::new();
+        while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(10), arx.next()).await
+        {
+            match m {
+                Message::Binary(b) => heard.extend(samples(&b)),
+                Message::Text(t) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    let end = v["type"] == "ended";
+                    events.push(v);
+                    if end {
+                        break;
+                    }
+                }
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+        (heard, events)
+    });
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let ok = desk
+        .request(
+            json!({"type": "request_verification", "ticket": ticket, "action": "take_payment"}),
+        )
+        .await;
+    assert_eq!(ok["type"], "ok", "{ok}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let resumed = b
+        .http
+        .post(b.url(&format!("/api/calls/{call}/resume")))
+        .bearer_auth(&agent.token)
+        .header("x-forwarded-for", ip)
+        .json(&json!({"reason": "payment taken"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), 200);
+    let view: Value = resumed.json().await.unwrap();
+    assert_eq!(
+        (view["call"].as_str(), view["paused"].as_bool()),
+        (Some(call.as_str()), Some(false))
+    );
+    let _ = talker.await.unwrap();
+    let customer_heard = customer_hears.await.unwrap();
+    let (heard, events) = agent_hears.await.unwrap();
+
+    // Each heard the other across the nodes.
+    let loud = |s: &[f64]| -> Vec<f64> {
+        s.chunks(320)
+            .filter(|f| rms(f) > 1000.0)
+            .flatten()
+            .copied()
+            .collect()
+    };
+    let (heard, customer_heard) = (loud(&heard), loud(&customer_heard));
+    assert!(
+        heard.len() > 16000 && customer_heard.len() > 16000,
+        "{} {}",
+        heard.len(),
+        customer_heard.len()
+    );
+    assert!(goertzel(&heard, 16000.0, 440.0) > 20.0 * goertzel(&heard, 16000.0, 1000.0));
+    assert!(
+        goertzel(&customer_heard, 16000.0, 1000.0)
+            > 20.0 * goertzel(&customer_heard, 16000.0, 440.0)
+    );
+    let kinds: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e["type"] == "paused" || e["type"] == "resumed")
+        .map(|e| (e["type"].as_str().unwrap(), e["by"].as_str().unwrap()))
+        .collect();
+    let by = format!("user:{}", agent.id);
+    assert_eq!(
+        kinds,
+        [
+            ("paused", "step-up"),
+            ("resumed", by.as_str()),
+            ("paused", by.as_str()),
+            ("resumed", by.as_str())
+        ],
+        "{events:?}"
+    );
+    assert_eq!(events.last().unwrap()["type"], "ended");
+
+    // The audit trail: who asked, each time, and from where.
+    let mut trail: Vec<(String, Value, Value)> = Vec::new();
+    for action in ["recording_paused", "recording_resumed"] {
+        for e in b.audit(&format!("action={action}")).await {
+            trail.push((action.into(), e["actor"].clone(), e["ip"].clone()));
+        }
+    }
+    trail.sort_by(|x, y| x.0.cmp(&y.0).then(x.2.to_string().cmp(&y.2.to_string())));
+    assert_eq!(
+        trail,
+        [
+            (
+                "recording_paused".into(),
+                json!(agent.id),
+                json!("127.0.0.1")
+            ),
+            ("recording_paused".into(), json!(agent.id), json!(ip)),
+            ("recording_resumed".into(), json!(agent.id), json!(ip)),
+            ("recording_resumed".into(), json!(agent.id), json!(ip)),
+        ]
+    );
+
+    // The call is over on every node; its recording plays from node B, silent in both pauses.
+    let (s, _) = b
+        .get(&format!("/api/calls/{call}"), Some(&agent.token))
+        .await;
+    assert_eq!(s, 404);
+    let (rec, left, right) = played_through_grant(&b, recording).await;
+    let pauses = rec["pauses"].as_array().unwrap();
+    assert_eq!(pauses.len(), 2, "{rec}");
+    for p in pauses {
+        let from = p["start_ms"].as_u64().unwrap() as usize * 16;
+        let to = p["end_ms"].as_u64().unwrap() as usize * 16;
+        assert!(to > from, "{rec}");
+        assert!(left[from..to]
+            .iter()
+            .chain(&right[from..to])
+            .all(|&x| x == 0.0));
+    }
+    assert!(rms(&left) > 1000.0 && rms(&right) > 1000.0);
+}

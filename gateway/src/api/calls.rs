@@ -12,8 +12,11 @@ use crate::ids::TicketId;
 use crate::store::{RecordingState, StoredRecording, User};
 use crate::vault::KeyOwner;
 use crate::voice::call::{open_manifest, PauseError};
+use crate::voice::directory::Home;
 use crate::voice::Call;
 use axum::extract::State;
+use axum::http::Method;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -44,11 +47,102 @@ fn view(c: &Call) -> CallView {
     }
 }
 
+/// What a call request needs to be handed on to the node holding the call
+/// ([`crate::voice::relay`]): its credentials, client, and path.
+pub struct Hop {
+    headers: axum::http::HeaderMap,
+    client: std::net::IpAddr,
+    path: String,
+    /// Relayed here by another node: the call must be held here.
+    relayed: bool,
+}
+
+impl axum::extract::FromRequestParts<App> for Hop {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _app: &App,
+    ) -> Result<Self, Self::Rejection> {
+        let client = parts
+            .extensions
+            .get::<crate::proxy::ClientIp>()
+            .map_or(std::net::Ipv4Addr::LOCALHOST.into(), |c| c.0);
+        Ok(Hop {
+            headers: parts.headers.clone(),
+            client,
+            path: parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string()),
+            relayed: parts
+                .extensions
+                .get::<crate::voice::relay::Relayed>()
+                .is_some(),
+        })
+    }
+}
+
+/// A live call, wherever it is held.
+enum Live {
+    Here(Arc<Call>),
+    Elsewhere(Home),
+}
+
+impl Hop {
+    /// Hands the request to the node holding the call.
+    async fn forward(
+        &self,
+        app: &App,
+        home: &Home,
+        method: axum::http::Method,
+        body: Option<serde_json::Value>,
+    ) -> Response {
+        crate::voice::relay::forward(
+            app,
+            home,
+            method,
+            &self.path,
+            &self.headers,
+            self.client,
+            body,
+        )
+        .await
+    }
+
+    /// Where to look when the call is not held here: nowhere, if another node relayed it.
+    async fn elsewhere(
+        &self,
+        lookup: impl std::future::Future<
+            Output = Result<Option<Home>, crate::voice::directory::Unavailable>,
+        >,
+    ) -> ApiResult<Home> {
+        if self.relayed {
+            return Err(ApiError::NotFound);
+        }
+        match lookup.await {
+            Ok(Some(home)) => Ok(home),
+            Ok(None) => Err(ApiError::NotFound),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look up a call held on another node");
+                Err(ApiError::Unavailable)
+            }
+        }
+    }
+}
+
 /// The live call, for someone who may read its ticket.
-async fn live_call(app: &App, me: &User, id: &str) -> ApiResult<Arc<Call>> {
-    let call = app.calls.get(id).ok_or(ApiError::NotFound)?;
-    app.desk.readable_ticket(me, call.ticket).await?;
-    Ok(call)
+async fn live_call(app: &App, me: &User, hop: &Hop, id: &str) -> ApiResult<Live> {
+    let live = match app.calls.get(id) {
+        Some(call) => Live::Here(call),
+        None => Live::Elsewhere(hop.elsewhere(app.calls.directory.find(id)).await?),
+    };
+    let ticket = match &live {
+        Live::Here(call) => call.ticket,
+        Live::Elsewhere(home) => home.ticket,
+    };
+    app.desk.readable_ticket(me, ticket).await?;
+    Ok(live)
 }
 
 /// A live call: its ticket, recording and pause state, and the agent on it.
@@ -56,14 +150,17 @@ async fn live_call(app: &App, me: &User, id: &str) -> ApiResult<Arc<Call>> {
     params(("id" = String, Path, description = "call id")),
     responses((status = 200, body = CallView),
         (status = 403, description = "not a ticket the caller may read; or the calling page's origin may not use the staff API", body = super::ErrorBody),
-        (status = 404, description = "no such call going on (on this node)", body = super::ErrorBody)))]
+        (status = 404, description = "no such call going on (on any node)", body = super::ErrorBody)))]
 pub async fn show(
     State(app): State<App>,
     Staff(me): Staff,
+    hop: Hop,
     Path(id): Path<String>,
-) -> ApiResult<Json<CallView>> {
-    let call = live_call(&app, &me, &id).await?;
-    Ok(Json(view(&call)))
+) -> ApiResult<Response> {
+    match live_call(&app, &me, &hop, &id).await? {
+        Live::Here(call) => Ok(Json(view(&call)).into_response()),
+        Live::Elsewhere(home) => Ok(hop.forward(&app, &home, Method::GET, None).await),
+    }
 }
 
 /// The call going on in a ticket, for someone who may read it: how a console learns which
@@ -72,16 +169,20 @@ pub async fn show(
     params(("id" = i64, Path, description = "ticket id")),
     responses((status = 200, body = CallView),
         (status = 403, description = "not a ticket the caller may read; or the calling page's origin may not use the staff API", body = super::ErrorBody),
-        (status = 404, description = "no such ticket, or no call going on in it (on this node)", body = super::ErrorBody)))]
+        (status = 404, description = "no such ticket, or no call going on in it (on any node)", body = super::ErrorBody)))]
 pub async fn of_ticket(
     State(app): State<App>,
     Staff(me): Staff,
+    hop: Hop,
     Path(id): Path<i64>,
-) -> ApiResult<Json<CallView>> {
+) -> ApiResult<Response> {
     let ticket = TicketId(id);
     app.desk.readable_ticket(&me, ticket).await?;
-    let call = app.calls.of_ticket(ticket).ok_or(ApiError::NotFound)?;
-    Ok(Json(view(&call)))
+    if let Some(call) = app.calls.of_ticket(ticket) {
+        return Ok(Json(view(&call)).into_response());
+    }
+    let home = hop.elsewhere(app.calls.directory.of_ticket(ticket)).await?;
+    Ok(hop.forward(&app, &home, Method::GET, None).await)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -103,22 +204,29 @@ fn pause_error(e: PauseError) -> ApiError {
     responses((status = 200, body = CallView),
         (status = 400, description = "a reason of 3 to 200 characters is needed", body = super::ErrorBody),
         (status = 403, description = "a role that does not work tickets, or not a ticket the caller may read; or the calling page's origin may not use the staff API", body = super::ErrorBody),
-        (status = 404, description = "no such call going on (on this node)", body = super::ErrorBody),
+        (status = 404, description = "no such call going on (on any node)", body = super::ErrorBody),
         (status = 409, description = "already paused, or the call has ended", body = super::ErrorBody)))]
 pub async fn pause(
     State(app): State<App>,
     Staff(me): Staff,
     ctx: Context,
+    hop: Hop,
     Path(id): Path<String>,
     Body(req): Body<PauseRequest>,
-) -> ApiResult<Json<CallView>> {
+) -> ApiResult<Response> {
     require(&me, Permission::WorkTickets).map_err(|_| ApiError::Forbidden)?;
-    let call = live_call(&app, &me, &id).await?;
+    let call = match live_call(&app, &me, &hop, &id).await? {
+        Live::Here(call) => call,
+        Live::Elsewhere(home) => {
+            let body = serde_json::json!({"reason": req.reason});
+            return Ok(hop.forward(&app, &home, Method::POST, Some(body)).await);
+        }
+    };
     let by = format!("user:{}", me.id.0);
     call.pause(&app, &ctx.by(&me), &by, req.reason.as_deref().unwrap_or(""))
         .await
         .map_err(pause_error)?;
-    Ok(Json(view(&call)))
+    Ok(Json(view(&call)).into_response())
 }
 
 /// Resumes the call's recording after a pause.
@@ -126,22 +234,29 @@ pub async fn pause(
     params(("id" = String, Path, description = "call id")), request_body = PauseRequest,
     responses((status = 200, body = CallView),
         (status = 403, description = "a role that does not work tickets, or not a ticket the caller may read; or the calling page's origin may not use the staff API", body = super::ErrorBody),
-        (status = 404, description = "no such call going on (on this node)", body = super::ErrorBody),
+        (status = 404, description = "no such call going on (on any node)", body = super::ErrorBody),
         (status = 409, description = "not paused, or the call has ended", body = super::ErrorBody)))]
 pub async fn resume(
     State(app): State<App>,
     Staff(me): Staff,
     ctx: Context,
+    hop: Hop,
     Path(id): Path<String>,
     Body(req): Body<PauseRequest>,
-) -> ApiResult<Json<CallView>> {
+) -> ApiResult<Response> {
     require(&me, Permission::WorkTickets).map_err(|_| ApiError::Forbidden)?;
-    let call = live_call(&app, &me, &id).await?;
+    let call = match live_call(&app, &me, &hop, &id).await? {
+        Live::Here(call) => call,
+        Live::Elsewhere(home) => {
+            let body = serde_json::json!({"reason": req.reason});
+            return Ok(hop.forward(&app, &home, Method::POST, Some(body)).await);
+        }
+    };
     let by = format!("user:{}", me.id.0);
     call.resume(&app, &ctx.by(&me), &by, req.reason.as_deref())
         .await
         .map_err(pause_error)?;
-    Ok(Json(view(&call)))
+    Ok(Json(view(&call)).into_response())
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

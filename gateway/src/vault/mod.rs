@@ -333,6 +333,11 @@ impl Vault {
         recorder::blind::blind_index(&self.keyring(), field, normalised).to_vec()
     }
 
+    /// The MAC by which a node vouches for a request it relays to another node.
+    pub fn node_mac(&self, parts: &[&str]) -> [u8; 32] {
+        recorder::blind::node_mac(&self.keyring(), parts)
+    }
+
     fn cache_get(&self, owner: &Owner) -> Option<Arc<DataKey>> {
         self.cache.lock().ok()?.map.get(owner).cloned()
     }

@@ -80,7 +80,13 @@ async fn admit(
             "customer media socket refused");
         return Err(refuse(close::POLICY, "origin not allowed"));
     }
-    if app.calls.of_customer(customer.id).is_some() {
+    // A call of theirs on another node counts too; if the directory cannot say, the call is
+    // placed (it is the customer's own second line, not a breach).
+    let elsewhere = matches!(
+        app.calls.directory.of_customer(customer.id).await,
+        Ok(Some(_))
+    );
+    if app.calls.of_customer(customer.id).is_some() || elsewhere {
         return Err(refuse(close::POLICY, "a call of yours is live already"));
     }
     let internal = |e: &dyn std::fmt::Display| {

@@ -110,13 +110,35 @@ pub struct Call {
     ended: AtomicBool,
 }
 
-/// The live calls of this node, by call id.
-#[derive(Default)]
+/// The live calls of this node, by call id, and where the other nodes' calls are.
 pub struct Calls {
     by_id: Mutex<HashMap<String, Arc<Call>>>,
+    pub directory: super::directory::Directory,
+}
+
+impl Default for Calls {
+    fn default() -> Self {
+        Calls::new(None)
+    }
 }
 
 impl Calls {
+    /// With Redis, this node's calls are listed there for the other nodes.
+    pub fn new(redis: Option<redis::aio::ConnectionManager>) -> Calls {
+        Calls {
+            by_id: Mutex::default(),
+            directory: super::directory::Directory::new(redis),
+        }
+    }
+
+    /// Every call held here.
+    pub fn all(&self) -> Vec<Arc<Call>> {
+        self.by_id
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
     pub fn get(&self, id: &str) -> Option<Arc<Call>> {
         self.by_id.lock().ok()?.get(id).cloned()
     }
@@ -205,6 +227,15 @@ impl Call {
             paused_at: None,
         };
         app.tracker.spawn(rec.run(cmd_rx));
+        // Listed before the ticket says "call", so a console on another node finds it.
+        if let Err(e) = app
+            .calls
+            .directory
+            .announce(std::slice::from_ref(&call))
+            .await
+        {
+            tracing::warn!(call = %call.id, error = %e, "cannot list the call; other nodes cannot relay to it");
+        }
         if let Ok(t) = app.store.ticket(ticket).await {
             app.desk.publish_ticket(&t).await;
         }
@@ -388,20 +419,37 @@ pub const STEP_UP: &str = "step-up";
 
 /// The customer was asked to verify for `action` on `ticket`. If the action takes card details
 /// (`voice.pause_on_actions`) and a call is going on in the ticket, its recording pauses now,
-/// before the customer reads them out; the agent resumes it (or the maximum pause does).
+/// before the customer reads them out; the agent resumes it (or the maximum pause does). A
+/// call held on another node is paused there.
 pub async fn pause_for_verification(app: &App, ctx: &Context, ticket: TicketId, action: &str) {
-    if !app
-        .config
+    if !takes_card_details(app, action) {
+        return;
+    }
+    if let Some(call) = app.calls.of_ticket(ticket) {
+        return pause_call_for_verification(app, ctx, &call, action).await;
+    }
+    match app.calls.directory.of_ticket(ticket).await {
+        Ok(Some(home)) => super::relay::pause_for_verification(app, ctx, &home, action).await,
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!(ticket = ticket.0, error = %e, "cannot tell whether a call on another node must pause for a payment")
+        }
+    }
+}
+
+fn takes_card_details(app: &App, action: &str) -> bool {
+    app.config
         .voice
         .pause_on_actions
         .iter()
         .any(|a| a == action)
-    {
+}
+
+/// Pauses `call`, held here, for a verification for `action` (another node's, perhaps).
+pub async fn pause_call_for_verification(app: &App, ctx: &Context, call: &Call, action: &str) {
+    if !takes_card_details(app, action) {
         return;
     }
-    let Some(call) = app.calls.of_ticket(ticket) else {
-        return;
-    };
     let reason = format!("verification for {action}");
     match call.pause(app, ctx, STEP_UP, &reason).await {
         Ok(()) | Err(PauseError::AlreadyPaused) | Err(PauseError::Ended) => {}
@@ -463,6 +511,10 @@ impl Recorder {
         self.call.ended.store(true, Ordering::SeqCst);
         self.app.calls.remove(&self.call.id);
         self.call.to_agent(AgentOut::Ended);
+        if let Err(e) = self.app.calls.directory.forget(&self.call).await {
+            // Its entries expire by themselves; until then other nodes find no call here.
+            tracing::warn!(call = %self.call.id, error = %e, "cannot take the ended call off the list");
+        }
         if let Err(e) = result {
             tracing::error!(call = %self.call.id, recording = self.call.recording, error = %e, "recording failed");
             // What was written stays, without a final entry: export refuses it.

@@ -11,16 +11,20 @@
 //! - [`call`]: a live call (the registry, the relay between legs, PCI pause) and its
 //!   recorder task, which ticks every 20 ms and writes through [`recording`].
 //! - [`recording`]: the sealed dual-channel stream, its manifest, the check and the WAV export.
+//! - [`directory`] and [`relay`]: with many nodes, where each call is held, and how a node
+//!   hands the agent's leg and the call API on to the node holding the call.
 //!
 //! docs/voice.md describes the protocols, the token, the recording format and what is not
 //! built yet.
 
 pub mod browser;
 pub mod call;
+pub mod directory;
 pub mod keypad;
 pub mod media;
 pub mod pcm;
 pub mod recording;
+pub mod relay;
 pub mod signature;
 pub mod token;
 pub mod twilio;

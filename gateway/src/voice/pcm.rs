@@ -13,16 +13,20 @@
 //!   and places one: the gateway answers with the new call's id.
 
 use super::call::{AgentOut, Call, CustomerOut, PauseError};
+use super::directory::Home;
 use super::media::{self, Converter, Rate};
+use super::relay::{self, Relayed};
 use super::{close, close_with, FRAME_TOO_BIG, MAX_BINARY_FRAME, MAX_TEXT_FRAME};
 use crate::app::App;
 use crate::audit::Context;
 use crate::auth::{require, Permission};
 use crate::origin::RequestOrigin;
+use crate::proxy::ClientIp;
 use crate::store::{StoreError, User};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
+use axum::Extension;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -140,21 +144,40 @@ pub fn check_binary(bytes: &[u8], rate: Rate) -> Result<Vec<i16>, Refusal> {
     Ok(pcm)
 }
 
+/// What a leg's request says besides its start frame.
+struct Request {
+    ctx: Context,
+    origin: RequestOrigin,
+    /// Passed on when the leg is relayed to the node holding its call.
+    headers: axum::http::HeaderMap,
+    client: std::net::IpAddr,
+    /// Relayed here by another node: the call must be held here.
+    relayed: bool,
+}
+
 pub async fn handler(
     ws: WebSocketUpgrade,
     headers: axum::http::HeaderMap,
     ctx: Context,
+    client: Option<Extension<ClientIp>>,
+    relayed: Option<Extension<Relayed>>,
     State(app): State<App>,
 ) -> Response {
     // Whose leg it is, and so which origins may open it, is in the start frame: an agent's
     // only from the consoles (as `/ws/agent`), a customer's from the pages of their site.
-    let origin = crate::origin::RequestOrigin::from_headers(&headers);
+    let request = Request {
+        ctx,
+        origin: crate::origin::RequestOrigin::from_headers(&headers),
+        headers,
+        client: client.map_or(std::net::Ipv4Addr::LOCALHOST.into(), |c| c.0 .0),
+        relayed: relayed.is_some(),
+    };
     let tracker = app.tracker.clone();
     ws.read_buffer_size(4 * 1024)
         .write_buffer_size(0)
         .max_message_size(4 * MAX_TEXT_FRAME)
         .max_frame_size(4 * MAX_TEXT_FRAME)
-        .on_upgrade(move |socket| tracker.track_future(run(socket, app, ctx, origin)))
+        .on_upgrade(move |socket| tracker.track_future(run(socket, app, request)))
 }
 
 /// Reads and parses the start frame.
@@ -178,12 +201,15 @@ async fn start_frame(socket: &mut WebSocket, app: &App) -> Result<(StartFrame, R
     parse_start(text.as_str())
 }
 
-async fn admit(
-    app: &App,
-    start: &StartFrame,
-    origin: &RequestOrigin,
-) -> Result<(User, Arc<Call>), Refusal> {
-    if let Err(refused) = origin.check_staff(&app.config) {
+/// Where the agent's call is.
+enum Held {
+    Here(Arc<Call>),
+    /// On another node, which the leg is relayed to.
+    Elsewhere(Home),
+}
+
+async fn admit(app: &App, start: &StartFrame, request: &Request) -> Result<(User, Held), Refusal> {
+    if let Err(refused) = request.origin.check_staff(&app.config) {
         tracing::warn!(target: "deskgate::security", %refused, "agent media socket refused");
         return Err(refuse(
             close::POLICY,
@@ -202,22 +228,42 @@ async fn admit(
     if require(&user, Permission::WorkTickets).is_err() {
         return Err(refuse(close::FORBIDDEN, "this role does not take calls"));
     }
-    let call = app
-        .calls
-        .get(start.call.as_deref().unwrap_or_default())
-        .ok_or_else(|| refuse(close::NOT_FOUND, "no such live call"))?;
+    let id = start.call.as_deref().unwrap_or_default();
+    let no_call = || refuse(close::NOT_FOUND, "no such live call");
+    let (ticket, held) = match app.calls.get(id) {
+        Some(call) => (call.ticket, Held::Here(call)),
+        // A relayed leg whose call is not here any more is not sent on again.
+        None if request.relayed => return Err(no_call()),
+        None => match app.calls.directory.find(id).await {
+            Ok(Some(home)) => (home.ticket, Held::Elsewhere(home)),
+            Ok(None) => return Err(no_call()),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look up a call held on another node");
+                return Err(refuse(close::INTERNAL, "the call directory is unavailable"));
+            }
+        },
+    };
     let ticket = app
         .store
-        .ticket(call.ticket)
+        .ticket(ticket)
         .await
         .map_err(|_| refuse(close::INTERNAL, "cannot read the call's ticket"))?;
     if ticket.agent.as_ref().map(|a| a.id) != Some(user.id) {
         return Err(refuse(close::FORBIDDEN, "claim the call's ticket first"));
     }
-    Ok((user, call))
+    Ok((user, held))
 }
 
-async fn run(mut socket: WebSocket, app: App, ctx: Context, origin: RequestOrigin) {
+/// The start frame as the agent sent it, for the node holding the call.
+fn start_text(start: &StartFrame) -> String {
+    json!({
+        "type": "start", "token": start.token, "call": start.call, "codec": start.codec,
+        "rate": start.rate, "leg": "agent",
+    })
+    .to_string()
+}
+
+async fn run(mut socket: WebSocket, app: App, request: Request) {
     let (start, rate) = match start_frame(&mut socket, &app).await {
         Ok(v) => v,
         Err(r) => {
@@ -226,16 +272,22 @@ async fn run(mut socket: WebSocket, app: App, ctx: Context, origin: RequestOrigi
         }
     };
     if start.leg == Leg::Customer {
+        let Request { ctx, origin, .. } = request;
         return super::browser::run(socket, app, ctx, origin, start, rate).await;
     }
-    let (user, call) = match admit(&app, &start, &origin).await {
-        Ok(v) => v,
+    let (user, call) = match admit(&app, &start, &request).await {
+        Ok((user, Held::Here(call))) => (user, call),
+        Ok((_, Held::Elsewhere(home))) => {
+            let start = start_text(&start);
+            return relay::agent_leg(socket, &app, &home, start, &request.headers, request.client)
+                .await;
+        }
         Err(r) => {
             close_with(&mut socket, r.code, r.reason).await;
             return;
         }
     };
-    let ctx = ctx.by(&user);
+    let ctx = request.ctx.by(&user);
     let by = format!("user:{}", user.id.0);
     let (mut rx, leg) = call.join_agent(user.id);
     let started = json!({
