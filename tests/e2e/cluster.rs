@@ -459,3 +459,137 @@ async fn a_burst_of_new_tickets_over_two_nodes_keeps_every_console_and_assigns_t
         );
     }
 }
+
+type MediaLeg =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens `/media/pcm` on `node` and sends the start frame.
+async fn media_leg(node: &Node, start: Value) -> MediaLeg {
+    use futures_util::SinkExt;
+    let url = format!("{}/media/pcm", node.base.replacen("http", "ws", 1));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connect");
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        start.to_string().into(),
+    ))
+    .await
+    .expect("start frame");
+    ws
+}
+
+/// What a leg gets next: a text frame as JSON, `"binary"` for audio, or the close code and
+/// reason.
+async fn next_on(leg: &mut MediaLeg) -> Result<Value, (u16, String)> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), leg.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => return Ok(serde_json::from_str(&t).unwrap()),
+            Ok(Some(Ok(Message::Binary(_)))) => return Ok(json!("binary")),
+            Ok(Some(Ok(Message::Close(c)))) => {
+                return Err(c.map_or((0, String::new()), |c| {
+                    (u16::from(c.code), c.reason.to_string())
+                }))
+            }
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(e))) => return Err((0, e.to_string())),
+            Ok(None) => return Err((0, "ended".into())),
+            Err(_) => panic!("nothing on the leg for 10 s"),
+        }
+    }
+}
+
+/// The close a leg gets, past any audio or events before it.
+async fn closed(leg: &mut MediaLeg) -> (u16, String) {
+    loop {
+        if let Err(c) = next_on(leg).await {
+            return c;
+        }
+    }
+}
+
+/// Calls across real node processes when things fail. The customer calls through node A; the
+/// agent's leg is relayed by node B. With Redis dead, node B cannot find the call for a new
+/// leg (1011), while the leg it relays already goes on. Once Redis is back empty, node A lists
+/// its call again by itself. Node A killed (-9): the relayed leg is closed with 1011, and a new
+/// leg through node B is refused because nothing answers where the call was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_call_leg_survives_redis_dying_and_is_closed_when_its_node_is_killed() {
+    use futures_util::SinkExt;
+    let bin = deskgate_binary();
+    let db = TestDatabase::create().await;
+    let mut redis = Redis::start();
+    let (_dir, data) = shared_data();
+    let mut a = Node::start(bin, &data, &db, &redis);
+    let b = Node::start(bin, &data, &db, &redis);
+    add_agent(bin, &data, &db, "ann");
+    ready_becomes(&a, 200).await;
+    ready_becomes(&b, 200).await;
+
+    let visitor = a.visitor().await;
+    let start = json!({"type": "start", "leg": "customer", "token": visitor, "codec": "pcm16", "rate": 16000});
+    let mut customer = media_leg(&a, start).await;
+    let started = next_on(&mut customer).await.unwrap();
+    let (call, ticket) = (started["call"].clone(), started["ticket"].clone());
+    let token = b.login("ann").await;
+    let (mut desk, _) = b.hello("/ws/agent", &token, json!([])).await;
+    let ok = desk
+        .request(json!({"type": "claim", "ticket": ticket}))
+        .await;
+    assert_eq!(ok["type"], "ok", "{ok}");
+    let join =
+        json!({"type": "start", "token": token, "call": call, "codec": "pcm16", "rate": 16000});
+    let mut leg = media_leg(&b, join.clone()).await;
+    assert_eq!(next_on(&mut leg).await.unwrap()["type"], "started");
+
+    // The customer talks all along, 20 ms at a time.
+    let talking = tokio::spawn(async move {
+        use tokio_tungstenite::tungstenite::Message;
+        let frame = vec![0x10u8; 640];
+        while customer
+            .send(Message::Binary(frame.clone().into()))
+            .await
+            .is_ok()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    assert_eq!(next_on(&mut leg).await.unwrap(), "binary");
+
+    // Redis dies: a new leg through node B cannot find the call; the relayed one goes on.
+    redis.kill();
+    let mut second = media_leg(&b, join.clone()).await;
+    assert_eq!(
+        closed(&mut second).await,
+        (1011, "the call directory is unavailable".into())
+    );
+    // Half a second of audio: more than the sockets between hold.
+    for _ in 0..25 {
+        assert_eq!(next_on(&mut leg).await.unwrap(), "binary");
+    }
+    // Redis comes back empty; node A lists its call again within a third of 30 s.
+    redis.restart();
+    until("node B finds the call again", || async {
+        b.get(
+            &format!("/api/calls/{}", call.as_str().unwrap()),
+            Some(&token),
+        )
+        .await
+        .0 == 200
+    })
+    .await;
+
+    // Node A is killed with the call on it.
+    a.kill();
+    assert_eq!(
+        closed(&mut leg).await,
+        (1011, "the node holding the call went away".into())
+    );
+    let mut third = media_leg(&b, join).await;
+    assert_eq!(
+        closed(&mut third).await,
+        (1011, "the node holding the call cannot be reached".into())
+    );
+    talking.abort();
+}
