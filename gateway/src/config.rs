@@ -862,6 +862,16 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
 mod tests {
     use super::*;
 
+    /// The config of a file holding `toml`, or the error's text.
+    fn load(toml: &str) -> Result<Config, String> {
+        let f = write(toml);
+        let args = ServeArgs {
+            config: Some(f.path().into()),
+            ..Default::default()
+        };
+        Config::load(&args).map_err(|e| e.to_string())
+    }
+
     fn write(text: &str) -> tempfile::NamedTempFile {
         let f = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(f.path(), text).unwrap();
@@ -955,14 +965,6 @@ mod tests {
 
     #[test]
     fn hardening_settings_come_from_the_file_or_say_what_is_wrong() {
-        let load = |text: &str| {
-            let f = write(text);
-            let args = ServeArgs {
-                config: Some(f.path().into()),
-                ..Default::default()
-            };
-            Config::load(&args).map_err(|e| e.to_string())
-        };
         let c = load(
             "tls_cert = \"/etc/tls/c.pem\"\ntls_key = \"/etc/tls/k.pem\"\n\
              trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]\nrate_limits = false\n\
@@ -999,14 +1001,6 @@ mod tests {
 
     #[test]
     fn a_node_url_is_plain_http_to_a_host() {
-        let load = |toml: &str| {
-            let f = write(toml);
-            let args = ServeArgs {
-                config: Some(f.path().into()),
-                ..Default::default()
-            };
-            Config::load(&args).map_err(|e| e.to_string())
-        };
         let c = load("node_url = \"http://10.0.0.5:8080/\"\n").unwrap();
         assert_eq!(c.node_url.as_deref(), Some("http://10.0.0.5:8080"));
         let bound: SocketAddr = "0.0.0.0:8080".parse().unwrap();
@@ -1035,14 +1029,6 @@ mod tests {
 
     #[test]
     fn database_and_redis_urls_are_checked() {
-        let load = |toml: &str| {
-            let f = write(toml);
-            let args = ServeArgs {
-                config: Some(f.path().into()),
-                ..Default::default()
-            };
-            Config::load(&args).map_err(|e| e.to_string())
-        };
         let c =
             load("database_url = \"postgres://u@db/deskgate\"\nredis_url = \"redis://r:6379/\"\n")
                 .unwrap();

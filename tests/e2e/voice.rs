@@ -213,7 +213,7 @@ async fn a_phone_call_is_relayed_recorded_paused_and_played_through_a_grant() {
     };
 
     peer.say("go").await;
-    let (mut tx, mut rx) = leg.split();
+    let (mut tx, rx) = leg.split();
     let app_url = app.url("");
     let http = app.http.clone();
     let agent_token = agent.token.clone();
@@ -259,29 +259,7 @@ async fn a_phone_call_is_relayed_recorded_paused_and_played_through_a_grant() {
         tx
     });
     // What the agent hears and is told.
-    let mut heard: Vec<f64> = Vec::new();
-    let mut events: Vec<Value> = Vec::new();
-    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(10), rx.next()).await {
-        match m.unwrap() {
-            Message::Binary(b) => {
-                assert_eq!(b.len(), 640, "20 ms at 16 kHz");
-                heard.extend(
-                    b.chunks_exact(2)
-                        .map(|c| f64::from(i16::from_le_bytes([c[0], c[1]]))),
-                );
-            }
-            Message::Text(t) => {
-                let v: Value = serde_json::from_str(&t).unwrap();
-                let end = v["type"] == "ended";
-                events.push(v);
-                if end {
-                    break;
-                }
-            }
-            Message::Close(_) => break,
-            _ => {}
-        }
-    }
+    let (heard, events) = hear(rx).await;
     let _tx = speaker.await.unwrap();
     let seen = peer.seen().await;
 
@@ -295,12 +273,7 @@ async fn a_phone_call_is_relayed_recorded_paused_and_played_through_a_grant() {
     assert_eq!(seen["marks"], json!(["greeting"]), "{seen}");
     assert_eq!(seen["clears"], 1, "{seen}");
     // The agent heard 440 Hz (through the live pauses too), the echoed mark, DTMF 5 only.
-    let loud: Vec<f64> = heard
-        .chunks(320)
-        .filter(|f| rms(f) > 1000.0)
-        .flatten()
-        .copied()
-        .collect();
+    let loud = loud(&heard);
     assert!(loud.len() > 16000 * 3, "{} samples", loud.len());
     assert!(goertzel(&loud, 16000.0, 440.0) > 20.0 * goertzel(&loud, 16000.0, 1000.0));
     let kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
@@ -791,6 +764,116 @@ where
     }
 }
 
+/// A verified customer's chat on `chat_node`, its ticket claimed by `agent` on `desk_node`: the
+/// customer, their chat socket, the ticket, and the agent's socket.
+async fn claimed_chat(
+    chat_node: &TestApp,
+    desk_node: &TestApp,
+    agent: &Staff,
+) -> (
+    deskgate_tests::Visitor,
+    deskgate_tests::WsClient,
+    i64,
+    deskgate_tests::WsClient,
+) {
+    let visitor = chat_node
+        .verified_visitor_with("cust-1", "ada@example.com", json!({}), json!({}))
+        .await;
+    let (mut chat, _) = chat_node.customer_ws(&visitor).await;
+    let ack = chat.send_text(None, "m1", "Can I pay by phone?").await;
+    let ticket = ack["ticket"].as_i64().unwrap();
+    let (mut desk, _) = desk_node.agent_ws(agent).await;
+    let ok = desk
+        .request(json!({"type": "claim", "ticket": ticket}))
+        .await;
+    assert_eq!(ok["type"], "ok", "{ok}");
+    (visitor, chat, ticket, desk)
+}
+
+/// Waits for the ticket frame saying the agent's ticket is a call now (the "Voice call"
+/// message updates the ticket first, as a chat).
+async fn told_it_is_a_call(desk: &mut deskgate_tests::WsClient) {
+    let mut kinds = Vec::new();
+    while kinds.last() != Some(&json!("call")) && kinds.len() < 3 {
+        kinds.push(desk.recv_type("ticket").await["ticket"]["kind"].clone());
+    }
+    assert_eq!(kinds.last(), Some(&json!("call")), "{kinds:?}");
+}
+
+/// Both legs talk for 3 s, the customer at 440 Hz and the agent at 1000 Hz, the agent sending
+/// each control frame at its time (ms from the start); then the customer hangs up. The task
+/// returns both senders, so the sockets stay open until the test drops them.
+fn talk<C, A>(
+    mut customer: C,
+    mut agent: A,
+    controls: Vec<(usize, Value)>,
+) -> tokio::task::JoinHandle<(C, A)>
+where
+    C: futures_util::Sink<Message> + Unpin + Send + 'static,
+    A: futures_util::Sink<Message> + Unpin + Send + 'static,
+    A::Error: std::fmt::Debug,
+{
+    tokio::spawn(async move {
+        let t0 = tokio::time::Instant::now();
+        for i in 0..150usize {
+            let at = i * 20;
+            for (_, c) in controls.iter().filter(|(when, _)| *when == at) {
+                agent
+                    .send(Message::Text(c.to_string().into()))
+                    .await
+                    .unwrap();
+            }
+            let _ = customer
+                .send(Message::Binary(tone16(440.0, i).into()))
+                .await;
+            let _ = agent.send(Message::Binary(tone16(1000.0, i).into())).await;
+            tokio::time::sleep_until(t0 + Duration::from_millis((at + 20) as u64)).await;
+        }
+        let _ = customer
+            .send(Message::Text(json!({"type": "hangup"}).to_string().into()))
+            .await;
+        (customer, agent)
+    })
+}
+
+/// What a leg hears until the call ends, its socket closes, or 10 s pass with nothing: its
+/// audio and its JSON events.
+async fn hear<S>(mut rx: S) -> (Vec<f64>, Vec<Value>)
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    let mut heard = Vec::new();
+    let mut events = Vec::new();
+    while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(10), rx.next()).await {
+        match m {
+            Message::Binary(b) => {
+                assert_eq!(b.len(), 640, "20 ms at 16 kHz");
+                heard.extend(samples(&b));
+            }
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                let end = v["type"] == "ended";
+                events.push(v);
+                if end {
+                    break;
+                }
+            }
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    (heard, events)
+}
+
+/// The 20 ms frames at 16 kHz in `s` that carry sound, joined.
+fn loud(s: &[f64]) -> Vec<f64> {
+    s.chunks(320)
+        .filter(|f| rms(f) > 1000.0)
+        .flatten()
+        .copied()
+        .collect()
+}
+
 /// Samples of the little-endian PCM16 in `b`.
 fn samples(b: &[u8]) -> impl Iterator<Item = f64> + '_ {
     b.chunks_exact(2)
@@ -807,17 +890,7 @@ async fn a_call_from_the_browser_joins_the_chat_and_a_payment_verification_pause
     let smtp = deskgate_tests::smtp::SmtpServer::start().await;
     let app = TestApp::builder().smtp(&smtp).start().await;
     let agent = app.agent("grace").await;
-    let visitor = app
-        .verified_visitor_with("cust-1", "ada@example.com", json!({}), json!({}))
-        .await;
-    let (mut chat, _) = app.customer_ws(&visitor).await;
-    let ack = chat.send_text(None, "m1", "Can I pay by phone?").await;
-    let ticket = ack["ticket"].as_i64().unwrap();
-    let (mut desk, _) = app.agent_ws(&agent).await;
-    let ok = desk
-        .request(json!({"type": "claim", "ticket": ticket}))
-        .await;
-    assert_eq!(ok["type"], "ok", "{ok}");
+    let (visitor, _chat, ticket, mut desk) = claimed_chat(&app, &app, &agent).await;
     let (s, _) = app
         .get(&format!("/api/tickets/{ticket}/call"), Some(&agent.token))
         .await;
@@ -832,12 +905,7 @@ async fn a_call_from_the_browser_joins_the_chat_and_a_payment_verification_pause
     let call = started["call"].as_str().unwrap().to_string();
     assert!(call.starts_with("web-"), "{call}");
     // The agent's console is told the ticket is a call now, and finds the call through it.
-    // (The "Voice call" message updates the ticket first, as a chat.)
-    let mut kinds = Vec::new();
-    while kinds.last() != Some(&json!("call")) && kinds.len() < 3 {
-        kinds.push(desk.recv_type("ticket").await["ticket"]["kind"].clone());
-    }
-    assert_eq!(kinds.last(), Some(&json!("call")), "{kinds:?}");
+    told_it_is_a_call(&mut desk).await;
     let (s, c) = app
         .get(&format!("/api/tickets/{ticket}/call"), Some(&agent.token))
         .await;
@@ -867,25 +935,10 @@ async fn a_call_from_the_browser_joins_the_chat_and_a_payment_verification_pause
 
     // Both talk for 3 s. At 1.0 s the agent asks the customer to verify for a payment, which
     // pauses the recording; at 2.0 s the agent resumes it; at 3.0 s the customer hangs up.
-    let (mut ctx_, mut crx) = customer.split();
-    let (mut atx, mut arx) = leg.split();
-    let talker = tokio::spawn(async move {
-        let t0 = tokio::time::Instant::now();
-        for i in 0..150usize {
-            let at = i * 20;
-            if at == 2000 {
-                let r = json!({"type": "resume", "reason": "payment taken"});
-                atx.send(Message::Text(r.to_string().into())).await.unwrap();
-            }
-            let _ = ctx_.send(Message::Binary(tone16(440.0, i).into())).await;
-            let _ = atx.send(Message::Binary(tone16(1000.0, i).into())).await;
-            tokio::time::sleep_until(t0 + Duration::from_millis((at + 20) as u64)).await;
-        }
-        let _ = ctx_
-            .send(Message::Text(json!({"type": "hangup"}).to_string().into()))
-            .await;
-        (ctx_, atx)
-    });
+    let (ctx_, crx) = customer.split();
+    let (atx, arx) = leg.split();
+    let resume = json!({"type": "resume", "reason": "payment taken"});
+    let talker = talk(ctx_, atx, vec![(2000, resume)]);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let ok = desk
         .request(
@@ -893,52 +946,17 @@ async fn a_call_from_the_browser_joins_the_chat_and_a_payment_verification_pause
         )
         .await;
     assert_eq!(ok["type"], "ok", "{ok}");
-    let customer_hears = tokio::spawn(async move {
-        let mut heard = Vec::new();
-        let mut last = Value::Null;
-        while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(10), crx.next()).await
-        {
-            match m {
-                Message::Binary(b) => heard.extend(samples(&b)),
-                Message::Text(t) => last = serde_json::from_str(&t).unwrap(),
-                Message::Close(_) => break,
-                _ => {}
-            }
-        }
-        (heard, last)
-    });
-    let mut heard = Vec::new();
-    let mut events = Vec::new();
-    while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(10), arx.next()).await {
-        match m {
-            Message::Binary(b) => heard.extend(samples(&b)),
-            Message::Text(t) => {
-                let v: Value = serde_json::from_str(&t).unwrap();
-                let end = v["type"] == "ended";
-                events.push(v);
-                if end {
-                    break;
-                }
-            }
-            Message::Close(_) => break,
-            _ => {}
-        }
-    }
+    let customer_hears = tokio::spawn(hear(crx));
+    let (heard, events) = hear(arx).await;
     let _ = talker.await.unwrap();
-    let (customer_heard, last) = customer_hears.await.unwrap();
+    let (customer_heard, said) = customer_hears.await.unwrap();
     assert_eq!(
-        last["type"], "ended",
+        said.last().map(|e| e["type"].clone()),
+        Some(json!("ended")),
         "the customer's leg says the call ended"
     );
 
     // Each heard the other, at 16 kHz.
-    let loud = |s: &[f64]| -> Vec<f64> {
-        s.chunks(320)
-            .filter(|f| rms(f) > 1000.0)
-            .flatten()
-            .copied()
-            .collect()
-    };
     let (a, c) = (loud(&heard), loud(&customer_heard));
     assert!(
         a.len() > 16000 * 2 && c.len() > 16000 * 2,
@@ -1736,17 +1754,7 @@ async fn a_call_held_by_one_node_is_joined_paused_and_played_from_another() {
         })
         .start()
         .await;
-    let visitor = a
-        .verified_visitor_with("cust-1", "ada@example.com", json!({}), json!({}))
-        .await;
-    let (mut chat, _) = a.customer_ws(&visitor).await;
-    let ack = chat.send_text(None, "m1", "Can I pay by phone?").await;
-    let ticket = ack["ticket"].as_i64().unwrap();
-    let (mut desk, _) = b.agent_ws(&agent).await;
-    let ok = desk
-        .request(json!({"type": "claim", "ticket": ticket}))
-        .await;
-    assert_eq!(ok["type"], "ok", "{ok}");
+    let (visitor, _chat, ticket, mut desk) = claimed_chat(&a, &b, &agent).await;
 
     // The customer calls through node A.
     let start = json!({"type": "start", "leg": "customer", "token": visitor.token, "codec": "pcm16", "rate": 16000});
@@ -1755,11 +1763,7 @@ async fn a_call_held_by_one_node_is_joined_paused_and_played_from_another() {
     assert_eq!(started["ticket"], ticket, "{started}");
     let call = started["call"].as_str().unwrap().to_string();
     // The console on node B is told, and finds the call through node B.
-    let mut kinds = Vec::new();
-    while kinds.last() != Some(&json!("call")) && kinds.len() < 3 {
-        kinds.push(desk.recv_type("ticket").await["ticket"]["kind"].clone());
-    }
-    assert_eq!(kinds.last(), Some(&json!("call")), "{kinds:?}");
+    told_it_is_a_call(&mut desk).await;
     let (s, c) = b
         .get(&format!("/api/tickets/{ticket}/call"), Some(&agent.token))
         .await;
@@ -1826,62 +1830,15 @@ async fn a_call_held_by_one_node_is_joined_paused_and_played_from_another() {
     // Both talk for 3 s. At 1.0 s the agent asks, on node B, for a payment's verification,
     // which pauses the recording on node A; at 1.6 s node B's call API resumes it; at 2.2 s the
     // agent pauses it from the leg and at 2.6 s resumes it; at 3.0 s the customer hangs up.
-    let (mut ctx_, mut crx) = customer.split();
-    let (mut atx, mut arx) = leg.split();
-    let talker = tokio::spawn(async move {
-        let t0 = tokio::time::Instant::now();
-        for i in 0..150usize {
-            let at = i * 20;
-            let control = match at {
-                2200 => Some(json!({"type": "pause", "reason": "card details"})),
-                2600 => Some(json!({"type": "resume"})),
-                _ => None,
-            };
-            if let Some(c) = control {
-                atx.send(Message::Text(c.to_string().into())).await.unwrap();
-            }
-            let _ = ctx_.send(Message::Binary(tone16(440.0, i).into())).await;
-            let _ = atx.send(Message::Binary(tone16(1000.0, i).into())).await;
-            tokio::time::sleep_until(t0 + Duration::from_millis((at + 20) as u64)).await;
-        }
-        let _ = ctx_
-            .send(Message::Text(json!({"type": "hangup"}).to_string().into()))
-            .await;
-        (ctx_, atx)
-    });
-    let customer_hears = tokio::spawn(async move {
-        let mut heard = Vec::new();
-        while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(10), crx.next()).await
-        {
-            match m {
-                Message::Binary(b) => heard.extend(samples(&b)),
-                Message::Close(_) => break,
-                _ => {}
-            }
-        }
-        heard
-    });
-    let agent_hears = tokio::spawn(async move {
-        let mut heard = Vec::new();
-        let mut events = Vec::new();
-        while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(10), arx.next()).await
-        {
-            match m {
-                Message::Binary(b) => heard.extend(samples(&b)),
-                Message::Text(t) => {
-                    let v: Value = serde_json::from_str(&t).unwrap();
-                    let end = v["type"] == "ended";
-                    events.push(v);
-                    if end {
-                        break;
-                    }
-                }
-                Message::Close(_) => break,
-                _ => {}
-            }
-        }
-        (heard, events)
-    });
+    let (ctx_, crx) = customer.split();
+    let (atx, arx) = leg.split();
+    let controls = vec![
+        (2200, json!({"type": "pause", "reason": "card details"})),
+        (2600, json!({"type": "resume"})),
+    ];
+    let talker = talk(ctx_, atx, controls);
+    let customer_hears = tokio::spawn(hear(crx));
+    let agent_hears = tokio::spawn(hear(arx));
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let ok = desk
         .request(
@@ -1906,17 +1863,10 @@ async fn a_call_held_by_one_node_is_joined_paused_and_played_from_another() {
         (Some(call.as_str()), Some(false))
     );
     let _ = talker.await.unwrap();
-    let customer_heard = customer_hears.await.unwrap();
+    let (customer_heard, _) = customer_hears.await.unwrap();
     let (heard, events) = agent_hears.await.unwrap();
 
     // Each heard the other across the nodes.
-    let loud = |s: &[f64]| -> Vec<f64> {
-        s.chunks(320)
-            .filter(|f| rms(f) > 1000.0)
-            .flatten()
-            .copied()
-            .collect()
-    };
     let (heard, customer_heard) = (loud(&heard), loud(&customer_heard));
     assert!(
         heard.len() > 16000 && customer_heard.len() > 16000,
