@@ -26,6 +26,8 @@
 #                     /media/pcm, 20 ms frames both ways; a lead `load-lead` is created to read
 #                     each call's ticket and recording. CALLS may be a list, "100 250 500 1000":
 #                     one scenario `calls@N` per count)
+#   CALLS_ELSEWHERE=0 (1, with NODES >= 2: each agent's leg goes to another node than its call's
+#                     phone leg, which relays it to the node holding the call)
 #   LOAD_THREADS=1 (generator worker threads)  GATEWAY_FLAGS="" (added to `deskgate serve`)
 #   BASELINE=1 also runs the same scenarios against the bare relay (`deskgate-load relay`)
 #   NODES=0 (n >= 1: a cluster of n gateway nodes on ports PORT, PORT+1, … sharing a fresh
@@ -63,6 +65,7 @@ CALLS=${CALLS:-1000}
 CALLS_RAMP=${CALLS_RAMP:-50}
 CALLS_DURATION=${CALLS_DURATION:-30}
 CALLS_DRAIN=${CALLS_DRAIN:-30}
+CALLS_ELSEWHERE=${CALLS_ELSEWHERE:-0}
 LOAD_THREADS=${LOAD_THREADS:-1}
 GATEWAY_FLAGS=${GATEWAY_FLAGS:-}
 BASELINE=${BASELINE:-0}
@@ -288,9 +291,12 @@ run_scenario() { # server scenario run
                 --drain "$CHAT_DRAIN" --kill-after "$KILL_AFTER" | tee "$OUT/$name.txt"
             ;;
         calls@*)
+            local elsewhere=()
+            if [ "$CALLS_ELSEWHERE" = 1 ]; then elsewhere=(--agents-elsewhere); fi
             "$LOAD" calls "${common[@]}" --calls "${scenario#calls@}" --agents "$AGENTS" \
                 --media-secret-file "$DATA/sites/demo.identity-secret" --ramp "$CALLS_RAMP" \
-                --duration "$CALLS_DURATION" --drain "$CALLS_DRAIN" | tee "$OUT/$name.txt"
+                --duration "$CALLS_DURATION" --drain "$CALLS_DRAIN" "${elsewhere[@]}" \
+                | tee "$OUT/$name.txt"
             ;;
         sweep@*)
             "$LOAD" chat "${common[@]}" --conversations "$CHAT_CONVERSATIONS" --agents "$AGENTS" \

@@ -93,6 +93,13 @@ impl Targets {
     pub fn first(&self) -> Target {
         self.all[0]
     }
+
+    /// The target after `t` in the list (`t` itself when it is the only one): a node other
+    /// than the one a connection went to.
+    pub fn after(&self, t: Target) -> Target {
+        let at = self.all.iter().position(|x| *x == t).unwrap_or(0);
+        self.all[(at + 1) % self.all.len()]
+    }
 }
 
 impl fmt::Display for Targets {
@@ -211,6 +218,16 @@ mod tests {
         assert!(Targets::parse("127.0.0.1:8080,10.0.0.1:8080").is_err());
         assert!(Targets::parse("127.0.0.1:8080,[::1]:8080").is_err());
         assert!(Targets::parse(",").is_err());
+    }
+
+    #[test]
+    fn the_target_after_one_is_another_unless_it_is_alone() {
+        let targets = Targets::parse("127.0.0.1:8080,127.0.0.1:8081,127.0.0.1:8082").unwrap();
+        let t = |s: &str| Target::parse(s).unwrap();
+        assert_eq!(targets.after(t("127.0.0.1:8081")), t("127.0.0.1:8082"));
+        assert_eq!(targets.after(t("127.0.0.1:8082")), t("127.0.0.1:8080"));
+        let one = Targets::parse("127.0.0.1:8080").unwrap();
+        assert_eq!(one.after(t("127.0.0.1:8080")), t("127.0.0.1:8080"));
     }
 
     #[test]

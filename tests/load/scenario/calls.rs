@@ -79,6 +79,10 @@ pub struct CallsArgs {
     /// Seconds after `stop` for the calls to end and their recordings to be finished.
     #[arg(long, default_value_t = 30)]
     pub drain: u64,
+    /// With several targets: each agent's leg goes to another node than its call's phone
+    /// leg, which relays it to the node holding the call.
+    #[arg(long)]
+    pub agents_elsewhere: bool,
     /// Exit with status 1 if a call failed or dropped, a frame was lost, or a recording did
     /// not finish.
     #[arg(long)]
@@ -169,6 +173,8 @@ struct Shared {
     assigned: Mutex<HashMap<Id, u32>>,
     /// Unix seconds the media tokens are good until.
     token_expires: u64,
+    /// Agents' legs go to another node than the phone's (`--agents-elsewhere`).
+    agents_elsewhere: bool,
     ready: AtomicU64,
     setup_failed: AtomicU64,
     dropped: AtomicU64,
@@ -231,6 +237,7 @@ pub async fn run(ctx: Arc<Ctx>, args: &CallsArgs) -> anyhow::Result<Report> {
         agent_tokens,
         assigned: Mutex::new(HashMap::new()),
         token_expires: now_unix + args.bound(&ctx).as_secs() + 3600,
+        agents_elsewhere: args.agents_elsewhere,
         ready: AtomicU64::new(0),
         setup_failed: AtomicU64::new(0),
         dropped: AtomicU64::new(0),
@@ -656,7 +663,12 @@ impl CallTask {
         };
         let session = &shared.agent_tokens[agent_index as usize];
 
-        let mut agent = ws::open_media(target, &ctx.sources, "/media/pcm")
+        let agent_target = if shared.agents_elsewhere {
+            ctx.targets.after(target)
+        } else {
+            target
+        };
+        let mut agent = ws::open_media(agent_target, &ctx.sources, "/media/pcm")
             .await
             .map_err(|e| SetupError::new("agent leg", e.label()))?;
         agent
