@@ -1708,7 +1708,8 @@ async fn a_phone_caller_keys_in_the_emailed_code_and_the_agent_never_hears_it() 
     }
 }
 
-/// A `/media/pcm` leg from `ip`, as a proxy the gateway trusts would say (`X-Forwarded-For`).
+/// A `/media/pcm` leg from `ip`, as a proxy the gateway trusts would say (`X-Forwarded-For`),
+/// opened by a console served by `app` (of its own origin).
 async fn pcm_leg_from(
     app: &TestApp,
     start: Value,
@@ -1718,6 +1719,8 @@ async fn pcm_leg_from(
     let mut req = ws_url(app, "/media/pcm").into_client_request().unwrap();
     req.headers_mut()
         .insert("x-forwarded-for", ip.parse().unwrap());
+    req.headers_mut()
+        .insert("origin", app.own_origin().parse().unwrap());
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     ws.send(Message::Text(start.to_string().into()))
         .await
@@ -1792,7 +1795,7 @@ async fn a_call_held_by_one_node_is_joined_paused_and_played_from_another() {
         (4403, "claim the call's ticket first".into())
     );
 
-    // The agent joins through node B, from 203.0.113.7.
+    // The agent joins through node B, from 203.0.113.7, in a console node B served.
     let ip = "203.0.113.7";
     let start = json!({"type": "start", "token": agent.token, "call": call, "codec": "pcm16", "rate": 16000});
     let mut leg = pcm_leg_from(&b, start, ip).await;
@@ -1852,6 +1855,7 @@ async fn a_call_held_by_one_node_is_joined_paused_and_played_from_another() {
         .post(b.url(&format!("/api/calls/{call}/resume")))
         .bearer_auth(&agent.token)
         .header("x-forwarded-for", ip)
+        .header("origin", b.own_origin())
         .json(&json!({"reason": "payment taken"}))
         .send()
         .await

@@ -115,8 +115,15 @@ fn target(home: &Home, path_and_query: &str) -> Option<(reqwest::Url, String)> {
     Some((url, signed))
 }
 
-/// Headers of the agent's request that the holder needs to check it as its own.
-const PASSED_ON: &[&str] = &["authorization", "origin", "user-agent", "x-request-id"];
+/// Headers of the agent's request that the holder needs to check it as its own. `Host` goes
+/// with `Origin`: a console is of the gateway's own origin when the two agree.
+const PASSED_ON: &[&str] = &[
+    "authorization",
+    "host",
+    "origin",
+    "user-agent",
+    "x-request-id",
+];
 
 /// Carries the agent's leg to the node holding the call. `start` is the start frame the agent
 /// sent, which the holder checks again.
