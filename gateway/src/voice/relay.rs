@@ -151,8 +151,9 @@ pub async fn agent_leg(
     if let Ok(v) = HeaderValue::from_str(&sign(&app.vault, "GET", &path, client)) {
         request.headers_mut().insert(HEADER, v);
     }
-    let connected =
-        tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request)).await;
+    // Without Nagle: a 20 ms frame goes out at once, as on the agent's own socket.
+    let connect = tokio_tungstenite::connect_async_with_config(request, None, true);
+    let connected = tokio::time::timeout(CONNECT_TIMEOUT, connect).await;
     let mut upstream = match connected {
         Ok(Ok((ws, _))) => ws,
         failed => {
