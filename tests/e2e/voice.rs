@@ -1942,3 +1942,45 @@ async fn a_call_held_by_one_node_is_joined_paused_and_played_from_another() {
     }
     assert!(rms(&left) > 1000.0 && rms(&right) > 1000.0);
 }
+
+/// A node that drains closes the legs it relays with 1012, like its own sockets; the agent
+/// joins again through another node, here the one holding the call, and the call goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_leg_is_told_to_reconnect_when_its_node_drains() {
+    let smtp = deskgate_tests::smtp::SmtpServer::start().await;
+    let a = TestApp::builder()
+        .smtp(&smtp)
+        .redis()
+        .on_postgres()
+        .await
+        .start()
+        .await;
+    let agent = a.agent("grace").await;
+    let mut b = TestApp::builder().smtp(&smtp).node_of(&a).start().await;
+    let (visitor, _chat, _ticket, _desk) = claimed_chat(&a, &a, &agent).await;
+    let start = json!({"type": "start", "leg": "customer", "token": visitor.token, "codec": "pcm16", "rate": 16000});
+    let mut customer = pcm_leg(&a, start, None).await;
+    let call = first_text(&mut customer).await["call"].clone();
+    let join = json!({"type": "start", "token": agent.token, "call": call, "codec": "pcm16", "rate": 16000});
+    let mut leg = pcm_leg(&b, join.clone(), None).await;
+    assert_eq!(first_text(&mut leg).await["type"], "started");
+
+    b.stop().await;
+    assert_eq!(
+        closed_with(&mut leg).await,
+        (1012, "node restarting; reconnect".into())
+    );
+    let mut again = pcm_leg(&a, join, None).await;
+    assert_eq!(first_text(&mut again).await["type"], "started");
+    customer
+        .send(Message::Binary(tone16(440.0, 0).into()))
+        .await
+        .unwrap();
+    loop {
+        match again.next().await {
+            Some(Ok(Message::Binary(_))) => break,
+            Some(Ok(_)) => continue,
+            other => panic!("the call did not go on: {other:?}"),
+        }
+    }
+}

@@ -230,11 +230,18 @@ pub async fn agent_leg(
         };
         let _ = down_tx.send(Message::Close(Some(frame))).await;
     };
-    tokio::select! {
-        _ = to_holder => {}
-        _ = to_agent => {}
-        // This node stops: the agent reconnects (to any node) and is relayed again.
-        _ = app.shutdown.cancelled() => {}
+    let stopping = tokio::select! {
+        _ = to_holder => false,
+        _ = to_agent => false,
+        _ = app.shutdown.cancelled() => true,
+    };
+    if stopping {
+        // This node stops: the agent reconnects (through any node) and is relayed again.
+        let frame = CloseFrame {
+            code: crate::protocol::close::SERVICE_RESTART,
+            reason: "node restarting; reconnect".into(),
+        };
+        let _ = down_tx.send(Message::Close(Some(frame))).await;
     }
 }
 
