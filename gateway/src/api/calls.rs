@@ -12,10 +12,10 @@ use crate::ids::TicketId;
 use crate::store::{RecordingState, StoredRecording, User};
 use crate::vault::KeyOwner;
 use crate::voice::call::{open_manifest, PauseError};
-use crate::voice::directory::Home;
+use crate::voice::directory::{Home, Unavailable};
+use crate::voice::relay::Hop;
 use crate::voice::Call;
 use axum::extract::State;
-use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -47,87 +47,18 @@ fn view(c: &Call) -> CallView {
     }
 }
 
-/// What a call request needs to be handed on to the node holding the call
-/// ([`crate::voice::relay`]): its credentials, client, and path.
-pub struct Hop {
-    headers: axum::http::HeaderMap,
-    client: std::net::IpAddr,
-    path: String,
-    /// Relayed here by another node: the call must be held here.
-    relayed: bool,
-}
-
-impl axum::extract::FromRequestParts<App> for Hop {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _app: &App,
-    ) -> Result<Self, Self::Rejection> {
-        let client = parts
-            .extensions
-            .get::<crate::proxy::ClientIp>()
-            .map_or(std::net::Ipv4Addr::LOCALHOST.into(), |c| c.0);
-        Ok(Hop {
-            headers: parts.headers.clone(),
-            client,
-            path: parts
-                .uri
-                .path_and_query()
-                .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string()),
-            relayed: parts
-                .extensions
-                .get::<crate::voice::relay::Relayed>()
-                .is_some(),
-        })
-    }
-}
-
 /// A live call, wherever it is held.
 enum Live {
     Here(Arc<Call>),
     Elsewhere(Home),
 }
 
-impl Hop {
-    /// Hands the request to the node holding the call.
-    async fn forward(
-        &self,
-        app: &App,
-        home: &Home,
-        method: axum::http::Method,
-        body: Option<serde_json::Value>,
-    ) -> Response {
-        crate::voice::relay::forward(
-            app,
-            home,
-            method,
-            &self.path,
-            &self.headers,
-            self.client,
-            body,
-        )
-        .await
-    }
-
-    /// Where to look when the call is not held here: nowhere, if another node relayed it.
-    async fn elsewhere(
-        &self,
-        lookup: impl std::future::Future<
-            Output = Result<Option<Home>, crate::voice::directory::Unavailable>,
-        >,
-    ) -> ApiResult<Home> {
-        if self.relayed {
-            return Err(ApiError::NotFound);
-        }
-        match lookup.await {
-            Ok(Some(home)) => Ok(home),
-            Ok(None) => Err(ApiError::NotFound),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot look up a call held on another node");
-                Err(ApiError::Unavailable)
-            }
-        }
+/// The node holding a call that is not here, as the API answers for it.
+fn found(held: Result<Option<Home>, Unavailable>) -> ApiResult<Home> {
+    match held {
+        Ok(Some(home)) => Ok(home),
+        Ok(None) => Err(ApiError::NotFound),
+        Err(_) => Err(ApiError::Unavailable),
     }
 }
 
@@ -135,7 +66,7 @@ impl Hop {
 async fn live_call(app: &App, me: &User, hop: &Hop, id: &str) -> ApiResult<Live> {
     let live = match app.calls.get(id) {
         Some(call) => Live::Here(call),
-        None => Live::Elsewhere(hop.elsewhere(app.calls.directory.find(id)).await?),
+        None => Live::Elsewhere(found(hop.elsewhere(app.calls.directory.find(id)).await)?),
     };
     let ticket = match &live {
         Live::Here(call) => call.ticket,
@@ -159,7 +90,7 @@ pub async fn show(
 ) -> ApiResult<Response> {
     match live_call(&app, &me, &hop, &id).await? {
         Live::Here(call) => Ok(Json(view(&call)).into_response()),
-        Live::Elsewhere(home) => Ok(hop.forward(&app, &home, Method::GET, None).await),
+        Live::Elsewhere(home) => Ok(hop.forward(&app, &home, None).await),
     }
 }
 
@@ -181,8 +112,8 @@ pub async fn of_ticket(
     if let Some(call) = app.calls.of_ticket(ticket) {
         return Ok(Json(view(&call)).into_response());
     }
-    let home = hop.elsewhere(app.calls.directory.of_ticket(ticket)).await?;
-    Ok(hop.forward(&app, &home, Method::GET, None).await)
+    let home = found(hop.elsewhere(app.calls.directory.of_ticket(ticket)).await)?;
+    Ok(hop.forward(&app, &home, None).await)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -219,7 +150,7 @@ pub async fn pause(
         Live::Here(call) => call,
         Live::Elsewhere(home) => {
             let body = serde_json::json!({"reason": req.reason});
-            return Ok(hop.forward(&app, &home, Method::POST, Some(body)).await);
+            return Ok(hop.forward(&app, &home, Some(body)).await);
         }
     };
     let by = format!("user:{}", me.id.0);
@@ -249,7 +180,7 @@ pub async fn resume(
         Live::Here(call) => call,
         Live::Elsewhere(home) => {
             let body = serde_json::json!({"reason": req.reason});
-            return Ok(hop.forward(&app, &home, Method::POST, Some(body)).await);
+            return Ok(hop.forward(&app, &home, Some(body)).await);
         }
     };
     let by = format!("user:{}", me.id.0);

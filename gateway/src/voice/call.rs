@@ -426,7 +426,7 @@ pub async fn pause_for_verification(app: &App, ctx: &Context, ticket: TicketId, 
         return;
     }
     if let Some(call) = app.calls.of_ticket(ticket) {
-        return pause_call_for_verification(app, ctx, &call, action).await;
+        return pause_here(app, ctx, &call, action).await;
     }
     match app.calls.directory.of_ticket(ticket).await {
         Ok(Some(home)) => super::relay::pause_for_verification(app, ctx, &home, action).await,
@@ -445,11 +445,15 @@ fn takes_card_details(app: &App, action: &str) -> bool {
         .any(|a| a == action)
 }
 
-/// Pauses `call`, held here, for a verification for `action` (another node's, perhaps).
+/// Pauses `call`, held here, for a verification for `action` asked on another node.
 pub async fn pause_call_for_verification(app: &App, ctx: &Context, call: &Call, action: &str) {
-    if !takes_card_details(app, action) {
-        return;
+    if takes_card_details(app, action) {
+        pause_here(app, ctx, call, action).await;
     }
+}
+
+/// Pauses `call`, held here, for a verification for `action`, which takes card details.
+async fn pause_here(app: &App, ctx: &Context, call: &Call, action: &str) {
     let reason = format!("verification for {action}");
     match call.pause(app, ctx, STEP_UP, &reason).await {
         Ok(()) | Err(PauseError::AlreadyPaused) | Err(PauseError::Ended) => {}

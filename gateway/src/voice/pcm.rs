@@ -15,18 +15,16 @@
 use super::call::{AgentOut, Call, CustomerOut, PauseError};
 use super::directory::Home;
 use super::media::{self, Converter, Rate};
-use super::relay::{self, Relayed};
+use super::relay::{self, Hop};
 use super::{close, close_with, FRAME_TOO_BIG, MAX_BINARY_FRAME, MAX_TEXT_FRAME};
 use crate::app::App;
 use crate::audit::Context;
 use crate::auth::{require, Permission};
 use crate::origin::RequestOrigin;
-use crate::proxy::ClientIp;
 use crate::store::{StoreError, User};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
-use axum::Extension;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -148,29 +146,22 @@ pub fn check_binary(bytes: &[u8], rate: Rate) -> Result<Vec<i16>, Refusal> {
 struct Request {
     ctx: Context,
     origin: RequestOrigin,
-    /// Passed on when the leg is relayed to the node holding its call.
-    headers: axum::http::HeaderMap,
-    client: std::net::IpAddr,
-    /// Relayed here by another node: the call must be held here.
-    relayed: bool,
+    /// What the leg needs to be relayed to the node holding its call.
+    hop: Hop,
 }
 
 pub async fn handler(
     ws: WebSocketUpgrade,
-    headers: axum::http::HeaderMap,
     ctx: Context,
-    client: Option<Extension<ClientIp>>,
-    relayed: Option<Extension<Relayed>>,
+    hop: Hop,
     State(app): State<App>,
 ) -> Response {
     // Whose leg it is, and so which origins may open it, is in the start frame: an agent's
     // only from the consoles (as `/ws/agent`), a customer's from the pages of their site.
     let request = Request {
         ctx,
-        origin: crate::origin::RequestOrigin::from_headers(&headers),
-        headers,
-        client: client.map_or(std::net::Ipv4Addr::LOCALHOST.into(), |c| c.0 .0),
-        relayed: relayed.is_some(),
+        origin: crate::origin::RequestOrigin::from_headers(&hop.headers),
+        hop,
     };
     let tracker = app.tracker.clone();
     ws.read_buffer_size(4 * 1024)
@@ -232,15 +223,10 @@ async fn admit(app: &App, start: &StartFrame, request: &Request) -> Result<(User
     let no_call = || refuse(close::NOT_FOUND, "no such live call");
     let (ticket, held) = match app.calls.get(id) {
         Some(call) => (call.ticket, Held::Here(call)),
-        // A relayed leg whose call is not here any more is not sent on again.
-        None if request.relayed => return Err(no_call()),
-        None => match app.calls.directory.find(id).await {
+        None => match request.hop.elsewhere(app.calls.directory.find(id)).await {
             Ok(Some(home)) => (home.ticket, Held::Elsewhere(home)),
             Ok(None) => return Err(no_call()),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot look up a call held on another node");
-                return Err(refuse(close::INTERNAL, "the call directory is unavailable"));
-            }
+            Err(_) => return Err(refuse(close::INTERNAL, "the call directory is unavailable")),
         },
     };
     let ticket = app
@@ -279,8 +265,8 @@ async fn run(mut socket: WebSocket, app: App, request: Request) {
         Ok((user, Held::Here(call))) => (user, call),
         Ok((_, Held::Elsewhere(home))) => {
             let start = start_text(&start);
-            return relay::agent_leg(socket, &app, &home, start, &request.headers, request.client)
-                .await;
+            let hop = &request.hop;
+            return relay::agent_leg(socket, &app, &home, start, &hop.headers, hop.client).await;
         }
         Err(r) => {
             close_with(&mut socket, r.code, r.reason).await;

@@ -17,7 +17,7 @@
 //! address, the method and the path with its query; a header more than [`SKEW`] from the
 //! holder's clock, or with a MAC that does not match, counts for nothing.
 
-use super::directory::Home;
+use super::directory::{Home, Unavailable};
 use crate::app::App;
 use crate::audit::Context;
 use crate::vault::Vault;
@@ -43,6 +43,77 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Relayed {
     /// The client the relaying node served.
     pub client: IpAddr,
+}
+
+/// What a request needs to be handed on to the node holding its call: its headers, client,
+/// method and path (with its query), and whether another node relayed it here.
+pub struct Hop {
+    pub headers: HeaderMap,
+    pub client: IpAddr,
+    method: Method,
+    path: String,
+    /// Relayed here by another node: the call must be held here, and is not looked for
+    /// elsewhere.
+    relayed: bool,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Hop {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Hop {
+            headers: parts.headers.clone(),
+            client: parts
+                .extensions
+                .get::<crate::proxy::ClientIp>()
+                .map_or(std::net::Ipv4Addr::LOCALHOST.into(), |c| c.0),
+            method: parts.method.clone(),
+            path: parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string()),
+            relayed: parts.extensions.get::<Relayed>().is_some(),
+        })
+    }
+}
+
+impl Hop {
+    /// The node holding a call that is not here, by `lookup` in the directory; none for a
+    /// request another node relayed (it is not sent on again).
+    pub async fn elsewhere(
+        &self,
+        lookup: impl std::future::Future<Output = Result<Option<Home>, Unavailable>>,
+    ) -> Result<Option<Home>, Unavailable> {
+        if self.relayed {
+            return Ok(None);
+        }
+        lookup.await.inspect_err(|e| {
+            tracing::warn!(error = %e, "cannot look up a call held on another node");
+        })
+    }
+
+    /// Hands this call API request to the node holding the call and returns its answer as it
+    /// is; `body` is the request's JSON, if it has one.
+    pub async fn forward(
+        &self,
+        app: &App,
+        home: &Home,
+        body: Option<serde_json::Value>,
+    ) -> Response {
+        forward(
+            app,
+            home,
+            &self.method,
+            &self.path,
+            &self.headers,
+            self.client,
+            body,
+        )
+        .await
+    }
 }
 
 fn unix_now() -> u64 {
@@ -108,11 +179,16 @@ fn target(home: &Home, path_and_query: &str) -> Option<(reqwest::Url, String)> {
         home.node.trim_end_matches('/')
     ))
     .ok()?;
-    let signed = match url.query() {
+    let signed = signed_path(&url);
+    Some((url, signed))
+}
+
+/// The path and query of `url` as the holder receives them, which the MAC binds.
+fn signed_path(url: &reqwest::Url) -> String {
+    match url.query() {
         Some(q) => format!("{}?{q}", url.path()),
         None => url.path().to_string(),
-    };
-    Some((url, signed))
+    }
 }
 
 /// Headers of the agent's request that the holder needs to check it as its own. `Host` goes
@@ -247,10 +323,10 @@ pub async fn agent_leg(
 
 /// Hands a call API request to the node holding the call and returns its answer as it is.
 /// `path` is the request's path with its query; `body` is JSON, if it has one.
-pub async fn forward(
+async fn forward(
     app: &App,
     home: &Home,
-    method: Method,
+    method: &Method,
     path: &str,
     headers: &HeaderMap,
     client: IpAddr,
@@ -316,7 +392,7 @@ fn pause_target(home: &Home, action: &str, ctx: &Context) -> Option<(reqwest::Ur
             }
         }
     }
-    let signed = format!("{}?{}", url.path(), url.query().unwrap_or_default());
+    let signed = signed_path(&url);
     Some((url, signed))
 }
 
