@@ -32,3 +32,4 @@ mod tls;
 mod vault;
 mod voice;
 mod web;
+mod writers;

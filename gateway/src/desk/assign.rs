@@ -3,11 +3,11 @@
 //! wake-ups never race each other; the store's claim keeps it correct even so.
 //!
 //! With Redis the agents are those of every node, and every node runs its assigner: the
-//! store's claim checks the agent's capacity and the ticket's state inside one serialised
-//! transaction (PostgreSQL's write lock), so two nodes picking the same agent or ticket at
-//! once never exceed a capacity or assign a ticket twice; the loser moves on. Since another
-//! node's agent coming online or freeing up does not wake this node, a shared assigner also
-//! looks at the queue every heartbeat of the presence.
+//! store's claim checks the agent's capacity and the ticket's state inside one transaction
+//! holding both (PostgreSQL's advisory locks on the agent and the ticket), so two nodes
+//! picking the same agent or ticket at once never exceed a capacity or assign a ticket twice;
+//! the loser moves on. Since another node's agent coming online or freeing up does not wake
+//! this node, a shared assigner also looks at the queue every heartbeat of the presence.
 
 use super::Desk;
 use crate::ids::UserId;

@@ -1,7 +1,7 @@
 //! Verification state in Redis, for gateways that share one (`--redis-url`): the live
 //! challenges and the customers' daily counts of wrong codes, decided by atomic Lua scripts,
 //! so that every limit holds over all the nodes at once and no check waits for the database's
-//! write lock. What must last stays in the durable store:
+//! verification writes, which run alone. What must last stays in the durable store:
 //!
 //! - an **approved** challenge is recorded there under its own id (at approval, or, if that
 //!   write failed, before an action names it), so authorised actions point at a row and a

@@ -1,10 +1,10 @@
 //! How the PostgreSQL store writes a batch of appends ([`crate::store::appender`]).
 //!
 //! Each append reads its conversation's last sequence number and data key, seals the message
-//! as the next record, and inserts the ciphertext: the batch holds the write lock, so no node
+//! as the next record, and inserts the ciphertext: the batch holds its tickets' keys, so no node
 //! can take that sequence number in between, and plaintext never reaches PostgreSQL.
 
-use super::{begin_write, insert_sealed, seal_message};
+use super::{begin_keyed, insert_sealed, seal_message, Key};
 use crate::store::appender::{Appender, Job, Outcome, Target, WriteBatch};
 use crate::store::StoreResult;
 use crate::vault::Vault;
@@ -31,7 +31,15 @@ impl WriteBatch for Batches {
 /// by `ON CONFLICT DO NOTHING` (a failed statement would abort the whole transaction in
 /// PostgreSQL); any other failure fails the whole batch.
 async fn write(pool: &PgPool, vault: &Vault, jobs: &[Job]) -> StoreResult<Vec<Outcome>> {
-    let mut tx = begin_write(pool).await?;
+    let keys: Vec<Key> = jobs
+        .iter()
+        .map(|job| match job.target {
+            Target::OpenTicket { ticket, .. } | Target::HeldTicket { ticket, .. } => {
+                Key::Ticket(ticket)
+            }
+        })
+        .collect();
+    let mut tx = begin_keyed(pool, &keys).await?;
     let mut out = Vec::with_capacity(jobs.len());
     for job in jobs {
         let msg = job.message();

@@ -1,8 +1,8 @@
 //! The audit log and access grants in PostgreSQL (migration 0006).
 //!
-//! An audit append is one transaction holding the write lock before it reads the chain's head,
-//! so neither another node nor another process (`deskgate audit export` appends its own entry)
-//! can slip in between the read and the insert.
+//! An audit append is one transaction holding the chain head's key ([`Key::Audit`]) before it
+//! reads the head, so neither another node nor another process (`deskgate audit export`
+//! appends its own entry) can slip in between the read and the insert.
 
 use super::*;
 use recorder::audit::GENESIS;
@@ -94,7 +94,7 @@ async fn append_in(conn: &mut PgConnection, e: &AuditEntry) -> StoreResult<Audit
 
 impl PgStore {
     pub(super) async fn pg_append_audit(&self, e: &AuditEntry) -> StoreResult<AuditRecord> {
-        let mut tx = begin_write(&self.pool).await?;
+        let mut tx = begin_keyed(&self.pool, &[Key::Audit]).await?;
         let record = append_in(&mut tx, e).await?;
         tx.commit().await?;
         Ok(record)
@@ -172,8 +172,9 @@ impl PgStore {
         c: &AuditCheckpoint,
         after: Option<i64>,
     ) -> StoreResult<bool> {
-        // One statement: the check of the last checkpoint and the insert cannot be split by
-        // another process signing too.
+        // Under its key: two nodes signing at once would both see the same last checkpoint
+        // (a statement's subquery reads its snapshot) and fork the chain.
+        let mut tx = begin_keyed(&self.pool, &[Key::Checkpoints]).await?;
         let done = sqlx::query(
             "INSERT INTO audit_checkpoints (seq, hash, at, key_id, signature, prev) \
              SELECT $1, $2, $3, $4, $5, $6 \
@@ -189,8 +190,9 @@ impl PgStore {
         .bind(after)
         .bind(c.seq)
         .bind(after)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 

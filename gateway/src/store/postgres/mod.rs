@@ -3,12 +3,20 @@
 //!
 //! SQLite decides every race by having one writer; here several nodes write at once, so every
 //! transaction that reads before it writes (the next sequence number, the chain head of the
-//! audit log, a claim, an attempt counted against a limit) first takes one transaction-scoped
-//! advisory lock, [`WRITE_LOCK`]: writes are serialised across all nodes exactly as the single
-//! writer serialises them on one, while reads run beside them. Single conditional statements
-//! (`UPDATE … WHERE attempts < max`) need no lock: PostgreSQL re-checks their condition on the
-//! row a concurrent writer left. The common append still goes in groups ([`appender`]), one
-//! lock and one commit per batch.
+//! audit log, a claim, an attempt counted against a limit) first takes transaction-scoped
+//! advisory locks on what it decides ([`Key`]): a ticket (its state and its conversation's
+//! sequence numbers), a customer (which ticket is theirs), an agent (their load), the audit
+//! log's head, or the ids chosen before sealing. Writers of different keys run side by side
+//! on every node; writers of one key take turns, as the single writer serialises them on one
+//! node. What is rare and touches much at once (rewrapping keys, shredding, grants,
+//! verification) runs alone ([`begin_write`]): it holds [`WRITE_LOCK`] exclusively, which
+//! every keyed writer holds shared. Single conditional statements (`UPDATE … WHERE attempts <
+//! max`) need no lock: PostgreSQL re-checks their condition on the row a concurrent writer
+//! left. The common append still goes in groups ([`appender`]), one transaction and one
+//! commit per batch.
+//!
+//! Deadlock-free by order: a transaction takes [`WRITE_LOCK`] first, then its keys in their
+//! order ([`lock`] sorts them), and a key it takes later sorts after every key it holds.
 
 mod appender;
 mod audit;
@@ -35,13 +43,55 @@ pub struct PgStore {
     appender: Appender,
 }
 
-/// The advisory lock every read-then-write transaction holds until it ends ("deskgate").
+/// The advisory lock ("deskgate") a transaction that runs alone holds exclusively and every
+/// keyed one shared.
 const WRITE_LOCK: i64 = 0x6465_736b_6761_7465;
 
 /// Connections each node keeps to the database at most.
 const MAX_CONNECTIONS: u32 = 16;
 
-/// Begins a transaction holding [`WRITE_LOCK`].
+/// What a keyed writer decides, and so locks until it ends. The order of the variants is the
+/// order in which a transaction takes them.
+#[derive(Clone, Copy, Debug)]
+enum Key {
+    /// Customer ids (chosen before sealing) and the match of a verified identity.
+    Customers,
+    /// Which ticket is a customer's: finding, reopening, closing or opening it.
+    Customer(CustomerId),
+    /// An agent's load, counted against their capacity.
+    Agent(UserId),
+    /// A ticket's state and its conversation's sequence numbers.
+    Ticket(TicketId),
+    /// Note ids (chosen before sealing).
+    Notes,
+    /// Attachment ids (chosen before sealing).
+    Attachments,
+    /// The head of the audit log's chain.
+    Audit,
+    /// The last signed checkpoint of the audit log.
+    Checkpoints,
+}
+
+impl Key {
+    /// The key as PostgreSQL's pair of 32-bit advisory keys, a space apart from
+    /// [`WRITE_LOCK`]'s. Ids that share their low 32 bits share a lock: a wait, never a
+    /// wrong answer.
+    fn pair(self) -> (i32, i32) {
+        let (class, id) = match self {
+            Key::Customers => (1, 0),
+            Key::Customer(c) => (2, c.0),
+            Key::Agent(u) => (3, u.0),
+            Key::Ticket(t) => (4, t.0),
+            Key::Notes => (5, 0),
+            Key::Attachments => (6, 0),
+            Key::Audit => (7, 0),
+            Key::Checkpoints => (8, 0),
+        };
+        (class, id as i32)
+    }
+}
+
+/// Begins a transaction that runs alone: it waits for every writer and they for it.
 async fn begin_write(
     pool: &PgPool,
 ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
@@ -51,6 +101,52 @@ async fn begin_write(
         .execute(&mut *tx)
         .await?;
     Ok(tx)
+}
+
+/// Begins a transaction holding `keys`: it runs beside writers of other keys, and waits for
+/// those of the same keys and for one that runs alone.
+async fn begin_keyed(
+    pool: &PgPool,
+    keys: &[Key],
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+        .bind(WRITE_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    lock(&mut tx, keys).await?;
+    Ok(tx)
+}
+
+/// Takes `keys` in their order, in one statement. A transaction that holds keys already may
+/// take more only if each sorts after all of those (a customer's, then their ticket's), or two
+/// transactions could wait for each other.
+async fn lock(conn: &mut PgConnection, keys: &[Key]) -> Result<(), sqlx::Error> {
+    let mut pairs: Vec<(i32, i32)> = keys.iter().map(|k| k.pair()).collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    match pairs.as_slice() {
+        [] => {}
+        [(class, id)] => {
+            sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+                .bind(class)
+                .bind(id)
+                .execute(conn)
+                .await?;
+        }
+        _ => {
+            let (classes, ids): (Vec<i32>, Vec<i32>) = pairs.into_iter().unzip();
+            sqlx::query(
+                "SELECT pg_advisory_xact_lock(k.class, k.id) \
+                 FROM unnest($1::int4[], $2::int4[]) WITH ORDINALITY AS k(class, id, n) ORDER BY k.n",
+            )
+            .bind(classes)
+            .bind(ids)
+            .execute(conn)
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 impl PgStore {
@@ -167,7 +263,7 @@ async fn insert_attachment(
     let key = row_key(vault, target, &owner, "conv")?.ok_or(StoreError::Conflict(
         "the conversation's transcript was deleted",
     ))?;
-    // Every caller holds the write lock: no node can take the id in between.
+    // Every caller holds [`Key::Attachments`]: no node can take the id in between.
     let id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM attachments")
         .fetch_one(&mut *conn)
         .await?;
@@ -198,7 +294,7 @@ async fn insert_attachment(
 }
 
 /// The conversation a message goes to, its last sequence number and its wrapped data key, read
-/// by the single writer in the transaction that appends: the sequence number is part of the
+/// under its ticket's key in the transaction that appends: the sequence number is part of the
 /// sealed record's identity, so it must be known before sealing.
 const TARGET_ANY: &str = "SELECT c.id, c.last_seq, dk.key_version AS conv_key_version, \
      dk.wrapped AS conv_key FROM conversations c \
@@ -431,7 +527,7 @@ impl Store for PgStore {
             self.vault
                 .blind_index("customer.email", &sealing::normal_email(e))
         });
-        let mut tx = begin_write(&self.pool).await?;
+        let mut tx = begin_keyed(&self.pool, &[Key::Customers]).await?;
         let existing: Option<i64> = match &ext_index {
             Some(index) => {
                 sqlx::query_scalar(
@@ -600,7 +696,7 @@ impl Store for PgStore {
                 });
             }
         }
-        let mut tx = begin_write(&self.pool).await?;
+        let mut tx = begin_keyed(&self.pool, &[Key::Customer(customer.id)]).await?;
         let author_id = Some(customer.id.0);
         if let Some(message) = existing_message(
             &self.vault,
@@ -619,15 +715,35 @@ impl Store for PgStore {
                 change: None,
             });
         }
-        let current = sqlx::query(
-            "SELECT t.id, t.status, t.resolved_at, c.id AS conversation FROM tickets t \
-             JOIN conversations c ON c.ticket_id = t.id \
-             WHERE t.customer_id = $1 AND t.status IN ('queued','assigned','resolved') \
-             ORDER BY t.id DESC LIMIT 1",
+        // The customer's latest ticket stays theirs while their key is held (tickets are opened
+        // under it, and closed only by a transaction that runs alone); its state is read once
+        // its own key is held too.
+        let latest: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM tickets WHERE customer_id = $1 \
+             AND status IN ('queued','assigned','resolved') ORDER BY id DESC LIMIT 1",
         )
         .bind(customer.id.0)
         .fetch_optional(&mut *tx)
         .await?;
+        let mut more: Vec<Key> = latest
+            .map(|t| Key::Ticket(TicketId(t)))
+            .into_iter()
+            .collect();
+        if msg.attachment.is_some() {
+            more.push(Key::Attachments);
+        }
+        lock(&mut tx, &more).await?;
+        let current =
+            match latest {
+                Some(id) => sqlx::query(
+                    "SELECT t.id, t.status, t.resolved_at, c.id AS conversation FROM tickets t \
+                     JOIN conversations c ON c.ticket_id = t.id WHERE t.id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?,
+                None => None,
+            };
         let mut opened = false;
         let mut reopened = false;
         let mut target = None;
@@ -751,7 +867,11 @@ impl Store for PgStore {
             }
         }
         // Not held by this agent, or the client id was used before: find out which.
-        let mut tx = begin_write(&self.pool).await?;
+        let mut keys = vec![Key::Ticket(ticket)];
+        if msg.attachment.is_some() {
+            keys.push(Key::Attachments);
+        }
+        let mut tx = begin_keyed(&self.pool, &keys).await?;
         if let Some(message) = existing_message(
             &self.vault,
             &mut tx,
@@ -919,7 +1039,7 @@ impl Store for PgStore {
         agent: UserId,
         now: Timestamp,
     ) -> StoreResult<Transition> {
-        let mut tx = begin_write(&self.pool).await?;
+        let mut tx = begin_keyed(&self.pool, &[Key::Agent(agent), Key::Ticket(ticket)]).await?;
         let current = ticket_in(&self.vault, &mut tx, ticket).await?;
         if current.status != TicketStatus::Queued {
             return Err(StoreError::Conflict("ticket is not queued"));
@@ -947,7 +1067,10 @@ impl Store for PgStore {
         to: Option<UserId>,
         now: Timestamp,
     ) -> StoreResult<Transition> {
-        let mut tx = begin_write(&self.pool).await?;
+        // The load counted is the receiver's; the sender's only falls.
+        let mut keys = vec![Key::Ticket(ticket)];
+        keys.extend(to.map(Key::Agent));
+        let mut tx = begin_keyed(&self.pool, &keys).await?;
         let current = ticket_in(&self.vault, &mut tx, ticket).await?;
         held_by(&current, from)?;
         let text = match to {
@@ -987,7 +1110,7 @@ impl Store for PgStore {
         agent: UserId,
         now: Timestamp,
     ) -> StoreResult<Transition> {
-        let mut tx = begin_write(&self.pool).await?;
+        let mut tx = begin_keyed(&self.pool, &[Key::Ticket(ticket)]).await?;
         let current = ticket_in(&self.vault, &mut tx, ticket).await?;
         held_by(&current, agent)?;
         sqlx::query("UPDATE tickets SET status = 'resolved', resolved_at = $1 WHERE id = $2")
@@ -1018,7 +1141,7 @@ impl Store for PgStore {
     }
 
     async fn set_priority(&self, ticket: TicketId, priority: Priority) -> StoreResult<Ticket> {
-        let mut tx = begin_write(&self.pool).await?;
+        let mut tx = begin_keyed(&self.pool, &[Key::Ticket(ticket)]).await?;
         let done = sqlx::query("UPDATE tickets SET priority = $1 WHERE id = $2")
             .bind(priority.as_str())
             .bind(ticket.0)
@@ -1062,7 +1185,7 @@ impl Store for PgStore {
         text: &str,
         now: Timestamp,
     ) -> StoreResult<(Note, bool)> {
-        let mut tx = begin_write(&self.pool).await?;
+        let mut tx = begin_keyed(&self.pool, &[Key::Notes]).await?;
         let existing: Option<i64> =
             sqlx::query_scalar("SELECT id FROM notes WHERE author_id = $1 AND client_id = $2")
                 .bind(author.0)
@@ -1073,7 +1196,7 @@ impl Store for PgStore {
             Some(id) => (id, true),
             None => {
                 // The note's id is part of its sealed identity, so it is chosen before sealing;
-                // the write lock makes MAX + 1 safe.
+                // holding [`Key::Notes`] makes MAX + 1 safe.
                 let target = sqlx::query(
                     "SELECT c.id, (SELECT COALESCE(MAX(id), 0) + 1 FROM notes) AS next_id, \
                      dk.key_version AS conv_key_version, dk.wrapped AS conv_key \

@@ -22,7 +22,7 @@ impl PgStore {
         rate: u32,
         now: Timestamp,
     ) -> StoreResult<(i64, Arc<recorder::DataKey>)> {
-        // The write lock makes the check and the insert one step across nodes: a call id seen
+        // Running alone makes the check and the insert one step across nodes: a call id seen
         // twice is a conflict, never a constraint error.
         let mut tx = begin_write(&self.pool).await?;
         let seen: Option<i64> = sqlx::query_scalar("SELECT id FROM recordings WHERE call_id = $1")

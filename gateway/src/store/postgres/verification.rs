@@ -1,7 +1,7 @@
 //! The verification state in PostgreSQL: challenges, the daily failure
 //! counter, authorised actions, step-up flags, staff TOTP factors and recovery codes.
 //!
-//! Each rule that races is decided under the write lock (see the module above): a check is one
+//! Each rule that races is decided in a transaction that runs alone ([`begin_write`]): a check is one
 //! transaction that reads the customer's daily count, counts the attempt
 //! with a conditional `UPDATE … RETURNING` and adds a wrong code to the daily count, so
 //! concurrent checks can never count past either limit and at most one approves; a TOTP

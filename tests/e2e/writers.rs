@@ -1,0 +1,293 @@
+//! Two nodes writing to one PostgreSQL database at once. Each transaction there locks only what
+//! it decides (a ticket, a customer, an agent's load, the audit log's head, ids chosen before
+//! sealing; gateway/src/store/postgres): the races below, run at once through two nodes' own
+//! connection pools, must end as the single writer of one node would end them.
+
+use deskgate::clock::Clock;
+use deskgate::ids::{CustomerId, Seq, TicketId, UserId};
+use deskgate::store::{
+    Author, AuthorKind, Customer, NewAttachment, NewCustomer, NewMessage, Store, StoreError,
+};
+use deskgate_tests::TestApp;
+use recorder::audit::{Action, Entry, Outcome, GENESIS};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use tokio::task::JoinSet;
+
+/// Two nodes on one fresh database, each one's store, and agents of these names and
+/// capacities (made before the second node starts, which would otherwise find no admin and
+/// make a bootstrap secret of its own).
+async fn two_nodes(agents: &[(&str, u32)]) -> (TestApp, TestApp, [Arc<dyn Store>; 2], Vec<UserId>) {
+    let a = TestApp::builder().on_postgres().await.start().await;
+    let mut ids = Vec::new();
+    for (name, capacity) in agents {
+        ids.push(UserId(a.staff(name, "agent", *capacity).await.id));
+    }
+    let b = TestApp::builder().node_of(&a).start().await;
+    let stores = [a.app.store.clone(), b.app.store.clone()];
+    (a, b, stores, ids)
+}
+
+fn from_customer(c: &Customer) -> Author {
+    Author {
+        kind: AuthorKind::Customer,
+        id: Some(c.id.0),
+        name: c.name.clone(),
+    }
+}
+
+fn said<'a>(author: Author, text: &'a str, client_id: &'a str) -> NewMessage<'a> {
+    NewMessage {
+        author,
+        text,
+        client_id,
+        blocked: false,
+        attachment: None,
+    }
+}
+
+async fn new_customer(store: &dyn Store, app: &TestApp, name: &str) -> Customer {
+    let c = NewCustomer {
+        site: "demo".into(),
+        external_id: None,
+        name: name.into(),
+        email: None,
+        phone: None,
+        verified: false,
+    };
+    store.upsert_customer(c, app.clock.now()).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn messages_claims_and_first_messages_from_two_nodes_at_once_end_as_one_writer_ends_them() {
+    let (a, _b, stores, agents) =
+        two_nodes(&[("grace", 10), ("hopper", 10), ("lovelace", 2)]).await;
+    let now = a.clock.now();
+    let customers: Vec<Customer> = {
+        let mut out = Vec::new();
+        for i in 0..6 {
+            out.push(new_customer(&*stores[i % 2], &a, &format!("customer {i}")).await);
+        }
+        out
+    };
+
+    // Each customer's first message, sent through both nodes at once: one ticket each, both
+    // messages in it.
+    let mut first = JoinSet::new();
+    for (i, c) in customers.iter().enumerate() {
+        for (n, store) in stores.iter().enumerate() {
+            let (store, c) = (store.clone(), c.clone());
+            let id = format!("first-{i}-{n}");
+            first.spawn(async move {
+                let msg = said(from_customer(&c), "hello", &id);
+                store
+                    .append_customer_message(&c, None, msg, now, now)
+                    .await
+                    .map(|done| (c.id, done.ticket, done.message.conversation))
+            });
+        }
+    }
+    let mut tickets = std::collections::BTreeMap::new();
+    while let Some(done) = first.join_next().await {
+        let (customer, ticket, conversation) = done.unwrap().unwrap();
+        let known = tickets.entry(customer).or_insert((ticket, conversation));
+        assert_eq!(
+            *known,
+            (ticket, conversation),
+            "one ticket for {customer:?}"
+        );
+    }
+    assert_eq!(tickets.len(), customers.len());
+
+    // Then 20 messages from each customer through each node at once, while two agents, one
+    // per node, race for each of the first three tickets, and a third, who may hold two,
+    // claims each of the other three through both nodes.
+    let (racers, busy) = ([agents[0], agents[1]], agents[2]);
+    let mut work = JoinSet::new();
+    for (i, c) in customers.iter().enumerate() {
+        let (ticket, conversation) = tickets[&c.id];
+        for (n, store) in stores.iter().enumerate() {
+            let (s, c) = (store.clone(), c.clone());
+            work.spawn(async move {
+                for k in 0..20 {
+                    let id = format!("{}-{n}-{k}", c.id.0);
+                    let msg = said(from_customer(&c), "more", &id);
+                    let open = Some((ticket, conversation));
+                    let done = s.append_customer_message(&c, open, msg, now, now).await;
+                    assert!(!done.unwrap().duplicate);
+                }
+                None
+            });
+            let agent = if i < 3 { racers[n] } else { busy };
+            let s = store.clone();
+            work.spawn(async move { Some((agent, s.claim(ticket, agent, now).await)) });
+        }
+    }
+    let mut won = std::collections::BTreeMap::<TicketId, UserId>::new();
+    let mut over_capacity = 0;
+    while let Some(done) = work.join_next().await {
+        match done.unwrap() {
+            None => {}
+            Some((agent, Ok(t))) => {
+                let first = won.insert(t.ticket.id, agent);
+                assert!(first.is_none(), "ticket {:?} claimed twice", t.ticket.id);
+            }
+            // Claimed already: by the other racer, or by the busy agent through the other node.
+            Some((_, Err(StoreError::Conflict(_)))) => {}
+            Some((agent, Err(StoreError::Capacity))) => {
+                assert_eq!(agent, busy);
+                over_capacity += 1;
+            }
+            Some((_, Err(e))) => panic!("a claim failed: {e:?}"),
+        }
+    }
+    let held_by_busy = won.values().filter(|a| **a == busy).count();
+    assert_eq!(held_by_busy, 2, "at her capacity, no more: {won:?}");
+    assert!(over_capacity >= 1);
+    assert_eq!(
+        won.len(),
+        5,
+        "the racers' three and two of the busy agent's: {won:?}"
+    );
+
+    // Every conversation: 2 first messages, 40 more and, if claimed, one "joined" notice,
+    // numbered from 1 without a gap.
+    for (ticket, conversation) in tickets.values() {
+        let messages = stores[0]
+            .messages_after(*conversation, Seq(0), 1000)
+            .await
+            .unwrap();
+        let seqs: Vec<i64> = messages.iter().map(|m| m.seq.0).collect();
+        let total = if won.contains_key(ticket) { 43 } else { 42 };
+        assert_eq!(seqs, (1..=total).collect::<Vec<_>>(), "ticket {ticket:?}");
+        let ids: BTreeSet<_> = messages
+            .iter()
+            .filter_map(|m| m.client_id.clone())
+            .collect();
+        assert_eq!(ids.len(), 42, "every client id once in ticket {ticket:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ids_chosen_before_sealing_and_the_audit_chain_stay_whole_with_two_nodes_writing() {
+    let (a, _b, stores, agents) = two_nodes(&[("grace", 5)]).await;
+    let now = a.clock.now();
+    let agent = agents[0];
+    let customer = new_customer(&*stores[0], &a, "Ada").await;
+    let msg = said(from_customer(&customer), "hello", "first");
+    let opened = stores[0]
+        .append_customer_message(&customer, None, msg, now, now)
+        .await
+        .unwrap();
+    let ticket = opened.ticket;
+    stores[0].claim(ticket, agent, now).await.unwrap();
+
+    let mut work = JoinSet::new();
+    for (n, store) in stores.iter().enumerate() {
+        for k in 0..10 {
+            // A verified identity seen on both nodes at once is one customer; new visitors
+            // are new customers, each with an id of its own.
+            let (s, clock) = (store.clone(), a.clock.clone());
+            work.spawn(async move {
+                let c = NewCustomer {
+                    site: "demo".into(),
+                    external_id: Some("crm-42".into()),
+                    name: "Verified".into(),
+                    email: None,
+                    phone: None,
+                    verified: true,
+                };
+                let verified = s.upsert_customer(c, clock.now()).await.unwrap().id;
+                let c = NewCustomer {
+                    site: "demo".into(),
+                    external_id: None,
+                    name: format!("visitor {n}-{k}"),
+                    email: None,
+                    phone: None,
+                    verified: false,
+                };
+                let visitor = s.upsert_customer(c, clock.now()).await.unwrap().id;
+                Ids::Customers(verified, visitor)
+            });
+            let s = store.clone();
+            work.spawn(async move {
+                let note = s
+                    .add_note(ticket, agent, &format!("note-{n}-{k}"), "a note", now)
+                    .await
+                    .unwrap();
+                Ids::Note(note.0.id.0)
+            });
+            let s = store.clone();
+            work.spawn(async move {
+                let file = NewAttachment {
+                    content_type: "text/plain",
+                    bytes: zeroize::Zeroizing::new(format!("file {n}-{k}").into_bytes()),
+                };
+                let mut msg = said(
+                    Author {
+                        kind: AuthorKind::Agent,
+                        id: Some(agent.0),
+                        name: "grace".into(),
+                    },
+                    "file.txt",
+                    "",
+                );
+                let id = format!("file-{n}-{k}");
+                msg.client_id = &id;
+                msg.attachment = Some(&file);
+                let done = s
+                    .append_agent_message(ticket, agent, msg, now)
+                    .await
+                    .unwrap();
+                Ids::Attachment(done.message.attachment.expect("stored file").id.0)
+            });
+            let s = store.clone();
+            work.spawn(async move {
+                let entry = Entry::new(now.0, Action::TicketRead, Outcome::Allowed);
+                Ids::Audit(s.append_audit(&entry).await.unwrap().seq)
+            });
+        }
+    }
+    let (mut verified, mut visitors, mut notes, mut files, mut audit) = (
+        BTreeSet::new(),
+        BTreeSet::new(),
+        BTreeSet::new(),
+        BTreeSet::new(),
+        BTreeSet::new(),
+    );
+    while let Some(done) = work.join_next().await {
+        match done.unwrap() {
+            Ids::Customers(v, c) => {
+                verified.insert(v);
+                visitors.insert(c);
+            }
+            Ids::Note(id) => assert!(notes.insert(id)),
+            Ids::Attachment(id) => assert!(files.insert(id)),
+            Ids::Audit(seq) => assert!(audit.insert(seq)),
+        }
+    }
+    assert_eq!(verified.len(), 1, "one verified customer: {verified:?}");
+    assert_eq!(visitors.len(), 20);
+    assert!(visitors.iter().all(|c| !verified.contains(c)));
+    assert_eq!(notes.len(), 20);
+    assert_eq!(stores[1].notes(ticket).await.unwrap().len(), 20);
+    assert_eq!(files.len(), 20);
+
+    // The chain links every entry, in order, to the one before it.
+    let records = stores[1].audit_after(0, 10_000).await.unwrap();
+    let mut prev = GENESIS;
+    for r in &records {
+        assert_eq!(r.hash, r.entry.chain_hash(r.seq, &prev), "entry {}", r.seq);
+        prev = r.hash;
+    }
+    let seqs: Vec<i64> = records.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+    assert!(audit.iter().all(|s| seqs.contains(s)));
+}
+
+enum Ids {
+    Customers(CustomerId, CustomerId),
+    Note(i64),
+    Attachment(i64),
+    Audit(i64),
+}
