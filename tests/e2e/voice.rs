@@ -1984,3 +1984,60 @@ async fn a_relayed_leg_is_told_to_reconnect_when_its_node_drains() {
         }
     }
 }
+
+/// The recorder writes the manifest to the store behind the call, never in its way: while
+/// another client holds the recording's row, so that every write of the manifest waits, both
+/// legs go on being recorded (a leg queues only 200 ms), and the recording ends whole once
+/// the row is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_whose_store_is_held_up_loses_no_audio() {
+    use sqlx::Connection;
+    let app = TestApp::builder().on_postgres().await.start().await;
+    let agent = app.agent("grace").await;
+    let (visitor, _chat, ticket, _desk) = claimed_chat(&app, &app, &agent).await;
+    let start = json!({"type": "start", "leg": "customer", "token": visitor.token, "codec": "pcm16", "rate": 16000});
+    let mut customer = pcm_leg(&app, start, None).await;
+    let call = first_text(&mut customer).await["call"].clone();
+    let (s, c) = app
+        .get(&format!("/api/tickets/{ticket}/call"), Some(&agent.token))
+        .await;
+    assert_eq!(s, 200, "{c}");
+    let recording = c["recording"].as_i64().unwrap();
+    let join = json!({"type": "start", "token": agent.token, "call": call, "codec": "pcm16", "rate": 16000});
+    let mut leg = pcm_leg(&app, join, None).await;
+    assert_eq!(first_text(&mut leg).await["recording"], "on");
+
+    // The row is held from before the first segment is sealed until after the hang-up.
+    let url = &app.database.as_ref().expect("on PostgreSQL").url;
+    let mut other = sqlx::PgConnection::connect(url).await.unwrap();
+    let mut held = other.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM recordings WHERE id = $1 FOR UPDATE")
+        .bind(recording)
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    let (ctx_, crx) = customer.split();
+    let (atx, arx) = leg.split();
+    let customer_hears = tokio::spawn(hear(crx));
+    let agent_hears = tokio::spawn(hear(arx));
+    let legs = talk(ctx_, atx, vec![]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    held.commit().await.unwrap();
+    let (_, events) = agent_hears.await.unwrap();
+    assert_eq!(
+        events.last().map(|e| e["type"].clone()),
+        Some(json!("ended"))
+    );
+    let _ = customer_hears.await.unwrap();
+    drop(legs);
+
+    // 3 s of tone each way, less what the edges of the call take: at most 10 of 150 frames.
+    let (_, left, right) = played_through_grant(&app, recording).await;
+    let sounding = |s: &[f64]| s.chunks(320).filter(|f| rms(f) > 1000.0).count();
+    assert!(
+        sounding(&left) >= 140 && sounding(&right) >= 140,
+        "customer {} and agent {} frames of 150 recorded",
+        sounding(&left),
+        sounding(&right)
+    );
+}

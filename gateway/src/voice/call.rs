@@ -225,6 +225,8 @@ impl Call {
             writer,
             key,
             paused_at: None,
+            saving: None,
+            unsaved: false,
         };
         app.tracker.spawn(rec.run(cmd_rx));
         // Listed before the ticket says "call", so a console on another node finds it.
@@ -469,6 +471,11 @@ struct Recorder {
     key: Arc<DataKey>,
     /// The frame the current pause began at.
     paused_at: Option<u64>,
+    /// The manifest's write to the store, while it runs: the ticks do not wait for the store,
+    /// so a slow write holds up no frame (each leg queues only [`super::LEG_QUEUE`]).
+    saving: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// A segment was sealed since the write in flight (or the last one) began.
+    unsaved: bool,
 }
 
 fn push_capped(q: &mut VecDeque<Vec<i16>>, f: Vec<i16>) {
@@ -538,7 +545,26 @@ impl Recorder {
         };
         let (c, a) = if paused { (None, None) } else { (c, a) };
         if self.writer.push(c.as_deref(), a.as_deref())? {
-            self.save(RecordingState::Recording, None).await?;
+            self.unsaved = true;
+        }
+        self.save_behind().await
+    }
+
+    /// Starts writing the manifest if a segment was sealed since the last write began and
+    /// none is in flight; a write that failed fails the recording.
+    async fn save_behind(&mut self) -> anyhow::Result<()> {
+        match self.saving.take() {
+            Some(done) if done.is_finished() => done.await??,
+            Some(running) => {
+                self.saving = Some(running);
+                return Ok(());
+            }
+            None => {}
+        }
+        if self.unsaved {
+            self.unsaved = false;
+            let write = self.write(RecordingState::Recording, None)?;
+            self.saving = Some(tokio::spawn(write));
         }
         Ok(())
     }
@@ -569,11 +595,26 @@ impl Recorder {
             .await
     }
 
+    /// Writes the manifest as it is now, after any write in flight, so the last word is this
+    /// one.
     async fn save(
-        &self,
+        &mut self,
         state: RecordingState,
         ended: Option<crate::clock::Timestamp>,
     ) -> anyhow::Result<()> {
+        if let Some(running) = self.saving.take() {
+            running.await??;
+        }
+        self.write(state, ended)?.await
+    }
+
+    /// The write of the manifest as it is now: sealed here, written when awaited.
+    fn write(
+        &self,
+        state: RecordingState,
+        ended: Option<crate::clock::Timestamp>,
+    ) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static>
+    {
         let m = &self.writer.manifest;
         let sealed = seal_manifest(&self.key, m)?;
         let frames = m
@@ -581,18 +622,17 @@ impl Recorder {
             .as_ref()
             .map(|f| f.frames)
             .unwrap_or(self.writer.frames());
-        self.app
-            .store
-            .update_recording(
-                self.call.recording,
-                &sealed,
-                m.segments.len() as i64,
-                frames as i64,
-                state,
-                ended,
-            )
-            .await?;
-        Ok(())
+        let (store, recording, segments) = (
+            self.app.store.clone(),
+            self.call.recording,
+            m.segments.len() as i64,
+        );
+        Ok(async move {
+            store
+                .update_recording(recording, &sealed, segments, frames as i64, state, ended)
+                .await?;
+            Ok(())
+        })
     }
 }
 
