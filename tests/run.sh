@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each part says when it ends, in seconds from the start, so a slow part shows in the log.
+mark() { echo "tests/run.sh: $1 done at ${SECONDS} s" >&2; }
+
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "installing cargo-nextest from crates.io" >&2
   cargo install cargo-nextest --locked
@@ -66,8 +69,10 @@ else
   echo "cannot fetch the RustSec advisory database (offline?): advisories NOT checked" >&2
   "$DENY" check licenses bans sources
 fi
+mark "set-up and supply chain"
 
 cargo nextest run --workspace --no-fail-fast
+mark "the workspace's tests"
 
 # The same tests of chat, the queue and claims, resume, step-up, the vault, the audit log,
 # attachments and calls again, on PostgreSQL (a database per test on 127.0.0.1:5432, dropped
@@ -83,20 +88,25 @@ sqlite_only='test(a_canary_sent_through_the_chat_is_nowhere_on_disk)
   | test(/^audit::(a_cut_off_end|a_deleted_entry|a_rewritten_log|an_edited_entry|an_inserted_entry|an_old_unsigned_entry|checkpoints_deleted|reordered_entries|who_looked_at|verify_opens_the_data_dir)/)'
 DESKGATE_TEST_DATABASE=postgres cargo nextest run -p deskgate-tests --no-fail-fast \
   -E "test(/^(chat|queue|desk|resume|stepup|vault|audit|attachments|voice)::/) - ($sqlite_only)"
+mark "the tests on PostgreSQL"
 
 # Step-up once more with its challenges and daily counts in Redis (a redis-server of each
 # test's own, as several nodes would share one), on PostgreSQL.
 DESKGATE_TEST_DATABASE=postgres DESKGATE_TEST_REDIS=1 cargo nextest run -p deskgate-tests \
   --no-fail-fast -E "test(/^stepup::/) - ($sqlite_only)"
+mark "step-up on Redis"
 
 # schemathesis against /api/openapi.json of a running `deskgate serve`: no 5xx, every status,
 # content type and body as the document says (under a minute; tests/schemathesis.sh).
 bash tests/schemathesis.sh
+mark "schemathesis"
 
 # The fuzz targets of gateway/fuzz, each for a bounded time from its seed corpus (a dev build
 # then FUZZ_SECONDS, default 10, per target; docs/security.md says what it costs).
 bash tests/fuzz.sh
+mark "fuzzing"
 
 # deploy/: YAML, the example config, HAProxy and the systemd unit, as far as they can be
 # checked without a container engine.
 bash deploy/validate.sh
+mark "deploy/"
