@@ -59,7 +59,8 @@ async fn new_customer(store: &dyn Store, app: &TestApp, name: &str) -> Customer 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn messages_claims_and_first_messages_from_two_nodes_at_once_end_as_one_writer_ends_them() {
+async fn messages_resends_claims_and_first_messages_from_two_nodes_at_once_end_as_one_writer_ends_them(
+) {
     let (a, _b, stores, agents) =
         two_nodes(&[("grace", 10), ("hopper", 10), ("lovelace", 2)]).await;
     let now = a.clock.now();
@@ -98,6 +99,40 @@ async fn messages_claims_and_first_messages_from_two_nodes_at_once_end_as_one_wr
         );
     }
     assert_eq!(tickets.len(), customers.len());
+
+    // One message sent four times at once, twice through each node (a tab resending what it
+    // sent before it lost its socket): stored once, and each send is answered with it.
+    let mut again = JoinSet::new();
+    for c in &customers {
+        let (ticket, conversation) = tickets[&c.id];
+        for n in [0, 0, 1, 1] {
+            let (store, c) = (stores[n].clone(), c.clone());
+            again.spawn(async move {
+                let id = format!("again-{}", c.id.0);
+                let msg = said(from_customer(&c), "are you there?", &id);
+                let open = Some((ticket, conversation));
+                let done = store.append_customer_message(&c, open, msg, now, now).await;
+                let done = done.unwrap();
+                (c.id, done.message.seq, done.duplicate)
+            });
+        }
+    }
+    let mut answers = std::collections::BTreeMap::<CustomerId, Vec<(Seq, bool)>>::new();
+    while let Some(done) = again.join_next().await {
+        let (customer, seq, duplicate) = done.unwrap();
+        answers.entry(customer).or_default().push((seq, duplicate));
+    }
+    for (customer, a) in &answers {
+        assert_eq!(
+            a.iter().filter(|(_, dup)| !dup).count(),
+            1,
+            "{customer:?}: {a:?}"
+        );
+        assert!(
+            a.iter().all(|(seq, _)| *seq == Seq(3)),
+            "{customer:?}: {a:?}"
+        );
+    }
 
     // Then 20 messages from each customer through each node at once, while two agents, one
     // per node, race for each of the first three tickets, and a third, who may hold two,
@@ -150,21 +185,21 @@ async fn messages_claims_and_first_messages_from_two_nodes_at_once_end_as_one_wr
         "the racers' three and two of the busy agent's: {won:?}"
     );
 
-    // Every conversation: 2 first messages, 40 more and, if claimed, one "joined" notice,
-    // numbered from 1 without a gap.
+    // Every conversation: 2 first messages, the one sent four times, 40 more and, if claimed,
+    // one "joined" notice, numbered from 1 without a gap.
     for (ticket, conversation) in tickets.values() {
         let messages = stores[0]
             .messages_after(*conversation, Seq(0), 1000)
             .await
             .unwrap();
         let seqs: Vec<i64> = messages.iter().map(|m| m.seq.0).collect();
-        let total = if won.contains_key(ticket) { 43 } else { 42 };
+        let total = if won.contains_key(ticket) { 44 } else { 43 };
         assert_eq!(seqs, (1..=total).collect::<Vec<_>>(), "ticket {ticket:?}");
         let ids: BTreeSet<_> = messages
             .iter()
             .filter_map(|m| m.client_id.clone())
             .collect();
-        assert_eq!(ids.len(), 42, "every client id once in ticket {ticket:?}");
+        assert_eq!(ids.len(), 43, "every client id once in ticket {ticket:?}");
     }
 }
 

@@ -4,6 +4,7 @@
 use super::rows::{row_key, vault_err, Cols};
 use super::*;
 use crate::vault::{self as sealing, KeyOwner, Vault};
+use std::sync::Arc;
 
 pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
@@ -40,15 +41,40 @@ pub(super) fn seal_message(
     msg: &NewMessage<'_>,
 ) -> StoreResult<SealedMessage> {
     let conversation = ConversationId(target.col("id")?);
-    let seq = target.col::<i64>("last_seq")? + 1;
+    let seq = Seq(target.col::<i64>("last_seq")? + 1);
+    let key = conversation_key(vault, target, conversation)?;
+    seal_message_as(vault, &key, conversation, seq, msg)
+}
+
+/// The data key of `conversation`, from a row holding its wrapped key as `conv_key…`.
+pub(super) fn conversation_key(
+    vault: &Vault,
+    target: &impl Cols,
+    conversation: ConversationId,
+) -> StoreResult<Arc<recorder::DataKey>> {
     let owner = KeyOwner::conversation(conversation.0);
-    let key = row_key(vault, target, &owner, "conv")?.ok_or(StoreError::Conflict(
+    row_key(vault, target, &owner, "conv")?.ok_or(StoreError::Conflict(
         "the conversation's transcript was deleted",
-    ))?;
-    let seal = |kind, text: &str| vault.seal(&key, &owner, seq, kind, text).map_err(vault_err);
+    ))
+}
+
+/// Seals the message's body and author name under `key` as record `seq` of `conversation`.
+pub(super) fn seal_message_as(
+    vault: &Vault,
+    key: &recorder::DataKey,
+    conversation: ConversationId,
+    seq: Seq,
+    msg: &NewMessage<'_>,
+) -> StoreResult<SealedMessage> {
+    let owner = KeyOwner::conversation(conversation.0);
+    let seal = |kind, text: &str| {
+        vault
+            .seal(key, &owner, seq.0, kind, text)
+            .map_err(vault_err)
+    };
     Ok(SealedMessage {
         conversation,
-        seq: Seq(seq),
+        seq,
         author: seal(sealing::MESSAGE_AUTHOR, &msg.author.name)?,
         body: seal(sealing::MESSAGE_BODY, msg.text)?,
     })
