@@ -56,12 +56,15 @@ fi
 # unoptimised build without its optional features, which the check does not need). Without
 # network the RustSec advisory database cannot be fetched: then licences, bans and sources only,
 # and the run says so. `cargo metadata` reads the crates of every platform from the registry.
+# It goes to a tools directory outside the checkout (DESKGATE_TOOLS, by default
+# ~/.cache/deskgate-tools), so another clone on the same machine does not build it again.
 CARGO_DENY_VERSION=0.20.2
-DENY=target/cargo-deny/bin/cargo-deny
+TOOLS=${DESKGATE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/deskgate-tools}
+DENY=$TOOLS/cargo-deny-$CARGO_DENY_VERSION/bin/cargo-deny
 if ! "$DENY" --version 2>/dev/null | grep -q "$CARGO_DENY_VERSION"; then
-  echo "installing cargo-deny $CARGO_DENY_VERSION from crates.io into target/cargo-deny" >&2
+  echo "installing cargo-deny $CARGO_DENY_VERSION from crates.io into ${DENY%/bin/*}" >&2
   cargo install cargo-deny --version "$CARGO_DENY_VERSION" --locked --debug \
-    --no-default-features --root target/cargo-deny --quiet
+    --no-default-features --root "${DENY%/bin/*}" --quiet
 fi
 if "$DENY" fetch db >/dev/null 2>&1; then
   "$DENY" check
@@ -86,14 +89,16 @@ sqlite_only='test(a_canary_sent_through_the_chat_is_nowhere_on_disk)
   | test(/^vault::retention_shreds_/) | test(key_rewrapped_by_the_cli) | test(rotate_rewrap_and_retire)
   | test(an_encrypted_export_opens_with_the_keyring_only)
   | test(/^audit::(a_cut_off_end|a_deleted_entry|a_rewritten_log|an_edited_entry|an_inserted_entry|an_old_unsigned_entry|checkpoints_deleted|reordered_entries|who_looked_at|verify_opens_the_data_dir)/)'
-DESKGATE_TEST_DATABASE=postgres cargo nextest run -p deskgate-tests --no-fail-fast \
-  -E "test(/^(chat|queue|desk|resume|stepup|vault|audit|attachments|voice)::/) - ($sqlite_only)"
+# `--workspace` with a package filter, not `-p deskgate-tests`: the same features as the run
+# above, so nothing is built again.
+DESKGATE_TEST_DATABASE=postgres cargo nextest run --workspace --no-fail-fast -E "package(deskgate-tests) \
+  & (test(/^(chat|queue|desk|resume|stepup|vault|audit|attachments|voice)::/) - ($sqlite_only))"
 mark "the tests on PostgreSQL"
 
 # Step-up once more with its challenges and daily counts in Redis (a redis-server of each
 # test's own, as several nodes would share one), on PostgreSQL.
-DESKGATE_TEST_DATABASE=postgres DESKGATE_TEST_REDIS=1 cargo nextest run -p deskgate-tests \
-  --no-fail-fast -E "test(/^stepup::/) - ($sqlite_only)"
+DESKGATE_TEST_DATABASE=postgres DESKGATE_TEST_REDIS=1 cargo nextest run --workspace \
+  --no-fail-fast -E "package(deskgate-tests) & (test(/^stepup::/) - ($sqlite_only))"
 mark "step-up on Redis"
 
 # schemathesis against /api/openapi.json of a running `deskgate serve`: no 5xx, every status,

@@ -18,7 +18,8 @@ if ! "$VENV/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; the
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
 fi
-cargo build --quiet -p deskgate --bin deskgate
+# --workspace: the library as the test run built it (`-p deskgate` alone has other features).
+cargo build --quiet --workspace --bin deskgate
 BIN=target/debug/deskgate
 
 DATA=$(mktemp -d "${TMPDIR:-/tmp}/deskgate-st.XXXXXX")

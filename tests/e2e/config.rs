@@ -109,7 +109,9 @@ pub(crate) fn deskgate_binary() -> &'static Path {
         let out = build
             .current_dir(workspace)
             .env("CARGO_TARGET_DIR", profile_dir.parent().unwrap())
-            .args(["build", "--quiet", "-p", "deskgate", "--bin", "deskgate"])
+            // The whole workspace's features, as `cargo nextest run --workspace` builds the
+            // library with: `-p deskgate` alone would build it again with fewer.
+            .args(["build", "--quiet", "--workspace", "--bin", "deskgate"])
             .args(["--profile", &profile])
             .output()
             .expect("run cargo");
