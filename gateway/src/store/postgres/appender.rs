@@ -176,7 +176,6 @@ async fn write(pool: &PgPool, vault: &Vault, jobs: &[Job]) -> StoreResult<Option
     let found = targets(&mut tx, jobs).await?;
     let used = used_client_ids(&mut tx, jobs).await?;
     let mut next: HashMap<ConversationId, i64> = HashMap::new();
-    let mut keys = HashMap::new();
     let mut taken = HashSet::new();
     let mut rows = Rows::default();
     let mut out = Vec::with_capacity(jobs.len());
@@ -188,16 +187,11 @@ async fn write(pool: &PgPool, vault: &Vault, jobs: &[Job]) -> StoreResult<Option
             out.push(None);
             continue;
         };
-        let key = match keys.get(&found.conversation) {
-            Some(key) => Arc::clone(key),
-            None => match conversation_key(vault, &found.row, found.conversation) {
-                Ok(key) => Arc::clone(keys.entry(found.conversation).or_insert(key)),
-                // A key that cannot be had fails this append alone; the slower path reports why.
-                Err(_) => {
-                    out.push(None);
-                    continue;
-                }
-            },
+        // A key that cannot be had fails this append alone; the slower path reports why.
+        // (The vault keeps unwrapped keys: the conversation's next message finds it there.)
+        let Ok(key) = conversation_key(vault, &found.row, found.conversation) else {
+            out.push(None);
+            continue;
         };
         let seq = next.entry(found.conversation).or_insert(found.last_seq);
         let msg = job.message();
