@@ -46,15 +46,20 @@ fn said<'a>(author: Author, text: &'a str, client_id: &'a str) -> NewMessage<'a>
     }
 }
 
-async fn new_customer(store: &dyn Store, app: &TestApp, name: &str) -> Customer {
-    let c = NewCustomer {
+/// A customer of the demo site: a new visitor, or one whose site vouches for `verified_as`.
+fn customer_of(name: &str, verified_as: Option<&str>) -> NewCustomer {
+    NewCustomer {
         site: "demo".into(),
-        external_id: None,
+        external_id: verified_as.map(str::to_string),
         name: name.into(),
         email: None,
         phone: None,
-        verified: false,
-    };
+        verified: verified_as.is_some(),
+    }
+}
+
+async fn new_customer(store: &dyn Store, app: &TestApp, name: &str) -> Customer {
+    let c = customer_of(name, None);
     store.upsert_customer(c, app.clock.now()).await.unwrap()
 }
 
@@ -224,23 +229,9 @@ async fn ids_chosen_before_sealing_and_the_audit_chain_stay_whole_with_two_nodes
             // are new customers, each with an id of its own.
             let (s, clock) = (store.clone(), a.clock.clone());
             work.spawn(async move {
-                let c = NewCustomer {
-                    site: "demo".into(),
-                    external_id: Some("crm-42".into()),
-                    name: "Verified".into(),
-                    email: None,
-                    phone: None,
-                    verified: true,
-                };
+                let c = customer_of("Verified", Some("crm-42"));
                 let verified = s.upsert_customer(c, clock.now()).await.unwrap().id;
-                let c = NewCustomer {
-                    site: "demo".into(),
-                    external_id: None,
-                    name: format!("visitor {n}-{k}"),
-                    email: None,
-                    phone: None,
-                    verified: false,
-                };
+                let c = customer_of(&format!("visitor {n}-{k}"), None);
                 let visitor = s.upsert_customer(c, clock.now()).await.unwrap().id;
                 Ids::Customers(verified, visitor)
             });
