@@ -1943,6 +1943,126 @@ async fn a_call_held_by_one_node_is_joined_paused_and_played_from_another() {
     assert!(rms(&left) > 1000.0 && rms(&right) > 1000.0);
 }
 
+/// A payment's verification pauses the call's recording before its code goes out. When the
+/// pause cannot be made, no code goes out: here the directory names, for the ticket's call,
+/// a node that does not answer (as one killed without a goodbye does until its entries
+/// expire). A node that answers that the call is not held there (it ended) lets the code go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_payment_code_goes_out_while_the_call_cannot_be_paused() {
+    let smtp = deskgate_tests::smtp::SmtpServer::start().await;
+    let a = TestApp::builder()
+        .smtp(&smtp)
+        .redis()
+        .on_postgres()
+        .await
+        .start()
+        .await;
+    let agent = a.agent("grace").await;
+    let b = TestApp::builder().smtp(&smtp).node_of(&a).start().await;
+    let (visitor, _chat, ticket, mut desk) = claimed_chat(&a, &a, &agent).await;
+    let port = a.redis.as_ref().unwrap().lock().unwrap().port;
+    let list = |node: &str| {
+        let home = json!({"call": "CA-elsewhere", "node": node, "ticket": ticket, "customer": visitor.customer_id});
+        let set = std::process::Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "SET"])
+            .arg(format!("{{deskgate:calls}}:ticket:{ticket}"))
+            .arg(home.to_string())
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&set.stdout).trim(), "OK");
+    };
+    let dead = format!("http://127.0.0.1:{}", deskgate_tests::smtp::free_port());
+    list(&dead);
+
+    // Over the agent's socket and over the API: refused, and no code is sent.
+    let refused = desk
+        .request(
+            json!({"type": "request_verification", "ticket": ticket, "action": "take_payment"}),
+        )
+        .await;
+    assert_eq!(
+        (refused["type"].as_str(), refused["code"].as_str()),
+        (Some("error"), Some("unavailable")),
+        "{refused}"
+    );
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not be paused"),
+        "{refused}"
+    );
+    let path = format!("/api/tickets/{ticket}/verifications");
+    let (s, body) = a
+        .post(&path, Some(&agent.token), json!({"action": "take_payment"}))
+        .await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (503, Some("unavailable")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not be paused"),
+        "{body}"
+    );
+    let failed: Vec<Value> = a
+        .audit("action=verification_sent")
+        .await
+        .into_iter()
+        .filter(|e| e["outcome"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    for e in &failed {
+        assert_eq!(
+            e["detail"], "take_payment: the call's recording could not be paused",
+            "{e}"
+        );
+        assert_eq!(e["actor"], agent.id, "{e}");
+    }
+    // An action that takes no card details needs no pause.
+    let (s, body) = a
+        .post(
+            &path,
+            Some(&agent.token),
+            json!({"action": "change_address"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(smtp.wait_for(1).await.len(), 1);
+    let (_, state) = a.get(&path, Some(&agent.token)).await;
+    let actions: Vec<&str> = state["verifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["change_address"], "{state}");
+
+    // Node B answers that it holds no such call: it has ended, and the code goes out.
+    list(b.app.calls.directory.node().unwrap());
+    let (s, body) = a
+        .post(&path, Some(&agent.token), json!({"action": "take_payment"}))
+        .await;
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(smtp.wait_for(2).await.len(), 2);
+
+    // Its code sent again while the node holding the call cannot be reached: refused too.
+    list(&dead);
+    a.clock.advance(Duration::from_secs(31));
+    let resend = format!("/api/verifications/{}/resend", body["challenge"]);
+    let (s, again) = a.post(&resend, Some(&agent.token), json!({})).await;
+    assert_eq!(
+        (s, again["error"]["code"].as_str()),
+        (503, Some("unavailable")),
+        "{again}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(smtp.mails().len(), 2);
+}
+
 /// A node that drains closes the legs it relays with 1012, like its own sockets; the agent
 /// joins again through another node, here the one holding the call, and the call goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

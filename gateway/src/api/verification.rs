@@ -7,6 +7,7 @@ use crate::app::App;
 use crate::audit::Context;
 use crate::ids::TicketId;
 use crate::stepup::{ActionAuthorised, StepUpError, TicketVerification, VerificationView};
+use crate::voice::call::PauseFirst;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -16,6 +17,9 @@ impl From<StepUpError> for ApiError {
     fn from(e: StepUpError) -> Self {
         use crate::protocol::ErrorCode as C;
         let (code, message) = e.public();
+        if let StepUpError::NotPaused(_) = e {
+            return ApiError::Refused(StatusCode::SERVICE_UNAVAILABLE, code.as_str(), message);
+        }
         match code {
             C::NotFound => ApiError::NotFound,
             C::Forbidden => ApiError::Forbidden,
@@ -57,6 +61,7 @@ pub struct ActionRequest {
         (status = 422, description = "cannot_verify: the customer has no verified email", body = super::ErrorBody),
         (status = 429, description = "locked: too many wrong codes today", body = super::ErrorBody),
         (status = 502, description = "mail_failed: the email could not be sent; nothing was created", body = super::ErrorBody),
+        (status = 503, description = "unavailable: the action takes card details and the ticket's call could not be paused (or the store is unavailable); no code was sent", body = super::ErrorBody),
     ))]
 pub async fn request(
     State(app): State<App>,
@@ -66,11 +71,14 @@ pub async fn request(
     Body(req): Body<ActionRequest>,
 ) -> ApiResult<(StatusCode, Json<VerificationView>)> {
     let ctx = ctx.by(&me);
+    let first = PauseFirst {
+        app: &app,
+        ctx: &ctx,
+    };
     let v = app
         .stepup
-        .request(&ctx, &me, TicketId(id), &req.action)
+        .request(&ctx, &me, TicketId(id), &req.action, first)
         .await?;
-    crate::voice::call::pause_for_verification(&app, &ctx, TicketId(id), &req.action).await;
     Ok((StatusCode::CREATED, Json(v)))
 }
 
@@ -99,6 +107,7 @@ pub async fn status(
         (status = 409, description = "resend limit reached or challenge not pending", body = super::ErrorBody),
         (status = 429, description = "retry_later: within the cooldown", body = super::ErrorBody),
         (status = 502, description = "mail_failed", body = super::ErrorBody),
+        (status = 503, description = "unavailable: the action takes card details and the ticket's call could not be paused (or the store is unavailable); no code was sent", body = super::ErrorBody),
     ))]
 pub async fn resend(
     State(app): State<App>,
@@ -106,7 +115,11 @@ pub async fn resend(
     ctx: Context,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<VerificationView>> {
-    Ok(Json(app.stepup.resend(&ctx, &me, id).await?))
+    let first = PauseFirst {
+        app: &app,
+        ctx: &ctx,
+    };
+    Ok(Json(app.stepup.resend(&ctx, &me, id, first).await?))
 }
 
 /// Perform a sensitive action on a ticket. Refused with `verification_required` unless the

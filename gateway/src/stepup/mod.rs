@@ -86,6 +86,10 @@ pub enum StepUpError {
     Conflict(&'static str),
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The action takes card details and a call is going on in the ticket, but its recording
+    /// could not be paused; no code was sent.
+    #[error("the call's recording could not be paused for the card details: {0}")]
+    NotPaused(String),
 }
 
 impl From<VerifyStoreError> for StepUpError {
@@ -150,11 +154,30 @@ impl StepUpError {
                     "the store is unavailable; retry later".into(),
                 )
             }
+            StepUpError::NotPaused(m) => {
+                tracing::warn!(error = %m, "a payment's verification refused: the recording did not pause");
+                (
+                    C::Unavailable,
+                    "the call's recording could not be paused for the card details, so no code was sent; pause it yourself or try again".into(),
+                )
+            }
         }
     }
 }
 
 pub type StepUpResult<T> = Result<T, StepUpError>;
+
+/// What must hold before a code goes out for an action on a ticket, run once every check has
+/// passed and nothing has been sent or stored: with a call going on, an action that takes card
+/// details pauses its recording first ([`crate::voice::call::pause_for_verification`]). An
+/// error refuses the verification: no code is sent.
+pub trait BeforeCode: Send {
+    fn ready(
+        self,
+        ticket: TicketId,
+        action: String,
+    ) -> impl std::future::Future<Output = Result<(), String>> + Send;
+}
 
 /// Why a code email was not sent, in words for the agent and the audit log (no addresses, no
 /// server replies).
@@ -444,6 +467,26 @@ impl StepUp {
         Ok(())
     }
 
+    /// Runs `first` before a code goes out; if it fails, the refusal is audited under `ev`.
+    async fn ready(
+        &self,
+        from: &Context,
+        ev: &mut SecEvent<'_>,
+        first: impl BeforeCode,
+        ticket: TicketId,
+        action: &str,
+    ) -> StepUpResult<()> {
+        match first.ready(ticket, action.to_string()).await {
+            Ok(()) => Ok(()),
+            Err(why) => {
+                ev.kind = Some(Kind::VerificationSendFailed);
+                ev.detail = Some("the call's recording could not be paused");
+                self.record(from, ev).await;
+                Err(StepUpError::NotPaused(why))
+            }
+        }
+    }
+
     /// Emails a fresh code; returns the code's salt and keyed hash for the store.
     async fn send_code(
         &self,
@@ -484,8 +527,10 @@ impl StepUp {
         agent: &User,
         ticket: TicketId,
         action: &str,
+        first: impl BeforeCode,
     ) -> StepUpResult<VerificationView> {
-        self.request_as(from, agent, ticket, action, false).await
+        self.request_as(from, agent, ticket, action, false, first)
+            .await
     }
 
     async fn request_as(
@@ -495,6 +540,7 @@ impl StepUp {
         ticket: TicketId,
         action: &str,
         automatic: bool,
+        first: impl BeforeCode,
     ) -> StepUpResult<VerificationView> {
         self.check_action(action)?;
         let ticket = self.held_ticket(agent, ticket).await?;
@@ -514,6 +560,7 @@ impl StepUp {
             return Err(StepUpError::Locked);
         }
         let lang = self.language_of(&customer).await?;
+        self.ready(from, &mut ev, first, ticket.id, action).await?;
         let (salt, code_hash) = match self.send_code(email, lang, action).await {
             Ok(sent) => sent,
             Err(e) => {
@@ -558,6 +605,7 @@ impl StepUp {
         from: &Context,
         agent: &User,
         challenge: i64,
+        first: impl BeforeCode,
     ) -> StepUpResult<VerificationView> {
         let c = self.vs().challenge(challenge).await?;
         let ticket = self.held_ticket(agent, TicketId(c.ticket)).await?;
@@ -576,6 +624,8 @@ impl StepUp {
         ev.challenge = Some(c.id);
         ev.action = Some(&c.action);
         let lang = self.language_of(&customer).await?;
+        self.ready(from, &mut ev, first, ticket.id, &c.action)
+            .await?;
         let (salt, hash) = match self.send_code(email, lang, &c.action).await {
             Ok(sent) => sent,
             Err(e) => {
@@ -996,7 +1046,9 @@ impl StepUp {
         agent: &User,
         ticket: TicketId,
         action: &str,
+        first: impl BeforeCode,
     ) -> StepUpResult<VerificationView> {
-        self.request_as(from, agent, ticket, action, true).await
+        self.request_as(from, agent, ticket, action, true, first)
+            .await
     }
 }

@@ -14,6 +14,7 @@ use super::recording::{self, Manifest, Writer};
 use crate::app::App;
 use crate::audit::{Action, Context, Event};
 use crate::ids::{CustomerId, TicketId, UserId};
+use crate::stepup::BeforeCode;
 use crate::store::RecordingState;
 use recorder::{DataKey, Owner, RecordId};
 use std::collections::{HashMap, VecDeque};
@@ -419,23 +420,44 @@ impl Call {
 /// Who a pause started by the step-up flow is recorded as.
 pub const STEP_UP: &str = "step-up";
 
-/// The customer was asked to verify for `action` on `ticket`. If the action takes card details
-/// (`voice.pause_on_actions`) and a call is going on in the ticket, its recording pauses now,
-/// before the customer reads them out; the agent resumes it (or the maximum pause does). A
-/// call held on another node is paused there.
-pub async fn pause_for_verification(app: &App, ctx: &Context, ticket: TicketId, action: &str) {
+/// The customer is about to be asked to verify for `action` on `ticket`. If the action takes
+/// card details (`voice.pause_on_actions`) and a call is going on in the ticket, its recording
+/// pauses now, before a code goes out and before the customer reads the details out; the agent
+/// resumes it (or the maximum pause does). A call held on another node is paused there. When
+/// it cannot be told whether a call is going on, or the call does not pause, the error says
+/// why and no code may go out.
+pub async fn pause_for_verification(
+    app: &App,
+    ctx: &Context,
+    ticket: TicketId,
+    action: &str,
+) -> Result<(), String> {
     if !takes_card_details(app, action) {
-        return;
+        return Ok(());
     }
     if let Some(call) = app.calls.of_ticket(ticket) {
         return pause_here(app, ctx, &call, action).await;
     }
     match app.calls.directory.of_ticket(ticket).await {
         Ok(Some(home)) => super::relay::pause_for_verification(app, ctx, &home, action).await,
-        Ok(None) => {}
+        Ok(None) => Ok(()),
         Err(e) => {
-            tracing::error!(ticket = ticket.0, error = %e, "cannot tell whether a call on another node must pause for a payment")
+            tracing::error!(ticket = ticket.0, error = %e, "cannot tell whether a call on another node must pause for a payment");
+            Err("the call directory is unavailable".into())
         }
+    }
+}
+
+/// The step-up flow's [`BeforeCode`]: the ticket's call, wherever it is held, pauses before a
+/// code for an action that takes card details goes out.
+pub struct PauseFirst<'a> {
+    pub app: &'a App,
+    pub ctx: &'a Context,
+}
+
+impl BeforeCode for PauseFirst<'_> {
+    async fn ready(self, ticket: TicketId, action: String) -> Result<(), String> {
+        pause_for_verification(self.app, self.ctx, ticket, &action).await
     }
 }
 
@@ -448,18 +470,29 @@ fn takes_card_details(app: &App, action: &str) -> bool {
 }
 
 /// Pauses `call`, held here, for a verification for `action` asked on another node.
-pub async fn pause_call_for_verification(app: &App, ctx: &Context, call: &Call, action: &str) {
+pub async fn pause_call_for_verification(
+    app: &App,
+    ctx: &Context,
+    call: &Call,
+    action: &str,
+) -> Result<(), String> {
     if takes_card_details(app, action) {
-        pause_here(app, ctx, call, action).await;
+        pause_here(app, ctx, call, action).await
+    } else {
+        Ok(())
     }
 }
 
-/// Pauses `call`, held here, for a verification for `action`, which takes card details.
-async fn pause_here(app: &App, ctx: &Context, call: &Call, action: &str) {
+/// Pauses `call`, held here, for a verification for `action`, which takes card details. A call
+/// paused already stays so, and one that has ended records nothing more.
+async fn pause_here(app: &App, ctx: &Context, call: &Call, action: &str) -> Result<(), String> {
     let reason = format!("verification for {action}");
     match call.pause(app, ctx, STEP_UP, &reason).await {
-        Ok(()) | Err(PauseError::AlreadyPaused) | Err(PauseError::Ended) => {}
-        Err(e) => tracing::error!(call = %call.id, error = %e, "cannot pause for a payment"),
+        Ok(()) | Err(PauseError::AlreadyPaused) | Err(PauseError::Ended) => Ok(()),
+        Err(e) => {
+            tracing::error!(call = %call.id, error = %e, "cannot pause for a payment");
+            Err(e.to_string())
+        }
     }
 }
 

@@ -8,7 +8,8 @@
 //! - The call API ([`forward`]): the request goes to the holder with the caller's own
 //!   credentials, and its answer comes back as it is.
 //! - A payment's pause ([`pause_for_verification`]): the step-up flow on one node pauses the
-//!   recording of a call held on another.
+//!   recording of a call held on another, before the code goes out; without the holder's
+//!   word that it paused, no code goes out.
 //!
 //! Either way the holder checks the caller again, as it would any request. What it takes from
 //! the relaying node is only the client's address (for the audit log and per-address limits)
@@ -396,12 +397,18 @@ fn pause_target(home: &Home, action: &str, ctx: &Context) -> Option<(reqwest::Ur
     Some((url, signed))
 }
 
-/// Pauses, on the node holding it, the recording of a call whose customer was just asked to
-/// verify for a payment on this node.
-pub async fn pause_for_verification(app: &App, ctx: &Context, home: &Home, action: &str) {
+/// Pauses, on the node holding it, the recording of a call whose customer is about to be asked
+/// on this node to verify for a payment. Anything but the holder's word that the call is
+/// paused (or has ended) is an error: the code must not go out.
+pub async fn pause_for_verification(
+    app: &App,
+    ctx: &Context,
+    home: &Home,
+    action: &str,
+) -> Result<(), String> {
     let Some((url, path)) = pause_target(home, action, ctx) else {
         tracing::error!(call = %home.call, node = %home.node, "bad node address; the call is not paused for a payment");
-        return;
+        return Err("the node holding the call has a bad address".into());
     };
     let client = ctx
         .ip
@@ -416,18 +423,25 @@ pub async fn pause_for_verification(app: &App, ctx: &Context, home: &Home, actio
         .send()
         .await;
     match sent {
-        Ok(r) if r.status().is_success() => {}
+        Ok(r) if r.status().is_success() || r.status() == StatusCode::GONE => Ok(()),
         Ok(r) => {
-            tracing::error!(call = %home.call, node = %home.node, status = %r.status(), "the node holding the call did not pause it for a payment")
+            tracing::error!(call = %home.call, node = %home.node, status = %r.status(), "the node holding the call did not pause it for a payment");
+            Err(format!(
+                "the node holding the call answered {}",
+                r.status().as_u16()
+            ))
         }
         Err(e) => {
-            tracing::error!(call = %home.call, node = %home.node, error = %e, "cannot reach the node holding the call to pause it for a payment")
+            tracing::error!(call = %home.call, node = %home.node, error = %e, "cannot reach the node holding the call to pause it for a payment");
+            Err("the node holding the call cannot be reached".into())
         }
     }
 }
 
 /// `POST /internal/calls/{id}/verification-pause`: another node's step-up flow pauses a call
-/// held here. Only a relayed request is taken; anything else finds no such path.
+/// held here, before its code goes out. Only a relayed request is taken; anything else finds no
+/// such path. 204: paused (or paused already); 410: no such call here, it has ended; 503: the
+/// call did not pause.
 pub async fn verification_pause(
     axum::extract::State(app): axum::extract::State<App>,
     relayed: Option<axum::Extension<Relayed>>,
@@ -450,12 +464,12 @@ pub async fn verification_pause(
     let Some(action) = q.get("action") else {
         return crate::api::ApiError::Invalid("action is needed".into()).into_response();
     };
-    match app.calls.get(&id) {
-        Some(call) => {
-            super::call::pause_call_for_verification(&app, &ctx, &call, action).await;
-            StatusCode::NO_CONTENT.into_response()
-        }
-        None => crate::api::ApiError::NotFound.into_response(),
+    let Some(call) = app.calls.get(&id) else {
+        return StatusCode::GONE.into_response();
+    };
+    match super::call::pause_call_for_verification(&app, &ctx, &call, action).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(_) => crate::api::ApiError::Unavailable.into_response(),
     }
 }
 

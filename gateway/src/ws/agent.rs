@@ -15,6 +15,7 @@ use crate::protocol::{
     QueueFlag, QueueOp, ResumePoint, ServerFrame,
 };
 use crate::store::{Author, AuthorKind, TicketFilter, TicketStatus, User};
+use crate::voice::call::PauseFirst;
 
 /// Queued tickets sent in `welcome`; the rest arrive as `queue` events or through the API.
 const WELCOME_QUEUE: i64 = 200;
@@ -349,9 +350,14 @@ pub(super) async fn on_frame(conn: &mut Conn, inbound: Inbound) -> Flow {
             let answer = Answer::Reply(reference.map(str::to_owned));
             let ctx = conn.audit_ctx();
             in_background(conn, answer, me, move |app, me| async move {
-                app.stepup.request(&ctx, &me, ticket, &action).await?;
-                crate::voice::call::pause_for_verification(&app, &ctx, ticket, &action).await;
-                Ok(())
+                let first = PauseFirst {
+                    app: &app,
+                    ctx: &ctx,
+                };
+                app.stepup
+                    .request(&ctx, &me, ticket, &action, first)
+                    .await
+                    .map(|_| ())
             })
             .await
         }
@@ -359,7 +365,14 @@ pub(super) async fn on_frame(conn: &mut Conn, inbound: Inbound) -> Flow {
             let answer = Answer::Reply(reference.map(str::to_owned));
             let ctx = conn.audit_ctx();
             in_background(conn, answer, me, move |app, me| async move {
-                app.stepup.resend(&ctx, &me, challenge).await.map(|_| ())
+                let first = PauseFirst {
+                    app: &app,
+                    ctx: &ctx,
+                };
+                app.stepup
+                    .resend(&ctx, &me, challenge, first)
+                    .await
+                    .map(|_| ())
             })
             .await
         }
@@ -398,9 +411,14 @@ async fn auto_request(conn: &mut Conn, me: User, t: &crate::store::Ticket) -> Fl
     let answer = Answer::Automatic(action.clone());
     let ctx = conn.audit_ctx();
     in_background(conn, answer, me, move |app, me| async move {
-        app.stepup.auto_request(&ctx, &me, ticket, &action).await?;
-        crate::voice::call::pause_for_verification(&app, &ctx, ticket, &action).await;
-        Ok(())
+        let first = PauseFirst {
+            app: &app,
+            ctx: &ctx,
+        };
+        app.stepup
+            .auto_request(&ctx, &me, ticket, &action, first)
+            .await
+            .map(|_| ())
     })
     .await
 }
