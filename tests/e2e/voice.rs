@@ -790,6 +790,18 @@ async fn claimed_chat(
     (visitor, chat, ticket, desk)
 }
 
+/// The first node of a cluster: a `redis-server` of its own and a PostgreSQL database of its
+/// own, both shared by the nodes started with `node_of` it.
+async fn first_of_two_nodes(smtp: &deskgate_tests::smtp::SmtpServer) -> TestApp {
+    TestApp::builder()
+        .smtp(smtp)
+        .redis()
+        .on_postgres()
+        .await
+        .start()
+        .await
+}
+
 /// Waits for the ticket frame saying the agent's ticket is a call now (the "Voice call"
 /// message updates the ticket first, as a chat).
 async fn told_it_is_a_call(desk: &mut deskgate_tests::WsClient) {
@@ -1738,13 +1750,7 @@ async fn pcm_leg_from(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_held_by_one_node_is_joined_paused_and_played_from_another() {
     let smtp = deskgate_tests::smtp::SmtpServer::start().await;
-    let a = TestApp::builder()
-        .smtp(&smtp)
-        .redis()
-        .on_postgres()
-        .await
-        .start()
-        .await;
+    let a = first_of_two_nodes(&smtp).await;
     // Staff first: a node that starts on a database without an admin makes a bootstrap
     // secret of its own.
     let agent = a.agent("grace").await;
@@ -1950,13 +1956,7 @@ async fn a_call_held_by_one_node_is_joined_paused_and_played_from_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_payment_code_goes_out_while_the_call_cannot_be_paused() {
     let smtp = deskgate_tests::smtp::SmtpServer::start().await;
-    let a = TestApp::builder()
-        .smtp(&smtp)
-        .redis()
-        .on_postgres()
-        .await
-        .start()
-        .await;
+    let a = first_of_two_nodes(&smtp).await;
     let agent = a.agent("grace").await;
     let b = TestApp::builder().smtp(&smtp).node_of(&a).start().await;
     let (visitor, _chat, ticket, mut desk) = claimed_chat(&a, &a, &agent).await;
@@ -2068,13 +2068,7 @@ async fn no_payment_code_goes_out_while_the_call_cannot_be_paused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relayed_leg_is_told_to_reconnect_when_its_node_drains() {
     let smtp = deskgate_tests::smtp::SmtpServer::start().await;
-    let a = TestApp::builder()
-        .smtp(&smtp)
-        .redis()
-        .on_postgres()
-        .await
-        .start()
-        .await;
+    let a = first_of_two_nodes(&smtp).await;
     let agent = a.agent("grace").await;
     let mut b = TestApp::builder().smtp(&smtp).node_of(&a).start().await;
     let (visitor, _chat, _ticket, _desk) = claimed_chat(&a, &a, &agent).await;
