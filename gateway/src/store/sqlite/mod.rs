@@ -24,7 +24,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{Row, SqliteConnection};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,12 +58,17 @@ pub(super) type RestartDue = Arc<AtomicBool>;
 /// So it is handed to the writer ([`RestartDue`]), which runs it between two batches and waits
 /// only as long as the checkpoint takes. Should the writer not take it by the next tick (no
 /// appends are coming), it is run here.
-async fn checkpointer(
-    pool: SqlitePool,
-    wal: PathBuf,
-    restart: RestartDue,
-    stop: CancellationToken,
-) {
+async fn checkpointer(pool: SqlitePool, restart: RestartDue, stop: CancellationToken) {
+    let page_size = match sqlx::query_scalar::<_, i64>("PRAGMA page_size")
+        .fetch_one(&pool)
+        .await
+    {
+        Ok(n) => u64::try_from(n).unwrap_or(4096),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the page size; taking 4096");
+            4096
+        }
+    };
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -75,22 +80,29 @@ async fn checkpointer(
             restart_log(&pool).await;
             continue;
         }
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
+        // The log's length in frames: its file keeps its size when it starts over, so only
+        // the frames written since tell how far it has grown.
+        let frames = match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&pool)
             .await
         {
-            tracing::warn!(error = %e, "checkpoint failed");
-            continue;
-        }
+            Ok((_busy, frames, _copied)) => frames,
+            Err(e) => {
+                tracing::warn!(error = %e, "checkpoint failed");
+                continue;
+            }
+        };
         // Right after a passive pass little is left to copy, so the writer's pause is short.
-        let size = tokio::fs::metadata(&wal)
-            .await
-            .map(|m| m.len())
-            .unwrap_or(0);
-        if size > WAL_RESTART_BYTES {
+        if wal_bytes(frames, page_size) > WAL_RESTART_BYTES {
             restart.store(true, Ordering::Release);
         }
     }
+}
+
+/// The bytes `frames` frames of the write-ahead log take: a 32-byte header, then each page
+/// with a 24-byte frame header.
+fn wal_bytes(frames: i64, page_size: u64) -> u64 {
+    32 + u64::try_from(frames).unwrap_or(0) * (24 + page_size)
 }
 
 /// Copies what is left of the log into the database and makes the next commit write from the
@@ -157,8 +169,7 @@ impl SqliteStore {
             .connect_with(base)
             .await?;
         let stop = CancellationToken::new();
-        let wal = dir.join("deskgate.db-wal");
-        tokio::spawn(checkpointer(checkpoints, wal, restart, stop.clone()));
+        tokio::spawn(checkpointer(checkpoints, restart, stop.clone()));
         Ok(SqliteStore {
             vault,
             writer,
