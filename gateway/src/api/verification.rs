@@ -17,13 +17,12 @@ impl From<StepUpError> for ApiError {
     fn from(e: StepUpError) -> Self {
         use crate::protocol::ErrorCode as C;
         let (code, message) = e.public();
-        if let StepUpError::NotPaused(_) = e {
-            return ApiError::Refused(StatusCode::SERVICE_UNAVAILABLE, code.as_str(), message);
-        }
         match code {
             C::NotFound => ApiError::NotFound,
             C::Forbidden => ApiError::Forbidden,
-            C::Unavailable => ApiError::Unavailable,
+            C::Unavailable => {
+                ApiError::Refused(StatusCode::SERVICE_UNAVAILABLE, code.as_str(), message)
+            }
             C::InvalidFrame => ApiError::Invalid(message),
             C::Conflict => ApiError::Conflict(message),
             C::Unauthenticated => ApiError::Unauthenticated,
