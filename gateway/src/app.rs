@@ -50,6 +50,8 @@ pub struct App {
     pub hub: Hub,
     /// Outgoing HTTP (the alert webhook).
     pub http: reqwest::Client,
+    /// How this node reaches the other nodes, to relay calls.
+    pub nodes: Arc<crate::voice::relay::Nodes>,
 }
 
 impl App {
@@ -155,6 +157,7 @@ impl App {
             .timeout(std::time::Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
+        let nodes = Arc::new(crate::voice::relay::Nodes::new(config.node_ca.as_deref())?);
         let app = App {
             config: Arc::new(config),
             store,
@@ -173,6 +176,7 @@ impl App {
             anomaly,
             hub,
             http,
+            nodes,
         };
         crate::alerts::spawn(&app);
         presence.spawn_heartbeat(app.shutdown.clone());

@@ -30,10 +30,14 @@ pub struct ServeArgs {
     pub public_url: Option<String>,
 
     /// URL the other nodes reach this one at, to relay a call's agent leg and call requests
-    /// to the node holding the call: `http://10.0.0.5:8080` (plain HTTP on the nodes' own
-    /// network) [default: http://<listen> when it names one address and TLS is off]
+    /// to the node holding the call: `http://10.0.0.5:8080`, or `https://…` when the node
+    /// serves TLS itself [default: http(s)://<listen> when it names one address]
     #[arg(long, env = "DESKGATE_NODE_URL", value_name = "URL")]
     pub node_url: Option<String>,
+
+    /// PEM certificates of the authorities that sign the nodes' own certificates, the only ones trusted when relaying to an https node_url [default: the public web's roots]
+    #[arg(long, env = "DESKGATE_NODE_CA", value_name = "FILE")]
+    pub node_ca: Option<PathBuf>,
 
     /// Log filter, in tracing's EnvFilter syntax [default: info]
     #[arg(long, env = "DESKGATE_LOG", value_name = "FILTER")]
@@ -273,6 +277,7 @@ struct FileConfig {
     data: Option<PathBuf>,
     public_url: Option<String>,
     node_url: Option<String>,
+    node_ca: Option<PathBuf>,
     log: Option<String>,
     log_format: Option<LogFormat>,
     max_frame_bytes: Option<usize>,
@@ -351,6 +356,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Where the other nodes reach this one; `None`: from the listen address.
     pub node_url: Option<String>,
+    /// Authorities trusted for the other nodes' certificates; `None`: the public web's roots.
+    pub node_ca: Option<PathBuf>,
     pub log: String,
     pub log_format: LogFormat,
     pub ws: WsConfig,
@@ -459,6 +466,7 @@ impl Default for Config {
             data: PathBuf::from("./deskgate-data"),
             public_url: None,
             node_url: None,
+            node_ca: None,
             log: "info".into(),
             log_format: LogFormat::Text,
             ws: WsConfig {
@@ -649,6 +657,7 @@ impl Config {
                 })?),
                 None => None,
             };
+        c.node_ca = args.node_ca.clone().or(file.node_ca);
         if let Some(rates) = file.limits {
             c.limits.rates =
                 rates
@@ -802,15 +811,14 @@ impl Config {
     }
 
     /// Where the other nodes reach this one, to relay calls: `node_url`, else the listen
-    /// address when it names one (not 0.0.0.0) and the node speaks plain HTTP; `None`: calls
-    /// held here are not offered to other nodes.
+    /// address when it names one (not 0.0.0.0), `https://` when the node serves TLS; `None`:
+    /// calls held here are not offered to other nodes.
     pub fn node_base(&self, bound: SocketAddr) -> Option<String> {
         match &self.node_url {
             Some(u) => Some(u.clone()),
-            None if self.tls.is_none() && !bound.ip().is_unspecified() => {
-                Some(format!("http://{bound}"))
-            }
-            None => None,
+            None if bound.ip().is_unspecified() => None,
+            None if self.tls.is_some() => Some(format!("https://{bound}")),
+            None => Some(format!("http://{bound}")),
         }
     }
 
@@ -823,22 +831,25 @@ impl Config {
     }
 }
 
-/// Checks `node_url`: plain HTTP to a host and port, without a path. Calls are relayed on the
-/// nodes' own network; a node that serves TLS itself has no plain listener to be reached at.
+/// Checks `node_url`: HTTP or HTTPS to a host and port, without a path. A node that serves
+/// TLS itself has no plain listener, so it is reached over HTTPS; one that does not may still
+/// be reached over HTTPS, through a proxy of its own in front of it.
 fn node_url(url: &str, tls: bool) -> Result<String, String> {
-    if tls {
-        return Err(
-            "a node that serves TLS itself cannot be reached by the others in plain HTTP; \
-                    terminate TLS at the load balancer to relay calls between nodes"
-                .into(),
-        );
-    }
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("`{url}`: {e}"))?;
-    if parsed.scheme() != "http" || parsed.host().is_none() {
-        return Err(format!("`{url}` must be http://host:port"));
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        return Err(format!(
+            "`{url}` must be http://host:port or https://host:port"
+        ));
+    }
+    if tls && parsed.scheme() != "https" {
+        return Err(format!(
+            "`{url}`: a node that serves TLS itself is reached over https://, not in plain HTTP"
+        ));
     }
     if parsed.path() != "/" || parsed.query().is_some() || !parsed.username().is_empty() {
-        return Err(format!("`{url}` must be http://host:port, without a path"));
+        return Err(format!(
+            "`{url}` must be a scheme, host and port, without a path"
+        ));
     }
     Ok(url.trim_end_matches('/').to_string())
 }
@@ -1000,7 +1011,7 @@ mod tests {
     }
 
     #[test]
-    fn a_node_url_is_plain_http_to_a_host() {
+    fn a_node_url_is_http_or_https_to_a_host() {
         let c = load("node_url = \"http://10.0.0.5:8080/\"\n").unwrap();
         assert_eq!(c.node_url.as_deref(), Some("http://10.0.0.5:8080"));
         let bound: SocketAddr = "0.0.0.0:8080".parse().unwrap();
@@ -1011,20 +1022,29 @@ mod tests {
         let one: SocketAddr = "10.0.0.5:8080".parse().unwrap();
         assert_eq!(c.node_base(one).as_deref(), Some("http://10.0.0.5:8080"));
         for bad in [
-            "https://10.0.0.5",
             "http://10.0.0.5/deskgate",
+            "https://10.0.0.5:8443/x",
             "ftp://x",
             "nonsense",
         ] {
             let err = load(&format!("node_url = \"{bad}\"\n")).unwrap_err();
             assert!(err.contains("node_url"), "{bad}: {err}");
         }
-        let err = load(
-            "tls_cert = \"/etc/tls/c.pem\"\ntls_key = \"/etc/tls/k.pem\"\n\
-             node_url = \"http://10.0.0.5:8080\"\n",
-        )
-        .unwrap_err();
-        assert!(err.contains("load balancer"), "{err}");
+        // A node behind a proxy of its own may be reached over HTTPS.
+        let c = load("node_url = \"https://node-1.internal:8443\"\n").unwrap();
+        assert_eq!(c.node_url.as_deref(), Some("https://node-1.internal:8443"));
+
+        // A node that serves TLS: over HTTPS only, by default at its listen address.
+        let tls = "tls_cert = \"/etc/tls/c.pem\"\ntls_key = \"/etc/tls/k.pem\"\n\
+                   node_ca = \"/etc/tls/nodes.pem\"\n";
+        let err = load(&format!("{tls}node_url = \"http://10.0.0.5:8080\"\n")).unwrap_err();
+        assert!(err.contains("https://"), "{err}");
+        let c = load(&format!("{tls}node_url = \"https://10.0.0.5:8443\"\n")).unwrap();
+        assert_eq!(c.node_url.as_deref(), Some("https://10.0.0.5:8443"));
+        assert_eq!(c.node_ca, Some(PathBuf::from("/etc/tls/nodes.pem")));
+        let c = load(tls).unwrap();
+        assert_eq!(c.node_base(one).as_deref(), Some("https://10.0.0.5:8080"));
+        assert_eq!(c.node_base(bound), None);
     }
 
     #[test]

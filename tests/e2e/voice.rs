@@ -102,10 +102,6 @@ fn sox_tone(app: &TestApp, hz: u32, seconds: f64) -> String {
     path.to_string_lossy().into_owned()
 }
 
-fn ws_url(app: &TestApp, path: &str) -> String {
-    format!("ws://{}{path}", app.addr)
-}
-
 /// Power of `hz` in `s` (Goertzel).
 pub(crate) fn goertzel(s: &[f64], rate: f64, hz: f64) -> f64 {
     let w = 2.0 * std::f64::consts::PI * hz / rate;
@@ -165,7 +161,7 @@ async fn a_phone_call_is_relayed_recorded_paused_and_played_through_a_grant() {
     let audio = sox_tone(&app, 440, 4.4);
     let mut peer = Peer::start(&[
         "--url",
-        &ws_url(&app, "/media/twilio"),
+        &app.ws_url("/media/twilio"),
         "--token",
         &token,
         "--call",
@@ -191,7 +187,7 @@ async fn a_phone_call_is_relayed_recorded_paused_and_played_through_a_grant() {
     assert_eq!(ok["type"], "ok", "{ok}");
 
     // The agent's leg: JSON start, then binary PCM16 at 16 kHz.
-    let (mut leg, _) = tokio_tungstenite::connect_async(ws_url(&app, "/media/pcm"))
+    let (mut leg, _) = tokio_tungstenite::connect_async(app.ws_url("/media/pcm"))
         .await
         .unwrap();
     let start = json!({"type": "start", "token": agent.token, "call": call, "codec": "pcm16", "rate": 16000});
@@ -479,7 +475,7 @@ async fn closed_with(
 }
 
 async fn twilio_session(app: &TestApp, frames: &[String]) -> (u16, String) {
-    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url(app, "/media/twilio"))
+    let (mut ws, _) = tokio_tungstenite::connect_async(app.ws_url("/media/twilio"))
         .await
         .unwrap();
     for f in frames {
@@ -586,7 +582,7 @@ async fn bad_media_frames_are_refused_with_a_reason() {
     // The agent's leg: a bad start frame, a call not theirs, an odd PCM frame.
     let agent = app.agent("grace").await;
     let pcm = |start: Value| {
-        let url = ws_url(&app, "/media/pcm");
+        let url = app.ws_url("/media/pcm");
         async move {
             let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
             ws.send(Message::Text(start.to_string().into()))
@@ -612,7 +608,7 @@ async fn bad_media_frames_are_refused_with_a_reason() {
     );
     // A live call whose ticket is someone else's (nobody claimed it).
     let token5 = media_token(&app, "CA5");
-    let (mut phone, _) = tokio_tungstenite::connect_async(ws_url(&app, "/media/twilio"))
+    let (mut phone, _) = tokio_tungstenite::connect_async(app.ws_url("/media/twilio"))
         .await
         .unwrap();
     phone
@@ -664,7 +660,7 @@ async fn a_telnyx_stream_with_the_token_in_its_url_is_a_call_too() {
     let call = "v3:telnyx-call-1";
     let token = media_token(&app, call);
     // The token is only in the URL; the peer counts only replies spelled `stream_id`.
-    let url = format!("{}?token={token}", ws_url(&app, "/media/twilio"));
+    let url = format!("{}?token={token}", app.ws_url("/media/twilio"));
     let mut peer = Peer::start(&[
         "--url",
         &url,
@@ -683,7 +679,7 @@ async fn a_telnyx_stream_with_the_token_in_its_url_is_a_call_too() {
     let (mut desk, _) = app.agent_ws(&agent).await;
     desk.request(json!({"type": "claim", "ticket": t["id"]}))
         .await;
-    let (mut leg, _) = tokio_tungstenite::connect_async(ws_url(&app, "/media/pcm"))
+    let (mut leg, _) = tokio_tungstenite::connect_async(app.ws_url("/media/pcm"))
         .await
         .unwrap();
     let start = json!({"type": "start", "token": agent.token, "call": call, "codec": "pcm16", "rate": 8000});
@@ -738,11 +734,14 @@ async fn pcm_leg(
     origin: Option<&str>,
 ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut req = ws_url(app, "/media/pcm").into_client_request().unwrap();
+    let mut req = app.ws_url("/media/pcm").into_client_request().unwrap();
     if let Some(o) = origin {
         req.headers_mut().insert("origin", o.parse().unwrap());
     }
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async_tls_with_config(req, None, false, app.ws_connector())
+            .await
+            .unwrap();
     ws.send(Message::Text(start.to_string().into()))
         .await
         .unwrap();
@@ -1363,7 +1362,7 @@ async fn a_stream_signed_by_twilio_is_admitted_without_a_media_token() {
         .start()
         .await;
     let agent = app.agent("grace").await;
-    let url = format!("{}?site=shop", ws_url(&app, "/media/twilio"));
+    let url = format!("{}?site=shop", app.ws_url("/media/twilio"));
     let call = "CAsigned0123456789";
     let mut peer = Peer::start(&[
         "--url",
@@ -1404,7 +1403,7 @@ async fn a_stream_signed_by_twilio_is_admitted_without_a_media_token() {
             Err(e) => panic!("{e}"),
         }
     };
-    let plain = format!("{}?site=plain", ws_url(&app, "/media/twilio"));
+    let plain = format!("{}?site=plain", app.ws_url("/media/twilio"));
     for (u, sig) in [
         (url.clone(), sign("a wrong auth token", &url)),
         (url.clone(), sign("shop-twilio-auth-token", &plain)),
@@ -1448,7 +1447,7 @@ async fn identified_call(app: &TestApp, agent: &Staff, call: &str, seconds: f64)
     let seconds = seconds.to_string();
     let peer = Peer::start(&[
         "--url",
-        &ws_url(app, "/media/twilio"),
+        &app.ws_url("/media/twilio"),
         "--token",
         &token,
         "--identity",
@@ -1728,12 +1727,15 @@ async fn pcm_leg_from(
     ip: &str,
 ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut req = ws_url(app, "/media/pcm").into_client_request().unwrap();
+    let mut req = app.ws_url("/media/pcm").into_client_request().unwrap();
     req.headers_mut()
         .insert("x-forwarded-for", ip.parse().unwrap());
     req.headers_mut()
         .insert("origin", app.own_origin().parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async_tls_with_config(req, None, false, app.ws_connector())
+            .await
+            .unwrap();
     ws.send(Message::Text(start.to_string().into()))
         .await
         .unwrap();
@@ -2097,6 +2099,146 @@ async fn a_relayed_leg_is_told_to_reconnect_when_its_node_drains() {
             other => panic!("the call did not go on: {other:?}"),
         }
     }
+}
+
+/// Calls across nodes that serve TLS themselves. Each node is reached at `https://` and trusts
+/// only the authority of its `node_ca`. Node B relays the agent's leg to node A over `wss://`
+/// and the call API over `https://`, and a payment's verification asked on node B pauses the
+/// recording on node A. Node C, whose `node_ca` is another authority, cannot verify node A:
+/// the agent's leg through it is closed as unreachable, its call API answers 503, and a
+/// payment's code asked through it is refused and not sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_that_serve_tls_relay_calls_only_to_nodes_whose_certificates_they_trust() {
+    let smtp = deskgate_tests::smtp::SmtpServer::start().await;
+    let ca = deskgate_tests::tls::TestCa::new();
+    let a = TestApp::builder()
+        .smtp(&smtp)
+        .redis()
+        .on_postgres()
+        .await
+        .serve_tls(&ca)
+        .start()
+        .await;
+    let agent = a.agent("grace").await;
+    let b = TestApp::builder()
+        .smtp(&smtp)
+        .node_of(&a)
+        .serve_tls(&ca)
+        .start()
+        .await;
+    let stranger = deskgate_tests::tls::TestCa::new();
+    let c = TestApp::builder()
+        .smtp(&smtp)
+        .node_of(&a)
+        .serve_tls(&stranger)
+        .start()
+        .await;
+    let (visitor, _chat, ticket, mut desk) = claimed_chat(&a, &b, &agent).await;
+    let start = json!({"type": "start", "leg": "customer", "token": visitor.token, "codec": "pcm16", "rate": 16000});
+    let mut customer = pcm_leg(&a, start, None).await;
+    let call = first_text(&mut customer).await["call"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    told_it_is_a_call(&mut desk).await;
+    let (s, view) = b
+        .get(&format!("/api/tickets/{ticket}/call"), Some(&agent.token))
+        .await;
+    assert_eq!(
+        (s, view["call"].as_str()),
+        (200, Some(call.as_str())),
+        "{view}"
+    );
+    let recording = view["recording"].as_i64().unwrap();
+
+    // Node C does not trust node A's certificate, so it cannot reach node A at all.
+    let join = json!({"type": "start", "token": agent.token, "call": call, "codec": "pcm16", "rate": 16000});
+    let mut refused = pcm_leg(&c, join.clone(), None).await;
+    assert_eq!(
+        closed_with(&mut refused).await,
+        (1011, "the node holding the call cannot be reached".into())
+    );
+    let (s, _) = c
+        .get(&format!("/api/calls/{call}"), Some(&agent.token))
+        .await;
+    assert_eq!(s, 503);
+    let (mut desk_c, _) = c.agent_ws(&agent).await;
+    let no = desk_c
+        .request(
+            json!({"type": "request_verification", "ticket": ticket, "action": "take_payment"}),
+        )
+        .await;
+    assert_eq!(no["code"], "unavailable", "{no}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(smtp.mails().is_empty(), "no code without the pause");
+
+    // Through node B, which trusts node A's authority, the agent joins and both talk for 3 s;
+    // at 1.0 s a payment's verification on node B pauses the recording on node A, and at
+    // 1.6 s node B's call API resumes it.
+    let mut leg = pcm_leg(&b, join, None).await;
+    assert_eq!(first_text(&mut leg).await["type"], "started");
+    let (ctx_, crx) = customer.split();
+    let (atx, arx) = leg.split();
+    let talker = talk(ctx_, atx, Vec::new());
+    let customer_hears = tokio::spawn(hear(crx));
+    let agent_hears = tokio::spawn(hear(arx));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let ok = desk
+        .request(
+            json!({"type": "request_verification", "ticket": ticket, "action": "take_payment"}),
+        )
+        .await;
+    assert_eq!(ok["type"], "ok", "{ok}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (s, resumed) = b
+        .post(
+            &format!("/api/calls/{call}/resume"),
+            Some(&agent.token),
+            json!({"reason": "payment taken"}),
+        )
+        .await;
+    assert_eq!(
+        (s, resumed["paused"].as_bool()),
+        (200, Some(false)),
+        "{resumed}"
+    );
+    let _ = talker.await.unwrap();
+    let (customer_heard, _) = customer_hears.await.unwrap();
+    let (heard, events) = agent_hears.await.unwrap();
+    let (heard, customer_heard) = (loud(&heard), loud(&customer_heard));
+    assert!(goertzel(&heard, 16000.0, 440.0) > 20.0 * goertzel(&heard, 16000.0, 1000.0));
+    assert!(
+        goertzel(&customer_heard, 16000.0, 1000.0)
+            > 20.0 * goertzel(&customer_heard, 16000.0, 440.0)
+    );
+    let by: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e["type"] == "paused" || e["type"] == "resumed")
+        .map(|e| (e["type"].as_str().unwrap(), e["by"].as_str().unwrap()))
+        .collect();
+    let agent_by = format!("user:{}", agent.id);
+    assert_eq!(
+        by,
+        [("paused", "step-up"), ("resumed", agent_by.as_str())],
+        "{events:?}"
+    );
+    assert_eq!(
+        smtp.mails().len(),
+        1,
+        "the code went out once the call was paused"
+    );
+
+    // The recording, played through node B, is silent in the pause.
+    let (rec, left, right) = played_through_grant(&b, recording).await;
+    let pause = &rec["pauses"][0];
+    let from = pause["start_ms"].as_u64().unwrap() as usize * 16;
+    let to = pause["end_ms"].as_u64().unwrap() as usize * 16;
+    assert!(to > from, "{rec}");
+    assert!(left[from..to]
+        .iter()
+        .chain(&right[from..to])
+        .all(|&x| x == 0.0));
+    assert!(rms(&left) > 1000.0 && rms(&right) > 1000.0);
 }
 
 /// The recorder writes the manifest to the store behind the call, never in its way: while

@@ -42,6 +42,15 @@ pub struct TestAppBuilder {
     real_time: bool,
     redis: Option<Arc<std::sync::Mutex<cluster::Redis>>>,
     with_redis: bool,
+    tls: Option<ServedTls>,
+}
+
+/// What a gateway serving TLS for a test was given: its certificate's directory, and a client
+/// configuration trusting the authority that signed it.
+#[derive(Clone)]
+struct ServedTls {
+    _dir: Arc<tempfile::TempDir>,
+    client: Arc<tokio_rustls::rustls::ClientConfig>,
 }
 
 /// Whether this run's gateways use a Redis of their own (`DESKGATE_TEST_REDIS=1`).
@@ -168,6 +177,22 @@ impl TestAppBuilder {
         });
         self
     }
+    /// Serves TLS with a certificate for localhost and 127.0.0.1 signed by `ca`, which it also
+    /// trusts for the other nodes' certificates (`node_ca`); the test's own clients (HTTP and
+    /// WebSocket) trust `ca` alone.
+    pub fn serve_tls(mut self, ca: &tls::TestCa) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cert = ca.server_cert(dir.path(), "node", "deskgate node");
+        let root = dir.path().join("nodes-ca.pem");
+        std::fs::write(&root, ca.root_pem()).expect("write the CA");
+        self = self.tls(cert.cert_file, cert.key_file, Duration::from_secs(3600));
+        self.config.node_ca = Some(root);
+        self.tls = Some(ServedTls {
+            _dir: Arc::new(dir),
+            client: ca.client_config(&[b"http/1.1"]),
+        });
+        self
+    }
     /// Any other change to the config.
     pub fn config(mut self, f: impl FnOnce(&mut Config)) -> Self {
         f(&mut self.config);
@@ -240,7 +265,14 @@ impl TestAppBuilder {
             clock,
             server: Some(server),
             bootstrap,
-            http: reqwest::Client::new(),
+            http: match &self.tls {
+                Some(t) => reqwest::Client::builder()
+                    .use_preconfigured_tls((*t.client).clone())
+                    .build()
+                    .expect("HTTPS client"),
+                None => reqwest::Client::new(),
+            },
+            tls: self.tls,
         }
     }
 }
@@ -258,7 +290,9 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     server: Option<JoinHandle<std::io::Result<()>>>,
     bootstrap: Option<secrecy::SecretString>,
+    /// An HTTP client for this gateway: over TLS when it serves TLS, trusting its authority.
     pub http: reqwest::Client,
+    tls: Option<ServedTls>,
 }
 
 /// A logged-in staff member.
@@ -301,6 +335,7 @@ impl TestApp {
             real_time: false,
             redis: None,
             with_redis: false,
+            tls: None,
         }
     }
 
@@ -309,7 +344,21 @@ impl TestApp {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        format!("{}{path}", self.own_origin())
+    }
+
+    /// The WebSocket URL of `path`: `wss://` when the gateway serves TLS.
+    pub fn ws_url(&self, path: &str) -> String {
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://{}{path}", self.addr)
+    }
+
+    /// What a WebSocket client connects to this gateway with: over TLS, a client trusting
+    /// its authority; else nothing (plain `ws://`).
+    pub fn ws_connector(&self) -> Option<tokio_tungstenite::Connector> {
+        self.tls
+            .as_ref()
+            .map(|t| tokio_tungstenite::Connector::Rustls(t.client.clone()))
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -365,6 +414,7 @@ impl TestApp {
             real_time: false,
             redis: self.redis.clone(),
             with_redis: false,
+            tls: self.tls.clone(),
         }
         .start()
         .await
@@ -679,22 +729,30 @@ impl TestApp {
 
     /// Opens a WebSocket offering `deskgate.v1`, without saying hello.
     pub async fn connect(&self, path: &str) -> anyhow::Result<WsClient> {
-        WsClient::connect(&format!("ws://{}{}", self.addr, path), Some("deskgate.v1")).await
+        WsClient::connect_over(
+            &self.ws_url(path),
+            Some("deskgate.v1"),
+            &[],
+            self.ws_connector(),
+        )
+        .await
     }
 
     /// Opens a WebSocket as a page on `origin` would: with that `Origin` header.
     pub async fn connect_from(&self, origin: &str, path: &str) -> anyhow::Result<WsClient> {
-        WsClient::connect_with(
-            &format!("ws://{}{}", self.addr, path),
+        WsClient::connect_over(
+            &self.ws_url(path),
             Some("deskgate.v1"),
             &[("Origin", origin)],
+            self.ws_connector(),
         )
         .await
     }
 
     /// The gateway's own origin, as its pages (the demo, the consoles) send it.
     pub fn own_origin(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// An HTTP request as a page on `origin` would send it; the raw response, headers included.
@@ -916,6 +974,16 @@ impl WsClient {
         protocol: Option<&str>,
         headers: &[(&'static str, &str)],
     ) -> anyhow::Result<WsClient> {
+        Self::connect_over(url, protocol, headers, None).await
+    }
+
+    /// [`WsClient::connect_with`] over `connector` (for `wss://` to a gateway of a test CA).
+    pub async fn connect_over(
+        url: &str,
+        protocol: Option<&str>,
+        headers: &[(&'static str, &str)],
+        connector: Option<tokio_tungstenite::Connector>,
+    ) -> anyhow::Result<WsClient> {
         let mut req = url.into_client_request()?;
         for (name, value) in headers {
             req.headers_mut()
@@ -925,7 +993,8 @@ impl WsClient {
             req.headers_mut()
                 .insert("Sec-WebSocket-Protocol", HeaderValue::from_str(p)?);
         }
-        let (stream, resp) = tokio_tungstenite::connect_async(req).await?;
+        let (stream, resp) =
+            tokio_tungstenite::connect_async_tls_with_config(req, None, false, connector).await?;
         if protocol.is_some() {
             let chosen = resp
                 .headers()

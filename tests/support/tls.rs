@@ -59,6 +59,11 @@ impl TestCa {
         }
     }
 
+    /// The CA's certificate, PEM.
+    pub fn root_pem(&self) -> String {
+        self.cert.pem()
+    }
+
     /// The CA's certificate, DER.
     pub fn root_der(&self) -> Vec<u8> {
         self.cert.der().to_vec()

@@ -11,6 +11,11 @@
 //!   recording of a call held on another, before the code goes out; without the holder's
 //!   word that it paused, no code goes out.
 //!
+//! Nodes reach each other at their `node_url`: plain HTTP on the nodes' own network, or HTTPS
+//! when a node serves TLS itself. Over HTTPS a node trusts only the authorities of
+//! `node_ca` (else the public web's roots) and checks that the holder's certificate names the
+//! host of its `node_url`; a holder it cannot verify is one it cannot reach ([`Nodes`]).
+//!
 //! Either way the holder checks the caller again, as it would any request. What it takes from
 //! the relaying node is only the client's address (for the audit log and per-address limits)
 //! and, for a payment's pause, who asked: both under [`HEADER`], a MAC with the keyring's
@@ -37,6 +42,54 @@ pub const HEADER: &str = "x-deskgate-relay";
 pub const SKEW: u64 = 30;
 /// Longest the relaying node waits for the holder to take a leg or answer a request.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How this node reaches the others: one HTTP client and one TLS client configuration, which
+/// trust the authorities of `node_ca` (else the public web's roots) and follow no redirect.
+pub struct Nodes {
+    http: reqwest::Client,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+}
+
+impl Nodes {
+    /// The clients for `node_ca`: a PEM file of one or more CA certificates, or `None` for
+    /// the public web's roots.
+    pub fn new(node_ca: Option<&std::path::Path>) -> anyhow::Result<Nodes> {
+        let mut roots = rustls::RootCertStore::empty();
+        match node_ca {
+            Some(path) => {
+                use rustls::pki_types::{pem::PemObject, CertificateDer};
+                let pem = std::fs::read(path)
+                    .map_err(|e| anyhow::anyhow!("cannot read node_ca {}: {e}", path.display()))?;
+                for cert in CertificateDer::pem_slice_iter(&pem) {
+                    let cert =
+                        cert.map_err(|e| anyhow::anyhow!("node_ca {}: {e}", path.display()))?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| anyhow::anyhow!("node_ca {}: {e}", path.display()))?;
+                }
+                anyhow::ensure!(
+                    !roots.is_empty(),
+                    "node_ca {}: no CERTIFICATE block",
+                    path.display()
+                );
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Nodes {
+            http,
+            tls: std::sync::Arc::new(tls),
+        })
+    }
+}
 
 /// A request relayed by another node of the cluster, its [`HEADER`] checked. The server puts
 /// it on the request; a relayed request is never relayed again.
@@ -214,7 +267,8 @@ pub async fn agent_leg(
 ) {
     use tungstenite::client::IntoClientRequest;
     let request = target(home, "/media/pcm").and_then(|(mut url, path)| {
-        url.set_scheme("ws").ok()?;
+        let ws = if url.scheme() == "https" { "wss" } else { "ws" };
+        url.set_scheme(ws).ok()?;
         Some((url.as_str().into_client_request().ok()?, path))
     });
     let Some((mut request, path)) = request else {
@@ -229,7 +283,12 @@ pub async fn agent_leg(
         request.headers_mut().insert(HEADER, v);
     }
     // Without Nagle: a 20 ms frame goes out at once, as on the agent's own socket.
-    let connect = tokio_tungstenite::connect_async_with_config(request, None, true);
+    let connect = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        None,
+        true,
+        Some(tokio_tungstenite::Connector::Rustls(app.nodes.tls.clone())),
+    );
     let connected = tokio::time::timeout(CONNECT_TIMEOUT, connect).await;
     let mut upstream = match connected {
         Ok(Ok((ws, _))) => ws,
@@ -337,6 +396,7 @@ async fn forward(
         return crate::api::ApiError::Unavailable.into_response();
     };
     let mut request = app
+        .nodes
         .http
         .request(method.clone(), url)
         .timeout(CONNECT_TIMEOUT)
@@ -416,6 +476,7 @@ pub async fn pause_for_verification(
         .and_then(|ip| ip.parse().ok())
         .unwrap_or(IpAddr::from([127, 0, 0, 1]));
     let sent = app
+        .nodes
         .http
         .post(url)
         .timeout(CONNECT_TIMEOUT)
@@ -469,7 +530,12 @@ pub async fn verification_pause(
     };
     match super::call::pause_call_for_verification(&app, &ctx, &call, action).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(_) => crate::api::ApiError::Unavailable.into_response(),
+        Err(why) => crate::api::ApiError::Refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("the call's recording did not pause: {why}"),
+        )
+        .into_response(),
     }
 }
 
