@@ -116,10 +116,18 @@ await run(async (browser) => {
   text = await panelText(cust);
   check(text.includes("4 attempts left") && text.includes("a***@example.com"), "after a reload the widget asks for the pending code again");
 
+  // The code is entered while the widget is offline: it waits for the connection, and goes
+  // once the widget is back.
+  await cust.context().setOffline(true);
+  await cust.waitForFunction(() => document.querySelector("[data-deskgate]").shadowRoot.querySelector(".root").dataset.state !== "online");
   await cust.locator("#dg-vcode").fill(code);
   await cust.locator("#dg-vcode").press("Enter");
+  await cust.waitForTimeout(500);
+  text = await panelText(cust);
+  check(!/could not/i.test(text), `a code entered offline waits for the connection (${text})`);
+  await cust.context().setOffline(false);
   await cust.locator(".vsay", { hasText: "you are verified" }).waitFor();
-  check(true, "the right code verifies the customer");
+  check(true, "the right code verifies the customer once the widget is back");
   await axe(cust, "widget after the verification");
   const badge = chat.locator(".chat-head .vbadge", { hasText: "Verified: change address" });
   await badge.waitFor();

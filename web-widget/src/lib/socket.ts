@@ -19,6 +19,8 @@ export interface SocketOptions {
 const PROTOCOL = "deskgate.v1";
 const HEARTBEAT_MS = 20_000;
 const PONG_GRACE_MS = 10_000;
+/** How long a request made while (re)connecting waits for the connection before it fails. */
+const PARK_MS = 10_000;
 
 export class DeskSocket {
   private ws: WebSocket | null = null;
@@ -35,6 +37,8 @@ export class DeskSocket {
   private stopped = false;
   private refSeq = 0;
   private waiters = new Map<string, (f: Frame) => void>();
+  /** Requests made while (re)connecting, sent once the gateway has said welcome. */
+  private parked: Array<() => void> = [];
   state: ConnState = "connecting";
 
   constructor(opts: SocketOptions) {
@@ -80,14 +84,33 @@ export class DeskSocket {
     if (this.ready) this.raw(frame);
   }
 
-  /** Sends a frame with a fresh ref and resolves with the gateway's direct reply. */
+  /** Sends a frame with a fresh ref and resolves with the gateway's direct reply. A request
+   * made while (re)connecting waits up to PARK_MS for the connection, then fails unsent. */
   request(frame: Frame): Promise<Frame> {
     const ref = `r${++this.refSeq}`;
     return new Promise((resolve) => {
-      this.waiters.set(ref, resolve);
-      if (this.ready) this.raw({ ...frame, ref });
-      else resolve({ type: "error", code: "unavailable", message: "not connected" });
+      const send = () => {
+        this.waiters.set(ref, resolve);
+        this.raw({ ...frame, ref });
+      };
+      if (this.ready) return send();
+      if (this.stopped) return resolve({ type: "error", code: "unavailable", message: "not connected" });
+      const parked = () => {
+        clearTimeout(giveUp);
+        send();
+      };
+      const giveUp = setTimeout(() => {
+        this.parked = this.parked.filter((p) => p !== parked);
+        resolve({ type: "error", code: "unavailable", message: "not connected" });
+      }, PARK_MS);
+      this.parked.push(parked);
     });
+  }
+
+  /** Requests sent on a socket that is gone get no reply: each is told so. */
+  private lost(): void {
+    for (const w of this.waiters.values()) w({ type: "error", code: "unavailable", message: "connection lost" });
+    this.waiters.clear();
   }
 
   /** Says hello again at once, so that hello.resume covers conversations just learnt of. */
@@ -144,6 +167,9 @@ export class DeskSocket {
         if (ws !== this.ws) return; // the handler asked for a fresh hello (resync)
         // Whatever was not answered before the link dropped goes again, in order.
         for (const pending of this.outbox.values()) this.raw(pending);
+        const parked = this.parked;
+        this.parked = [];
+        for (const send of parked) send();
         this.heartbeat();
         return;
       }
@@ -167,8 +193,7 @@ export class DeskSocket {
       this.ready = false;
       this.ws = null;
       clearInterval(this.beat);
-      for (const w of this.waiters.values()) w({ type: "error", code: "unavailable", message: "connection lost" });
-      this.waiters.clear();
+      this.lost();
       if (ev.code === 4001 || ev.code === 4003) {
         // The token is no good: this socket stays down (its online listener included).
         this.stopped = true;
@@ -201,6 +226,7 @@ export class DeskSocket {
     clearInterval(this.beat);
     ws.onclose = null;
     ws.close();
+    this.lost();
     this.setState(navigator.onLine ? "reconnecting" : "offline", why);
     if (navigator.onLine) this.schedule();
   }
@@ -213,6 +239,7 @@ export class DeskSocket {
       this.ws.onclose = null;
       this.ws.close();
       this.ws = null;
+      this.lost();
     }
     this.open();
   }

@@ -124,9 +124,12 @@ export function verifyPanel(t: Strings, submit: (challenge: number, code: string
     } else if (r.code === "locked") end(t.vLocked, "bad");
     else if (r.code === "conflict" || r.code === "not_found") end(t.vEnded, "bad");
     else {
-      // Not connected or the store is busy: nothing was counted; the code can be tried again.
-      say.textContent = t.failed;
+      // Not connected or the store is busy: nothing was counted. The code stays in the field,
+      // to be sent again with the button.
+      if (!input.value) input.value = code;
+      say.textContent = t.vRetry;
       say.className = "vsay bad";
+      input.focus();
     }
   });
 
