@@ -68,10 +68,16 @@ impl App {
             .into_store();
         let registry = Arc::new(Registry::default());
         let (bus, redis): (Arc<dyn Bus>, _) = match &config.redis_url {
-            Some(url) => (
-                Arc::new(RedisBus::connect(url.expose_secret(), registry.clone()).await?),
-                Some(redis_state(url.expose_secret()).await?),
-            ),
+            Some(url) => {
+                let bus_urls: Vec<&str> = match config.bus_redis_urls.as_slice() {
+                    [] => vec![url.expose_secret()],
+                    urls => urls.iter().map(|u| u.expose_secret()).collect(),
+                };
+                (
+                    Arc::new(RedisBus::connect(&bus_urls, registry.clone()).await?),
+                    Some(redis_state(url.expose_secret()).await?),
+                )
+            }
             None => (Arc::new(MemoryBus::new(registry.clone())), None),
         };
         let app = Self::assemble(config, clock, store, vault, registry, bus, redis)?;

@@ -168,6 +168,20 @@ pub struct ServeArgs {
     #[arg(long, env = "DESKGATE_REDIS_URL_FILE", value_name = "FILE")]
     pub redis_url_file: Option<PathBuf>,
 
+    /// Redis servers to spread the live events between nodes over, comma-separated; each
+    /// conversation's events go through one of them [default: the --redis-url server alone]
+    #[arg(
+        long,
+        env = "DESKGATE_BUS_REDIS_URLS",
+        value_name = "URLS",
+        hide_env_values = true
+    )]
+    pub bus_redis_urls: Option<String>,
+
+    /// File holding the bus's Redis URLs, one per line (a mounted secret)
+    #[arg(long, env = "DESKGATE_BUS_REDIS_URLS_FILE", value_name = "FILE")]
+    pub bus_redis_urls_file: Option<PathBuf>,
+
     /// How long a node's agents stay listed in Redis without a heartbeat (a node killed
     /// without a goodbye); it refreshes them every third of this [default: 15s]
     #[arg(long, env = "DESKGATE_PRESENCE_TTL", value_parser = humantime::parse_duration)]
@@ -303,6 +317,8 @@ struct FileConfig {
     database_url_file: Option<PathBuf>,
     redis_url: Option<String>,
     redis_url_file: Option<PathBuf>,
+    bus_redis_urls: Option<String>,
+    bus_redis_urls_file: Option<PathBuf>,
     #[serde(default, with = "humantime_serde")]
     presence_ttl: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
@@ -374,6 +390,8 @@ pub struct Config {
     pub database: Database,
     /// Redis for live events between nodes; `None`: the in-process bus of one node.
     pub redis_url: Option<SecretString>,
+    /// Redis servers the live events between nodes are spread over; empty: `redis_url`'s.
+    pub bus_redis_urls: Vec<SecretString>,
     /// With Redis: how long a node's agents stay listed there without a heartbeat.
     pub presence_ttl: Duration,
     /// How long a stopping node lets its connections finish (SIGTERM) before it exits.
@@ -488,6 +506,7 @@ impl Default for Config {
             attachment_max_bytes: 10 * 1024 * 1024,
             database: Database::Sqlite,
             redis_url: None,
+            bus_redis_urls: Vec::new(),
             presence_ttl: Duration::from_secs(15),
             drain_deadline: Duration::from_secs(10),
             keyring_file: None,
@@ -581,6 +600,26 @@ impl Config {
                 });
             }
             c.redis_url = Some(SecretString::from(url));
+        }
+        let bus = crate::stepup::config::secret_value(
+            "bus_redis_urls",
+            args.bus_redis_urls.clone().or(file.bus_redis_urls),
+            args.bus_redis_urls_file
+                .clone()
+                .or(file.bus_redis_urls_file),
+        )
+        .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
+        if let Some(urls) = bus {
+            c.bus_redis_urls = bus_urls(&urls).map_err(|message| ConfigError::Invalid {
+                key: "bus_redis_urls",
+                message,
+            })?;
+            if c.redis_url.is_none() {
+                return Err(ConfigError::Invalid {
+                    key: "bus_redis_urls",
+                    message: "needs redis_url too (presence, limits and step-up stay there)".into(),
+                });
+            }
         }
         if let Some(d) = args.drain_deadline.or(file.drain_deadline) {
             c.drain_deadline = d;
@@ -831,6 +870,27 @@ impl Config {
     }
 }
 
+/// The bus's Redis URLs: separated by commas, spaces or lines, each `redis://` or `rediss://`.
+fn bus_urls(list: &str) -> Result<Vec<SecretString>, String> {
+    let urls: Vec<&str> = list
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|u| !u.is_empty())
+        .collect();
+    if urls.is_empty() {
+        return Err("no URL given".into());
+    }
+    urls.iter()
+        .enumerate()
+        .map(|(i, u)| {
+            if u.starts_with("redis://") || u.starts_with("rediss://") {
+                Ok(SecretString::from(u.to_string()))
+            } else {
+                Err(format!("URL {} must be a redis:// or rediss:// URL", i + 1))
+            }
+        })
+        .collect()
+}
+
 /// Checks `node_url`: HTTP or HTTPS to a host and port, without a path. A node that serves
 /// TLS itself has no plain listener, so it is reached over HTTPS; one that does not may still
 /// be reached over HTTPS, through a proxy of its own in front of it.
@@ -1045,6 +1105,28 @@ mod tests {
         let c = load(tls).unwrap();
         assert_eq!(c.node_base(one).as_deref(), Some("https://10.0.0.5:8080"));
         assert_eq!(c.node_base(bound), None);
+    }
+
+    #[test]
+    fn the_bus_may_be_spread_over_several_redis_servers() {
+        use secrecy::ExposeSecret;
+        let c = load(
+            "redis_url = \"redis://r:6379/\"\n\
+             bus_redis_urls = \"redis://b1:6379/, rediss://b2:6380/\\nredis://b3/\"\n",
+        )
+        .unwrap();
+        let urls: Vec<&str> = c.bus_redis_urls.iter().map(|u| u.expose_secret()).collect();
+        assert_eq!(
+            urls,
+            ["redis://b1:6379/", "rediss://b2:6380/", "redis://b3/"]
+        );
+        let err = load("bus_redis_urls = \"redis://b1/\"\n").unwrap_err();
+        assert!(err.contains("needs redis_url"), "{err}");
+        let err = load("redis_url = \"redis://r/\"\nbus_redis_urls = \"redis://b1/,http://x\"\n")
+            .unwrap_err();
+        assert!(err.contains("URL 2 must be"), "{err}");
+        let err = load("redis_url = \"redis://r/\"\nbus_redis_urls = \" , \"\n").unwrap_err();
+        assert!(err.contains("no URL"), "{err}");
     }
 
     #[test]

@@ -132,6 +132,102 @@ async fn nodes_share_conversations_claims_and_survive_a_node_and_redis_dying() {
     let _ = drain(agent).await;
 }
 
+/// The bus spread over two Redis servers (`--bus-redis-urls`), beside the one that keeps
+/// presence, limits and step-up; the two nodes list them in different orders. Each
+/// conversation's events go through one of the two, so both carry part of them and the first
+/// server none, and every conversation is live across the nodes. One of the two dies: both
+/// nodes say they are not ready, and messages are still stored and acknowledged. Once it is
+/// back, the agent's socket is told to reconnect (1012) and resumes with every message it
+/// missed, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bus_spread_over_two_redis_servers_carries_every_conversation_and_outlives_one() {
+    let bin = deskgate_binary();
+    let db = TestDatabase::create().await;
+    let redis = Redis::start();
+    let mut bus = [Redis::start(), Redis::start()];
+    let ab = format!("{},{}", bus[0].url(), bus[1].url());
+    let ba = format!("{}, {}", bus[1].url(), bus[0].url());
+    let (_dir, data) = shared_data();
+    let a = Node::start_with(bin, &data, &db, &redis, &[("DESKGATE_BUS_REDIS_URLS", &ab)]);
+    let b = Node::start_with(bin, &data, &db, &redis, &[("DESKGATE_BUS_REDIS_URLS", &ba)]);
+    add_agent(bin, &data, &db, "ann");
+    ready_becomes(&a, 200).await;
+    ready_becomes(&b, 200).await;
+    let token = b.login("ann").await;
+    let (mut ann, _) = b.hello("/ws/agent", &token, json!([])).await;
+
+    // Four customers on node A, their tickets claimed by the agent on node B; each
+    // conversation is live both ways.
+    let mut chats = Vec::new();
+    for i in 0..4 {
+        let visitor = a.visitor().await;
+        let (mut customer, _) = a.hello("/ws/customer", &visitor, json!([])).await;
+        let first = customer
+            .send_text(None, &format!("c{i}"), &format!("hello {i}"))
+            .await;
+        let ticket = first["ticket"].as_i64().unwrap();
+        let conversation = first["conversation"].as_i64().unwrap();
+        let ok = ann
+            .request(json!({"type": "claim", "ticket": ticket}))
+            .await;
+        assert_eq!(ok["type"], "ok", "{ok}");
+        let reply = format!("reply {i}");
+        ann.send(
+            json!({"type": "send", "ticket": ticket, "client_id": format!("a{i}"), "text": reply}),
+        )
+        .await;
+        customer
+            .recv_where("the agent's reply", |f| is_text(f, &reply))
+            .await;
+        let thanks = format!("thanks {i}");
+        let seen = customer.send_text(None, &format!("d{i}"), &thanks).await["seq"]
+            .as_i64()
+            .unwrap();
+        ann.recv_where("the customer's thanks", |f| is_text(f, &thanks))
+            .await;
+        chats.push((customer, conversation, seen));
+    }
+    let carried = [bus[0].publishes(), bus[1].publishes()];
+    assert!(carried.iter().all(|&n| n > 0), "{carried:?}");
+    assert_eq!(redis.publishes(), 0);
+
+    // One bus server dies: both nodes say so, and every message is still stored.
+    bus[1].kill();
+    ready_becomes(&a, 503).await;
+    ready_becomes(&b, 503).await;
+    for (i, (customer, _, _)) in chats.iter_mut().enumerate() {
+        let ack = customer
+            .send_text(None, &format!("e{i}"), &format!("while one was down {i}"))
+            .await;
+        assert!(ack["seq"].as_i64().is_some(), "stored: {ack}");
+    }
+    bus[1].restart();
+    ready_becomes(&a, 200).await;
+    ready_becomes(&b, 200).await;
+
+    // The agent is told to reconnect and resumes from what they had seen: every message sent
+    // meanwhile comes, once each.
+    assert_eq!(ann.closed().await, Closed::Code(1012));
+    let resume: Vec<Value> = chats
+        .iter()
+        .map(|(_, conversation, seen)| json!({"conversation": conversation, "after": seen}))
+        .collect();
+    let (mut again, _) = b.hello("/ws/agent", &token, json!(resume)).await;
+    let mut missed = Vec::new();
+    let mut resumed = 0;
+    while resumed < chats.len() {
+        let f = again.recv().await.unwrap();
+        match f["type"].as_str() {
+            Some("message") => missed.push(f["text"].as_str().unwrap_or_default().to_string()),
+            Some("resumed") => resumed += 1,
+            _ => {}
+        }
+    }
+    missed.sort();
+    let want: Vec<String> = (0..4).map(|i| format!("while one was down {i}")).collect();
+    assert_eq!(missed, want);
+}
+
 /// Reads the agent's socket until the customer's last message arrives (or its node is gone).
 async fn drain(agent: &mut WsClient) -> Option<Closed> {
     loop {

@@ -1,17 +1,19 @@
 //! The networked bus: events between gateway nodes over Redis pub/sub.
 //!
 //! Events go to one of [`SHARDS`] channels, `deskgate:bus:<n>`, chosen by conversation (other
-//! topics by their own id), so a Redis Cluster spreads them over its nodes with sharded pub/sub
-//! (`SPUBLISH`/`SSUBSCRIBE` need the cluster; on one Redis server plain channels behave the
-//! same). Pub/sub rather than streams: a live event only matters to the sockets open now, and
-//! every message is already committed to the database before it is published, so a node that
-//! misses events (Redis restarting) loses nothing: its clients get a gap-free replay from the
-//! store when they resume (`seq`), and streams would only add trimming and consumer groups.
+//! topics by their own id), so a conversation's events keep their order on one channel.
+//! Pub/sub rather than streams: a live event only matters to the sockets open now, and every
+//! message is already committed to the database before it is published, so a node that misses
+//! events (Redis restarting) loses nothing: its clients get a gap-free replay from the store
+//! when they resume (`seq`), and streams would only add trimming and consumer groups.
 //!
-//! Every node subscribes to every shard and its [`Registry`] drops what no local socket follows,
-//! so `listen`/`unlisten` cost nothing and a reconnect only has to resubscribe the shards. A
-//! node delivers its own events locally at once (keeping `skip`, which names a local
-//! connection) and ignores them when Redis echoes them back.
+//! The channels may be spread over several Redis servers (`bus_redis_urls`), each publishing
+//! only the channels that fall to it ([`server_of`], over the servers' URLs in sorted order, so
+//! the order they are listed in does not matter). Every node subscribes to every channel on
+//! every server, so a node whose list is ordered otherwise still hears everything, and its
+//! [`Registry`] drops what no local socket follows: `listen`/`unlisten` cost nothing and a
+//! reconnect only has to resubscribe. A node delivers its own events locally at once (keeping
+//! `skip`, which names a local connection) and ignores them when Redis echoes them back.
 
 use super::{Audience, Bus, BusError, Effect, Event, Topic};
 use crate::hub::Registry;
@@ -33,14 +35,20 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct RedisBus {
     registry: Arc<Registry>,
-    publisher: redis::aio::ConnectionManager,
+    /// The servers the channels are spread over, in the order of their URLs.
+    servers: Vec<Server>,
     /// This node's random id, to recognise its own events echoed back.
     node: String,
-    /// Subscribed to every shard.
-    subscribed: Arc<AtomicBool>,
-    /// The last publish went through (reset when the subscription is made again).
-    published: Arc<AtomicBool>,
     _stop: tokio_util::sync::DropGuard,
+}
+
+/// One Redis server of the bus.
+struct Server {
+    publisher: redis::aio::ConnectionManager,
+    /// Subscribed to every shard there.
+    subscribed: Arc<AtomicBool>,
+    /// The last publish there went through (reset when the subscription is made again).
+    published: Arc<AtomicBool>,
 }
 
 fn channel(shard: u64) -> String {
@@ -58,42 +66,59 @@ pub fn shard_of(topic: &Topic) -> u64 {
     id.unsigned_abs() % SHARDS
 }
 
+/// Which of `servers` servers publishes `shard`.
+pub fn server_of(shard: u64, servers: usize) -> usize {
+    (shard % servers.max(1) as u64) as usize
+}
+
 impl RedisBus {
-    /// Connects to Redis at `url` (`redis://host:port/`) and starts the subscriber, which
-    /// resubscribes by itself whenever the connection is lost.
-    pub async fn connect(url: &str, registry: Arc<Registry>) -> Result<RedisBus, BusError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| BusError::Unavailable(format!("invalid Redis URL: {e}")))?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(PUBLISH_TIMEOUT)
-            .set_response_timeout(PUBLISH_TIMEOUT)
-            .set_number_of_retries(1);
-        let publisher = redis::aio::ConnectionManager::new_with_config(client.clone(), config)
-            .await
-            .map_err(|e| BusError::Unavailable(format!("cannot reach Redis: {e}")))?;
+    /// Connects to the Redis servers at `urls` (`redis://host:port/`; at least one) and starts
+    /// a subscriber on each, which resubscribes by itself whenever its connection is lost.
+    pub async fn connect(urls: &[&str], registry: Arc<Registry>) -> Result<RedisBus, BusError> {
+        if urls.is_empty() {
+            return Err(BusError::Unavailable("no Redis server for the bus".into()));
+        }
+        let mut urls = urls.to_vec();
+        urls.sort_unstable();
+        urls.dedup();
         let node = format!("{:016x}", rand::random::<u64>());
-        let subscribed = Arc::new(AtomicBool::new(false));
-        let published = Arc::new(AtomicBool::new(true));
         let stop = CancellationToken::new();
-        tokio::spawn(subscriber(
-            client,
-            registry.clone(),
-            node.clone(),
-            [subscribed.clone(), published.clone()],
-            stop.clone(),
-        ));
+        let mut servers = Vec::with_capacity(urls.len());
+        for url in urls {
+            let client = redis::Client::open(url)
+                .map_err(|e| BusError::Unavailable(format!("invalid Redis URL: {e}")))?;
+            let config = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(PUBLISH_TIMEOUT)
+                .set_response_timeout(PUBLISH_TIMEOUT)
+                .set_number_of_retries(1);
+            let publisher = redis::aio::ConnectionManager::new_with_config(client.clone(), config)
+                .await
+                .map_err(|e| BusError::Unavailable(format!("cannot reach Redis: {e}")))?;
+            let server = Server {
+                publisher,
+                subscribed: Arc::new(AtomicBool::new(false)),
+                published: Arc::new(AtomicBool::new(true)),
+            };
+            tokio::spawn(subscriber(
+                client,
+                registry.clone(),
+                node.clone(),
+                [server.subscribed.clone(), server.published.clone()],
+                stop.clone(),
+            ));
+            servers.push(server);
+        }
         Ok(RedisBus {
             registry,
-            publisher,
+            servers,
             node,
-            subscribed,
-            published,
             _stop: stop.drop_guard(),
         })
     }
 }
 
-/// Keeps one pub/sub connection subscribed to every shard, reconnecting after any loss.
+/// Keeps one pub/sub connection to a server subscribed to every shard, reconnecting after
+/// any loss.
 async fn subscriber(
     client: redis::Client,
     registry: Arc<Registry>,
@@ -101,6 +126,7 @@ async fn subscriber(
     [subscribed, published]: [Arc<AtomicBool>; 2],
     stop: CancellationToken,
 ) {
+    let server = client.get_connection_info().addr.to_string();
     let mut lost = false;
     loop {
         let session = async {
@@ -111,7 +137,7 @@ async fn subscriber(
             subscribed.store(true, Ordering::Relaxed);
             // Redis answers again; the next publish finds out whether it still fails.
             published.store(true, Ordering::Relaxed);
-            tracing::info!(shards = SHARDS, "bus subscribed to Redis");
+            tracing::info!(shards = SHARDS, %server, "bus subscribed to Redis");
             if lost {
                 // Events published while the subscription was down never reached this
                 // node's sockets: they reconnect and resume from their last `seq`, which the
@@ -138,8 +164,8 @@ async fn subscriber(
         subscribed.store(false, Ordering::Relaxed);
         lost = true;
         match outcome {
-            Ok(()) => tracing::warn!("bus: Redis closed the subscription; reconnecting"),
-            Err(e) => tracing::warn!(error = %e, "bus: Redis unreachable; retrying"),
+            Ok(()) => tracing::warn!(%server, "bus: Redis closed the subscription; reconnecting"),
+            Err(e) => tracing::warn!(%server, error = %e, "bus: Redis unreachable; retrying"),
         }
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -154,7 +180,8 @@ impl Bus for RedisBus {
         let payload = encode(&self.node, &event);
         let shard = shard_of(&event.topic);
         self.registry.deliver(Arc::new(event));
-        let mut conn = self.publisher.clone();
+        let server = &self.servers[server_of(shard, self.servers.len())];
+        let mut conn = server.publisher.clone();
         let sent = tokio::time::timeout(
             PUBLISH_TIMEOUT,
             redis::cmd("PUBLISH")
@@ -165,15 +192,15 @@ impl Bus for RedisBus {
         .await;
         match sent {
             Ok(Ok(_)) => {
-                self.published.store(true, Ordering::Relaxed);
+                server.published.store(true, Ordering::Relaxed);
                 Ok(())
             }
             Ok(Err(e)) => {
-                self.published.store(false, Ordering::Relaxed);
+                server.published.store(false, Ordering::Relaxed);
                 Err(BusError::Unavailable(e.to_string()))
             }
             Err(_) => {
-                self.published.store(false, Ordering::Relaxed);
+                server.published.store(false, Ordering::Relaxed);
                 Err(BusError::Unavailable("Redis did not answer in time".into()))
             }
         }
@@ -188,7 +215,9 @@ impl Bus for RedisBus {
     }
 
     fn ready(&self) -> bool {
-        self.subscribed.load(Ordering::Relaxed) && self.published.load(Ordering::Relaxed)
+        self.servers
+            .iter()
+            .all(|s| s.subscribed.load(Ordering::Relaxed) && s.published.load(Ordering::Relaxed))
     }
 }
 
@@ -307,5 +336,15 @@ mod tests {
         assert_eq!(shard_of(&t), shard_of(&t));
         assert!(shard_of(&t) < SHARDS);
         assert!(decode(b"not json").is_none());
+    }
+
+    #[test]
+    fn the_shards_are_spread_over_every_server() {
+        for servers in 1..=5 {
+            let used: std::collections::BTreeSet<usize> =
+                (0..SHARDS).map(|s| server_of(s, servers)).collect();
+            assert_eq!(used, (0..servers).collect(), "{servers} servers");
+        }
+        assert_eq!(server_of(7, 0), 0);
     }
 }
