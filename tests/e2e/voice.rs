@@ -885,6 +885,52 @@ fn loud(s: &[f64]) -> Vec<f64> {
         .collect()
 }
 
+/// What both legs heard across the nodes: the agent the customer's 440 Hz, and the customer
+/// the agent's 1000 Hz, each well above the other tone.
+fn heard_each_other(heard: &[f64], customer_heard: &[f64]) {
+    let (heard, customer_heard) = (loud(heard), loud(customer_heard));
+    assert!(
+        heard.len() > 16000 && customer_heard.len() > 16000,
+        "{} {}",
+        heard.len(),
+        customer_heard.len()
+    );
+    assert!(goertzel(&heard, 16000.0, 440.0) > 20.0 * goertzel(&heard, 16000.0, 1000.0));
+    assert!(
+        goertzel(&customer_heard, 16000.0, 1000.0)
+            > 20.0 * goertzel(&customer_heard, 16000.0, 440.0)
+    );
+}
+
+/// The pauses and resumes a leg was told of, with who made each.
+fn pauses_told(events: &[Value]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter(|e| e["type"] == "paused" || e["type"] == "resumed")
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap().to_string();
+            (s("type"), s("by"))
+        })
+        .collect()
+}
+
+/// A recording played through a grant holds `pauses` pauses, silent on both channels, and
+/// sound around them.
+fn silent_in_its_pauses(rec: &Value, left: &[f64], right: &[f64], pauses: usize) {
+    let intervals = rec["pauses"].as_array().unwrap();
+    assert_eq!(intervals.len(), pauses, "{rec}");
+    for p in intervals {
+        let from = p["start_ms"].as_u64().unwrap() as usize * 16;
+        let to = p["end_ms"].as_u64().unwrap() as usize * 16;
+        assert!(to > from, "{rec}");
+        assert!(left[from..to]
+            .iter()
+            .chain(&right[from..to])
+            .all(|&x| x == 0.0));
+    }
+    assert!(rms(left) > 1000.0 && rms(right) > 1000.0);
+}
+
 /// Samples of the little-endian PCM16 in `b`.
 fn samples(b: &[u8]) -> impl Iterator<Item = f64> + '_ {
     b.chunks_exact(2)
@@ -1879,31 +1925,16 @@ async fn a_call_held_by_one_node_is_joined_paused_and_played_from_another() {
     let (heard, events) = agent_hears.await.unwrap();
 
     // Each heard the other across the nodes.
-    let (heard, customer_heard) = (loud(&heard), loud(&customer_heard));
-    assert!(
-        heard.len() > 16000 && customer_heard.len() > 16000,
-        "{} {}",
-        heard.len(),
-        customer_heard.len()
-    );
-    assert!(goertzel(&heard, 16000.0, 440.0) > 20.0 * goertzel(&heard, 16000.0, 1000.0));
-    assert!(
-        goertzel(&customer_heard, 16000.0, 1000.0)
-            > 20.0 * goertzel(&customer_heard, 16000.0, 440.0)
-    );
-    let kinds: Vec<(&str, &str)> = events
-        .iter()
-        .filter(|e| e["type"] == "paused" || e["type"] == "resumed")
-        .map(|e| (e["type"].as_str().unwrap(), e["by"].as_str().unwrap()))
-        .collect();
+    heard_each_other(&heard, &customer_heard);
     let by = format!("user:{}", agent.id);
+    let told = |a: &str, b: &str| (a.to_string(), b.to_string());
     assert_eq!(
-        kinds,
+        pauses_told(&events),
         [
-            ("paused", "step-up"),
-            ("resumed", by.as_str()),
-            ("paused", by.as_str()),
-            ("resumed", by.as_str())
+            told("paused", "step-up"),
+            told("resumed", &by),
+            told("paused", &by),
+            told("resumed", &by)
         ],
         "{events:?}"
     );
@@ -1937,18 +1968,7 @@ async fn a_call_held_by_one_node_is_joined_paused_and_played_from_another() {
         .await;
     assert_eq!(s, 404);
     let (rec, left, right) = played_through_grant(&b, recording).await;
-    let pauses = rec["pauses"].as_array().unwrap();
-    assert_eq!(pauses.len(), 2, "{rec}");
-    for p in pauses {
-        let from = p["start_ms"].as_u64().unwrap() as usize * 16;
-        let to = p["end_ms"].as_u64().unwrap() as usize * 16;
-        assert!(to > from, "{rec}");
-        assert!(left[from..to]
-            .iter()
-            .chain(&right[from..to])
-            .all(|&x| x == 0.0));
-    }
-    assert!(rms(&left) > 1000.0 && rms(&right) > 1000.0);
+    silent_in_its_pauses(&rec, &left, &right, 2);
 }
 
 /// A payment's verification pauses the call's recording before its code goes out. When the
@@ -2205,21 +2225,14 @@ async fn nodes_that_serve_tls_relay_calls_only_to_nodes_whose_certificates_they_
     let _ = talker.await.unwrap();
     let (customer_heard, _) = customer_hears.await.unwrap();
     let (heard, events) = agent_hears.await.unwrap();
-    let (heard, customer_heard) = (loud(&heard), loud(&customer_heard));
-    assert!(goertzel(&heard, 16000.0, 440.0) > 20.0 * goertzel(&heard, 16000.0, 1000.0));
-    assert!(
-        goertzel(&customer_heard, 16000.0, 1000.0)
-            > 20.0 * goertzel(&customer_heard, 16000.0, 440.0)
-    );
-    let by: Vec<(&str, &str)> = events
-        .iter()
-        .filter(|e| e["type"] == "paused" || e["type"] == "resumed")
-        .map(|e| (e["type"].as_str().unwrap(), e["by"].as_str().unwrap()))
-        .collect();
-    let agent_by = format!("user:{}", agent.id);
+    heard_each_other(&heard, &customer_heard);
+    let by = format!("user:{}", agent.id);
     assert_eq!(
-        by,
-        [("paused", "step-up"), ("resumed", agent_by.as_str())],
+        pauses_told(&events),
+        [
+            ("paused".to_string(), "step-up".to_string()),
+            ("resumed".to_string(), by)
+        ],
         "{events:?}"
     );
     assert_eq!(
@@ -2230,15 +2243,7 @@ async fn nodes_that_serve_tls_relay_calls_only_to_nodes_whose_certificates_they_
 
     // The recording, played through node B, is silent in the pause.
     let (rec, left, right) = played_through_grant(&b, recording).await;
-    let pause = &rec["pauses"][0];
-    let from = pause["start_ms"].as_u64().unwrap() as usize * 16;
-    let to = pause["end_ms"].as_u64().unwrap() as usize * 16;
-    assert!(to > from, "{rec}");
-    assert!(left[from..to]
-        .iter()
-        .chain(&right[from..to])
-        .all(|&x| x == 0.0));
-    assert!(rms(&left) > 1000.0 && rms(&right) > 1000.0);
+    silent_in_its_pauses(&rec, &left, &right, 1);
 }
 
 /// The recorder writes the manifest to the store behind the call, never in its way: while

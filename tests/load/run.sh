@@ -34,6 +34,8 @@
 #            PostgreSQL database on 127.0.0.1:5432 and a redis-server of its own on PORT+500;
 #            the generator spreads its connections over the nodes in turn, and the CPU of all
 #            nodes together is printed after each run)
+#   BUS_SERVERS=0 (k >= 1, with NODES: k more redis-servers on PORT+501, … that the nodes spread
+#            their live events over, --bus-redis-urls; presence and the rest stay on the first)
 #   GATEWAY_BIN=path  measure this deskgate binary (e.g. one built from another commit) instead
 #                     of building the checkout's
 #   LOAD_BIN=path     drive it with this deskgate-load binary instead of building the checkout's
@@ -72,6 +74,7 @@ BASELINE=${BASELINE:-0}
 GATEWAY_BIN=${GATEWAY_BIN:-}
 LOAD_BIN=${LOAD_BIN:-}
 NODES=${NODES:-0}
+BUS_SERVERS=${BUS_SERVERS:-0}
 OUT=${OUT:-$ROOT/target/load/$(date -u +%Y%m%dT%H%M%SZ)}
 
 BUILD=()
@@ -119,6 +122,7 @@ SCENARIO=
 # The cluster's other processes (NODES >= 1): every node, the redis-server, the database.
 NODE_PIDS=()
 REDIS_PID=
+BUS_PIDS=()
 DATABASE=
 TARGETS=127.0.0.1:$PORT
 
@@ -140,6 +144,8 @@ stop_server() {
     NODE_PIDS=()
     stop_pid "$REDIS_PID"
     REDIS_PID=
+    for pid in "${BUS_PIDS[@]}"; do stop_pid "$pid"; done
+    BUS_PIDS=()
     if [ -n "$DATABASE" ]; then
         psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS $DATABASE" || true
     fi
@@ -176,6 +182,14 @@ start_cluster() {
         >"$DATA/redis.log" 2>&1 &
     REDIS_PID=$!
     wait_listening "$redis_port" "$REDIS_PID" "$DATA/redis.log"
+    local bus_urls=
+    for k in $(seq 1 "$BUS_SERVERS"); do
+        redis-server --port $((redis_port + k)) --bind 127.0.0.1 --save "" --appendonly no \
+            >"$DATA/bus-$k.log" 2>&1 &
+        BUS_PIDS+=($!)
+        wait_listening $((redis_port + k)) "$!" "$DATA/bus-$k.log"
+        bus_urls=${bus_urls:+$bus_urls,}redis://127.0.0.1:$((redis_port + k))/
+    done
     for i in $(seq 1 "$AGENTS"); do
         printf '%s' "$PASSWORD" | DESKGATE_DATABASE_URL=$url "$GATEWAY" user add --data "$DATA" \
             --username "load-agent-$i" --role agent --capacity 5000 --password-stdin >/dev/null
@@ -187,7 +201,8 @@ start_cluster() {
     TARGETS=
     for n in $(seq 0 $((NODES - 1))); do
         # shellcheck disable=SC2086  # GATEWAY_FLAGS is a list of flags
-        DESKGATE_DATABASE_URL=$url DESKGATE_REDIS_URL=redis://127.0.0.1:$redis_port \
+        env DESKGATE_DATABASE_URL="$url" DESKGATE_REDIS_URL="redis://127.0.0.1:$redis_port" \
+            ${bus_urls:+DESKGATE_BUS_REDIS_URLS="$bus_urls"} \
             "$GATEWAY" serve --data "$DATA" --listen "127.0.0.1:$((PORT + n))" --auto-assign \
             --rate-per-sec 1000 --rate-burst 1000 --rate-limits false --log warn $GATEWAY_FLAGS \
             >"$DATA/node-$n.log" 2>&1 &
