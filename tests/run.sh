@@ -92,7 +92,8 @@ sqlite_only='test(a_canary_sent_through_the_chat_is_nowhere_on_disk)
 # `--workspace` with a package filter, not `-p deskgate-tests`: the same features as the run
 # above, so nothing is built again.
 DESKGATE_TEST_DATABASE=postgres cargo nextest run --workspace --no-fail-fast -E "package(deskgate-tests) \
-  & (test(/^(chat|queue|desk|resume|stepup|vault|audit|attachments|voice)::/) - ($sqlite_only))"
+  & ((test(/^(chat|queue|desk|resume|stepup|vault|audit|attachments|voice)::/) - ($sqlite_only)) \
+     | test(writers::appends_batched_together_are_numbered_sealed_and_deduplicated_as_one_at_a_time))"
 mark "the tests on PostgreSQL"
 
 # Step-up once more with its challenges and daily counts in Redis (a redis-server of each

@@ -1,7 +1,10 @@
 //! Two nodes writing to one PostgreSQL database at once. Each transaction there locks only what
 //! it decides (a ticket, a customer, an agent's load, the audit log's head, ids chosen before
 //! sealing; gateway/src/store/postgres): the races below, run at once through two nodes' own
-//! connection pools, must end as the single writer of one node would end them.
+//! connection pools, must end as the single writer of one node would end them. And one node's
+//! appends, batched by its store's appender, on whichever store the suite runs on: a batch
+//! that numbers several messages of one conversation, or holds one client id twice, must end
+//! as the appends written one at a time would.
 
 use deskgate::clock::Clock;
 use deskgate::ids::{CustomerId, Seq, TicketId, UserId};
@@ -316,4 +319,130 @@ enum Ids {
     Note(i64),
     Attachment(i64),
     Audit(i64),
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn appends_batched_together_are_numbered_sealed_and_deduplicated_as_one_at_a_time() {
+    let app = TestApp::start().await;
+    let store = app.app.store.clone();
+    let grace = UserId(app.staff("grace", "agent", 10).await.id);
+    let hopper = UserId(app.staff("hopper", "agent", 10).await.id);
+    let now = app.clock.now();
+    let agent_as = |id: UserId, name: &str| Author {
+        kind: AuthorKind::Agent,
+        id: Some(id.0),
+        name: name.into(),
+    };
+
+    // Six customers, each with a ticket from a first message; grace holds the first three.
+    let mut tickets = Vec::new();
+    for i in 0..6 {
+        let c = new_customer(&*store, &app, &format!("customer {i}")).await;
+        let msg = said(from_customer(&c), "hello", "first");
+        let done = store
+            .append_customer_message(&c, None, msg, now, now)
+            .await
+            .unwrap();
+        if i < 3 {
+            store.claim(done.ticket, grace, now).await.unwrap();
+        }
+        tickets.push((c, done.ticket, done.message.conversation));
+    }
+
+    // At once: 25 messages from each customer, 25 from grace into each ticket she holds, each
+    // customer's resend of one message four times, grace's of one three times into each of
+    // hers, and hopper writing into a ticket he does not hold.
+    let mut work = JoinSet::new();
+    for (i, (c, ticket, conversation)) in tickets.iter().cloned().enumerate() {
+        let open = Some((ticket, conversation));
+        let mut sends: Vec<(Author, String, String)> = (0..25)
+            .map(|k| {
+                let text = format!("customer {} says {k}", c.id.0);
+                (from_customer(&c), format!("c-{k}"), text)
+            })
+            .collect();
+        sends.extend((0..4).map(|_| (from_customer(&c), "again".into(), "again".into())));
+        if i < 3 {
+            let grace_as = || agent_as(grace, "grace");
+            // An author's client ids are hers across tickets: one set for each ticket.
+            let send = |k: &dyn std::fmt::Display, text| (grace_as(), format!("a{i}-{k}"), text);
+            sends.extend((0..25).map(|k| send(&k, format!("grace {k}"))));
+            sends.extend((0..3).map(|_| send(&"again", "grace again".into())));
+        }
+        for (author, id, text) in sends {
+            let (s, c) = (store.clone(), c.clone());
+            work.spawn(async move {
+                let msg = said(author, &text, &id);
+                let done = match msg.author.kind {
+                    AuthorKind::Customer => {
+                        s.append_customer_message(&c, open, msg, now, now).await
+                    }
+                    _ => s.append_agent_message(ticket, grace, msg, now).await,
+                };
+                let done = done.unwrap();
+                assert_eq!(done.message.conversation, conversation);
+                ((conversation, id), (done.message.seq, done.duplicate))
+            });
+        }
+    }
+    let held = tickets[0].1;
+    let intruder = {
+        let (s, author) = (store.clone(), agent_as(hopper, "hopper"));
+        tokio::spawn(async move {
+            let msg = said(author, "not mine", "h-1");
+            s.append_agent_message(held, hopper, msg, now).await
+        })
+    };
+    let mut answers = std::collections::BTreeMap::<_, Vec<(Seq, bool)>>::new();
+    while let Some(done) = work.join_next().await {
+        let (key, answer) = done.unwrap();
+        answers.entry(key).or_default().push(answer);
+    }
+    assert!(intruder.await.unwrap().is_err(), "hopper does not hold it");
+
+    for (i, (c, _, conversation)) in tickets.iter().enumerate() {
+        let messages = store
+            .messages_after(*conversation, Seq(0), 1000)
+            .await
+            .unwrap();
+        // The first message, grace's "joined" notice, the customer's 25 and resend, and
+        // grace's 25 and resend: numbered from 1 without a gap.
+        let total = if i < 3 { 2 + 26 + 26 } else { 1 + 26 };
+        let seqs: Vec<i64> = messages.iter().map(|m| m.seq.0).collect();
+        assert_eq!(seqs, (1..=total).collect::<Vec<_>>(), "customer {i}");
+        let by_id: std::collections::BTreeMap<&str, &deskgate::store::Message> = messages
+            .iter()
+            .filter_map(|m| m.client_id.as_deref().map(|id| (id, m)))
+            .filter(|(id, _)| *id != "first")
+            .collect();
+        assert_eq!(
+            by_id.len(),
+            total as usize - if i < 3 { 2 } else { 1 },
+            "customer {i}"
+        );
+        assert!(!by_id.contains_key("h-1"));
+        for (id, m) in &by_id {
+            // Each opens (sealed as the record it is stored as) to what its author sent.
+            let grace_prefix = format!("a{i}-");
+            let expected = match (id.strip_prefix("c-"), id.strip_prefix(&grace_prefix)) {
+                _ if *id == "again" => "again".to_string(),
+                (_, Some("again")) => "grace again".to_string(),
+                (Some(k), _) => format!("customer {} says {k}", c.id.0),
+                (_, Some(k)) => format!("grace {k}"),
+                _ => panic!("{id}"),
+            };
+            assert_eq!(m.text, expected, "customer {i}, {id}");
+            let kind = if id.starts_with(&grace_prefix) {
+                AuthorKind::Agent
+            } else {
+                AuthorKind::Customer
+            };
+            assert_eq!(m.from.kind, kind, "customer {i}, {id}");
+            // Every send was answered with the message stored for it, and only one of a
+            // resend's sends as new.
+            let a = &answers[&(*conversation, id.to_string())];
+            assert!(a.iter().all(|(seq, _)| *seq == m.seq), "{id}: {a:?}");
+            assert_eq!(a.iter().filter(|(_, dup)| !dup).count(), 1, "{id}: {a:?}");
+        }
+    }
 }

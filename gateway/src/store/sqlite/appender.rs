@@ -1,14 +1,27 @@
 //! How the SQLite store writes a batch of appends ([`crate::store::appender`]).
 //!
-//! Each append reads its conversation's last sequence number and data key, seals the message
-//! as the next record, and inserts the ciphertext: the writer connection is the only one, so
-//! nothing can take that sequence number in between, and plaintext never reaches SQLite.
+//! The writer connection is the only one, so nothing can take a sequence number between the
+//! batch's read and its write, and plaintext never reaches SQLite. A batch is four statements
+//! whatever its size: `BEGIN IMMEDIATE`; every append's target (its conversation, last
+//! sequence number and data key, where the ticket still allows the append, and whether its
+//! client id was used before); one `INSERT` of every sealed message, each conversation's
+//! numbered on from its last; `COMMIT`. The batch goes to SQLite as one JSON parameter,
+//! SQLite's nearest to an array, since every statement is a round trip to the connection's
+//! own thread.
+//!
+//! Should that `INSERT` skip a row after all, the transaction is rolled back and the batch
+//! written again one append at a time, each statement checking its own.
 
 use super::{insert_sealed, is_unique_violation, restart_log, seal_message, RestartDue};
+use crate::ids::{ConversationId, Seq};
 use crate::store::appender::{Appender, Job, Outcome, Target, WriteBatch};
+use crate::store::rules::{conversation_key, seal_message_as};
 use crate::store::StoreResult;
 use crate::vault::Vault;
-use sqlx::sqlite::SqlitePool;
+use serde_json::json;
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::{Row, SqliteConnection};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -33,16 +46,158 @@ impl WriteBatch for Batches {
         if self.restart.swap(false, Ordering::AcqRel) {
             restart_log(&self.writer).await;
         }
-        write(&self.writer, &self.vault, jobs).await
+        match write(&self.writer, &self.vault, jobs).await? {
+            Some(out) => Ok(out),
+            None => write_each(&self.writer, &self.vault, jobs).await,
+        }
     }
 }
 
-/// Writes one batch in one transaction. A statement refused by a constraint (a reused client
-/// id) is undone alone, as SQLite does by default; any other failure fails the whole batch.
-async fn write(pool: &SqlitePool, vault: &Vault, jobs: &[Job]) -> StoreResult<Vec<Outcome>> {
+/// Every job's target, where its ticket still allows it: the customer's conversation while
+/// the ticket is queued or assigned, or the conversation of a ticket assigned to the agent;
+/// `used` when the job's author used its client id before. `n` is the job's place in the
+/// batch, from 0. `CROSS JOIN` keeps the batch the outer loop, each job a lookup by key.
+const TARGETS: &str = "SELECT j.key AS n, c.id, c.last_seq, dk.key_version AS conv_key_version, \
+     dk.wrapped AS conv_key, EXISTS (SELECT 1 FROM messages m \
+       WHERE m.author_kind = j.value ->> 'kind' AND m.author_id = j.value ->> 'author' \
+       AND m.client_id = j.value ->> 'client_id') AS used \
+     FROM json_each(?1) j CROSS JOIN tickets t ON t.id = j.value ->> 'ticket' \
+     JOIN conversations c ON c.ticket_id = t.id \
+     LEFT JOIN data_keys dk ON dk.owner = 'conversation:' || c.id \
+     WHERE CASE WHEN j.value ->> 'agent' IS NULL \
+       THEN c.id = j.value ->> 'conversation' AND t.customer_id = j.value ->> 'customer' \
+            AND t.status IN ('queued', 'assigned') \
+       ELSE t.agent_id = j.value ->> 'agent' AND t.status = 'assigned' END";
+
+/// Every sealed message of the batch, in the batch's order (the trigger of migration 0003
+/// sets each conversation's `last_seq` to the row it inserts); the sealed columns in hex.
+/// (`WHERE true` tells SQLite's parser that `ON CONFLICT` is not a join's.)
+const INSERT_ALL: &str = "INSERT INTO messages \
+     (conversation_id, seq, at, author_kind, author_id, author_name, body, client_id, blocked) \
+     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
+       unhex(value ->> 5), unhex(value ->> 6), value ->> 7, value ->> 8 \
+     FROM json_each(?1) WHERE true ORDER BY key \
+     ON CONFLICT DO NOTHING";
+
+/// What a target row says: the conversation, its last sequence number, its wrapped key.
+struct Found {
+    conversation: ConversationId,
+    last_seq: i64,
+    used: bool,
+    row: SqliteRow,
+}
+
+async fn targets(conn: &mut SqliteConnection, jobs: &[Job]) -> StoreResult<Vec<Option<Found>>> {
+    let batch: Vec<serde_json::Value> = jobs
+        .iter()
+        .map(|job| {
+            let mut target = match job.target {
+                Target::OpenTicket {
+                    conversation,
+                    ticket,
+                    customer,
+                } => json!({
+                    "conversation": conversation.0, "ticket": ticket.0, "customer": customer.0,
+                }),
+                Target::HeldTicket { ticket, agent } => json!({
+                    "ticket": ticket.0, "agent": agent.0,
+                }),
+            };
+            target["kind"] = job.author.kind.as_str().into();
+            target["author"] = job.author.id.into();
+            target["client_id"] = job.client_id.as_str().into();
+            target
+        })
+        .collect();
+    let rows = sqlx::query(TARGETS)
+        .bind(serde_json::Value::Array(batch).to_string())
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut found: Vec<Option<Found>> = jobs.iter().map(|_| None).collect();
+    for row in rows {
+        let n: i64 = row.try_get("n")?;
+        if let Some(slot) = usize::try_from(n).ok().and_then(|i| found.get_mut(i)) {
+            *slot = Some(Found {
+                conversation: ConversationId(row.try_get("id")?),
+                last_seq: row.try_get("last_seq")?,
+                used: row.try_get("used")?,
+                row,
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// Writes the batch in one transaction of four statements; `None` when the `INSERT` skipped
+/// a row, and nothing was written.
+async fn write(
+    pool: &SqlitePool,
+    vault: &Vault,
+    jobs: &[Job],
+) -> StoreResult<Option<Vec<Outcome>>> {
     // IMMEDIATE: the batch reads (last seq, data key) before it writes, and a read transaction
     // that must then become a write one fails at once with SQLITE_BUSY if a checkpoint holds
     // the lock; taking the write lock first lets the busy timeout wait instead.
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let found = targets(&mut tx, jobs).await?;
+    let mut next: HashMap<ConversationId, i64> = HashMap::new();
+    let mut taken = HashSet::new();
+    let mut rows = Vec::with_capacity(jobs.len());
+    let mut out = Vec::with_capacity(jobs.len());
+    for (job, found) in jobs.iter().zip(&found) {
+        // Not allowed, or a client id used before (or twice in this batch): the caller's
+        // slower path says which.
+        let fresh = taken.insert((job.author.kind.as_str(), job.author.id, &job.client_id));
+        let Some(found) = found.as_ref().filter(|f| fresh && !f.used) else {
+            out.push(None);
+            continue;
+        };
+        // A key that cannot be had fails this append alone; the slower path reports why.
+        // (The vault keeps unwrapped keys: the conversation's next message finds it there.)
+        let Ok(key) = conversation_key(vault, &found.row, found.conversation) else {
+            out.push(None);
+            continue;
+        };
+        let seq = next.entry(found.conversation).or_insert(found.last_seq);
+        let msg = job.message();
+        let Ok(sealed) = seal_message_as(vault, &key, found.conversation, Seq(*seq + 1), &msg)
+        else {
+            out.push(None);
+            continue;
+        };
+        *seq += 1;
+        out.push(Some((sealed.conversation, sealed.seq)));
+        rows.push(json!([
+            sealed.conversation.0,
+            sealed.seq.0,
+            job.now.0,
+            job.author.kind.as_str(),
+            job.author.id,
+            hex::encode(&sealed.author),
+            hex::encode(&sealed.body),
+            job.client_id,
+            i64::from(job.blocked),
+        ]));
+    }
+    if !rows.is_empty() {
+        let expected = rows.len() as u64;
+        let done = sqlx::query(INSERT_ALL)
+            .bind(serde_json::Value::Array(rows).to_string())
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() != expected {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+    }
+    tx.commit().await?;
+    Ok(Some(out))
+}
+
+/// Writes one batch in one transaction, a statement pair per append. A statement refused by a
+/// constraint (a reused client id) is undone alone, as SQLite does by default; any other
+/// failure fails the whole batch.
+async fn write_each(pool: &SqlitePool, vault: &Vault, jobs: &[Job]) -> StoreResult<Vec<Outcome>> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut out = Vec::with_capacity(jobs.len());
     for job in jobs {
@@ -64,8 +219,6 @@ async fn write(pool: &SqlitePool, vault: &Vault, jobs: &[Job]) -> StoreResult<Ve
             out.push(None);
             continue;
         };
-        // A key that cannot be had fails this append alone; the caller's slower path
-        // reports why.
         let Ok(sealed) = seal_message(vault, &row, &msg) else {
             out.push(None);
             continue;
