@@ -1,9 +1,12 @@
 //! What both engines decide the same way around a write: a new ticket's subject, who may
-//! write to an assigned ticket, and a message sealed as its conversation's next record.
+//! write to an assigned ticket, a message sealed as its conversation's next record, and a
+//! batch of appends numbered and sealed at once.
 
+use super::appender::{Job, Outcome};
 use super::rows::{row_key, vault_err, Cols};
 use super::*;
 use crate::vault::{self as sealing, KeyOwner, Vault};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -78,6 +81,53 @@ pub(super) fn seal_message_as(
         author: seal(sealing::MESSAGE_AUTHOR, &msg.author.name)?,
         body: seal(sealing::MESSAGE_BODY, msg.text)?,
     })
+}
+
+/// A job's target, as an engine's batch statement found it: the conversation, its last
+/// sequence number, and the row that holds its wrapped key (`conv_key…`).
+pub(super) struct Found<R> {
+    pub(super) conversation: ConversationId,
+    pub(super) last_seq: i64,
+    pub(super) row: R,
+}
+
+/// A batch of appends decided at once: one outcome per job, and every message to write,
+/// sealed as the record after its conversation's last (and after the batch's earlier ones).
+/// A job gets `None`, for the caller's slower path to say why, when it has no target, its
+/// client id was `used` before or comes twice in the batch, or its key cannot be had.
+pub(super) fn seal_batch<'j, R: Cols>(
+    vault: &Vault,
+    jobs: &'j [Job],
+    found: &[Option<Found<R>>],
+    used: impl Fn(usize) -> bool,
+) -> (Vec<Outcome>, Vec<(SealedMessage, &'j Job)>) {
+    let mut next: HashMap<ConversationId, i64> = HashMap::new();
+    let mut taken = HashSet::new();
+    let mut sealed = Vec::with_capacity(jobs.len());
+    let mut out = Vec::with_capacity(jobs.len());
+    for (i, (job, found)) in jobs.iter().zip(found).enumerate() {
+        let fresh = taken.insert((job.author.kind.as_str(), job.author.id, &job.client_id));
+        let Some(found) = found.as_ref().filter(|_| fresh && !used(i)) else {
+            out.push(None);
+            continue;
+        };
+        // (The vault keeps unwrapped keys: the conversation's next message finds it there.)
+        let Ok(key) = conversation_key(vault, &found.row, found.conversation) else {
+            out.push(None);
+            continue;
+        };
+        let seq = next.entry(found.conversation).or_insert(found.last_seq);
+        let msg = job.message();
+        let Ok(message) = seal_message_as(vault, &key, found.conversation, Seq(*seq + 1), &msg)
+        else {
+            out.push(None);
+            continue;
+        };
+        *seq += 1;
+        out.push(Some((message.conversation, message.seq)));
+        sealed.push((message, job));
+    }
+    (out, sealed)
 }
 
 pub(super) fn stored(

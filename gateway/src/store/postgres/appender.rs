@@ -12,14 +12,14 @@
 //! statement checking its own.
 
 use super::{begin_keyed, insert_sealed, seal_message, Key};
-use crate::ids::{ConversationId, Seq};
+use crate::ids::ConversationId;
 use crate::store::appender::{Appender, Job, Outcome, Target, WriteBatch};
-use crate::store::rules::{conversation_key, seal_message_as, SealedMessage};
+use crate::store::rules::{seal_batch, Found, SealedMessage};
 use crate::store::StoreResult;
 use crate::vault::Vault;
-use sqlx::postgres::PgPool;
+use sqlx::postgres::{PgPool, PgRow};
 use sqlx::{PgConnection, Row};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 struct Batches {
@@ -107,14 +107,7 @@ impl Rows {
     }
 }
 
-/// What a target row says: the conversation, its last sequence number, its wrapped key.
-struct Found {
-    conversation: ConversationId,
-    last_seq: i64,
-    row: sqlx::postgres::PgRow,
-}
-
-async fn targets(conn: &mut PgConnection, jobs: &[Job]) -> StoreResult<Vec<Option<Found>>> {
+async fn targets(conn: &mut PgConnection, jobs: &[Job]) -> StoreResult<Vec<Option<Found<PgRow>>>> {
     let (mut conversations, mut tickets, mut customers, mut agents) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for job in jobs {
@@ -138,7 +131,7 @@ async fn targets(conn: &mut PgConnection, jobs: &[Job]) -> StoreResult<Vec<Optio
         .bind(agents)
         .fetch_all(&mut *conn)
         .await?;
-    let mut found: Vec<Option<Found>> = jobs.iter().map(|_| None).collect();
+    let mut found: Vec<Option<Found<PgRow>>> = jobs.iter().map(|_| None).collect();
     for row in rows {
         let n: i64 = row.try_get("n")?;
         let slot = usize::try_from(n - 1).ok().and_then(|i| found.get_mut(i));
@@ -175,34 +168,10 @@ async fn write(pool: &PgPool, vault: &Vault, jobs: &[Job]) -> StoreResult<Option
     let mut tx = begin_keyed(pool, &keys(jobs)).await?;
     let found = targets(&mut tx, jobs).await?;
     let used = used_client_ids(&mut tx, jobs).await?;
-    let mut next: HashMap<ConversationId, i64> = HashMap::new();
-    let mut taken = HashSet::new();
+    let (out, sealed) = seal_batch(vault, jobs, &found, |i| used.contains(&i));
     let mut rows = Rows::default();
-    let mut out = Vec::with_capacity(jobs.len());
-    for (i, (job, found)) in jobs.iter().zip(&found).enumerate() {
-        // Not allowed, or a client id used before (or twice in this batch): the caller's
-        // slower path says which.
-        let fresh = taken.insert((job.author.kind.as_str(), job.author.id, &job.client_id));
-        let Some(found) = found.as_ref().filter(|_| fresh && !used.contains(&i)) else {
-            out.push(None);
-            continue;
-        };
-        // A key that cannot be had fails this append alone; the slower path reports why.
-        // (The vault keeps unwrapped keys: the conversation's next message finds it there.)
-        let Ok(key) = conversation_key(vault, &found.row, found.conversation) else {
-            out.push(None);
-            continue;
-        };
-        let seq = next.entry(found.conversation).or_insert(found.last_seq);
-        let msg = job.message();
-        let Ok(sealed) = seal_message_as(vault, &key, found.conversation, Seq(*seq + 1), &msg)
-        else {
-            out.push(None);
-            continue;
-        };
-        *seq += 1;
-        out.push(Some((sealed.conversation, sealed.seq)));
-        rows.push(sealed, job);
+    for (message, job) in sealed {
+        rows.push(message, job);
     }
     if !rows.seq.is_empty() {
         let expected = rows.seq.len() as u64;

@@ -13,15 +13,15 @@
 //! written again one append at a time, each statement checking its own.
 
 use super::{insert_sealed, is_unique_violation, restart_log, seal_message, RestartDue};
-use crate::ids::{ConversationId, Seq};
+use crate::ids::ConversationId;
 use crate::store::appender::{Appender, Job, Outcome, Target, WriteBatch};
-use crate::store::rules::{conversation_key, seal_message_as};
+use crate::store::rules::{seal_batch, Found};
 use crate::store::StoreResult;
 use crate::vault::Vault;
 use serde_json::json;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{Row, SqliteConnection};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -79,15 +79,11 @@ const INSERT_ALL: &str = "INSERT INTO messages \
      FROM json_each(?1) WHERE true ORDER BY key \
      ON CONFLICT DO NOTHING";
 
-/// What a target row says: the conversation, its last sequence number, its wrapped key.
-struct Found {
-    conversation: ConversationId,
-    last_seq: i64,
-    used: bool,
-    row: SqliteRow,
-}
-
-async fn targets(conn: &mut SqliteConnection, jobs: &[Job]) -> StoreResult<Vec<Option<Found>>> {
+/// Every job's target, and the places of the jobs whose client id was used before.
+async fn targets(
+    conn: &mut SqliteConnection,
+    jobs: &[Job],
+) -> StoreResult<(Vec<Option<Found<SqliteRow>>>, HashSet<usize>)> {
     let batch: Vec<serde_json::Value> = jobs
         .iter()
         .map(|job| {
@@ -113,19 +109,24 @@ async fn targets(conn: &mut SqliteConnection, jobs: &[Job]) -> StoreResult<Vec<O
         .bind(serde_json::Value::Array(batch).to_string())
         .fetch_all(&mut *conn)
         .await?;
-    let mut found: Vec<Option<Found>> = jobs.iter().map(|_| None).collect();
+    let mut found: Vec<Option<Found<SqliteRow>>> = jobs.iter().map(|_| None).collect();
+    let mut used = HashSet::new();
     for row in rows {
-        let n: i64 = row.try_get("n")?;
-        if let Some(slot) = usize::try_from(n).ok().and_then(|i| found.get_mut(i)) {
+        let Some(i) = usize::try_from(row.try_get::<i64, _>("n")?).ok() else {
+            continue;
+        };
+        if row.try_get("used")? {
+            used.insert(i);
+        }
+        if let Some(slot) = found.get_mut(i) {
             *slot = Some(Found {
                 conversation: ConversationId(row.try_get("id")?),
                 last_seq: row.try_get("last_seq")?,
-                used: row.try_get("used")?,
                 row,
             });
         }
     }
-    Ok(found)
+    Ok((found, used))
 }
 
 /// Writes the batch in one transaction of four statements; `None` when the `INSERT` skipped
@@ -139,46 +140,24 @@ async fn write(
     // that must then become a write one fails at once with SQLITE_BUSY if a checkpoint holds
     // the lock; taking the write lock first lets the busy timeout wait instead.
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let found = targets(&mut tx, jobs).await?;
-    let mut next: HashMap<ConversationId, i64> = HashMap::new();
-    let mut taken = HashSet::new();
-    let mut rows = Vec::with_capacity(jobs.len());
-    let mut out = Vec::with_capacity(jobs.len());
-    for (job, found) in jobs.iter().zip(&found) {
-        // Not allowed, or a client id used before (or twice in this batch): the caller's
-        // slower path says which.
-        let fresh = taken.insert((job.author.kind.as_str(), job.author.id, &job.client_id));
-        let Some(found) = found.as_ref().filter(|f| fresh && !f.used) else {
-            out.push(None);
-            continue;
-        };
-        // A key that cannot be had fails this append alone; the slower path reports why.
-        // (The vault keeps unwrapped keys: the conversation's next message finds it there.)
-        let Ok(key) = conversation_key(vault, &found.row, found.conversation) else {
-            out.push(None);
-            continue;
-        };
-        let seq = next.entry(found.conversation).or_insert(found.last_seq);
-        let msg = job.message();
-        let Ok(sealed) = seal_message_as(vault, &key, found.conversation, Seq(*seq + 1), &msg)
-        else {
-            out.push(None);
-            continue;
-        };
-        *seq += 1;
-        out.push(Some((sealed.conversation, sealed.seq)));
-        rows.push(json!([
-            sealed.conversation.0,
-            sealed.seq.0,
-            job.now.0,
-            job.author.kind.as_str(),
-            job.author.id,
-            hex::encode(&sealed.author),
-            hex::encode(&sealed.body),
-            job.client_id,
-            i64::from(job.blocked),
-        ]));
-    }
+    let (found, used) = targets(&mut tx, jobs).await?;
+    let (out, sealed) = seal_batch(vault, jobs, &found, |i| used.contains(&i));
+    let rows: Vec<serde_json::Value> = sealed
+        .into_iter()
+        .map(|(message, job)| {
+            json!([
+                message.conversation.0,
+                message.seq.0,
+                job.now.0,
+                job.author.kind.as_str(),
+                job.author.id,
+                hex::encode(&message.author),
+                hex::encode(&message.body),
+                job.client_id,
+                i64::from(job.blocked),
+            ])
+        })
+        .collect();
     if !rows.is_empty() {
         let expected = rows.len() as u64;
         let done = sqlx::query(INSERT_ALL)
