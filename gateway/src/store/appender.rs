@@ -43,6 +43,21 @@ pub(super) enum Target {
     HeldTicket { ticket: TicketId, agent: UserId },
 }
 
+impl Target {
+    /// The target as the engines' batch statements take it: conversation, ticket, customer
+    /// and agent, `None` where it does not apply.
+    pub fn columns(&self) -> (Option<i64>, i64, Option<i64>, Option<i64>) {
+        match *self {
+            Target::OpenTicket {
+                conversation,
+                ticket,
+                customer,
+            } => (Some(conversation.0), ticket.0, Some(customer.0), None),
+            Target::HeldTicket { ticket, agent } => (None, ticket.0, None, Some(agent.0)),
+        }
+    }
+}
+
 /// A message to append, owned so it can wait in the queue.
 pub(super) struct Job {
     pub target: Target,

@@ -91,6 +91,17 @@ pub(super) struct Found<R> {
     pub(super) row: R,
 }
 
+impl<R: Cols> Found<R> {
+    /// The target a row of an engine's batch statement names (`id`, `last_seq`, `conv_key…`).
+    pub(super) fn of(row: R) -> StoreResult<Found<R>> {
+        Ok(Found {
+            conversation: ConversationId(row.col("id")?),
+            last_seq: row.col("last_seq")?,
+            row,
+        })
+    }
+}
+
 /// A batch of appends decided at once: one outcome per job, and every message to write,
 /// sealed as the record after its conversation's last (and after the batch's earlier ones).
 /// A job gets `None`, for the caller's slower path to say why, when it has no target, its

@@ -12,7 +12,6 @@
 //! statement checking its own.
 
 use super::{begin_keyed, insert_sealed, seal_message, Key};
-use crate::ids::ConversationId;
 use crate::store::appender::{Appender, Job, Outcome, Target, WriteBatch};
 use crate::store::rules::{seal_batch, Found, SealedMessage};
 use crate::store::StoreResult;
@@ -111,14 +110,7 @@ async fn targets(conn: &mut PgConnection, jobs: &[Job]) -> StoreResult<Vec<Optio
     let (mut conversations, mut tickets, mut customers, mut agents) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for job in jobs {
-        let (conversation, ticket, customer, agent) = match job.target {
-            Target::OpenTicket {
-                conversation,
-                ticket,
-                customer,
-            } => (Some(conversation.0), ticket.0, Some(customer.0), None),
-            Target::HeldTicket { ticket, agent } => (None, ticket.0, None, Some(agent.0)),
-        };
+        let (conversation, ticket, customer, agent) = job.target.columns();
         conversations.push(conversation);
         tickets.push(ticket);
         customers.push(customer);
@@ -136,11 +128,7 @@ async fn targets(conn: &mut PgConnection, jobs: &[Job]) -> StoreResult<Vec<Optio
         let n: i64 = row.try_get("n")?;
         let slot = usize::try_from(n - 1).ok().and_then(|i| found.get_mut(i));
         if let Some(slot) = slot {
-            *slot = Some(Found {
-                conversation: ConversationId(row.try_get("id")?),
-                last_seq: row.try_get("last_seq")?,
-                row,
-            });
+            *slot = Some(Found::of(row)?);
         }
     }
     Ok(found)

@@ -13,12 +13,11 @@
 //! written again one append at a time, each statement checking its own.
 
 use super::{insert_sealed, is_unique_violation, restart_log, seal_message, RestartDue};
-use crate::ids::ConversationId;
 use crate::store::appender::{Appender, Job, Outcome, Target, WriteBatch};
 use crate::store::rules::{seal_batch, Found};
-use crate::store::StoreResult;
+use crate::store::{StoreError, StoreResult};
 use crate::vault::Vault;
-use serde_json::json;
+use serde::Serialize;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{Row, SqliteConnection};
 use std::collections::HashSet;
@@ -79,34 +78,59 @@ const INSERT_ALL: &str = "INSERT INTO messages \
      FROM json_each(?1) WHERE true ORDER BY key \
      ON CONFLICT DO NOTHING";
 
+/// A job as [`TARGETS`] reads it, one object of the batch's array; a field that does not
+/// apply is `null`.
+#[derive(Serialize)]
+struct Wanted<'j> {
+    conversation: Option<i64>,
+    ticket: i64,
+    customer: Option<i64>,
+    agent: Option<i64>,
+    kind: &'static str,
+    author: Option<i64>,
+    client_id: &'j str,
+}
+
+impl Wanted<'_> {
+    fn of(job: &Job) -> Wanted<'_> {
+        let (conversation, ticket, customer, agent) = job.target.columns();
+        Wanted {
+            conversation,
+            ticket,
+            customer,
+            agent,
+            kind: job.author.kind.as_str(),
+            author: job.author.id,
+            client_id: &job.client_id,
+        }
+    }
+}
+
+/// A row of [`INSERT_ALL`], one array of the batch's array, in its columns' order.
+type Sealed<'j> = (
+    i64,
+    i64,
+    i64,
+    &'static str,
+    Option<i64>,
+    String,
+    String,
+    &'j str,
+    i64,
+);
+
+fn json(batch: &impl Serialize) -> StoreResult<String> {
+    serde_json::to_string(batch).map_err(|e| StoreError::Unavailable(format!("batch: {e}")))
+}
+
 /// Every job's target, and the places of the jobs whose client id was used before.
 async fn targets(
     conn: &mut SqliteConnection,
     jobs: &[Job],
 ) -> StoreResult<(Vec<Option<Found<SqliteRow>>>, HashSet<usize>)> {
-    let batch: Vec<serde_json::Value> = jobs
-        .iter()
-        .map(|job| {
-            let mut target = match job.target {
-                Target::OpenTicket {
-                    conversation,
-                    ticket,
-                    customer,
-                } => json!({
-                    "conversation": conversation.0, "ticket": ticket.0, "customer": customer.0,
-                }),
-                Target::HeldTicket { ticket, agent } => json!({
-                    "ticket": ticket.0, "agent": agent.0,
-                }),
-            };
-            target["kind"] = job.author.kind.as_str().into();
-            target["author"] = job.author.id.into();
-            target["client_id"] = job.client_id.as_str().into();
-            target
-        })
-        .collect();
+    let batch: Vec<Wanted<'_>> = jobs.iter().map(Wanted::of).collect();
     let rows = sqlx::query(TARGETS)
-        .bind(serde_json::Value::Array(batch).to_string())
+        .bind(json(&batch)?)
         .fetch_all(&mut *conn)
         .await?;
     let mut found: Vec<Option<Found<SqliteRow>>> = jobs.iter().map(|_| None).collect();
@@ -119,11 +143,7 @@ async fn targets(
             used.insert(i);
         }
         if let Some(slot) = found.get_mut(i) {
-            *slot = Some(Found {
-                conversation: ConversationId(row.try_get("id")?),
-                last_seq: row.try_get("last_seq")?,
-                row,
-            });
+            *slot = Some(Found::of(row)?);
         }
     }
     Ok((found, used))
@@ -142,10 +162,10 @@ async fn write(
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let (found, used) = targets(&mut tx, jobs).await?;
     let (out, sealed) = seal_batch(vault, jobs, &found, |i| used.contains(&i));
-    let rows: Vec<serde_json::Value> = sealed
-        .into_iter()
+    let rows: Vec<Sealed<'_>> = sealed
+        .iter()
         .map(|(message, job)| {
-            json!([
+            (
                 message.conversation.0,
                 message.seq.0,
                 job.now.0,
@@ -153,15 +173,15 @@ async fn write(
                 job.author.id,
                 hex::encode(&message.author),
                 hex::encode(&message.body),
-                job.client_id,
+                job.client_id.as_str(),
                 i64::from(job.blocked),
-            ])
+            )
         })
         .collect();
     if !rows.is_empty() {
         let expected = rows.len() as u64;
         let done = sqlx::query(INSERT_ALL)
-            .bind(serde_json::Value::Array(rows).to_string())
+            .bind(json(&rows)?)
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() != expected {
