@@ -77,9 +77,10 @@ mark "set-up and supply chain"
 cargo nextest run --workspace --no-fail-fast
 mark "the workspace's tests"
 
-# The same tests of chat, the queue and claims, resume, step-up, the vault, the audit log,
-# attachments and calls again, on PostgreSQL (a database per test on 127.0.0.1:5432, dropped
-# after), less those that open or tamper with the SQLite file itself.
+# The end-to-end tests again on PostgreSQL (a database per test on 127.0.0.1:5432, dropped
+# after), less those that open or tamper with the SQLite file itself, the browser tests (the
+# pages, over the same API), and the cluster and two-writer tests, which run on PostgreSQL
+# already.
 sqlite_only='test(a_canary_sent_through_the_chat_is_nowhere_on_disk)
   | test(an_attached_canary_is_nowhere_on_disk) | test(an_altered_or_cut_file_is_refused_not_served)
   | test(a_sealed_body_moved_to_another_row_does_not_open)
@@ -88,11 +89,14 @@ sqlite_only='test(a_canary_sent_through_the_chat_is_nowhere_on_disk)
   | test(codes_are_never_at_rest_or_in_the_logs_in_clear)
   | test(/^vault::retention_shreds_/) | test(key_rewrapped_by_the_cli) | test(rotate_rewrap_and_retire)
   | test(an_encrypted_export_opens_with_the_keyring_only)
-  | test(/^audit::(a_cut_off_end|a_deleted_entry|a_rewritten_log|an_edited_entry|an_inserted_entry|an_old_unsigned_entry|checkpoints_deleted|reordered_entries|who_looked_at|verify_opens_the_data_dir)/)'
+  | test(/^audit::(a_cut_off_end|a_deleted_entry|a_rewritten_log|an_edited_entry|an_inserted_entry|an_old_unsigned_entry|checkpoints_deleted|reordered_entries|who_looked_at|verify_opens_the_data_dir)/)
+  | test(/^mfa::(a_supervisor_logs_in_with_password_and_totp|a_burst_of_parallel_logins_|a_hundred_consecutive_failures_|a_recovery_code_clears_)/)
+  | test(a_locked_store_gives_unavailable_and_no_ack_and_the_retry_lands_once)
+  | test(the_chain_status_agrees_with_the_cli_and_names_a_tampered_entry)'
 # `--workspace` with a package filter, not `-p deskgate-tests`: the same features as the run
 # above, so nothing is built again.
 DESKGATE_TEST_DATABASE=postgres cargo nextest run --workspace --no-fail-fast -E "package(deskgate-tests) \
-  & ((test(/^(chat|queue|desk|resume|stepup|vault|audit|attachments|voice)::/) - ($sqlite_only)) \
+  & ((not test(/^(browser|cluster|writers)::/) - ($sqlite_only)) \
      | test(writers::appends_batched_together_are_numbered_sealed_and_deduplicated_as_one_at_a_time))"
 mark "the tests on PostgreSQL"
 
