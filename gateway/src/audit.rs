@@ -385,7 +385,8 @@ impl Auditor {
                 continue;
             }
             *last = Some(Some(checkpoint.clone()));
-            drop(last);
+            // Still holding `last`: a check of the chain ([`Auditor::verify_options`]) sees
+            // this checkpoint in both places or in neither.
             self.append_to_logs(&checkpoint).await?;
             return Ok(Some(checkpoint));
         }
@@ -421,8 +422,11 @@ impl Auditor {
     }
 
     /// What `deskgate audit verify` checks besides the key, as this running auditor sees it:
-    /// the checkpoints of its first checkpoint log, and the bound on the unsigned end at `now`.
+    /// the checkpoints of its first checkpoint log and of the database, read while no
+    /// checkpoint is being signed (one stored in the database and not yet in the log is not
+    /// a cut log), and the bound on the unsigned end at `now`.
     pub async fn verify_options(&self, now: Timestamp) -> Result<VerifyOptions, AuditError> {
+        let _signing = self.last.lock().await;
         let logged = match self.logs.first() {
             Some(log) => {
                 let log = log.clone();
@@ -432,9 +436,11 @@ impl Auditor {
             }
             None => None,
         };
+        let checkpoints = Some(self.store.audit_checkpoints().await?);
         let max_age_ms = i64::try_from(unsigned_max_age().as_millis()).unwrap_or(i64::MAX);
         Ok(VerifyOptions {
             logged,
+            checkpoints,
             freshness: Some(recorder::audit::Freshness {
                 now: now.0,
                 max_age_ms,
@@ -486,6 +492,9 @@ impl AuditSource for crate::store::sqlite::AuditReader {
 pub struct VerifyOptions {
     /// Checkpoints read from the checkpoint log (`None`: no log file exists).
     pub logged: Option<Vec<AuditCheckpoint>>,
+    /// The database's checkpoints, when read together with `logged`; `None`: read them from
+    /// the store being verified.
+    pub checkpoints: Option<Vec<AuditCheckpoint>>,
     /// The bound on the unsigned end of the log; `None` skips that check.
     pub freshness: Option<recorder::audit::Freshness>,
 }
@@ -505,7 +514,10 @@ pub async fn verify_store<S: AuditSource + ?Sized>(
     options: VerifyOptions,
 ) -> Result<Result<recorder::audit::Verified, recorder::audit::Broken>, StoreError> {
     use recorder::audit::{Anchors, Broken, Verifier};
-    let in_db = store.checkpoints().await?;
+    let in_db = match options.checkpoints {
+        Some(read) => read,
+        None => store.checkpoints().await?,
+    };
     let anchors = match options.logged {
         Some(logged) => match Anchors::join(in_db, logged) {
             Ok(a) => a,

@@ -534,6 +534,7 @@ async fn audit(cmd: AuditCommand) -> anyhow::Result<()> {
             let max_age = i64::try_from(log::unsigned_max_age().as_millis()).unwrap_or(i64::MAX);
             let options = log::VerifyOptions {
                 logged,
+                checkpoints: None,
                 freshness: Some(recorder::audit::Freshness {
                     now: SystemClock.now().0,
                     max_age_ms: max_age,

@@ -316,3 +316,46 @@ async fn step_up_outcomes_are_counted_on_metrics() {
     assert_eq!(r["code"], "locked", "{r}");
     assert_eq!(verifications(&app.metrics().await), want);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_checkpoint_being_signed_is_not_taken_for_a_cut_checkpoint_log() {
+    // A checkpoint after every entry, and every status check is itself an entry, so checks
+    // and signing overlap all the time. A checkpoint stored in the database and not yet
+    // appended to the checkpoint log is one being signed: no check may call the log cut.
+    // (With a checkpoint after every entry, the bound on unsigned entries can also flag the
+    // entries of writers running beside a check; that is not what this test is about.)
+    let app = TestApp::builder()
+        .config(|c| c.audit.checkpoint_every = 1)
+        .start()
+        .await;
+    let admin = app.admin().await;
+    let checks = |n: usize| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            let mut problems = Vec::new();
+            for _ in 0..n {
+                let s = chain(app, admin).await;
+                problems.push(s["problem"].as_str().unwrap_or_default().to_string());
+            }
+            problems
+        }
+    };
+    let reads = async {
+        for _ in 0..60 {
+            let (status, _) = app.get("/api/audit?limit=1", Some(&admin.token)).await;
+            assert_eq!(status, 200);
+        }
+    };
+    let (a, b, c, ()) = tokio::join!(checks(30), checks(30), checks(30), reads);
+    let cut: Vec<String> = [a, b, c]
+        .into_iter()
+        .flatten()
+        .filter(|p| p.contains("missing from the checkpoint log"))
+        .collect();
+    assert!(
+        cut.is_empty(),
+        "{} of 90 checks: {:?}",
+        cut.len(),
+        cut.first()
+    );
+}
