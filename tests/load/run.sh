@@ -29,6 +29,8 @@
 #   CALLS_ELSEWHERE=0 (1, with NODES >= 2: each agent's leg goes to another node than its call's
 #                     phone leg, which relays it to the node holding the call)
 #   LOAD_THREADS=1 (generator worker threads)  GATEWAY_FLAGS="" (added to `deskgate serve`)
+#   GATEWAY_LOG=warn (the gateway's log filter; each run's log is kept as OUT/<run>-server.log, e.g.
+#                     GATEWAY_LOG=warn,deskgate::store::sqlite=debug times every restart checkpoint)
 #   BASELINE=1 also runs the same scenarios against the bare relay (`deskgate-load relay`)
 #   NODES=0 (n >= 1: a cluster of n gateway nodes on ports PORT, PORT+1, … sharing a fresh
 #            PostgreSQL database on 127.0.0.1:5432 and a redis-server of its own on PORT+500;
@@ -70,6 +72,8 @@ CALLS_DRAIN=${CALLS_DRAIN:-30}
 CALLS_ELSEWHERE=${CALLS_ELSEWHERE:-0}
 LOAD_THREADS=${LOAD_THREADS:-1}
 GATEWAY_FLAGS=${GATEWAY_FLAGS:-}
+GATEWAY_LOG=${GATEWAY_LOG:-warn}
+RUN_NAME=
 BASELINE=${BASELINE:-0}
 GATEWAY_BIN=${GATEWAY_BIN:-}
 LOAD_BIN=${LOAD_BIN:-}
@@ -151,7 +155,15 @@ stop_server() {
     fi
     DATABASE=
     SERVER_PID=
-    if [ -n "$DATA" ]; then rm -rf "$DATA"; fi
+    if [ -n "$DATA" ]; then
+        # The run's server logs (server.log, node-<n>.log) are kept beside its JSON.
+        if [ -n "$RUN_NAME" ]; then
+            for log in "$DATA"/server.log "$DATA"/node-*.log; do
+                if [ -f "$log" ]; then cp "$log" "$OUT/$RUN_NAME-$(basename "$log")"; fi
+            done
+        fi
+        rm -rf "$DATA"
+    fi
     DATA=
 }
 trap stop_server EXIT
@@ -204,7 +216,7 @@ start_cluster() {
         env DESKGATE_DATABASE_URL="$url" DESKGATE_REDIS_URL="redis://127.0.0.1:$redis_port" \
             ${bus_urls:+DESKGATE_BUS_REDIS_URLS="$bus_urls"} \
             "$GATEWAY" serve --data "$DATA" --listen "127.0.0.1:$((PORT + n))" --auto-assign \
-            --rate-per-sec 1000 --rate-burst 1000 --rate-limits false --log warn $GATEWAY_FLAGS \
+            --rate-per-sec 1000 --rate-burst 1000 --rate-limits false --log "$GATEWAY_LOG" $GATEWAY_FLAGS \
             >"$DATA/node-$n.log" 2>&1 &
         NODE_PIDS+=($!)
         wait_listening $((PORT + n)) "$!" "$DATA/node-$n.log"
@@ -236,7 +248,7 @@ start_gateway() {
     fi
     # shellcheck disable=SC2206  # GATEWAY_FLAGS is a list of flags
     local serve=(serve --data "$DATA" --listen "127.0.0.1:$PORT" --auto-assign
-        --rate-per-sec 1000 --rate-burst 1000 --rate-limits false --log warn $GATEWAY_FLAGS)
+        --rate-per-sec 1000 --rate-burst 1000 --rate-limits false --log "$GATEWAY_LOG" $GATEWAY_FLAGS)
     if [ "$SCENARIO" = restart ]; then
         # The generator kills this gateway in the window; like systemd's Restart=on-failure,
         # it is started again at once on the same data dir and port. After the restart the
@@ -358,7 +370,9 @@ for run in $(seq 1 "$RUNS"); do
             if [ "$server" = relay ] && [[ $scenario == calls@* || $scenario == restart ]]; then continue; fi
             if [ "$server" = relay ]; then start_relay; else start_gateway; fi
             run_scenario "$server" "$scenario" "$run"
+            RUN_NAME=$server-$scenario-$run
             stop_server
+            RUN_NAME=
         done
     done
 done

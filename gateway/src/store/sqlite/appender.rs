@@ -12,7 +12,7 @@
 //! Should that `INSERT` skip a row after all, the transaction is rolled back and the batch
 //! written again one append at a time, each statement checking its own.
 
-use super::{insert_sealed, is_unique_violation, restart_log, seal_message, RestartDue};
+use super::{insert_sealed, is_unique_violation, seal_message};
 use crate::store::appender::{Appender, Job, Outcome, Target, WriteBatch};
 use crate::store::rules::{seal_batch, Found};
 use crate::store::{StoreError, StoreResult};
@@ -21,30 +21,20 @@ use serde::Serialize;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{Row, SqliteConnection};
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 struct Batches {
     writer: SqlitePool,
     vault: Arc<Vault>,
-    /// The checkpointer's request that the log start over, run before the next batch.
-    restart: RestartDue,
 }
 
 /// Starts the appender on the writer connection.
-pub(super) fn start(writer: SqlitePool, vault: Arc<Vault>, restart: RestartDue) -> Appender {
-    Appender::start(Batches {
-        writer,
-        vault,
-        restart,
-    })
+pub(super) fn start(writer: SqlitePool, vault: Arc<Vault>) -> Appender {
+    Appender::start(Batches { writer, vault })
 }
 
 impl WriteBatch for Batches {
     async fn write(&self, jobs: &[Job]) -> StoreResult<Vec<Outcome>> {
-        if self.restart.swap(false, Ordering::AcqRel) {
-            restart_log(&self.writer).await;
-        }
         match write(&self.writer, &self.vault, jobs).await? {
             Some(out) => Ok(out),
             None => write_each(&self.writer, &self.vault, jobs).await,

@@ -40,25 +40,46 @@ pub struct SqliteStore {
     _stop_checkpoints: DropGuard,
 }
 
-/// How often the write-ahead log is copied back into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
-/// Size of the write-ahead log past which the next checkpoint makes it start over.
+/// When the write-ahead log is copied back into the database file, and when it starts over.
+#[derive(Clone, Copy)]
+struct Checkpoints {
+    /// How often the log is copied back.
+    every: Duration,
+    /// Size of the log past which the next checkpoint makes it start over.
+    restart_bytes: u64,
+}
+
+const CHECKPOINTS: Checkpoints = Checkpoints {
+    every: Duration::from_secs(1),
+    restart_bytes: WAL_RESTART_BYTES,
+};
 const WAL_RESTART_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Set by the checkpointer when the write-ahead log should start over; taken by the writer.
-pub(super) type RestartDue = Arc<AtomicBool>;
+type RestartDue = Arc<AtomicBool>;
 
 /// Copies committed pages from the WAL into the database beside the writer.
 ///
 /// A passive checkpoint never blocks the writer, but under constant writes it never lets the
 /// log start over either, so the file would grow without end. Once the log passes
-/// [`WAL_RESTART_BYTES`] it has to start over, which takes a restart checkpoint: a moment with
-/// no writer. Run from this connection, it would make the writer meet a busy lock and sleep in
-/// SQLite's busy handler, whose back-off (1, 2, 5, 10, 15, 20 … ms) outlasts the pause itself.
-/// So it is handed to the writer ([`RestartDue`]), which runs it between two batches and waits
-/// only as long as the checkpoint takes. Should the writer not take it by the next tick (no
-/// appends are coming), it is run here.
-async fn checkpointer(pool: SqlitePool, restart: RestartDue, stop: CancellationToken) {
+/// [`Checkpoints::restart_bytes`] it has to start over, which takes a restart checkpoint: a
+/// moment with no writer. Run from this connection, it would make the writer meet a busy lock
+/// and sleep in SQLite's busy handler, whose back-off (1, 2, 5, 10, 15, 20 … ms) outlasts the
+/// pause itself. So it is handed to the writer ([`RestartDue`]), which runs it between two
+/// transactions and waits only as long as the checkpoint takes. Should the writer not take it
+/// by the next tick (nothing is being written), it is run here.
+///
+/// What the writer waits for is the copying of every frame committed since the last passive
+/// pass began, and a sync of each file. A pass over a full log takes tens of milliseconds, in
+/// which the writer commits hundreds of frames more, so before the hand-over passes follow one
+/// another ([`catch_up`]), each copying what came during the one before, until one finds
+/// little new.
+async fn checkpointer(
+    pool: SqlitePool,
+    restart: RestartDue,
+    stop: CancellationToken,
+    bounds: Checkpoints,
+) {
     let page_size = match sqlx::query_scalar::<_, i64>("PRAGMA page_size")
         .fetch_one(&pool)
         .await
@@ -69,7 +90,7 @@ async fn checkpointer(pool: SqlitePool, restart: RestartDue, stop: CancellationT
             4096
         }
     };
-    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    let mut tick = tokio::time::interval(bounds.every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -80,21 +101,69 @@ async fn checkpointer(pool: SqlitePool, restart: RestartDue, stop: CancellationT
             restart_log(&pool).await;
             continue;
         }
-        // The log's length in frames: its file keeps its size when it starts over, so only
-        // the frames written since tell how far it has grown.
-        let frames = match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
-            .fetch_one(&pool)
-            .await
-        {
-            Ok((_busy, frames, _copied)) => frames,
-            Err(e) => {
-                tracing::warn!(error = %e, "checkpoint failed");
-                continue;
-            }
+        let Some(frames) = passive(&pool).await else {
+            continue;
         };
-        // Right after a passive pass little is left to copy, so the writer's pause is short.
-        if wal_bytes(frames, page_size) > WAL_RESTART_BYTES {
+        if wal_bytes(frames, page_size) > bounds.restart_bytes
+            && wal_bytes(catch_up(&pool, frames).await, page_size) > bounds.restart_bytes
+        {
             restart.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// Passes run back to back before a restart is handed to the writer, at most.
+const CATCH_UP_PASSES: usize = 8;
+/// A pass that found at most this many frames beyond the pass before it has left the writer
+/// a batch or two to copy.
+const CAUGHT_UP_FRAMES: i64 = 32;
+
+/// Passive passes after one that found `frames` in the log, each copying what the writer
+/// committed during the one before, until one finds at most [`CAUGHT_UP_FRAMES`] more; the
+/// log's length after the last. A pass that copies the whole log with no commit beside it
+/// lets the writer's next transaction start the log over by itself (SQLite does when a write
+/// begins with every frame copied and no reader in the log); a pass that finds the log shorter
+/// than before has seen that, and no restart is needed.
+async fn catch_up(pool: &SqlitePool, mut frames: i64) -> i64 {
+    for pass in 1..=CATCH_UP_PASSES {
+        let Some(now) = passive(pool).await else {
+            break;
+        };
+        let written = now - frames;
+        frames = now;
+        if written < 0 {
+            tracing::debug!(passes = pass, "the log started over by itself");
+            break;
+        }
+        if written <= CAUGHT_UP_FRAMES || pass == CATCH_UP_PASSES {
+            tracing::debug!(passes = pass, written, "the log caught up");
+            break;
+        }
+    }
+    frames
+}
+
+/// One passive checkpoint; the log's length in frames. The log's file keeps its size when it
+/// starts over, so only the frames written since tell how far it has grown.
+async fn passive(pool: &SqlitePool) -> Option<i64> {
+    let started = std::time::Instant::now();
+    match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(pool)
+        .await
+    {
+        Ok((busy, frames, copied)) => {
+            tracing::trace!(
+                busy = busy != 0,
+                frames,
+                copied,
+                micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                "passive checkpoint"
+            );
+            Some(frames)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "checkpoint failed");
+            None
         }
     }
 }
@@ -105,14 +174,38 @@ fn wal_bytes(frames: i64, page_size: u64) -> u64 {
     32 + u64::try_from(frames).unwrap_or(0) * (24 + page_size)
 }
 
+/// The writer's pool: one connection, which runs the restart `due` asks for as it leaves the
+/// pool, before the transaction it is taken for.
+fn writer_pool(due: RestartDue) -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .before_acquire(move |conn, _| {
+            let due = due.clone();
+            Box::pin(async move {
+                if due.swap(false, Ordering::AcqRel) {
+                    restart_log(conn).await;
+                }
+                Ok(true)
+            })
+        })
+}
+
 /// Copies what is left of the log into the database and makes the next commit write from the
-/// log's start again.
-pub(super) async fn restart_log<'c>(conn: impl sqlx::SqliteExecutor<'c>) {
-    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
-        .execute(conn)
+/// log's start again. Logged at debug with the time it took, and `busy` when a reader still
+/// held part of the log, so that it could not start over.
+async fn restart_log<'c>(conn: impl sqlx::SqliteExecutor<'c>) {
+    let started = std::time::Instant::now();
+    match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(RESTART)")
+        .fetch_one(conn)
         .await
     {
-        tracing::warn!(error = %e, "checkpoint failed");
+        Ok((busy, frames, _copied)) => tracing::debug!(
+            busy = busy != 0,
+            frames,
+            micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "restart checkpoint"
+        ),
+        Err(e) => tracing::warn!(error = %e, "checkpoint failed"),
     }
 }
 
@@ -143,9 +236,11 @@ impl SqliteStore {
             .foreign_keys(true)
             .pragma("journal_size_limit", (WAL_RESTART_BYTES * 2).to_string());
         // The writer never checkpoints: a checkpoint syncs the database file, and done inside a
-        // commit it would stall every message behind it. `checkpointer` does it beside.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
+        // commit it would stall every message behind it. `checkpointer` does it beside, and
+        // hands the writer only the restart, which the connection runs as it leaves its pool:
+        // between two transactions, whichever of the appender or another write takes it next.
+        let restart = RestartDue::default();
+        let writer = writer_pool(restart.clone())
             .acquire_timeout(busy_timeout + Duration::from_secs(5))
             .connect_with(
                 base.clone()
@@ -162,14 +257,18 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(base.clone().read_only(true))
             .await?;
-        let restart = RestartDue::default();
-        let appender = appender::start(writer.clone(), vault.clone(), restart.clone());
+        let appender = appender::start(writer.clone(), vault.clone());
         let checkpoints = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(base)
             .await?;
         let stop = CancellationToken::new();
-        tokio::spawn(checkpointer(checkpoints, restart, stop.clone()));
+        tokio::spawn(checkpointer(
+            checkpoints,
+            restart,
+            stop.clone(),
+            CHECKPOINTS,
+        ));
         Ok(SqliteStore {
             vault,
             writer,
@@ -1420,4 +1519,95 @@ async fn ticket_of_conversation(
         .await?
         .ok_or(StoreError::NotFound)?;
     ticket_from_row(vault, &row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database in WAL mode with a table of page-sized rows: the writer's pool as the store
+    /// builds it, with the restart flag it takes, and a connection for checkpoints.
+    async fn log_db(dir: &Path) -> (SqlitePool, RestartDue, SqlitePool) {
+        let base = SqliteConnectOptions::new()
+            .filename(dir.join("log.db"))
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal);
+        let restart = RestartDue::default();
+        let writer = writer_pool(restart.clone())
+            .connect_with(
+                base.clone()
+                    .create_if_missing(true)
+                    .pragma("wal_autocheckpoint", "0"),
+            )
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE pages (id INTEGER PRIMARY KEY, fill BLOB NOT NULL)")
+            .execute(&writer)
+            .await
+            .unwrap();
+        let checkpoints = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(base)
+            .await
+            .unwrap();
+        (writer, restart, checkpoints)
+    }
+
+    /// One commit that changes a page or two.
+    async fn commit(writer: &SqlitePool, i: i64) {
+        sqlx::query("INSERT OR REPLACE INTO pages (id, fill) VALUES (?, zeroblob(3500))")
+            .bind(i % 64)
+            .execute(writer)
+            .await
+            .unwrap_or_else(|e| panic!("commit {i}: {e}"));
+    }
+
+    #[tokio::test]
+    async fn a_restart_asked_for_runs_before_the_writers_next_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, restart, checkpoints) = log_db(dir.path()).await;
+        for i in 0..100 {
+            commit(&writer, i).await;
+        }
+        let long = passive(&checkpoints).await.unwrap();
+        assert!(long >= 100, "{long} frames after 100 commits");
+
+        restart.store(true, Ordering::Release);
+        commit(&writer, 100).await;
+        assert!(
+            !restart.load(Ordering::Acquire),
+            "the writer left the restart"
+        );
+        // The commit after the restart wrote from the log's start.
+        let after = passive(&checkpoints).await.unwrap();
+        assert!(
+            after < 10,
+            "{after} frames after the restart, {long} before"
+        );
+    }
+
+    /// A writer that commits without pause: the checkpointer, catching up before each
+    /// hand-over, keeps the log's file near its bound, where without a restart it would hold
+    /// every frame written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn constant_commits_leave_the_log_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, restart, checkpoints) = log_db(dir.path()).await;
+        let stop = CancellationToken::new();
+        let bounds = Checkpoints {
+            every: Duration::from_millis(20),
+            restart_bytes: 256 * 1024,
+        };
+        let checking = tokio::spawn(checkpointer(checkpoints, restart, stop.clone(), bounds));
+        // 4,096 commits back to back: some 30 MiB of log.
+        for i in 0..4096 {
+            commit(&writer, i).await;
+        }
+        stop.cancel();
+        checking.await.unwrap();
+        let wal = std::fs::metadata(dir.path().join("log.db-wal"))
+            .unwrap()
+            .len();
+        assert!(wal < 4 * 1024 * 1024, "the log's file grew to {wal} bytes");
+    }
 }
