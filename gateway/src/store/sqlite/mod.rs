@@ -239,13 +239,17 @@ impl SqliteStore {
         // commit it would stall every message behind it. `checkpointer` does it beside, and
         // hands the writer only the restart, which the connection runs as it leaves its pool:
         // between two transactions, whichever of the appender or another write takes it next.
+        // Its page cache holds 64 MiB (SQLite's default is 2 MiB): with thousands of open
+        // conversations each batch lands on leaves all over `messages` and `messages_client`,
+        // and a leaf not cached is read back from the log or the file.
         let restart = RestartDue::default();
         let writer = writer_pool(restart.clone())
             .acquire_timeout(busy_timeout + Duration::from_secs(5))
             .connect_with(
                 base.clone()
                     .create_if_missing(true)
-                    .pragma("wal_autocheckpoint", "0"),
+                    .pragma("wal_autocheckpoint", "0")
+                    .pragma("cache_size", "-65536"),
             )
             .await?;
         sqlx::migrate!("./migrations/sqlite")
