@@ -180,9 +180,9 @@ fn writer_pool(due: RestartDue) -> SqlitePoolOptions {
     SqlitePoolOptions::new()
         .max_connections(1)
         .before_acquire(move |conn, _| {
-            let due = due.clone();
+            let due = due.swap(false, Ordering::AcqRel);
             Box::pin(async move {
-                if due.swap(false, Ordering::AcqRel) {
+                if due {
                     restart_log(conn).await;
                 }
                 Ok(true)
